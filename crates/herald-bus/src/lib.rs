@@ -1,0 +1,195 @@
+//! Herald's JetStream topology.
+//!
+//! This is the only crate that knows stream names, subjects, durable consumer
+//! names and message header names. Services ask it for a subject or a
+//! consumer and never spell one themselves, so the table in ARCHITECTURE.md
+//! and the code cannot drift apart.
+//!
+//! Setup is idempotent: [`Bus::connect`] followed by [`Bus::ensure_streams`]
+//! creates every stream, or updates it to the configured limits, on every
+//! start of every service.
+
+mod config;
+mod error;
+pub mod headers;
+mod topology;
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer::PullConsumer, context::PublishAckFuture};
+use bytes::Bytes;
+
+pub use crate::config::BusConfig;
+pub use crate::error::BusError;
+pub use crate::topology::{ConsumerRole, Topology};
+pub use async_nats;
+
+/// The oldest NATS server Herald runs against: 2.10 brought the stream and
+/// consumer features (multiple filter subjects, create-or-update actions) the
+/// topology relies on.
+pub const MINIMUM_SERVER_VERSION: (u64, u64) = (2, 10);
+
+/// A connection to NATS with JetStream, and the topology it serves.
+#[derive(Clone, Debug)]
+pub struct Bus {
+    client: async_nats::Client,
+    jetstream: jetstream::Context,
+    topology: Topology,
+    config: BusConfig,
+}
+
+impl Bus {
+    /// Connects, failing fast (within `connect_timeout`) when the server is
+    /// unreachable, and refuses servers older than [`MINIMUM_SERVER_VERSION`].
+    pub async fn connect(config: &BusConfig, client_name: &str) -> Result<Bus, BusError> {
+        let topology = Topology::new(&config.namespace, config.job_partitions)?;
+        let client = async_nats::ConnectOptions::new()
+            .name(client_name)
+            .connection_timeout(config.connect_timeout)
+            .connect(config.url.as_str())
+            .await
+            .map_err(|source| BusError::Connect {
+                url: config.url.clone(),
+                source,
+            })?;
+        let version = client.server_info().version;
+        if !version_at_least(&version, MINIMUM_SERVER_VERSION) {
+            return Err(BusError::ServerTooOld {
+                url: config.url.clone(),
+                version,
+            });
+        }
+        let jetstream = jetstream::new(client.clone());
+        Ok(Bus {
+            client,
+            jetstream,
+            topology,
+            config: config.clone(),
+        })
+    }
+
+    /// Creates every stream, or updates an existing one to the configured
+    /// limits. Safe to run concurrently from every service on every start.
+    pub async fn ensure_streams(&self) -> Result<(), BusError> {
+        for stream in self.topology.stream_configs(&self.config) {
+            let name = stream.name.clone();
+            self.jetstream
+                .create_or_update_stream(stream)
+                .await
+                .map_err(|source| BusError::Stream {
+                    stream: name,
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Creates (or updates) the durable pull consumer a role reads from.
+    pub async fn consumer(&self, role: ConsumerRole) -> Result<PullConsumer, BusError> {
+        let stream_name = self.topology.consumer_stream(role);
+        let consumer_config = self.topology.consumer_config(role);
+        let consumer_name = consumer_config.durable_name.clone().unwrap_or_default();
+        let stream = self
+            .jetstream
+            .get_stream(&stream_name)
+            .await
+            .map_err(|source| BusError::GetStream {
+                stream: stream_name.clone(),
+                source,
+            })?;
+        stream
+            .create_consumer(consumer_config)
+            .await
+            .map_err(|source| BusError::Consumer {
+                stream: stream_name,
+                consumer: consumer_name,
+                source,
+            })
+    }
+
+    /// Publishes with `Nats-Msg-Id` set, so a retried publish inside the
+    /// stream's duplicate window is stored once. The returned future resolves
+    /// to JetStream's acknowledgement; awaiting many of them together
+    /// pipelines publishes.
+    pub async fn publish(
+        &self,
+        subject: String,
+        message_id: &str,
+        mut headers: async_nats::HeaderMap,
+        payload: Bytes,
+    ) -> Result<PublishAckFuture, BusError> {
+        headers.insert(headers::MESSAGE_ID, message_id);
+        self.jetstream
+            .publish_with_headers(subject.clone(), headers, payload)
+            .await
+            .map_err(|source| BusError::Publish { subject, source })
+    }
+
+    /// Answers whether NATS and JetStream respond now; used by readiness.
+    pub async fn ping(&self, timeout: Duration) -> Result<(), BusError> {
+        let check = async {
+            self.client
+                .flush()
+                .await
+                .map_err(|error| BusError::Unavailable(error.to_string()))?;
+            self.jetstream
+                .query_account()
+                .await
+                .map_err(|error| BusError::Unavailable(error.to_string()))?;
+            Ok(())
+        };
+        tokio::time::timeout(timeout, check)
+            .await
+            .map_err(|_| BusError::Unavailable(format!("no answer within {timeout:?}")))?
+    }
+
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    pub fn jetstream(&self) -> &jetstream::Context {
+        &self.jetstream
+    }
+
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
+    /// The server's version string, e.g. `2.15.1`.
+    pub fn server_version(&self) -> String {
+        self.client.server_info().version
+    }
+}
+
+fn version_at_least(version: &str, (major, minor): (u64, u64)) -> bool {
+    let mut parts = version
+        .trim_start_matches('v')
+        .split(['.', '-'])
+        .map(|part| part.parse::<u64>().ok());
+    match (parts.next().flatten(), parts.next().flatten()) {
+        (Some(found_major), Some(found_minor)) => (found_major, found_minor) >= (major, minor),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::version_at_least;
+
+    #[test]
+    fn server_versions_are_compared_numerically() {
+        for (version, expected) in [
+            ("2.10.0", true),
+            ("2.15.1", true),
+            ("v2.11.3", true),
+            ("3.0.0", true),
+            ("2.9.10", false),
+            ("2.2.0", false),
+            ("2.10.0-beta.1", true),
+            ("", false),
+            ("garbage", false),
+        ] {
+            assert_eq!(version_at_least(version, (2, 10)), expected, "{version}");
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! herald-bus against a real nats-server.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use herald_bus::{Bus, BusConfig, ConsumerRole, async_nats};
+use herald_core::{catalog::EventType, channel::Channel, id::TenantId};
+use herald_testkit::{NatsServer, free_port};
+
+fn config(nats: &NatsServer, namespace: &str) -> BusConfig {
+    BusConfig {
+        namespace: namespace.to_owned(),
+        ..BusConfig::for_url(nats.url())
+    }
+}
+
+#[tokio::test]
+async fn setup_creates_every_stream_and_is_idempotent() {
+    let nats = NatsServer::start();
+    let bus = Bus::connect(&config(&nats, "herald"), "test")
+        .await
+        .unwrap();
+    bus.ensure_streams().await.unwrap();
+    bus.ensure_streams().await.unwrap();
+
+    let mut names: Vec<String> = bus
+        .jetstream()
+        .stream_names()
+        .map(|name| name.unwrap())
+        .collect()
+        .await;
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "HERALD_ATTEMPTS",
+            "HERALD_DEAD",
+            "HERALD_EVENTS",
+            "HERALD_JOBS"
+        ]
+    );
+
+    let mut events = bus.jetstream().get_stream("HERALD_EVENTS").await.unwrap();
+    let info = events.info().await.unwrap();
+    assert_eq!(info.config.max_age, Duration::from_secs(7 * 24 * 3600));
+    assert_eq!(info.config.duplicate_window, Duration::from_secs(3600));
+    assert_eq!(info.config.subjects, ["herald.events.>"]);
+    let mut jobs = bus.jetstream().get_stream("HERALD_JOBS").await.unwrap();
+    assert_eq!(
+        jobs.info().await.unwrap().config.retention,
+        async_nats::jetstream::stream::RetentionPolicy::WorkQueue
+    );
+}
+
+#[tokio::test]
+async fn a_restart_with_new_limits_updates_the_streams() {
+    let nats = NatsServer::start();
+    let bus = Bus::connect(&config(&nats, "herald"), "test")
+        .await
+        .unwrap();
+    bus.ensure_streams().await.unwrap();
+
+    let changed = BusConfig {
+        event_retention: Duration::from_secs(3 * 24 * 3600),
+        duplicate_window: Duration::from_secs(600),
+        ..config(&nats, "herald")
+    };
+    let bus = Bus::connect(&changed, "test").await.unwrap();
+    bus.ensure_streams().await.unwrap();
+    let mut events = bus.jetstream().get_stream("HERALD_EVENTS").await.unwrap();
+    let info = events.info().await.unwrap();
+    assert_eq!(info.config.max_age, Duration::from_secs(3 * 24 * 3600));
+    assert_eq!(info.config.duplicate_window, Duration::from_secs(600));
+}
+
+#[tokio::test]
+async fn a_repeated_message_id_is_stored_once() {
+    let nats = NatsServer::start();
+    let bus = Bus::connect(&config(&nats, "herald"), "test")
+        .await
+        .unwrap();
+    bus.ensure_streams().await.unwrap();
+    let subject = bus.topology().event_subject(
+        &TenantId::generate(),
+        Channel::Waba,
+        &EventType::parse("message.received").unwrap(),
+    );
+    let mut duplicates = Vec::new();
+    for _ in 0..3 {
+        let ack = bus
+            .publish(
+                subject.clone(),
+                "wamid.HBgL:received",
+                async_nats::HeaderMap::new(),
+                Bytes::from_static(b"{}"),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        duplicates.push(ack.duplicate);
+    }
+    assert_eq!(duplicates, [false, true, true]);
+    let mut events = bus.jetstream().get_stream("HERALD_EVENTS").await.unwrap();
+    assert_eq!(events.info().await.unwrap().state.messages, 1);
+}
+
+#[tokio::test]
+async fn consumers_are_durable_and_shared_by_replicas() {
+    let nats = NatsServer::start();
+    let bus = Bus::connect(&config(&nats, "herald"), "test")
+        .await
+        .unwrap();
+    bus.ensure_streams().await.unwrap();
+    for role in [
+        ConsumerRole::Fanout,
+        ConsumerRole::Delivery,
+        ConsumerRole::AttemptWriter,
+    ] {
+        let mut first = bus.consumer(role).await.unwrap();
+        let mut second = bus.consumer(role).await.unwrap();
+        let first_info = first.info().await.unwrap().clone();
+        let second_info = second.info().await.unwrap().clone();
+        assert_eq!(first_info.name, role.durable_name());
+        assert_eq!(first_info.name, second_info.name);
+        assert_eq!(first_info.stream_name, second_info.stream_name);
+    }
+}
+
+#[tokio::test]
+async fn namespaces_isolate_installations_on_one_server() {
+    let nats = NatsServer::start();
+    let one = Bus::connect(&config(&nats, "one"), "test").await.unwrap();
+    let two = Bus::connect(&config(&nats, "two"), "test").await.unwrap();
+    one.ensure_streams().await.unwrap();
+    two.ensure_streams().await.unwrap();
+    let tenant = TenantId::generate();
+    let event_type = EventType::parse("contact.created").unwrap();
+    one.publish(
+        one.topology()
+            .event_subject(&tenant, Channel::Internal, &event_type),
+        "a",
+        async_nats::HeaderMap::new(),
+        Bytes::from_static(b"{}"),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+    let mut one_events = one.jetstream().get_stream("ONE_EVENTS").await.unwrap();
+    let mut two_events = two.jetstream().get_stream("TWO_EVENTS").await.unwrap();
+    assert_eq!(one_events.info().await.unwrap().state.messages, 1);
+    assert_eq!(two_events.info().await.unwrap().state.messages, 0);
+}
+
+#[tokio::test]
+async fn ping_follows_the_server() {
+    let mut nats = NatsServer::start();
+    let bus = Bus::connect(&config(&nats, "herald"), "test")
+        .await
+        .unwrap();
+    bus.ensure_streams().await.unwrap();
+    bus.ping(Duration::from_secs(2)).await.unwrap();
+    nats.stop();
+    assert!(bus.ping(Duration::from_secs(1)).await.is_err());
+    nats.restart();
+    let mut answered = false;
+    for _ in 0..100 {
+        if bus.ping(Duration::from_secs(1)).await.is_ok() {
+            answered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        answered,
+        "the client reconnected after the server came back"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_server_fails_fast_naming_the_url() {
+    let url = format!("nats://127.0.0.1:{}", free_port());
+    let config = BusConfig {
+        connect_timeout: Duration::from_secs(1),
+        ..BusConfig::for_url(url.clone())
+    };
+    let error = Bus::connect(&config, "test").await.unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with(&format!("cannot connect to NATS at {url}")),
+        "{error}"
+    );
+}

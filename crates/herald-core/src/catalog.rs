@@ -1,0 +1,519 @@
+//! Event type names and the catalog of built-in types.
+//!
+//! An event type is a dot-separated lowercase name such as
+//! `message.received`. Design decisions:
+//! - The name is validated once, when an [`EventType`] is built, so code holding
+//!   one never re-checks it, and its characters (`a-z`, `0-9`, `_`, `.`) are
+//!   safe to put unescaped in JSON, HTTP headers and NATS subjects.
+//! - [`EventType`] is an `Arc<str>`: subscriptions, the index and every event
+//!   carry one, and cloning must not allocate.
+//! - The catalog is a static table, not an enum: custom types (any valid name
+//!   that is not in the catalog) travel through exactly the same code paths,
+//!   and adding a catalog type is a one-line change.
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use serde::de::{self, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::excerpt::excerpt;
+
+/// Longest event type name accepted, in bytes (names are ASCII).
+pub const MAX_EVENT_TYPE_LEN: usize = 100;
+/// Fewest dot-separated segments: a namespace and an action.
+pub const MIN_EVENT_TYPE_SEGMENTS: usize = 2;
+/// Most dot-separated segments.
+pub const MAX_EVENT_TYPE_SEGMENTS: usize = 8;
+
+/// One built-in event type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CatalogEntry {
+    /// The event type name.
+    pub name: &'static str,
+    /// One sentence saying when the event is emitted, shown to customers.
+    pub description: &'static str,
+}
+
+/// The built-in event types, in the order the dashboard lists them.
+pub const CATALOG: &[CatalogEntry] = &[
+    CatalogEntry {
+        name: "message.received",
+        description: "A contact sent a message to one of your devices.",
+    },
+    CatalogEntry {
+        name: "message.sent",
+        description: "A message from one of your devices was accepted by the channel.",
+    },
+    CatalogEntry {
+        name: "message.delivered",
+        description: "A message you sent reached the contact's phone.",
+    },
+    CatalogEntry {
+        name: "message.read",
+        description: "The contact opened a message you sent.",
+    },
+    CatalogEntry {
+        name: "message.failed",
+        description: "A message you sent could not be delivered to the contact.",
+    },
+    CatalogEntry {
+        name: "form.submitted",
+        description: "A contact completed and submitted a form.",
+    },
+    CatalogEntry {
+        name: "conversation.opened",
+        description: "A new conversation with a contact was opened.",
+    },
+    CatalogEntry {
+        name: "conversation.resolved",
+        description: "A conversation with a contact was marked as resolved.",
+    },
+    CatalogEntry {
+        name: "contact.created",
+        description: "A new contact was added to your organization.",
+    },
+    CatalogEntry {
+        name: "contact.updated",
+        description: "A contact's details were changed.",
+    },
+    CatalogEntry {
+        name: "contact.opted_out",
+        description: "A contact asked to stop receiving messages from you.",
+    },
+    CatalogEntry {
+        name: "broadcast.completed",
+        description: "A broadcast finished sending to all of its recipients.",
+    },
+    CatalogEntry {
+        name: "payment.completed",
+        description: "A contact completed a payment.",
+    },
+    CatalogEntry {
+        name: ENDPOINT_DISABLED,
+        description: "Herald disabled one of your webhook endpoints after repeated failures.",
+    },
+];
+
+/// The operational event type Herald itself emits when it auto-disables an
+/// endpoint.
+const ENDPOINT_DISABLED: &str = "endpoint.disabled";
+
+/// Why an event type name was refused. Every message quotes (an excerpt of) the
+/// name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventTypeError {
+    /// The name is longer than [`MAX_EVENT_TYPE_LEN`].
+    #[error(
+        "event type {value:?} is invalid: it is {length} bytes long, the limit is \
+         {MAX_EVENT_TYPE_LEN}"
+    )]
+    TooLong {
+        /// Excerpt of the refused name.
+        value: String,
+        /// Its length in bytes.
+        length: usize,
+    },
+    /// Fewer than [`MIN_EVENT_TYPE_SEGMENTS`] segments.
+    #[error(
+        "event type {value:?} is invalid: it needs at least {MIN_EVENT_TYPE_SEGMENTS} \
+         dot-separated segments, like \"message.received\""
+    )]
+    TooFewSegments {
+        /// Excerpt of the refused name.
+        value: String,
+    },
+    /// More than [`MAX_EVENT_TYPE_SEGMENTS`] segments.
+    #[error(
+        "event type {value:?} is invalid: it has {count} segments, the limit is \
+         {MAX_EVENT_TYPE_SEGMENTS}"
+    )]
+    TooManySegments {
+        /// Excerpt of the refused name.
+        value: String,
+        /// Number of segments found.
+        count: usize,
+    },
+    /// Two dots in a row, or a leading or trailing dot.
+    #[error("event type {value:?} is invalid: segment {position} is empty")]
+    EmptySegment {
+        /// Excerpt of the refused name.
+        value: String,
+        /// 1-based position of the empty segment.
+        position: usize,
+    },
+    /// A segment with characters other than `[a-z][a-z0-9_]*`.
+    #[error(
+        "event type {value:?} is invalid: segments must be lowercase, start with a letter \
+         and contain only a-z, 0-9 and _ (segment {segment:?})"
+    )]
+    InvalidSegment {
+        /// Excerpt of the refused name.
+        value: String,
+        /// Excerpt of the offending segment.
+        segment: String,
+    },
+    /// A custom type may not reuse a catalog name.
+    #[error(
+        "event type {value:?} is a built-in catalog type and cannot be registered as a custom type"
+    )]
+    CatalogName {
+        /// The refused name.
+        value: String,
+    },
+}
+
+/// A validated event type name. Cheap to clone.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EventType(Arc<str>);
+
+fn segment_is_valid(segment: &str) -> bool {
+    let mut bytes = segment.bytes();
+    bytes.next().is_some_and(|first| first.is_ascii_lowercase())
+        && bytes.all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'_')
+}
+
+impl EventType {
+    /// Validates `value`: 2 to 8 dot-separated segments, each
+    /// `[a-z][a-z0-9_]*`, at most 100 bytes in total.
+    pub fn parse(value: &str) -> Result<EventType, EventTypeError> {
+        if value.len() > MAX_EVENT_TYPE_LEN {
+            return Err(EventTypeError::TooLong {
+                value: excerpt(value),
+                length: value.len(),
+            });
+        }
+        let mut count = 0;
+        for (index, segment) in value.split('.').enumerate() {
+            count += 1;
+            if segment.is_empty() {
+                // An empty name is a single empty segment; report it as too
+                // short, which is what the caller got wrong.
+                if value.is_empty() {
+                    break;
+                }
+                return Err(EventTypeError::EmptySegment {
+                    value: excerpt(value),
+                    position: index + 1,
+                });
+            }
+            if !segment_is_valid(segment) {
+                return Err(EventTypeError::InvalidSegment {
+                    value: excerpt(value),
+                    segment: excerpt(segment),
+                });
+            }
+        }
+        if count < MIN_EVENT_TYPE_SEGMENTS {
+            return Err(EventTypeError::TooFewSegments {
+                value: excerpt(value),
+            });
+        }
+        if count > MAX_EVENT_TYPE_SEGMENTS {
+            return Err(EventTypeError::TooManySegments {
+                value: excerpt(value),
+                count,
+            });
+        }
+        Ok(EventType(Arc::from(value)))
+    }
+
+    /// The catalog type called `name`, or `None` when `name` is not in
+    /// [`CATALOG`].
+    #[must_use]
+    pub fn catalog(name: &str) -> Option<EventType> {
+        CATALOG
+            .iter()
+            .find(|entry| entry.name == name)
+            .map(EventType::from_catalog)
+    }
+
+    /// The event type of a catalog entry.
+    #[must_use]
+    pub fn from_catalog(entry: &CatalogEntry) -> EventType {
+        // Catalog names are checked by the `catalog_names_are_valid` test, so
+        // they skip validation here.
+        EventType(Arc::from(entry.name))
+    }
+
+    /// `endpoint.disabled`, which Herald emits itself when it auto-disables an
+    /// endpoint.
+    #[must_use]
+    pub fn endpoint_disabled() -> EventType {
+        EventType(Arc::from(ENDPOINT_DISABLED))
+    }
+
+    /// The name.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether this is a built-in type (as opposed to a tenant's custom type).
+    #[must_use]
+    pub fn is_catalog(&self) -> bool {
+        self.catalog_entry().is_some()
+    }
+
+    /// The catalog entry for this type, if it is a built-in type.
+    #[must_use]
+    pub fn catalog_entry(&self) -> Option<&'static CatalogEntry> {
+        CATALOG.iter().find(|entry| entry.name == self.as_str())
+    }
+}
+
+/// Validates a tenant-defined event type: a valid name that is not a catalog
+/// type, so custom events can never be mistaken for built-in ones.
+pub fn validate_custom_type(value: &str) -> Result<EventType, EventTypeError> {
+    let event_type = EventType::parse(value)?;
+    if event_type.is_catalog() {
+        return Err(EventTypeError::CatalogName {
+            value: value.to_owned(),
+        });
+    }
+    Ok(event_type)
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for EventType {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "EventType({:?})", self.as_str())
+    }
+}
+
+impl FromStr for EventType {
+    type Err = EventTypeError;
+
+    fn from_str(value: &str) -> Result<Self, EventTypeError> {
+        EventType::parse(value)
+    }
+}
+
+impl AsRef<str> for EventType {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+// Sound because `Eq`, `Ord` and `Hash` on `Arc<str>` are those of the `str`,
+// and it lets sets of event types be queried with a `&str`.
+impl Borrow<str> for EventType {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl Serialize for EventType {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+struct EventTypeVisitor;
+
+impl Visitor<'_> for EventTypeVisitor {
+    type Value = EventType;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("an event type name such as \"message.received\"")
+    }
+
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<EventType, E> {
+        EventType::parse(value).map_err(E::custom)
+    }
+}
+
+impl<'de> Deserialize<'de> for EventType {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(EventTypeVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn catalog_names_are_valid() {
+        for entry in CATALOG {
+            let parsed = EventType::parse(entry.name).unwrap();
+            assert_eq!(parsed, EventType::from_catalog(entry));
+            assert!(parsed.is_catalog());
+            assert_eq!(parsed.catalog_entry(), Some(entry));
+        }
+    }
+
+    #[test]
+    fn catalog_names_are_unique_and_descriptions_are_sentences() {
+        let names: BTreeSet<&str> = CATALOG.iter().map(|entry| entry.name).collect();
+        assert_eq!(names.len(), CATALOG.len());
+        for entry in CATALOG {
+            assert!(entry.description.ends_with('.'), "{}", entry.name);
+            assert!(
+                entry.description.starts_with(char::is_uppercase),
+                "{}",
+                entry.name
+            );
+        }
+    }
+
+    #[test]
+    fn catalog_holds_the_documented_types() {
+        let names: Vec<&str> = CATALOG.iter().map(|entry| entry.name).collect();
+        assert_eq!(
+            names,
+            [
+                "message.received",
+                "message.sent",
+                "message.delivered",
+                "message.read",
+                "message.failed",
+                "form.submitted",
+                "conversation.opened",
+                "conversation.resolved",
+                "contact.created",
+                "contact.updated",
+                "contact.opted_out",
+                "broadcast.completed",
+                "payment.completed",
+                "endpoint.disabled",
+            ]
+        );
+    }
+
+    #[test]
+    fn catalog_lookup() {
+        assert_eq!(
+            EventType::catalog("message.read").unwrap().as_str(),
+            "message.read"
+        );
+        assert_eq!(EventType::catalog("order.shipped"), None);
+        assert_eq!(
+            EventType::endpoint_disabled(),
+            EventType::catalog("endpoint.disabled").unwrap()
+        );
+        assert!(EventType::endpoint_disabled().is_catalog());
+    }
+
+    #[test]
+    fn valid_names_are_accepted() {
+        for value in [
+            "a.b",
+            "order.shipped",
+            "shop.order.line_item.v2",
+            "a1.b_2.c",
+            "a.b.c.d.e.f.g.h",
+            &format!("a.{}", "b".repeat(MAX_EVENT_TYPE_LEN - 2)),
+        ] {
+            let parsed = EventType::parse(value).unwrap();
+            assert_eq!(parsed.as_str(), value);
+            assert!(!parsed.is_catalog());
+        }
+    }
+
+    #[test]
+    fn invalid_names_are_refused_with_the_reason() {
+        let too_long = format!("a.{}", "b".repeat(MAX_EVENT_TYPE_LEN - 1));
+        let cases: Vec<(&str, &str)> = vec![
+            ("", "needs at least 2"),
+            ("message", "needs at least 2"),
+            ("message.", "segment 2 is empty"),
+            (".message", "segment 1 is empty"),
+            ("message..received", "segment 2 is empty"),
+            ("a.b.c.d.e.f.g.h.i", "has 9 segments, the limit is 8"),
+            (&too_long, "is 101 bytes long, the limit is 100"),
+            ("Message.Received", "segments must be lowercase"),
+            ("message.1st", "(segment \"1st\")"),
+            ("message._private", "(segment \"_private\")"),
+            ("message.re-ceived", "(segment \"re-ceived\")"),
+            ("message.received ", "(segment \"received \")"),
+            ("message.récu", "(segment \"récu\")"),
+            ("message/received.x", "(segment \"message/received\")"),
+        ];
+        for (value, expected) in cases {
+            let message = EventType::parse(value).unwrap_err().to_string();
+            assert!(
+                message.contains(expected),
+                "{value:?}: {message:?} lacks {expected:?}"
+            );
+            assert!(message.starts_with("event type \""), "{message}");
+        }
+    }
+
+    #[test]
+    fn uppercase_error_message_names_the_value() {
+        assert_eq!(
+            EventType::parse("Message.Received")
+                .unwrap_err()
+                .to_string(),
+            "event type \"Message.Received\" is invalid: segments must be lowercase, start with \
+             a letter and contain only a-z, 0-9 and _ (segment \"Message\")"
+        );
+    }
+
+    #[test]
+    fn custom_types_must_not_be_catalog_types() {
+        assert!(validate_custom_type("order.shipped").is_ok());
+        assert!(validate_custom_type("message.received_late").is_ok());
+        assert_eq!(
+            validate_custom_type("message.received").unwrap_err(),
+            EventTypeError::CatalogName {
+                value: "message.received".to_owned()
+            }
+        );
+        assert!(matches!(
+            validate_custom_type("bad"),
+            Err(EventTypeError::TooFewSegments { .. })
+        ));
+    }
+
+    #[test]
+    fn serde_is_a_validated_string() {
+        let parsed: EventType = serde_json::from_str("\"contact.opted_out\"").unwrap();
+        assert_eq!(
+            serde_json::to_string(&parsed).unwrap(),
+            "\"contact.opted_out\""
+        );
+        let error = serde_json::from_str::<EventType>("\"Contact\"").unwrap_err();
+        assert!(
+            error.to_string().contains("event type \"Contact\""),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn sets_can_be_queried_by_str() {
+        let set: BTreeSet<EventType> = [EventType::parse("a.b").unwrap()].into();
+        assert!(set.contains("a.b"));
+        assert!(!set.contains("a.c"));
+    }
+
+    proptest! {
+        #[test]
+        fn parse_never_panics_and_accepts_only_the_grammar(value in "[a-zA-Z0-9_.é -]{0,40}") {
+            let grammar = value.len() <= MAX_EVENT_TYPE_LEN
+                && (MIN_EVENT_TYPE_SEGMENTS..=MAX_EVENT_TYPE_SEGMENTS)
+                    .contains(&value.split('.').count())
+                && value.split('.').all(segment_is_valid);
+            prop_assert_eq!(EventType::parse(&value).is_ok(), grammar);
+        }
+
+        #[test]
+        fn generated_valid_names_round_trip(
+            segments in proptest::collection::vec("[a-z][a-z0-9_]{0,10}", 2..=8)
+        ) {
+            let value = segments.join(".");
+            let parsed = EventType::parse(&value).unwrap();
+            prop_assert_eq!(parsed.as_str(), value.as_str());
+        }
+    }
+}

@@ -1,0 +1,34 @@
+//! Herald's domain core: the types and rules every other Herald crate agrees on.
+//!
+//! herald-core does no I/O. It opens no sockets or files, spawns no tasks and
+//! never reads the clock inside its rules: every function that needs "now" takes
+//! it as a parameter, and every function that needs randomness takes the random
+//! value as a parameter. The one exception is `generate()` on the id types, which
+//! asks `uuid` for a UUIDv7 and is named so that nobody calls it by accident in
+//! code that must be deterministic. Keeping the core pure lets it be tested
+//! exhaustively and shared by the ingest, delivery and admin services alike.
+//!
+//! Modules:
+//! - [`id`]: prefixed, time-sortable ids (`evt_…`, `org_…`, `dev_…`, `ep_…`,
+//!   `dlv_…`, `att_…`) and the deterministic per-endpoint delivery id.
+//! - [`channel`]: the messaging channels events come from.
+//! - [`catalog`]: validated event type names and the catalog of built-in types.
+//! - [`event`]: the canonical event and the rules it must satisfy.
+//! - [`envelope`]: the exact JSON body POSTed to customer endpoints.
+//! - [`matching`]: endpoint subscriptions and the in-memory subscription index.
+//! - [`signing`]: endpoint secrets, signature schemes, delivery headers and the
+//!   Standard Webhooks verifier.
+//! - [`retry`]: retry schedules, jitter and `Retry-After` handling.
+//! - [`address`]: endpoint URL rules and the SSRF address classifier.
+
+pub mod address;
+pub mod catalog;
+pub mod channel;
+pub mod envelope;
+pub mod event;
+pub mod id;
+pub mod matching;
+pub mod retry;
+pub mod signing;
+
+mod excerpt;

@@ -1,0 +1,21 @@
+//! Herald's wire types: the gRPC services and the messages that cross
+//! JetStream, generated from `proto/herald/v1` at build time.
+//!
+//! Only these types cross a process boundary. Domain rules live in
+//! `herald-core`; this crate converts between the two and nothing more.
+
+/// Generated code for package `herald.v1`.
+#[allow(
+    missing_docs,
+    clippy::all,
+    clippy::pedantic,
+    missing_debug_implementations
+)]
+pub mod v1 {
+    tonic::include_proto!("herald.v1");
+}
+
+/// The encoded `FileDescriptorSet` of every Herald proto and its imports,
+/// served by gRPC reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/herald_descriptor.bin"));

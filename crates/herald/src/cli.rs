@@ -1,0 +1,122 @@
+//! Command-line and environment configuration, one struct per service.
+
+use std::{net::SocketAddr, process::ExitCode};
+
+use clap::{Args, Parser, Subcommand, error::ErrorKind};
+use herald_bus::BusConfig;
+use herald_telemetry::logging::LogFormat;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "herald",
+    version,
+    about = "Herald: webhook delivery over NATS JetStream"
+)]
+pub struct Cli {
+    /// Log record format on stderr.
+    #[arg(
+        long,
+        env = "HERALD_LOG_FORMAT",
+        value_enum,
+        default_value = "json",
+        global = true
+    )]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Every service in one process, wired through JetStream as in production.
+    All(AllArgs),
+    /// The config service: tenants, devices, endpoints and the attempt log.
+    Config(ConfigArgs),
+    /// The ingest service: channel webhooks and the Publish API, into JetStream.
+    Ingest(CommonArgs),
+    /// The fanout service: events to delivery jobs.
+    Fanout(CommonArgs),
+    /// The delivery service: signs, POSTs, retries and records attempts.
+    Delivery(CommonArgs),
+}
+
+/// Settings every service has.
+#[derive(Debug, Args)]
+pub struct CommonArgs {
+    /// Where `/healthz`, `/readyz`, `/metrics` and gRPC health are served.
+    #[arg(long, env = "HERALD_OPS_ADDR", default_value = "127.0.0.1:7090")]
+    pub ops_addr: SocketAddr,
+
+    #[command(flatten)]
+    pub bus: BusConfig,
+}
+
+/// The database the config service keeps everything in.
+#[derive(Debug, Args)]
+pub struct DatabaseArgs {
+    /// `sqlite:path/to/file.db` (created when missing) or
+    /// `postgres://user:password@host:5432/database`.
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite:.herald/herald.db")]
+    pub database_url: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct AllArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+}
+
+impl CommonArgs {
+    /// Checks what clap cannot: that the NATS URL parses.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        for server in self.bus.url.split(',') {
+            let server = server.trim();
+            let parsed = url::Url::parse(server).map_err(|error| {
+                anyhow::anyhow!("invalid --nats-url / NATS_URL {server:?}: {error}")
+            })?;
+            if !matches!(parsed.scheme(), "nats" | "tls" | "ws" | "wss") || parsed.host().is_none()
+            {
+                anyhow::bail!(
+                    "invalid --nats-url / NATS_URL {server:?}: expected nats://host:port (or tls://, ws://, wss://)"
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Prints a usage error as one line (help and version print in full) and
+/// returns the exit code clap uses for usage errors.
+pub fn report_usage_error(error: clap::Error) -> ExitCode {
+    match error.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            // Writing help to a closed stdout is not worth reporting.
+            let _ = error.print();
+            ExitCode::SUCCESS
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = error.print();
+            ExitCode::from(2)
+        }
+        _ => {
+            let rendered = error.to_string();
+            let first_line = rendered
+                .lines()
+                .next()
+                .unwrap_or("error: invalid arguments");
+            eprintln!("{first_line} (see `herald --help`)");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! Runs Herald as its users do: the real `herald` binary as a child process,
+//! against a real NATS JetStream and real databases.
+#![allow(clippy::unwrap_used)]
+
+use std::{
+    net::SocketAddr,
+    path::Path,
+    process::{Child, Command, ExitStatus, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+pub use herald_testkit::{NatsServer, free_port, http_get, postgres_url, wait_for};
+
+/// A running `herald` process, killed when dropped.
+#[derive(Debug)]
+pub struct HeraldProcess {
+    child: Child,
+    pub ops_addr: SocketAddr,
+}
+
+impl HeraldProcess {
+    /// Starts `herald <args>` with its ops listener on a free port.
+    pub fn start(args: &[&str], envs: &[(&str, &str)]) -> HeraldProcess {
+        let ops_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let child = herald_command(args, envs)
+            .env("HERALD_OPS_ADDR", ops_addr.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        HeraldProcess { child, ops_addr }
+    }
+
+    /// The status and JSON body of an ops HTTP path.
+    pub fn get(&self, path: &str) -> Option<(u16, String)> {
+        http_get(self.ops_addr, path)
+    }
+
+    pub fn wait_until_ready(&mut self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("herald exited with {status} before it was ready");
+            }
+            if self.get("/readyz").is_some_and(|(status, _)| status == 200) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "herald not ready within {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Sends SIGTERM and waits for the process to exit.
+    pub fn terminate(mut self, timeout: Duration) -> ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "herald did not exit within {timeout:?} of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+}
+
+impl Drop for HeraldProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `herald <args>` with a clean environment of Herald variables, so the
+/// developer's own settings never leak into a test.
+pub fn herald_command(args: &[&str], envs: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(herald_testkit::herald_binary());
+    for (key, _) in std::env::vars() {
+        if key.starts_with("HERALD_") || key == "NATS_URL" || key == "DATABASE_URL" {
+            command.env_remove(key);
+        }
+    }
+    command
+        .args(["--log-format", "json"])
+        .args(args)
+        .envs(envs.iter().copied())
+        .stdin(Stdio::null());
+    command
+}
+
+/// Runs `herald <args>` to completion (bounded by `timeout`).
+pub fn run_herald(args: &[&str], envs: &[(&str, &str)], timeout: Duration) -> Output {
+    let mut child = herald_command(args, envs)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + timeout;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("herald {args:?} still running after {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// A SQLite URL inside `dir`.
+pub fn sqlite_url(dir: &Path) -> String {
+    format!("sqlite:{}", dir.join("herald.db").display())
+}

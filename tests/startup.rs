@@ -1,0 +1,265 @@
+//! Starting, probing and stopping the `herald` binary.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use herald_tests::{
+    HeraldProcess, NatsServer, free_port, postgres_url, run_herald, sqlite_url, wait_for,
+};
+use tokio_stream::StreamExt;
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+use tonic_reflection::pb::v1::{
+    ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+    server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+};
+
+/// The last line of stderr: the one that says what went wrong.
+fn last_stderr_line(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[test]
+fn an_unknown_flag_is_one_line_and_exit_code_2() {
+    let output = run_herald(&["all", "--bogus"], &[], Duration::from_secs(10));
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("--bogus"), "{stderr}");
+}
+
+#[test]
+fn an_unparsable_nats_url_is_named() {
+    let output = run_herald(
+        &["fanout"],
+        &[("NATS_URL", "not a url")],
+        Duration::from_secs(10),
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let line = last_stderr_line(&output);
+    assert!(
+        line.starts_with("error: invalid --nats-url / NATS_URL \"not a url\""),
+        "{line}"
+    );
+}
+
+#[test]
+fn an_invalid_ops_address_is_named() {
+    let output = run_herald(
+        &["delivery", "--ops-addr", "localhost:http"],
+        &[],
+        Duration::from_secs(10),
+    );
+    assert_eq!(output.status.code(), Some(2));
+    let line = last_stderr_line(&output);
+    assert!(line.contains("--ops-addr"), "{line}");
+}
+
+#[test]
+fn unreachable_nats_at_start_exits_with_the_url() {
+    let url = format!("nats://127.0.0.1:{}", free_port());
+    let output = run_herald(
+        &["ingest", "--nats-connect-timeout", "2s"],
+        &[
+            ("NATS_URL", &url),
+            ("HERALD_OPS_ADDR", &format!("127.0.0.1:{}", free_port())),
+        ],
+        Duration::from_secs(20),
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let line = last_stderr_line(&output);
+    assert!(
+        line.starts_with(&format!("error: cannot connect to NATS at {url}")),
+        "{line}"
+    );
+}
+
+#[test]
+fn an_unsupported_database_url_is_named() {
+    let nats = NatsServer::start();
+    let output = run_herald(
+        &["config"],
+        &[
+            ("NATS_URL", &nats.url()),
+            ("DATABASE_URL", "mysql://root:hunter2@localhost/herald"),
+            ("HERALD_OPS_ADDR", &format!("127.0.0.1:{}", free_port())),
+        ],
+        Duration::from_secs(20),
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let line = last_stderr_line(&output);
+    assert!(line.contains("unsupported database URL"), "{line}");
+    assert!(!line.contains("hunter2"), "the password leaked: {line}");
+}
+
+#[test]
+fn herald_all_on_sqlite_is_ready_follows_nats_and_stops_on_sigterm() {
+    let mut nats = NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = sqlite_url(dir.path());
+    let mut herald = HeraldProcess::start(
+        &["all"],
+        &[("NATS_URL", &nats.url()), ("DATABASE_URL", &database_url)],
+    );
+    herald.wait_until_ready(Duration::from_secs(30));
+
+    let (status, body) = herald.get("/healthz").unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["status"],
+        "alive"
+    );
+    let (_, body) = herald.get("/readyz").unwrap();
+    let readiness: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(readiness["checks"]["nats"], "ok");
+    assert_eq!(readiness["checks"]["database"], "ok");
+    assert!(dir.path().join("herald.db").is_file());
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let ops_url = format!("http://{}", herald.ops_addr);
+    runtime.block_on(async {
+        wait_for_grpc_health(&ops_url, ServingStatus::Serving).await;
+        let services = reflected_services(&ops_url).await;
+        for expected in [
+            "grpc.health.v1.Health",
+            "herald.v1.ConfigService",
+            "herald.v1.AdminService",
+            "herald.v1.IngestService",
+            "herald.v1.WatchService",
+        ] {
+            assert!(
+                services.iter().any(|s| s == expected),
+                "{expected} missing from {services:?}"
+            );
+        }
+    });
+
+    // Losing NATS makes the process unready (HTTP and gRPC), and it recovers.
+    nats.stop();
+    wait_for(
+        "readiness to drop with NATS down",
+        Duration::from_secs(20),
+        || herald.get("/readyz").filter(|(status, _)| *status == 503),
+    );
+    runtime.block_on(wait_for_grpc_health(&ops_url, ServingStatus::NotServing));
+    nats.restart();
+    herald.wait_until_ready(Duration::from_secs(30));
+
+    let (_, metrics) = herald.get("/metrics").unwrap();
+    assert!(metrics.contains("herald_ready 1"), "{metrics}");
+    assert!(metrics.contains("herald_build_info{"), "{metrics}");
+
+    let status = herald.terminate(Duration::from_secs(15));
+    assert!(status.success(), "exit status {status}");
+}
+
+#[test]
+fn herald_config_on_postgres_is_ready_and_restarts_cleanly() {
+    let nats = NatsServer::start();
+    let database_url = postgres_url();
+    for _ in 0..2 {
+        let mut herald = HeraldProcess::start(
+            &["config"],
+            &[("NATS_URL", &nats.url()), ("DATABASE_URL", &database_url)],
+        );
+        herald.wait_until_ready(Duration::from_secs(30));
+        let (_, body) = herald.get("/readyz").unwrap();
+        let readiness: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(readiness["checks"]["database"], "ok", "{body}");
+        assert!(herald.terminate(Duration::from_secs(15)).success());
+    }
+}
+
+#[test]
+fn every_service_sets_up_the_streams_and_serves_health() {
+    let nats = NatsServer::start();
+    let mut processes: Vec<HeraldProcess> = ["ingest", "fanout", "delivery"]
+        .into_iter()
+        .map(|service| HeraldProcess::start(&[service], &[("NATS_URL", &nats.url())]))
+        .collect();
+    for process in &mut processes {
+        process.wait_until_ready(Duration::from_secs(30));
+    }
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let client = herald_bus::async_nats::connect(nats.url()).await.unwrap();
+        let jetstream = herald_bus::async_nats::jetstream::new(client);
+        let mut names: Vec<String> = jetstream
+            .stream_names()
+            .map(|name| name.unwrap())
+            .collect()
+            .await;
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "HERALD_ATTEMPTS",
+                "HERALD_DEAD",
+                "HERALD_EVENTS",
+                "HERALD_JOBS"
+            ]
+        );
+    });
+    for process in processes {
+        assert!(process.terminate(Duration::from_secs(15)).success());
+    }
+}
+
+async fn grpc_channel(url: &str) -> tonic::transport::Channel {
+    tonic::transport::Endpoint::from_shared(url.to_owned())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
+/// gRPC health follows readiness within a second; allow a few.
+async fn wait_for_grpc_health(url: &str, expected: ServingStatus) {
+    let mut status = grpc_health(url).await;
+    for _ in 0..50 {
+        if status == expected {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        status = grpc_health(url).await;
+    }
+    assert_eq!(status, expected);
+}
+
+async fn grpc_health(url: &str) -> ServingStatus {
+    let mut client = HealthClient::new(grpc_channel(url).await);
+    let response = client
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap();
+    response.into_inner().status()
+}
+
+async fn reflected_services(url: &str) -> Vec<String> {
+    let mut client = ServerReflectionClient::new(grpc_channel(url).await);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = client
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let response = responses.next().await.unwrap().unwrap();
+    match response.message_response {
+        Some(MessageResponse::ListServicesResponse(list)) => list
+            .service
+            .into_iter()
+            .map(|service| service.name)
+            .collect(),
+        other => panic!("unexpected reflection answer {other:?}"),
+    }
+}
