@@ -4,6 +4,10 @@
 //! Only these types cross a process boundary. Domain rules live in
 //! `herald-core`; this crate converts between the two and nothing more.
 
+mod convert;
+
+pub use crate::convert::{WireError, timestamp_from_wire, timestamp_to_wire};
+
 /// Generated code for package `herald.v1`.
 #[allow(
     missing_docs,
