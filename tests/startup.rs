@@ -3,6 +3,10 @@
 
 use std::time::Duration;
 
+use herald_proto::v1::{
+    self as pb, admin_service_client::AdminServiceClient,
+    config_service_client::ConfigServiceClient,
+};
 use herald_tests::{
     HeraldProcess, NatsServer, free_port, postgres_url, run_herald, sqlite_url, wait_for,
 };
@@ -162,10 +166,15 @@ fn herald_all_on_sqlite_is_ready_follows_nats_and_stops_on_sigterm() {
 fn herald_config_on_postgres_is_ready_and_restarts_cleanly() {
     let nats = NatsServer::start();
     let database_url = postgres_url();
+    let schema = herald_testkit::fresh_postgres_schema();
     for _ in 0..2 {
         let mut herald = HeraldProcess::start(
             &["config"],
-            &[("NATS_URL", &nats.url()), ("DATABASE_URL", &database_url)],
+            &[
+                ("NATS_URL", &nats.url()),
+                ("DATABASE_URL", &database_url),
+                ("HERALD_DATABASE_SCHEMA", &schema),
+            ],
         );
         herald.wait_until_ready(Duration::from_secs(30));
         let (_, body) = herald.get("/readyz").unwrap();
@@ -262,4 +271,106 @@ async fn reflected_services(url: &str) -> Vec<String> {
             .collect(),
         other => panic!("unexpected reflection answer {other:?}"),
     }
+}
+
+#[test]
+fn the_config_api_keeps_its_data_and_secrets_across_restarts() {
+    let nats = NatsServer::start();
+    let state = tempfile::tempdir().unwrap();
+    let state_dir = state.path().to_str().unwrap().to_owned();
+    let database_url = sqlite_url(state.path());
+    let envs = [
+        ("NATS_URL", nats.url()),
+        ("DATABASE_URL", database_url),
+        ("HERALD_STATE_DIR", state_dir),
+    ];
+    let envs: Vec<(&str, &str)> = envs
+        .iter()
+        .map(|(key, value)| (*key, value.as_str()))
+        .collect();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+
+    let mut herald = HeraldProcess::start(&["all"], &envs);
+    herald.wait_until_ready(Duration::from_secs(30));
+    let admin_token = std::fs::read_to_string(state.path().join("admin.token"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let url = format!("http://{}", herald.config_addr);
+    let (tenant_token, endpoint_id, secret) = runtime.block_on(async {
+        let channel = grpc_channel(&url).await;
+        let mut admin = AdminServiceClient::new(channel.clone());
+        let tenant = admin
+            .create_tenant(authed(
+                &admin_token,
+                pb::CreateTenantRequest {
+                    name: "Acme".into(),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        let token = admin
+            .create_token(authed(
+                &admin_token,
+                pb::CreateTokenRequest {
+                    tenant_id: tenant.id,
+                    name: "ci".into(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .secret;
+        let created = ConfigServiceClient::new(channel)
+            .create_endpoint(authed(
+                &token,
+                pb::CreateEndpointRequest {
+                    spec: Some(pb::EndpointSpec {
+                        name: "Orders".into(),
+                        url: "https://hooks.example.com/herald".into(),
+                        ..Default::default()
+                    }),
+                    secret: String::new(),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        (token, created.endpoint.unwrap().id, created.secret)
+    });
+    assert!(herald.terminate(Duration::from_secs(15)).success());
+
+    // Same database, same state directory: migrations are a no-op, and the
+    // generated master key still decrypts the stored secret.
+    let mut herald = HeraldProcess::start(&["all"], &envs);
+    herald.wait_until_ready(Duration::from_secs(30));
+    let url = format!("http://{}", herald.config_addr);
+    runtime.block_on(async {
+        let channel = grpc_channel(&url).await;
+        let secrets = ConfigServiceClient::new(channel)
+            .get_endpoint_secret(authed(
+                &tenant_token,
+                pb::GetEndpointSecretRequest { endpoint_id },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(secrets.current, secret);
+        let services = reflected_services(&url).await;
+        assert!(
+            services.iter().any(|s| s == "herald.v1.ConfigService"),
+            "{services:?}"
+        );
+    });
+    assert!(herald.terminate(Duration::from_secs(15)).success());
+}
+
+fn authed<T>(token: &str, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
 }

@@ -138,6 +138,11 @@ impl Topology {
         format!("{}.attempts.{tenant}.{endpoint}", self.namespace)
     }
 
+    /// Every attempt record of one tenant, e.g. for a live tail.
+    pub fn tenant_attempts_filter(&self, tenant: &TenantId) -> String {
+        format!("{}.attempts.{tenant}.*", self.namespace)
+    }
+
     pub fn dead_letter_subject(
         &self,
         tenant: &TenantId,

@@ -311,6 +311,10 @@ prefixed_id!(
     /// Identifies one HTTP attempt of a delivery.
     AttemptId, prefix = "att_", kind = "attempt"
 );
+prefixed_id!(
+    /// Identifies an API token (never its secret).
+    TokenId, prefix = "tok_", kind = "token"
+);
 
 impl DeliveryId {
     /// The delivery id of `event_id` to `endpoint_id`, the same every time it is

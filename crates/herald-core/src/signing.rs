@@ -449,6 +449,100 @@ impl SigningScheme {
     }
 }
 
+/// Most custom headers an endpoint may send.
+pub const MAX_CUSTOM_HEADERS: usize = 32;
+/// Longest custom header value, in bytes.
+pub const MAX_CUSTOM_HEADER_VALUE_LEN: usize = 2048;
+
+/// Why an endpoint's custom headers were refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CustomHeaderError {
+    /// More than [`MAX_CUSTOM_HEADERS`].
+    #[error("at most {MAX_CUSTOM_HEADERS} custom headers are allowed, got {count}")]
+    TooMany {
+        /// How many were given.
+        count: usize,
+    },
+    /// Not an HTTP token, or too long.
+    #[error(
+        "custom header name {name:?} is not a valid HTTP header name (letters, digits and \
+         !#$%&'*+-.^_`|~, at most {MAX_HEADER_NAME_LEN} characters)"
+    )]
+    InvalidName {
+        /// Excerpt of the refused name.
+        name: String,
+    },
+    /// Herald sets this header itself (including the endpoint's signature
+    /// header and trace context).
+    #[error("custom header {name:?} is reserved: Herald sets it itself")]
+    Reserved {
+        /// The refused name.
+        name: String,
+    },
+    /// The value has a control character or is too long.
+    #[error(
+        "value of custom header {name:?} must be at most {MAX_CUSTOM_HEADER_VALUE_LEN} bytes \
+         without control characters"
+    )]
+    InvalidValue {
+        /// The header's name.
+        name: String,
+    },
+}
+
+/// Checks the headers an endpoint adds to every delivery: valid names and
+/// values, and none that Herald sets itself, so a custom header can never
+/// forge or shadow a signature.
+pub fn validate_custom_headers<'a>(
+    headers: impl IntoIterator<Item = (&'a str, &'a str)>,
+    scheme: &SigningScheme,
+) -> Result<(), CustomHeaderError> {
+    let headers: Vec<(&str, &str)> = headers.into_iter().collect();
+    if headers.len() > MAX_CUSTOM_HEADERS {
+        return Err(CustomHeaderError::TooMany {
+            count: headers.len(),
+        });
+    }
+    let signature_header = scheme.header_name().map(str::to_ascii_lowercase);
+    for (name, value) in headers {
+        if name.is_empty()
+            || name.chars().count() > MAX_HEADER_NAME_LEN
+            || !name.chars().all(is_http_token_character)
+        {
+            return Err(CustomHeaderError::InvalidName {
+                name: excerpt(name),
+            });
+        }
+        let lowercase = name.to_ascii_lowercase();
+        let shadows_signature = signature_header.as_deref().is_some_and(|header| {
+            lowercase == header
+                || lowercase
+                    == format!(
+                        "{header}{}",
+                        PREVIOUS_SIGNATURE_HEADER_SUFFIX.to_ascii_lowercase()
+                    )
+        });
+        if RESERVED_HEADER_NAMES.contains(&lowercase.as_str())
+            || matches!(lowercase.as_str(), "traceparent" | "tracestate")
+            || shadows_signature
+        {
+            return Err(CustomHeaderError::Reserved {
+                name: name.to_owned(),
+            });
+        }
+        if value.len() > MAX_CUSTOM_HEADER_VALUE_LEN
+            || value
+                .chars()
+                .any(|character| character.is_control() && character != '\t')
+        {
+            return Err(CustomHeaderError::InvalidValue {
+                name: name.to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
 fn is_http_token_character(character: char) -> bool {
     character.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(character)
 }
@@ -1262,6 +1356,58 @@ mod tests {
                 scheme: "standard",
                 ..
             })
+        ));
+    }
+
+    #[test]
+    fn custom_headers_are_checked() {
+        let standard = SigningScheme::Standard;
+        let hex = SigningScheme::parse("sha256-hex", Some("X-Kaanha-Signature")).unwrap();
+        assert_eq!(
+            validate_custom_headers(
+                [("X-Tenant", "acme"), ("Authorization", "Bearer t")],
+                &standard
+            ),
+            Ok(())
+        );
+        for (name, scheme) in [
+            ("webhook-signature", &standard),
+            ("Content-Type", &standard),
+            ("traceparent", &standard),
+            ("x-kaanha-signature", &hex),
+            ("X-Kaanha-Signature-Previous", &hex),
+        ] {
+            assert!(
+                matches!(
+                    validate_custom_headers([(name, "x")], scheme),
+                    Err(CustomHeaderError::Reserved { .. })
+                ),
+                "{name} accepted"
+            );
+        }
+        assert!(matches!(
+            validate_custom_headers([("bad name", "x")], &standard),
+            Err(CustomHeaderError::InvalidName { .. })
+        ));
+        assert!(matches!(
+            validate_custom_headers([("", "x")], &standard),
+            Err(CustomHeaderError::InvalidName { .. })
+        ));
+        assert!(matches!(
+            validate_custom_headers([("X-A", "a\r\nInjected: 1")], &standard),
+            Err(CustomHeaderError::InvalidValue { .. })
+        ));
+        let long = "v".repeat(MAX_CUSTOM_HEADER_VALUE_LEN + 1);
+        assert!(matches!(
+            validate_custom_headers([("X-A", long.as_str())], &standard),
+            Err(CustomHeaderError::InvalidValue { .. })
+        ));
+        let names: Vec<String> = (0..=MAX_CUSTOM_HEADERS)
+            .map(|i| format!("X-H{i}"))
+            .collect();
+        assert!(matches!(
+            validate_custom_headers(names.iter().map(|n| (n.as_str(), "v")), &standard),
+            Err(CustomHeaderError::TooMany { count: 33 })
         ));
     }
 

@@ -1,11 +1,69 @@
 //! Herald's database layer: the only crate that imports sea-orm.
 //!
 //! The same code runs on PostgreSQL (production) and SQLite (the embedded
-//! default). Callers hand over a `DATABASE_URL` and get a [`Store`].
+//! default). Callers hand over a `DATABASE_URL` and get a [`Store`]; the
+//! public API speaks only in the plain records of [`records`], never in
+//! sea-orm models.
+//!
+//! # Design
+//!
+//! - **Migrations** ([`Store::migrate`]) use `sea-orm-migration` with one
+//!   initial migration written with sea-query's schema builder. They run in
+//!   one transaction; on PostgreSQL that transaction first takes
+//!   `pg_advisory_xact_lock(MIGRATION_LOCK_KEY)`, so two processes starting at
+//!   once apply them one after the other (the second finds nothing to do). The
+//!   lock is transaction-scoped, so it is released on commit, rollback or a
+//!   dropped connection.
+//! - **The change log.** Every method that changes watched state (tenants,
+//!   tokens, devices, endpoints, event types) runs in one transaction that
+//!   also appends one `config_changes` row per changed object. On PostgreSQL
+//!   the transaction starts with `pg_advisory_xact_lock(CHANGE_LOCK_KEY)`; on
+//!   SQLite with `BEGIN IMMEDIATE`. Writers are therefore serialised, and the
+//!   revision is assigned as `MAX(revision) + 1` inside that critical section:
+//!   revisions commit in order and have no gaps, so a watcher that has seen
+//!   revision 11 never later finds a 10, and `changes_since(r)` starting
+//!   later than `r + 1` means the log was pruned past `r`.
+//! - **Timestamps** are BIGINT microseconds since the Unix epoch (UTC) on both
+//!   backends (see [`timestamp`](crate::timestamp)): ordering and range
+//!   filters are integer comparisons, identical everywhere. Sub-microsecond
+//!   parts are truncated on write.
+//! - **Schemas.** [`StoreOptions::schema`] puts every table in a PostgreSQL
+//!   schema of its own (created when missing); tests use one per test.
+
+mod attempts;
+mod changes;
+mod devices;
+mod endpoints;
+mod entity;
+mod event_types;
+mod migration;
+pub mod records;
+mod tenants;
+mod timestamp;
+mod tokens;
 
 use std::{path::Path, time::Duration};
 
-use sea_orm::{ConnectOptions, DatabaseBackend, DatabaseConnection};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction,
+    DbErr, SqlErr, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
+};
+use sea_orm_migration::MigratorTrait;
+
+pub use records::{
+    AttemptCursor, AttemptFilter, AttemptRecord, ChangeRecord, DeliveryCounts, DeviceRecord,
+    EndpointFilter, EndpointRecord, EventTypeRecord, ObjectKind, Snapshot, TenantRecord,
+    TokenRecord,
+};
+
+/// The PostgreSQL advisory lock every transaction that appends to the change
+/// log holds (`pg_advisory_xact_lock`), so revisions commit in order.
+/// ("herald" + "chg" in ASCII.)
+pub const CHANGE_LOCK_KEY: i64 = 0x6865_7261_6C64_6367;
+
+/// The PostgreSQL advisory lock migrations (and schema creation) hold.
+/// ("herald" + "mg" in ASCII.)
+pub const MIGRATION_LOCK_KEY: i64 = 0x6865_7261_6C64_6D67;
 
 /// Everything that can go wrong opening or using the database, each naming
 /// what was being done.
@@ -29,6 +87,105 @@ pub enum StoreError {
     },
     #[error("the database did not answer: {0}")]
     Unavailable(String),
+    #[error(
+        "invalid database schema name {schema:?}: use 1 to 63 ASCII letters, digits and \
+         underscores, not starting with a digit"
+    )]
+    InvalidSchema { schema: String },
+    #[error(
+        "a database schema ({schema:?}) can only be chosen on PostgreSQL; SQLite databases have \
+         none"
+    )]
+    SchemaNotSupported { schema: String },
+    #[error("cannot migrate the database: {source}")]
+    Migrate {
+        #[source]
+        source: sea_orm::DbErr,
+    },
+    #[error("{kind} {id:?} not found")]
+    NotFound { kind: &'static str, id: String },
+    #[error(
+        "{kind} {id:?} was changed concurrently: expected version {expected}, it is at {actual}"
+    )]
+    VersionConflict {
+        kind: &'static str,
+        id: String,
+        expected: i64,
+        actual: i64,
+    },
+    #[error("{kind} {id:?} already exists")]
+    AlreadyExists { kind: &'static str, id: String },
+    #[error("database error while {operation}: {source}")]
+    Database {
+        operation: &'static str,
+        #[source]
+        source: sea_orm::DbErr,
+    },
+    #[error("corrupt {kind} {id:?} in the database: {detail}")]
+    Corrupt {
+        kind: &'static str,
+        id: String,
+        detail: String,
+    },
+}
+
+/// Wraps a [`DbErr`] with what was being done: `.map_err(db_error("…"))`.
+pub(crate) fn db_error(operation: &'static str) -> impl FnOnce(DbErr) -> StoreError {
+    move |source| StoreError::Database { operation, source }
+}
+
+/// Maps an insert's error: a unique violation is [`StoreError::AlreadyExists`],
+/// a foreign-key violation means the tenant does not exist.
+pub(crate) fn insert_error(
+    operation: &'static str,
+    kind: &'static str,
+    id: &str,
+    tenant_id: Option<&str>,
+) -> impl FnOnce(DbErr) -> StoreError {
+    move |source| match (source.sql_err(), tenant_id) {
+        (Some(SqlErr::UniqueConstraintViolation(_)), _) => StoreError::AlreadyExists {
+            kind,
+            id: id.to_owned(),
+        },
+        (Some(SqlErr::ForeignKeyConstraintViolation(_)), Some(tenant_id)) => StoreError::NotFound {
+            kind: "tenant",
+            id: tenant_id.to_owned(),
+        },
+        _ => StoreError::Database { operation, source },
+    }
+}
+
+/// How to open the database.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// `postgres://…`, `postgresql://…` or `sqlite:path`.
+    pub url: String,
+    /// PostgreSQL only: the schema every table lives in, created when
+    /// missing. `None` uses the server's default search path.
+    pub schema: Option<String>,
+}
+
+impl StoreOptions {
+    pub fn new(url: impl Into<String>) -> StoreOptions {
+        StoreOptions {
+            url: url.into(),
+            schema: None,
+        }
+    }
+
+    pub fn with_schema(mut self, schema: impl Into<String>) -> StoreOptions {
+        self.schema = Some(schema.into());
+        self
+    }
+}
+
+impl std::fmt::Debug for StoreOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreOptions")
+            .field("url", &redact_password(&self.url))
+            .field("schema", &self.schema)
+            .finish()
+    }
 }
 
 /// A pool of connections to Herald's database.
@@ -39,20 +196,46 @@ pub struct Store {
 
 impl Store {
     /// Opens the database, creating the SQLite file (and its directory) when
-    /// it does not exist yet.
+    /// it does not exist yet. Same as [`Store::connect_with`] without a schema.
     pub async fn connect(database_url: &str) -> Result<Store, StoreError> {
+        Store::connect_with(&StoreOptions::new(database_url)).await
+    }
+
+    /// Opens the database. With a schema (PostgreSQL only), creates it when
+    /// missing and sets every pooled connection's `search_path` to it.
+    pub async fn connect_with(store_options: &StoreOptions) -> Result<Store, StoreError> {
+        let database_url = store_options.url.as_str();
         let url = normalise_url(database_url)?;
+        let sqlite = url.starts_with("sqlite:");
+        if let Some(schema) = &store_options.schema {
+            if sqlite {
+                return Err(StoreError::SchemaNotSupported {
+                    schema: schema.clone(),
+                });
+            }
+            validate_schema(schema)?;
+        }
         let mut options = ConnectOptions::new(url.clone());
         options
             .connect_timeout(Duration::from_secs(5))
             .acquire_timeout(Duration::from_secs(5))
             .sqlx_logging(false);
-        if url.starts_with("sqlite:") {
+        if sqlite {
             // SQLite serialises writers; one connection avoids "database is
             // locked" errors under concurrent writes from the same process.
             options.max_connections(1).min_connections(1);
+            if !url.contains(":memory:") && !url.contains("mode=ro") {
+                // Write-ahead logging: one sync per commit instead of three,
+                // and readers in other processes do not block the writer.
+                options.map_sqlx_sqlite_opts(|options| {
+                    options.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                });
+            }
         } else {
             options.max_connections(16);
+        }
+        if let Some(schema) = &store_options.schema {
+            options.set_schema_search_path(schema.clone());
         }
         let connection = sea_orm::Database::connect(options)
             .await
@@ -60,7 +243,44 @@ impl Store {
                 url: redact_password(database_url),
                 source,
             })?;
-        Ok(Store { connection })
+        let store = Store { connection };
+        if let Some(schema) = &store_options.schema {
+            store.create_schema(schema).await?;
+        }
+        Ok(store)
+    }
+
+    /// `CREATE SCHEMA IF NOT EXISTS`, under the migration lock: concurrent
+    /// `CREATE SCHEMA IF NOT EXISTS` can fail on PostgreSQL with a unique
+    /// violation in its catalog.
+    async fn create_schema(&self, schema: &str) -> Result<(), StoreError> {
+        let operation = "creating the database schema";
+        let txn = begin_locked(&self.connection, MIGRATION_LOCK_KEY)
+            .await
+            .map_err(db_error(operation))?;
+        // `schema` was validated as a plain identifier; quoting keeps its case,
+        // as sea-orm's `SET search_path` does.
+        txn.execute_unprepared(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
+            .await
+            .map_err(db_error(operation))?;
+        txn.commit().await.map_err(db_error(operation))
+    }
+
+    /// Applies every pending migration. Idempotent: a second run does
+    /// nothing, and concurrent runs (several processes starting at once)
+    /// apply each migration once.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let migrate = |source| StoreError::Migrate { source };
+        let txn = begin_locked(&self.connection, MIGRATION_LOCK_KEY)
+            .await
+            .map_err(migrate)?;
+        migration::Migrator::up(&txn, None).await.map_err(migrate)?;
+        txn.commit().await.map_err(migrate)?;
+        tracing::debug!(
+            backend = self.backend_name(),
+            "database schema is up to date"
+        );
+        Ok(())
     }
 
     /// Answers whether the database responds now; used by readiness.
@@ -86,6 +306,99 @@ impl Store {
     pub fn connection(&self) -> &DatabaseConnection {
         &self.connection
     }
+
+    /// Starts a transaction that changes watched state: serialised with every
+    /// other such transaction (see the crate documentation).
+    pub(crate) async fn begin_write(
+        &self,
+        operation: &'static str,
+    ) -> Result<DatabaseTransaction, StoreError> {
+        begin_locked(&self.connection, CHANGE_LOCK_KEY)
+            .await
+            .map_err(db_error(operation))
+    }
+
+    /// Starts a transaction that writes nothing watched (attempts, pruning).
+    pub(crate) async fn begin_plain(
+        &self,
+        operation: &'static str,
+    ) -> Result<DatabaseTransaction, StoreError> {
+        match self.connection.get_database_backend() {
+            DatabaseBackend::Sqlite => self.connection.begin_with_options(immediate()).await,
+            _ => self.connection.begin().await,
+        }
+        .map_err(db_error(operation))
+    }
+}
+
+fn immediate() -> TransactionOptions {
+    TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..TransactionOptions::default()
+    }
+}
+
+/// Begins a transaction holding the advisory lock `key` on PostgreSQL, or a
+/// write lock (`BEGIN IMMEDIATE`) on SQLite.
+async fn begin_locked(
+    connection: &DatabaseConnection,
+    key: i64,
+) -> Result<DatabaseTransaction, DbErr> {
+    match connection.get_database_backend() {
+        DatabaseBackend::Postgres => {
+            let txn = connection.begin().await?;
+            txn.execute_raw(Statement::from_sql_and_values(
+                DatabaseBackend::Postgres,
+                "SELECT pg_advisory_xact_lock($1)",
+                [key.into()],
+            ))
+            .await?;
+            Ok(txn)
+        }
+        DatabaseBackend::Sqlite => connection.begin_with_options(immediate()).await,
+        _ => connection.begin().await,
+    }
+}
+
+/// A schema name is interpolated into SQL, so it must be a plain identifier.
+fn validate_schema(schema: &str) -> Result<(), StoreError> {
+    let mut chars = schema.chars();
+    let valid = schema.len() <= 63
+        && chars
+            .next()
+            .is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if valid {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidSchema {
+            schema: schema.to_owned(),
+        })
+    }
+}
+
+/// Fails with [`StoreError::VersionConflict`] when the caller expected
+/// another version than the stored one.
+pub(crate) fn check_version(
+    kind: &'static str,
+    id: &str,
+    expected: Option<i64>,
+    actual: i64,
+) -> Result<(), StoreError> {
+    match expected {
+        Some(expected) if expected != actual => Err(StoreError::VersionConflict {
+            kind,
+            id: id.to_owned(),
+            expected,
+            actual,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Clamps a page size to what the databases accept as a LIMIT.
+pub(crate) fn clamp_limit(limit: u64) -> u64 {
+    limit.min(i64::MAX as u64)
 }
 
 /// Accepts `postgres://`, `postgresql://` and `sqlite:` URLs. A SQLite URL

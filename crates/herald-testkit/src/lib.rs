@@ -20,6 +20,30 @@ pub fn postgres_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
 }
 
+/// A schema name no other test uses: `test_` and 16 hex digits. Tests pass
+/// it as the store's schema so they run in parallel, and again, against one
+/// PostgreSQL database.
+pub fn fresh_postgres_schema() -> String {
+    use std::{
+        hash::{BuildHasher, Hasher},
+        sync::atomic::{AtomicU64, Ordering},
+        time::SystemTime,
+    };
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    // `RandomState` is seeded randomly per process; hashing the time, a
+    // process-wide counter and the pid on top makes names unique across
+    // threads, processes and runs.
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_nanos())
+        .unwrap_or_default();
+    hasher.write_u128(nanos);
+    hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    hasher.write_u32(std::process::id());
+    format!("test_{:016x}", hasher.finish())
+}
+
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

@@ -1,6 +1,6 @@
 //! Command-line and environment configuration, one struct per service.
 
-use std::{net::SocketAddr, process::ExitCode};
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 
 use clap::{Args, Parser, Subcommand, error::ErrorKind};
 use herald_bus::BusConfig;
@@ -32,7 +32,7 @@ pub enum Command {
     /// Every service in one process, wired through JetStream as in production.
     All(AllArgs),
     /// The config service: tenants, devices, endpoints and the attempt log.
-    Config(ConfigArgs),
+    Config(ConfigCommand),
     /// The ingest service: channel webhooks and the Publish API, into JetStream.
     Ingest(CommonArgs),
     /// The fanout service: events to delivery jobs.
@@ -48,6 +48,16 @@ pub struct CommonArgs {
     #[arg(long, env = "HERALD_OPS_ADDR", default_value = "127.0.0.1:7090")]
     pub ops_addr: SocketAddr,
 
+    /// The credential Herald's services present to the config service's
+    /// Watch stream. When unset, one is generated into
+    /// `<state dir>/service.token`, which processes on one machine share.
+    #[arg(long, env = "HERALD_SERVICE_TOKEN", hide_env_values = true)]
+    pub service_token: Option<String>,
+
+    /// Where a local run keeps generated credentials.
+    #[arg(long, env = "HERALD_STATE_DIR", default_value = ".herald")]
+    pub state_dir: PathBuf,
+
     #[command(flatten)]
     pub bus: BusConfig,
 }
@@ -59,14 +69,21 @@ pub struct DatabaseArgs {
     /// `postgres://user:password@host:5432/database`.
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite:.herald/herald.db")]
     pub database_url: String,
+
+    /// PostgreSQL only: keep Herald's tables in this schema (created when
+    /// missing) instead of the connection's default.
+    #[arg(long, env = "HERALD_DATABASE_SCHEMA")]
+    pub database_schema: Option<String>,
 }
 
 #[derive(Debug, Args)]
-pub struct ConfigArgs {
+pub struct ConfigCommand {
     #[command(flatten)]
     pub common: CommonArgs,
     #[command(flatten)]
     pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub config: herald_config::ConfigArgs,
 }
 
 #[derive(Debug, Args)]
@@ -75,6 +92,20 @@ pub struct AllArgs {
     pub common: CommonArgs,
     #[command(flatten)]
     pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub config: herald_config::ConfigArgs,
+}
+
+impl DatabaseArgs {
+    pub fn store_options(&self) -> herald_store::StoreOptions {
+        herald_store::StoreOptions {
+            url: self.database_url.clone(),
+            schema: self
+                .database_schema
+                .clone()
+                .filter(|schema| !schema.is_empty()),
+        }
+    }
 }
 
 impl CommonArgs {

@@ -6,6 +6,7 @@
 //! a laptop is what runs on Kubernetes.
 
 mod cli;
+mod credentials;
 mod run;
 
 use std::process::ExitCode;

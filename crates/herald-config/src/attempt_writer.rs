@@ -1,0 +1,106 @@
+//! Moves attempt records from the bus into the attempt log.
+//!
+//! Records are written in batches and acknowledged only after the batch is
+//! committed; a record delivered twice (a redelivery, or delivery publishing
+//! it again) hits the primary key and is skipped, so it never makes a
+//! second row.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use herald_bus::{ConsumerRole, async_nats::jetstream::AckKind};
+use herald_proto::v1::Attempt;
+use prost::Message;
+use tokio_util::sync::CancellationToken;
+
+use crate::{convert, state::ConfigState};
+
+/// A pull batch of this size amortises the database round trip without
+/// holding records long.
+const BATCH_SIZE: usize = 200;
+/// How long to wait before retrying after the database refused a batch.
+const RETRY_DELAY: Duration = Duration::from_secs(1);
+
+#[derive(Debug, thiserror::Error)]
+pub enum AttemptWriterError {
+    #[error("cannot consume attempt records: {0}")]
+    Consume(String),
+    #[error(transparent)]
+    Bus(#[from] herald_bus::BusError),
+}
+
+pub async fn run(
+    state: ConfigState,
+    shutdown: CancellationToken,
+) -> Result<(), AttemptWriterError> {
+    let consumer = state.bus.consumer(ConsumerRole::AttemptWriter).await?;
+    let messages = consumer
+        .stream()
+        .max_messages_per_batch(BATCH_SIZE)
+        .messages()
+        .await
+        .map_err(|error| AttemptWriterError::Consume(error.to_string()))?;
+    let mut batches = messages.ready_chunks(BATCH_SIZE);
+    loop {
+        let batch = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            batch = batches.next() => batch,
+        };
+        let Some(batch) = batch else {
+            return Err(AttemptWriterError::Consume(
+                "the consumer stream ended".to_owned(),
+            ));
+        };
+        let mut records = Vec::with_capacity(batch.len());
+        let mut messages = Vec::with_capacity(batch.len());
+        for message in batch {
+            let message = match message {
+                Ok(message) => message,
+                Err(error) => {
+                    tracing::warn!(%error, "attempt consumer error; it reconnects by itself");
+                    continue;
+                }
+            };
+            match Attempt::decode(message.payload.as_ref())
+                .map_err(|error| error.to_string())
+                .and_then(convert::attempt_record)
+            {
+                Ok(record) => {
+                    records.push(record);
+                    messages.push(message);
+                }
+                Err(error) => {
+                    // A record that can never be stored must not block the rest.
+                    tracing::error!(subject = %message.subject, %error, "dropping an invalid attempt record");
+                    if let Err(error) = message.ack_with(AckKind::Term).await {
+                        tracing::warn!(%error, "cannot terminate an invalid attempt record");
+                    }
+                }
+            }
+        }
+        if records.is_empty() {
+            continue;
+        }
+        match state.store.insert_attempts(&records).await {
+            Ok(inserted) => {
+                tracing::debug!(
+                    received = records.len(),
+                    inserted,
+                    "attempt records written"
+                );
+                for message in messages {
+                    if let Err(error) = message.ack().await {
+                        tracing::warn!(%error, "cannot acknowledge an attempt record; it will be redelivered and skipped");
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, records = records.len(), "cannot write attempt records; retrying");
+                for message in messages {
+                    let _ = message.ack_with(AckKind::Nak(Some(RETRY_DELAY))).await;
+                }
+                tokio::time::sleep(RETRY_DELAY).await;
+            }
+        }
+    }
+}

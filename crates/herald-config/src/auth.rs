@@ -1,0 +1,238 @@
+//! Who is calling: the admin, one of Herald's own services, or a tenant.
+//!
+//! Credentials are bearer tokens in the `authorization` metadata. Tenant
+//! tokens are stored as SHA-256 hashes and looked up by hash; the admin and
+//! service tokens come from configuration and are compared in constant time.
+
+use herald_proto::v1::TokenScope;
+use herald_store::Store;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use time::OffsetDateTime;
+use tonic::metadata::MetadataMap;
+
+use crate::error::{ApiError, ApiResult};
+
+/// Lets the admin act on one tenant's configuration (support, tooling).
+pub const TENANT_METADATA_KEY: &str = "herald-tenant";
+/// Every tenant token starts with this, so leaked tokens are recognisable by
+/// secret scanners.
+pub const TOKEN_PREFIX: &str = "hrld_";
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Caller {
+    Admin,
+    Service,
+    Tenant(TenantCaller),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TenantCaller {
+    pub tenant_id: String,
+    pub scope: TokenScope,
+}
+
+/// What a tenant call needs from its token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Write,
+}
+
+#[derive(Clone)]
+pub struct Authenticator {
+    admin_token: String,
+    service_token: String,
+    store: Store,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Authenticator")
+            .finish_non_exhaustive()
+    }
+}
+
+impl Authenticator {
+    pub fn new(admin_token: String, service_token: String, store: Store) -> Authenticator {
+        Authenticator {
+            admin_token,
+            service_token,
+            store,
+        }
+    }
+
+    pub async fn caller(&self, metadata: &MetadataMap) -> ApiResult<Caller> {
+        let presented = bearer_token(metadata)?;
+        if constant_time_eq(presented, &self.admin_token) {
+            return Ok(Caller::Admin);
+        }
+        if constant_time_eq(presented, &self.service_token) {
+            return Ok(Caller::Service);
+        }
+        if !presented.starts_with(TOKEN_PREFIX) {
+            return Err(unknown_token());
+        }
+        let token = self
+            .store
+            .find_token_by_secret_hash(&hash_token(presented))
+            .await?
+            .ok_or_else(unknown_token)?;
+        let now = OffsetDateTime::now_utc();
+        if token.revoked_at.is_some() {
+            return Err(ApiError::Unauthenticated("the token was revoked".into()));
+        }
+        if token.expires_at.is_some_and(|expires_at| expires_at <= now) {
+            return Err(ApiError::Unauthenticated("the token expired".into()));
+        }
+        let scope = crate::names::parse_token_scope(&token.scope);
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            if let Err(error) = store.touch_token(&token.id, now).await {
+                tracing::debug!(%error, "cannot record a token's last use");
+            }
+        });
+        Ok(Caller::Tenant(TenantCaller {
+            tenant_id: token.tenant_id,
+            scope,
+        }))
+    }
+
+    pub async fn admin(&self, metadata: &MetadataMap) -> ApiResult<()> {
+        match self.caller(metadata).await? {
+            Caller::Admin => Ok(()),
+            _ => Err(ApiError::PermissionDenied(
+                "this call needs the admin token".into(),
+            )),
+        }
+    }
+
+    pub async fn service(&self, metadata: &MetadataMap) -> ApiResult<()> {
+        match self.caller(metadata).await? {
+            Caller::Service | Caller::Admin => Ok(()),
+            Caller::Tenant(_) => Err(ApiError::PermissionDenied(
+                "this call is for Herald's own services, not tenant tokens".into(),
+            )),
+        }
+    }
+
+    /// The tenant a call acts on: the token's own, or for the admin the one
+    /// named in `herald-tenant`.
+    pub async fn tenant(&self, metadata: &MetadataMap, access: Access) -> ApiResult<String> {
+        match self.caller(metadata).await? {
+            Caller::Tenant(tenant) => {
+                let allowed = matches!(
+                    (tenant.scope, access),
+                    (TokenScope::Tenant, _) | (TokenScope::Read, Access::Read)
+                );
+                if allowed {
+                    Ok(tenant.tenant_id)
+                } else {
+                    Err(ApiError::PermissionDenied(format!(
+                        "a {} token cannot {} the tenant's configuration",
+                        crate::names::token_scope(tenant.scope),
+                        match access {
+                            Access::Read => "read",
+                            Access::Write => "change",
+                        }
+                    )))
+                }
+            }
+            Caller::Admin => metadata
+                .get(TENANT_METADATA_KEY)
+                .and_then(|value| value.to_str().ok())
+                .filter(|value| !value.is_empty())
+                .map(str::to_owned)
+                .ok_or_else(|| {
+                    ApiError::invalid(
+                        TENANT_METADATA_KEY,
+                        "the admin token must name the tenant to act on in `herald-tenant` metadata",
+                    )
+                }),
+            Caller::Service => Err(ApiError::PermissionDenied(
+                "the service credential cannot use the tenant API".into(),
+            )),
+        }
+    }
+}
+
+/// `hrld_` and 43 base64url characters (32 random bytes).
+pub fn generate_token() -> ApiResult<String> {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+    let bytes = crate::secrets::random_bytes::<32>()?;
+    Ok(format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes)))
+}
+
+/// Lowercase hex SHA-256: what is stored and what ingest compares.
+pub fn hash_token(token: &str) -> String {
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+fn bearer_token(metadata: &MetadataMap) -> ApiResult<&str> {
+    let value = metadata
+        .get("authorization")
+        .ok_or_else(|| {
+            ApiError::Unauthenticated("missing `authorization: Bearer <token>` metadata".into())
+        })?
+        .to_str()
+        .map_err(|_| ApiError::Unauthenticated("the authorization metadata is not text".into()))?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .ok_or_else(|| ApiError::Unauthenticated("authorization must be `Bearer <token>`".into()))?
+        .trim();
+    if token.is_empty() {
+        return Err(ApiError::Unauthenticated(
+            "the bearer token is empty".into(),
+        ));
+    }
+    Ok(token)
+}
+
+fn unknown_token() -> ApiError {
+    ApiError::Unauthenticated("unknown token".into())
+}
+
+fn constant_time_eq(presented: &str, configured: &str) -> bool {
+    !configured.is_empty() && bool::from(presented.as_bytes().ct_eq(configured.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_prefixed_random_and_hashed_as_hex() {
+        let token = generate_token().unwrap();
+        assert!(token.starts_with("hrld_"));
+        assert_eq!(token.len(), 5 + 43);
+        assert_ne!(token, generate_token().unwrap());
+        assert_eq!(
+            hash_token("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn bearer_tokens_are_parsed_strictly() {
+        let mut metadata = MetadataMap::new();
+        assert!(bearer_token(&metadata).is_err());
+        metadata.insert("authorization", "Basic abc".parse().unwrap());
+        assert!(bearer_token(&metadata).is_err());
+        metadata.insert("authorization", "Bearer ".parse().unwrap());
+        assert!(bearer_token(&metadata).is_err());
+        metadata.insert("authorization", "Bearer hrld_x".parse().unwrap());
+        assert_eq!(bearer_token(&metadata).unwrap(), "hrld_x");
+    }
+
+    #[test]
+    fn an_empty_configured_token_matches_nothing() {
+        assert!(!constant_time_eq("", ""));
+        assert!(constant_time_eq("a", "a"));
+        assert!(!constant_time_eq("a", "b"));
+    }
+}

@@ -1,0 +1,45 @@
+use std::{net::SocketAddr, time::Duration};
+
+/// The config service's command-line and environment settings.
+#[derive(Clone, Debug, clap::Args)]
+pub struct ConfigArgs {
+    /// Where the config gRPC API listens.
+    #[arg(long, env = "HERALD_CONFIG_ADDR", default_value = "127.0.0.1:7070")]
+    pub config_addr: SocketAddr,
+
+    /// The admin token (creates tenants and tokens). When unset, one is
+    /// generated into `<state dir>/admin.token` on first start.
+    #[arg(long, env = "HERALD_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// 32 bytes, base64: encrypts secrets at rest. When unset, one is
+    /// generated into `<state dir>/master.key` on first start; production sets it.
+    #[arg(long, env = "HERALD_MASTER_KEY", hide_env_values = true)]
+    pub master_key: Option<String>,
+
+    /// Comma-separated CIDRs endpoints may use despite the SSRF rules, and
+    /// over plain HTTP (local receivers, tests). Empty in production.
+    #[arg(long, env = "HERALD_ALLOW_CIDRS", default_value = "")]
+    pub allow_cidrs: String,
+
+    /// Delete attempts older than this.
+    #[arg(long, env = "HERALD_ATTEMPT_RETENTION", default_value = "30d", value_parser = humantime::parse_duration)]
+    pub attempt_retention: Duration,
+
+    /// How often retention runs.
+    #[arg(long, env = "HERALD_RETENTION_SWEEP_INTERVAL", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub retention_sweep_interval: Duration,
+
+    /// How long a rotated-out signing secret stays valid by default.
+    #[arg(long, env = "HERALD_SECRET_OVERLAP", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub secret_overlap: Duration,
+
+    /// How long TestEndpoint waits for the delivery service by default.
+    #[arg(long, env = "HERALD_TEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub test_timeout: Duration,
+
+    /// Keep configuration change-log entries this long; a watcher that was
+    /// away longer gets a fresh snapshot.
+    #[arg(long, env = "HERALD_CHANGE_RETENTION", default_value = "7d", value_parser = humantime::parse_duration)]
+    pub change_retention: Duration,
+}

@@ -1,0 +1,258 @@
+//! Stored records to API messages. Secrets are decrypted only where a
+//! caller is entitled to them; every other read gets them redacted.
+
+use herald_proto::{
+    timestamp_to_wire,
+    v1::{
+        ApiToken, Attempt, Device, DeviceVerification, Endpoint, EndpointSecrets, EndpointSpec,
+        EventTypeDefinition, Tenant, WatchedToken,
+        device_verification::Channel as VerificationChannel,
+    },
+};
+use herald_store::{
+    AttemptRecord, DeviceRecord, EndpointRecord, EventTypeRecord, TenantRecord, TokenRecord,
+};
+use prost::Message;
+
+use crate::{
+    endpoint::StoredEndpoint,
+    error::{ApiError, ApiResult},
+    names,
+    secrets::{MasterKey, device_verification_context, endpoint_secret_context},
+};
+
+pub fn etag(version: i64) -> String {
+    version.to_string()
+}
+
+/// `None` for an empty etag (no check), else the version it encodes.
+pub fn expected_version(field: &str, etag: &str) -> ApiResult<Option<i64>> {
+    if etag.is_empty() {
+        return Ok(None);
+    }
+    etag.parse()
+        .map(Some)
+        .map_err(|_| ApiError::invalid(field, "not an etag returned by this API"))
+}
+
+pub fn tenant(record: TenantRecord) -> Tenant {
+    Tenant {
+        id: record.id,
+        name: record.name,
+        created_at: Some(timestamp_to_wire(record.created_at)),
+        updated_at: Some(timestamp_to_wire(record.updated_at)),
+        etag: etag(record.version),
+    }
+}
+
+pub fn token(record: TokenRecord) -> ApiToken {
+    ApiToken {
+        id: record.id,
+        tenant_id: record.tenant_id,
+        name: record.name,
+        scope: names::parse_token_scope(&record.scope).into(),
+        prefix: record.prefix,
+        created_at: Some(timestamp_to_wire(record.created_at)),
+        expires_at: record.expires_at.map(timestamp_to_wire),
+        last_used_at: record.last_used_at.map(timestamp_to_wire),
+        revoked_at: record.revoked_at.map(timestamp_to_wire),
+    }
+}
+
+pub fn watched_token(record: TokenRecord) -> WatchedToken {
+    WatchedToken {
+        scope: names::parse_token_scope(&record.scope).into(),
+        id: record.id,
+        tenant_id: record.tenant_id,
+        secret_sha256: record.secret_sha256,
+        expires_at: record.expires_at.map(timestamp_to_wire),
+    }
+}
+
+/// A device with its verification material decrypted (for the Watch stream)
+/// or redacted (for tenant reads).
+pub fn device(record: DeviceRecord, key: &MasterKey, reveal: bool) -> ApiResult<Device> {
+    let plaintext = key.decrypt(
+        &device_verification_context(&record.id),
+        &record.verification_ciphertext,
+    )?;
+    let mut verification =
+        DeviceVerification::decode(plaintext.as_slice()).map_err(|error| ApiError::Corrupt {
+            what: "device verification",
+            reason: error.to_string(),
+        })?;
+    if !reveal {
+        verification = redact_verification(&verification);
+    }
+    Ok(Device {
+        id: record.id,
+        tenant_id: record.tenant_id,
+        channel: names::parse_channel(&record.channel).into(),
+        name: record.name,
+        external_id: record.external_id,
+        verification: Some(verification),
+        created_at: Some(timestamp_to_wire(record.created_at)),
+        updated_at: Some(timestamp_to_wire(record.updated_at)),
+        etag: etag(record.version),
+    })
+}
+
+fn redact_verification(verification: &DeviceVerification) -> DeviceVerification {
+    let configured = match &verification.channel {
+        Some(VerificationChannel::Waba(waba)) => {
+            !waba.app_secret.is_empty() || !waba.verify_token.is_empty()
+        }
+        Some(VerificationChannel::Telegram(telegram)) => !telegram.secret_token.is_empty(),
+        Some(VerificationChannel::Whatsapp(gateway)) => !gateway.hmac_key.is_empty(),
+        None => false,
+    };
+    let channel = verification.channel.as_ref().map(|channel| match channel {
+        VerificationChannel::Waba(_) => VerificationChannel::Waba(Default::default()),
+        VerificationChannel::Telegram(_) => VerificationChannel::Telegram(Default::default()),
+        VerificationChannel::Whatsapp(_) => VerificationChannel::Whatsapp(Default::default()),
+    });
+    DeviceVerification {
+        channel,
+        configured,
+    }
+}
+
+pub fn stored_endpoint(record: &EndpointRecord) -> ApiResult<StoredEndpoint> {
+    StoredEndpoint::decode(record.spec.as_slice()).map_err(|error| ApiError::Corrupt {
+        what: "endpoint spec",
+        reason: error.to_string(),
+    })
+}
+
+pub fn endpoint_spec(record: &EndpointRecord) -> ApiResult<EndpointSpec> {
+    Ok(stored_endpoint(record)?.spec.unwrap_or_default())
+}
+
+pub fn endpoint(record: &EndpointRecord) -> ApiResult<Endpoint> {
+    Ok(Endpoint {
+        id: record.id.clone(),
+        tenant_id: record.tenant_id.clone(),
+        spec: Some(endpoint_spec(record)?),
+        status: names::parse_endpoint_status(&record.status).into(),
+        status_reason: record.status_reason.clone(),
+        health: None,
+        created_at: Some(timestamp_to_wire(record.created_at)),
+        updated_at: Some(timestamp_to_wire(record.updated_at)),
+        etag: etag(record.version),
+        revision: u64::try_from(record.revision).unwrap_or_default(),
+    })
+}
+
+pub fn endpoint_secrets(record: &EndpointRecord, key: &MasterKey) -> ApiResult<EndpointSecrets> {
+    let decrypt = |which: &str, sealed: &[u8]| -> ApiResult<String> {
+        let plaintext = key.decrypt(&endpoint_secret_context(&record.id, which), sealed)?;
+        String::from_utf8(plaintext).map_err(|error| ApiError::Corrupt {
+            what: "endpoint secret",
+            reason: error.to_string(),
+        })
+    };
+    let current = decrypt("current", &record.secret_ciphertext)?;
+    let now = time::OffsetDateTime::now_utc();
+    let previous = match (
+        &record.previous_secret_ciphertext,
+        record.previous_secret_expires_at,
+    ) {
+        (Some(sealed), Some(expires_at)) if expires_at > now => {
+            Some((decrypt("previous", sealed)?, expires_at))
+        }
+        _ => None,
+    };
+    Ok(EndpointSecrets {
+        current,
+        previous: previous
+            .as_ref()
+            .map(|(secret, _)| secret.clone())
+            .unwrap_or_default(),
+        previous_expires_at: previous.map(|(_, expires_at)| timestamp_to_wire(expires_at)),
+    })
+}
+
+pub fn event_type(record: EventTypeRecord) -> EventTypeDefinition {
+    EventTypeDefinition {
+        name: record.name,
+        description: record.description,
+        catalog: false,
+        sample_data: record.sample_data.into(),
+        created_at: Some(timestamp_to_wire(record.created_at)),
+        tenant_id: record.tenant_id,
+    }
+}
+
+pub fn attempt(record: AttemptRecord) -> Attempt {
+    let request_headers = serde_json::from_str(&record.request_headers_json).unwrap_or_default();
+    Attempt {
+        id: record.id,
+        delivery_id: record.delivery_id,
+        event_id: record.event_id,
+        tenant_id: record.tenant_id,
+        endpoint_id: record.endpoint_id,
+        device_id: record.device_id,
+        event_type: record.event_type,
+        attempt: u32::try_from(record.attempt).unwrap_or_default(),
+        attempted_at: Some(timestamp_to_wire(record.attempted_at)),
+        status: names::parse_attempt_status(&record.status).into(),
+        response_code: u32::try_from(record.response_code).unwrap_or_default(),
+        duration: Some(crate::endpoint::duration_to_wire(
+            std::time::Duration::from_millis(u64::try_from(record.duration_ms).unwrap_or_default()),
+        )),
+        response_body: record.response_body.into(),
+        error: record.error,
+        url: record.url,
+        next_attempt_at: record.next_attempt_at.map(timestamp_to_wire),
+        trigger: names::parse_trigger(&record.trigger).into(),
+        request_headers,
+        test: record.test,
+    }
+}
+
+/// An attempt from the bus into a row; refuses records that would make a
+/// row nobody can find (no id or tenant).
+pub fn attempt_record(attempt: Attempt) -> Result<AttemptRecord, String> {
+    if attempt.id.is_empty() || attempt.tenant_id.is_empty() || attempt.delivery_id.is_empty() {
+        return Err("attempt record without id, tenant_id or delivery_id".to_owned());
+    }
+    let attempted_at = herald_proto::timestamp_from_wire("attempted_at", attempt.attempted_at)
+        .map_err(|error| error.to_string())?;
+    let next_attempt_at = match attempt.next_attempt_at {
+        Some(next) => Some(
+            herald_proto::timestamp_from_wire("next_attempt_at", Some(next))
+                .map_err(|error| error.to_string())?,
+        ),
+        None => None,
+    };
+    let duration_ms = attempt
+        .duration
+        .as_ref()
+        .and_then(|duration| crate::endpoint::duration_from_wire(duration).ok())
+        .map(|duration| i64::try_from(duration.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or_default();
+    let mut body = attempt.response_body.to_vec();
+    body.truncate(4096);
+    Ok(AttemptRecord {
+        status: names::attempt_status(attempt.status()).to_owned(),
+        trigger: names::trigger(attempt.trigger()).to_owned(),
+        id: attempt.id,
+        delivery_id: attempt.delivery_id,
+        event_id: attempt.event_id,
+        tenant_id: attempt.tenant_id,
+        endpoint_id: attempt.endpoint_id,
+        device_id: attempt.device_id,
+        event_type: attempt.event_type,
+        attempt: i32::try_from(attempt.attempt).unwrap_or(i32::MAX),
+        attempted_at,
+        response_code: i32::try_from(attempt.response_code).unwrap_or_default(),
+        duration_ms,
+        response_body: body,
+        error: attempt.error,
+        url: attempt.url,
+        next_attempt_at,
+        request_headers_json: serde_json::to_string(&attempt.request_headers)
+            .unwrap_or_else(|_| "{}".to_owned()),
+        test: attempt.test,
+    })
+}

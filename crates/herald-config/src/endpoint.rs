@@ -1,0 +1,577 @@
+//! Endpoint specs: validation with field-naming errors, defaults, update
+//! masks, and the status rules around testing, disabling and editing.
+
+use std::{collections::BTreeSet, time::Duration};
+
+use herald_core::{
+    address::{AllowList, validate_endpoint_url},
+    catalog::EventType,
+    id::DeviceId,
+    retry::{Jitter, RetrySchedule},
+    signing::{SigningScheme, validate_custom_headers},
+};
+use herald_proto::v1::{
+    EndpointSpec, EndpointStatus, Ordering, RateLimit, RetryPolicy, SigningScheme as WireScheme,
+};
+use prost::Message;
+
+use crate::error::{ApiError, ApiResult};
+
+pub const MAX_NAME_CHARS: usize = 200;
+pub const MAX_DESCRIPTION_CHARS: usize = 2_000;
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(60);
+pub const MAX_RATE_PER_SECOND: f64 = 10_000.0;
+pub const MAX_BURST: u32 = 10_000;
+pub const MAX_SUBSCRIBED_ITEMS: usize = 1_000;
+
+/// What the store keeps for an endpoint besides its searchable columns: the
+/// normalised spec, and the status `EnableEndpoint` returns to.
+#[derive(Clone, PartialEq, Message)]
+pub struct StoredEndpoint {
+    #[prost(message, optional, tag = "1")]
+    pub spec: Option<EndpointSpec>,
+    #[prost(enumeration = "EndpointStatus", tag = "2")]
+    pub resume_status: i32,
+}
+
+/// Checks that need the database: which devices exist and which custom event
+/// types the tenant registered.
+pub trait TenantCatalog {
+    fn missing_devices(
+        &self,
+        ids: &[String],
+    ) -> impl Future<Output = ApiResult<Vec<String>>> + Send;
+    fn is_registered_type(&self, name: &str) -> impl Future<Output = ApiResult<bool>> + Send;
+}
+
+/// Validates `spec` and fills its defaults; errors name `spec.<field>`.
+pub async fn normalise_spec(
+    mut spec: EndpointSpec,
+    allow_list: &AllowList,
+    catalog: &impl TenantCatalog,
+) -> ApiResult<EndpointSpec> {
+    spec.name = spec.name.trim().to_owned();
+    if spec.name.is_empty() {
+        return Err(ApiError::invalid("spec.name", "must not be empty"));
+    }
+    if spec.name.chars().count() > MAX_NAME_CHARS {
+        return Err(ApiError::invalid(
+            "spec.name",
+            format!("must be at most {MAX_NAME_CHARS} characters"),
+        ));
+    }
+    if spec.description.chars().count() > MAX_DESCRIPTION_CHARS {
+        return Err(ApiError::invalid(
+            "spec.description",
+            format!("must be at most {MAX_DESCRIPTION_CHARS} characters"),
+        ));
+    }
+    let url = validate_endpoint_url(spec.url.trim(), allow_list)
+        .map_err(|error| ApiError::invalid("spec.url", error))?;
+    spec.url = url.to_string();
+
+    let scheme = signing_scheme(&spec)?;
+    spec.signing_scheme = wire_scheme(&scheme).into();
+    spec.signature_header = scheme.header_name().unwrap_or_default().to_owned();
+    validate_custom_headers(
+        spec.headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str())),
+        &scheme,
+    )
+    .map_err(|error| ApiError::invalid("spec.headers", error))?;
+
+    spec.device_ids = normalise_devices(&spec, catalog).await?;
+    spec.all_devices = spec.device_ids.is_empty();
+    spec.event_types = normalise_event_types(&spec, catalog).await?;
+    spec.all_event_types = spec.event_types.is_empty();
+
+    spec.retry = Some(normalise_retry(spec.retry.take())?);
+    spec.rate_limit = Some(normalise_rate_limit(spec.rate_limit.take())?);
+    spec.ordering = match Ordering::try_from(spec.ordering) {
+        Ok(Ordering::Unspecified) => Ordering::Unordered.into(),
+        Ok(ordering) => ordering.into(),
+        Err(_) => return Err(ApiError::invalid("spec.ordering", "unknown value")),
+    };
+    spec.timeout = Some(normalise_timeout(spec.timeout.take())?);
+    Ok(spec)
+}
+
+/// The signing scheme a (normalised or raw) spec asks for.
+pub fn signing_scheme(spec: &EndpointSpec) -> ApiResult<SigningScheme> {
+    let header = Some(spec.signature_header.trim()).filter(|header| !header.is_empty());
+    let name = match WireScheme::try_from(spec.signing_scheme) {
+        Ok(WireScheme::Unspecified | WireScheme::Standard) => "standard",
+        Ok(WireScheme::Sha256Hex) => "sha256-hex",
+        Ok(WireScheme::SharedSecret) => "shared-secret",
+        Err(_) => return Err(ApiError::invalid("spec.signing_scheme", "unknown value")),
+    };
+    let field = if header.is_some() && name != "sha256-hex" {
+        "spec.signature_header"
+    } else {
+        "spec.signing_scheme"
+    };
+    let scheme =
+        SigningScheme::parse(name, header).map_err(|error| ApiError::invalid(field, error))?;
+    scheme
+        .validate()
+        .map_err(|error| ApiError::invalid("spec.signature_header", error))?;
+    Ok(scheme)
+}
+
+fn wire_scheme(scheme: &SigningScheme) -> WireScheme {
+    match scheme {
+        SigningScheme::Standard => WireScheme::Standard,
+        SigningScheme::Sha256Hex { .. } => WireScheme::Sha256Hex,
+        SigningScheme::SharedSecret => WireScheme::SharedSecret,
+    }
+}
+
+async fn normalise_devices(
+    spec: &EndpointSpec,
+    catalog: &impl TenantCatalog,
+) -> ApiResult<Vec<String>> {
+    if spec.all_devices && !spec.device_ids.is_empty() {
+        return Err(ApiError::invalid(
+            "spec.device_ids",
+            "must be empty when all_devices is set",
+        ));
+    }
+    if spec.device_ids.len() > MAX_SUBSCRIBED_ITEMS {
+        return Err(ApiError::invalid(
+            "spec.device_ids",
+            format!("at most {MAX_SUBSCRIBED_ITEMS} devices"),
+        ));
+    }
+    for (index, id) in spec.device_ids.iter().enumerate() {
+        DeviceId::parse(id)
+            .map_err(|error| ApiError::invalid(format!("spec.device_ids[{index}]"), error))?;
+    }
+    let unique: BTreeSet<String> = spec.device_ids.iter().cloned().collect();
+    let unique: Vec<String> = unique.into_iter().collect();
+    let missing = catalog.missing_devices(&unique).await?;
+    if let Some(missing) = missing.first() {
+        let index = spec
+            .device_ids
+            .iter()
+            .position(|id| id == missing)
+            .unwrap_or_default();
+        return Err(ApiError::invalid(
+            format!("spec.device_ids[{index}]"),
+            format!("unknown device {missing}"),
+        ));
+    }
+    Ok(unique)
+}
+
+async fn normalise_event_types(
+    spec: &EndpointSpec,
+    catalog: &impl TenantCatalog,
+) -> ApiResult<Vec<String>> {
+    if spec.all_event_types && !spec.event_types.is_empty() {
+        return Err(ApiError::invalid(
+            "spec.event_types",
+            "must be empty when all_event_types is set",
+        ));
+    }
+    if spec.event_types.len() > MAX_SUBSCRIBED_ITEMS {
+        return Err(ApiError::invalid(
+            "spec.event_types",
+            format!("at most {MAX_SUBSCRIBED_ITEMS} event types"),
+        ));
+    }
+    let mut unique = BTreeSet::new();
+    for (index, name) in spec.event_types.iter().enumerate() {
+        let field = || format!("spec.event_types[{index}]");
+        let event_type =
+            EventType::parse(name).map_err(|error| ApiError::invalid(field(), error))?;
+        if !event_type.is_catalog() && !catalog.is_registered_type(event_type.as_str()).await? {
+            return Err(ApiError::invalid(
+                field(),
+                format!(
+                    "unknown event type {name:?}: not in the catalog and not registered with RegisterEventType"
+                ),
+            ));
+        }
+        unique.insert(event_type.as_str().to_owned());
+    }
+    Ok(unique.into_iter().collect())
+}
+
+fn normalise_retry(retry: Option<RetryPolicy>) -> ApiResult<RetryPolicy> {
+    let Some(retry) = retry.filter(|retry| !retry.use_default) else {
+        let schedule = RetrySchedule::default();
+        return Ok(RetryPolicy {
+            delays: schedule
+                .delays()
+                .iter()
+                .map(|delay| duration_to_wire(*delay))
+                .collect(),
+            jitter: 0.0,
+            use_default: true,
+        });
+    };
+    let mut delays = Vec::with_capacity(retry.delays.len());
+    for (index, delay) in retry.delays.iter().enumerate() {
+        delays.push(
+            duration_from_wire(delay).map_err(|reason| {
+                ApiError::invalid(format!("spec.retry.delays[{index}]"), reason)
+            })?,
+        );
+    }
+    let jitter = Jitter::fraction(retry.jitter)
+        .map_err(|error| ApiError::invalid("spec.retry.jitter", error))?;
+    let schedule = RetrySchedule::new(delays, jitter)
+        .map_err(|error| ApiError::invalid("spec.retry.delays", error))?;
+    Ok(RetryPolicy {
+        delays: schedule
+            .delays()
+            .iter()
+            .map(|delay| duration_to_wire(*delay))
+            .collect(),
+        jitter: schedule.jitter().as_fraction(),
+        use_default: false,
+    })
+}
+
+fn normalise_rate_limit(rate_limit: Option<RateLimit>) -> ApiResult<RateLimit> {
+    let rate_limit = rate_limit.unwrap_or_default();
+    if !rate_limit.per_second.is_finite()
+        || rate_limit.per_second < 0.0
+        || rate_limit.per_second > MAX_RATE_PER_SECOND
+    {
+        return Err(ApiError::invalid(
+            "spec.rate_limit.per_second",
+            format!("must be between 0 (unlimited) and {MAX_RATE_PER_SECOND}"),
+        ));
+    }
+    if rate_limit.burst > MAX_BURST {
+        return Err(ApiError::invalid(
+            "spec.rate_limit.burst",
+            format!("must be at most {MAX_BURST}"),
+        ));
+    }
+    Ok(rate_limit)
+}
+
+fn normalise_timeout(timeout: Option<prost_types::Duration>) -> ApiResult<prost_types::Duration> {
+    let Some(timeout) = timeout else {
+        return Ok(duration_to_wire(DEFAULT_TIMEOUT));
+    };
+    let timeout =
+        duration_from_wire(&timeout).map_err(|reason| ApiError::invalid("spec.timeout", reason))?;
+    if timeout < Duration::from_secs(1) || timeout > MAX_TIMEOUT {
+        return Err(ApiError::invalid(
+            "spec.timeout",
+            format!("must be between 1 s and {} s", MAX_TIMEOUT.as_secs()),
+        ));
+    }
+    Ok(duration_to_wire(timeout))
+}
+
+pub fn duration_to_wire(duration: Duration) -> prost_types::Duration {
+    prost_types::Duration {
+        seconds: i64::try_from(duration.as_secs()).unwrap_or(i64::MAX),
+        nanos: i32::try_from(duration.subsec_nanos()).unwrap_or_default(),
+    }
+}
+
+pub fn duration_from_wire(duration: &prost_types::Duration) -> Result<Duration, String> {
+    if duration.seconds < 0 || duration.nanos < 0 || duration.nanos >= 1_000_000_000 {
+        return Err("must be a non-negative duration".to_owned());
+    }
+    Ok(Duration::new(
+        u64::try_from(duration.seconds).unwrap_or_default(),
+        u32::try_from(duration.nanos).unwrap_or_default(),
+    ))
+}
+
+/// Applies `paths` of an update mask: each copies one field of `update` into
+/// `current`; no paths replace the whole spec.
+pub fn merge_spec(
+    current: &EndpointSpec,
+    update: EndpointSpec,
+    paths: &[String],
+) -> ApiResult<EndpointSpec> {
+    if paths.is_empty() {
+        return Ok(update);
+    }
+    let mut merged = current.clone();
+    for (index, path) in paths.iter().enumerate() {
+        match path.strip_prefix("spec.").unwrap_or(path) {
+            "name" => merged.name = update.name.clone(),
+            "description" => merged.description = update.description.clone(),
+            "url" => merged.url = update.url.clone(),
+            "signing_scheme" => merged.signing_scheme = update.signing_scheme,
+            "signature_header" => merged.signature_header = update.signature_header.clone(),
+            "all_devices" => merged.all_devices = update.all_devices,
+            "device_ids" => merged.device_ids = update.device_ids.clone(),
+            "all_event_types" => merged.all_event_types = update.all_event_types,
+            "event_types" => merged.event_types = update.event_types.clone(),
+            "headers" => merged.headers = update.headers.clone(),
+            "retry" => merged.retry = update.retry.clone(),
+            "rate_limit" => merged.rate_limit = update.rate_limit,
+            "ordering" => merged.ordering = update.ordering,
+            "timeout" => merged.timeout = update.timeout,
+            other => {
+                return Err(ApiError::invalid(
+                    format!("update_mask.paths[{index}]"),
+                    format!("unknown field {other:?}"),
+                ));
+            }
+        }
+    }
+    // Subscribing to specific items implies "not all", so a mask naming only
+    // the list does what the caller means.
+    if paths.iter().any(|path| path.ends_with("device_ids")) && !merged.device_ids.is_empty() {
+        merged.all_devices = false;
+    }
+    if paths.iter().any(|path| path.ends_with("event_types")) && !merged.event_types.is_empty() {
+        merged.all_event_types = false;
+    }
+    Ok(merged)
+}
+
+/// Whether a change affects what the receiver must accept (where deliveries
+/// go, or how they are signed and dressed): such an edit needs a new test.
+pub fn needs_new_test(before: &EndpointSpec, after: &EndpointSpec) -> bool {
+    before.url != after.url
+        || before.signing_scheme != after.signing_scheme
+        || before.signature_header != after.signature_header
+        || before.headers != after.headers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Catalog;
+
+    impl TenantCatalog for Catalog {
+        async fn missing_devices(&self, ids: &[String]) -> ApiResult<Vec<String>> {
+            Ok(ids.iter().filter(|id| id.ends_with('z')).cloned().collect())
+        }
+        async fn is_registered_type(&self, name: &str) -> ApiResult<bool> {
+            Ok(name == "order.shipped")
+        }
+    }
+
+    fn spec() -> EndpointSpec {
+        EndpointSpec {
+            name: " Orders ".into(),
+            url: "https://example.com/hooks".into(),
+            ..Default::default()
+        }
+    }
+
+    async fn field_of(spec: EndpointSpec) -> String {
+        match normalise_spec(spec, &AllowList::default(), &Catalog).await {
+            Err(ApiError::InvalidArgument { field, .. }) => field,
+            other => panic!("expected InvalidArgument, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn defaults_are_filled() {
+        let spec = normalise_spec(spec(), &AllowList::default(), &Catalog)
+            .await
+            .unwrap();
+        assert_eq!(spec.name, "Orders");
+        assert_eq!(spec.signing_scheme, i32::from(WireScheme::Standard));
+        assert!(spec.all_devices && spec.all_event_types);
+        assert_eq!(spec.timeout, Some(duration_to_wire(DEFAULT_TIMEOUT)));
+        assert_eq!(spec.ordering, i32::from(Ordering::Unordered));
+        let retry = spec.retry.unwrap();
+        assert!(retry.use_default);
+        assert_eq!(retry.delays.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn bad_fields_are_named() {
+        assert_eq!(
+            field_of(EndpointSpec {
+                name: "  ".into(),
+                ..spec()
+            })
+            .await,
+            "spec.name"
+        );
+        assert_eq!(
+            field_of(EndpointSpec {
+                url: "http://example.com".into(),
+                ..spec()
+            })
+            .await,
+            "spec.url"
+        );
+        assert_eq!(
+            field_of(EndpointSpec {
+                url: "https://10.0.0.1/x".into(),
+                ..spec()
+            })
+            .await,
+            "spec.url"
+        );
+        assert_eq!(
+            field_of(EndpointSpec {
+                event_types: vec!["message.received".into(), "nope.never".into()],
+                ..spec()
+            })
+            .await,
+            "spec.event_types[1]"
+        );
+        assert_eq!(
+            field_of(EndpointSpec {
+                event_types: vec!["Bad".into()],
+                ..spec()
+            })
+            .await,
+            "spec.event_types[0]"
+        );
+        let missing = herald_core::id::DeviceId::generate().to_string();
+        let missing = format!("{}z", &missing[..missing.len() - 1]);
+        assert_eq!(
+            field_of(EndpointSpec {
+                device_ids: vec![missing],
+                ..spec()
+            })
+            .await,
+            "spec.device_ids[0]"
+        );
+        assert_eq!(
+            field_of(EndpointSpec {
+                device_ids: vec!["dev_1".into()],
+                ..spec()
+            })
+            .await,
+            "spec.device_ids[0]"
+        );
+        assert_eq!(
+            field_of(EndpointSpec {
+                headers: [("webhook-id".to_owned(), "x".to_owned())].into(),
+                ..spec()
+            })
+            .await,
+            "spec.headers"
+        );
+        assert_eq!(
+            field_of(EndpointSpec {
+                timeout: Some(duration_to_wire(Duration::from_secs(61))),
+                ..spec()
+            })
+            .await,
+            "spec.timeout"
+        );
+        assert_eq!(
+            field_of(EndpointSpec {
+                retry: Some(RetryPolicy {
+                    delays: vec![duration_to_wire(Duration::from_secs(90_000))],
+                    ..Default::default()
+                }),
+                ..spec()
+            })
+            .await,
+            "spec.retry.delays"
+        );
+        assert_eq!(
+            field_of(EndpointSpec {
+                rate_limit: Some(RateLimit {
+                    per_second: -1.0,
+                    burst: 0
+                }),
+                ..spec()
+            })
+            .await,
+            "spec.rate_limit.per_second"
+        );
+        assert_eq!(
+            field_of(EndpointSpec {
+                signature_header: "X-Sig".into(),
+                ..spec()
+            })
+            .await,
+            "spec.signature_header"
+        );
+    }
+
+    #[tokio::test]
+    async fn registered_custom_types_and_sha256_headers_are_accepted() {
+        let spec = normalise_spec(
+            EndpointSpec {
+                event_types: vec![
+                    "order.shipped".into(),
+                    "message.read".into(),
+                    "order.shipped".into(),
+                ],
+                signing_scheme: WireScheme::Sha256Hex.into(),
+                signature_header: "X-Kaanha-Signature".into(),
+                ..spec()
+            },
+            &AllowList::default(),
+            &Catalog,
+        )
+        .await
+        .unwrap();
+        assert_eq!(spec.event_types, ["message.read", "order.shipped"]);
+        assert!(!spec.all_event_types);
+        assert_eq!(spec.signature_header, "X-Kaanha-Signature");
+    }
+
+    #[test]
+    fn masks_merge_named_fields_only() {
+        let current = EndpointSpec {
+            name: "a".into(),
+            url: "https://a.example".into(),
+            ..Default::default()
+        };
+        let update = EndpointSpec {
+            name: "b".into(),
+            url: "https://b.example".into(),
+            ..Default::default()
+        };
+        let merged = merge_spec(&current, update.clone(), &["name".into()]).unwrap();
+        assert_eq!(
+            (merged.name.as_str(), merged.url.as_str()),
+            ("b", "https://a.example")
+        );
+        assert_eq!(merge_spec(&current, update.clone(), &[]).unwrap(), update);
+        assert!(merge_spec(&current, update, &["secret".into()]).is_err());
+    }
+
+    #[test]
+    fn url_scheme_and_header_edits_need_a_new_test() {
+        let before = EndpointSpec {
+            url: "https://a.example".into(),
+            ..Default::default()
+        };
+        assert!(!needs_new_test(
+            &before,
+            &EndpointSpec {
+                name: "renamed".into(),
+                ..before.clone()
+            }
+        ));
+        assert!(needs_new_test(
+            &before,
+            &EndpointSpec {
+                url: "https://b.example".into(),
+                ..before.clone()
+            }
+        ));
+        assert!(needs_new_test(
+            &before,
+            &EndpointSpec {
+                signing_scheme: 3,
+                ..before.clone()
+            }
+        ));
+        assert!(needs_new_test(
+            &before,
+            &EndpointSpec {
+                headers: [("X-A".to_owned(), "1".to_owned())].into(),
+                ..before.clone()
+            }
+        ));
+    }
+}

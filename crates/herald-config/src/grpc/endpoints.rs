@@ -1,0 +1,519 @@
+//! Endpoints: create, read, edit, pause, test, rotate secrets, delete.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use herald_bus::{async_nats::HeaderMap, headers};
+use herald_core::{
+    catalog::EventType,
+    channel::Channel,
+    event::{Event, parse_data},
+    id::{DeliveryId, EndpointId, EventId, TenantId},
+    signing::{EndpointSecret, SigningSecret},
+};
+use herald_proto::{
+    timestamp_to_wire,
+    v1::{
+        Attempt, AttemptStatus, CreateEndpointRequest, CreateEndpointResponse,
+        DeleteEndpointRequest, DeleteEndpointResponse, DeliveryJob, DeliveryTrigger,
+        DisableEndpointRequest, EnableEndpointRequest, Endpoint, EndpointSecrets, EndpointStatus,
+        GetEndpointRequest, GetEndpointSecretRequest, ListEndpointsRequest, ListEndpointsResponse,
+        RotateEndpointSecretRequest, TestEndpointRequest, TestEndpointResponse,
+        UpdateEndpointRequest,
+    },
+};
+use herald_store::{EndpointFilter, EndpointRecord};
+use prost::Message;
+use time::OffsetDateTime;
+
+use crate::{
+    convert,
+    endpoint::{StoredEndpoint, duration_from_wire, merge_spec, needs_new_test, normalise_spec},
+    error::{ApiError, ApiResult},
+    names, paging,
+    secrets::{endpoint_secret_context, random_bytes},
+    state::ConfigState,
+};
+
+/// Searching starts at three characters: fewer match too much to be useful.
+pub const MIN_SEARCH_CHARS: usize = 3;
+const MAX_SEARCH_CHARS: usize = 200;
+const MAX_STATUS_REASON_CHARS: usize = 500;
+const MAX_TEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+fn generate_secret() -> ApiResult<EndpointSecret> {
+    let signing =
+        SigningSecret::from_bytes(&random_bytes::<32>()?).map_err(|error| ApiError::Corrupt {
+            what: "generated secret",
+            reason: error.to_string(),
+        })?;
+    Ok(EndpointSecret::from(signing))
+}
+
+fn parse_secret(field: &str, secret: &str) -> ApiResult<EndpointSecret> {
+    if secret.is_empty() {
+        generate_secret()
+    } else {
+        EndpointSecret::parse(secret).map_err(|error| ApiError::invalid(field, error))
+    }
+}
+
+impl ConfigState {
+    async fn tenant_endpoint(
+        &self,
+        tenant_id: &str,
+        endpoint_id: &str,
+    ) -> ApiResult<EndpointRecord> {
+        self.store
+            .get_endpoint(tenant_id, endpoint_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("endpoint", endpoint_id))
+    }
+
+    fn seal_secret(&self, endpoint_id: &str, which: &str, secret: &str) -> ApiResult<Vec<u8>> {
+        Ok(self.key().encrypt(
+            &endpoint_secret_context(endpoint_id, which),
+            secret.as_bytes(),
+        )?)
+    }
+
+    pub async fn create_endpoint(
+        &self,
+        tenant_id: &str,
+        request: CreateEndpointRequest,
+    ) -> ApiResult<CreateEndpointResponse> {
+        let spec = request
+            .spec
+            .ok_or_else(|| ApiError::invalid("spec", "must be set"))?;
+        let spec =
+            normalise_spec(spec, &self.settings.allow_list, &self.catalog(tenant_id)).await?;
+        let secret = parse_secret("secret", &request.secret)?;
+        let id = EndpointId::generate().to_string();
+        let now = OffsetDateTime::now_utc();
+        let record = EndpointRecord {
+            secret_ciphertext: self.seal_secret(&id, "current", secret.expose())?,
+            id,
+            tenant_id: tenant_id.to_owned(),
+            name: spec.name.clone(),
+            url: spec.url.clone(),
+            status: names::endpoint_status(EndpointStatus::PendingTest).to_owned(),
+            status_reason: String::new(),
+            spec: StoredEndpoint {
+                spec: Some(spec),
+                resume_status: EndpointStatus::PendingTest.into(),
+            }
+            .encode_to_vec(),
+            previous_secret_ciphertext: None,
+            previous_secret_expires_at: None,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+            revision: 0,
+        };
+        let record = self.store.insert_endpoint(&record).await?;
+        self.notify_changed();
+        Ok(CreateEndpointResponse {
+            endpoint: Some(convert::endpoint(&record)?),
+            secret: secret.expose().to_owned(),
+        })
+    }
+
+    pub async fn get_endpoint(
+        &self,
+        tenant_id: &str,
+        request: GetEndpointRequest,
+    ) -> ApiResult<Endpoint> {
+        convert::endpoint(
+            &self
+                .tenant_endpoint(tenant_id, &request.endpoint_id)
+                .await?,
+        )
+    }
+
+    pub async fn list_endpoints(
+        &self,
+        tenant_id: &str,
+        request: ListEndpointsRequest,
+    ) -> ApiResult<ListEndpointsResponse> {
+        let size = paging::page_size(request.page_size)?;
+        let after: Option<String> = paging::decode(&request.page_token)?;
+        let search = request.search.trim();
+        let search = match search.chars().count() {
+            0 => None,
+            count if count < MIN_SEARCH_CHARS => {
+                return Err(ApiError::invalid(
+                    "search",
+                    format!("needs at least {MIN_SEARCH_CHARS} characters"),
+                ));
+            }
+            count if count > MAX_SEARCH_CHARS => {
+                return Err(ApiError::invalid(
+                    "search",
+                    format!("must be at most {MAX_SEARCH_CHARS} characters"),
+                ));
+            }
+            _ => Some(search.to_owned()),
+        };
+        let status = match EndpointStatus::try_from(request.status) {
+            Ok(EndpointStatus::Unspecified) => None,
+            Ok(status) => Some(names::endpoint_status(status).to_owned()),
+            Err(_) => return Err(ApiError::invalid("status", "unknown value")),
+        };
+        let filter = EndpointFilter { search, status };
+        let fetched = self
+            .store
+            .list_endpoints(tenant_id, &filter, size + 1, after.as_deref())
+            .await?;
+        let (page, next_page_token) =
+            paging::split_page(fetched, size, |endpoint| endpoint.id.clone());
+        Ok(ListEndpointsResponse {
+            endpoints: page
+                .iter()
+                .map(convert::endpoint)
+                .collect::<ApiResult<_>>()?,
+            next_page_token,
+        })
+    }
+
+    pub async fn update_endpoint(
+        &self,
+        tenant_id: &str,
+        request: UpdateEndpointRequest,
+    ) -> ApiResult<Endpoint> {
+        let mut record = self
+            .tenant_endpoint(tenant_id, &request.endpoint_id)
+            .await?;
+        let expected = convert::expected_version("etag", &request.etag)?;
+        let mut stored = convert::stored_endpoint(&record)?;
+        let current = stored.spec.clone().unwrap_or_default();
+        let paths = request
+            .update_mask
+            .map(|mask| mask.paths)
+            .unwrap_or_default();
+        let update = request
+            .spec
+            .ok_or_else(|| ApiError::invalid("spec", "must be set"))?;
+        let merged = merge_spec(&current, update, &paths)?;
+        let spec =
+            normalise_spec(merged, &self.settings.allow_list, &self.catalog(tenant_id)).await?;
+        if needs_new_test(&current, &spec) {
+            // A paused endpoint stays paused; it resumes into a new test.
+            if names::parse_endpoint_status(&record.status) == EndpointStatus::Disabled {
+                stored.resume_status = EndpointStatus::PendingTest.into();
+            } else {
+                record.status = names::endpoint_status(EndpointStatus::PendingTest).to_owned();
+                record.status_reason =
+                    "edited: send a test delivery to activate it again".to_owned();
+            }
+        }
+        record.name = spec.name.clone();
+        record.url = spec.url.clone();
+        stored.spec = Some(spec);
+        record.spec = stored.encode_to_vec();
+        record.updated_at = OffsetDateTime::now_utc();
+        let updated = self.store.update_endpoint(&record, expected).await?;
+        self.notify_changed();
+        convert::endpoint(&updated)
+    }
+
+    pub async fn delete_endpoint(
+        &self,
+        tenant_id: &str,
+        request: DeleteEndpointRequest,
+    ) -> ApiResult<DeleteEndpointResponse> {
+        if !self
+            .store
+            .delete_endpoint(tenant_id, &request.endpoint_id)
+            .await?
+        {
+            return Err(ApiError::not_found("endpoint", request.endpoint_id));
+        }
+        self.notify_changed();
+        Ok(DeleteEndpointResponse {})
+    }
+
+    pub async fn disable_endpoint(
+        &self,
+        tenant_id: &str,
+        request: DisableEndpointRequest,
+    ) -> ApiResult<Endpoint> {
+        let mut record = self
+            .tenant_endpoint(tenant_id, &request.endpoint_id)
+            .await?;
+        let reason = request.reason.trim();
+        if reason.chars().count() > MAX_STATUS_REASON_CHARS {
+            return Err(ApiError::invalid(
+                "reason",
+                format!("must be at most {MAX_STATUS_REASON_CHARS} characters"),
+            ));
+        }
+        let status = names::parse_endpoint_status(&record.status);
+        if status == EndpointStatus::Disabled {
+            return convert::endpoint(&record);
+        }
+        let mut stored = convert::stored_endpoint(&record)?;
+        stored.resume_status = match status {
+            EndpointStatus::Active => EndpointStatus::Active,
+            _ => EndpointStatus::PendingTest,
+        }
+        .into();
+        record.spec = stored.encode_to_vec();
+        record.status = names::endpoint_status(EndpointStatus::Disabled).to_owned();
+        record.status_reason = if reason.is_empty() {
+            "disabled by its owner".to_owned()
+        } else {
+            reason.to_owned()
+        };
+        record.updated_at = OffsetDateTime::now_utc();
+        let updated = self
+            .store
+            .update_endpoint(&record, Some(record.version))
+            .await?;
+        self.notify_changed();
+        convert::endpoint(&updated)
+    }
+
+    pub async fn enable_endpoint(
+        &self,
+        tenant_id: &str,
+        request: EnableEndpointRequest,
+    ) -> ApiResult<Endpoint> {
+        let mut record = self
+            .tenant_endpoint(tenant_id, &request.endpoint_id)
+            .await?;
+        let status = names::parse_endpoint_status(&record.status);
+        if !matches!(status, EndpointStatus::Disabled | EndpointStatus::Failing) {
+            return convert::endpoint(&record);
+        }
+        let stored = convert::stored_endpoint(&record)?;
+        let resume = match (status, stored.resume_status()) {
+            (EndpointStatus::Disabled, EndpointStatus::Active) => EndpointStatus::Active,
+            // A failing endpoint proves itself with a test before it gets traffic again.
+            _ => EndpointStatus::PendingTest,
+        };
+        record.status = names::endpoint_status(resume).to_owned();
+        record.status_reason = String::new();
+        record.updated_at = OffsetDateTime::now_utc();
+        let updated = self
+            .store
+            .update_endpoint(&record, Some(record.version))
+            .await?;
+        self.notify_changed();
+        convert::endpoint(&updated)
+    }
+
+    pub async fn rotate_endpoint_secret(
+        &self,
+        tenant_id: &str,
+        request: RotateEndpointSecretRequest,
+    ) -> ApiResult<EndpointSecrets> {
+        let mut record = self
+            .tenant_endpoint(tenant_id, &request.endpoint_id)
+            .await?;
+        let overlap = match &request.overlap {
+            Some(overlap) => duration_from_wire(overlap)
+                .map_err(|reason| ApiError::invalid("overlap", reason))?,
+            None => self.settings.secret_overlap,
+        };
+        if overlap > Duration::from_secs(30 * 24 * 3600) {
+            return Err(ApiError::invalid("overlap", "must be at most 30 days"));
+        }
+        let new_secret = parse_secret("secret", &request.secret)?;
+        let current = convert::endpoint_secrets(&record, self.key())?.current;
+        let now = OffsetDateTime::now_utc();
+        // The outgoing secret is re-sealed under the "previous" context, so a
+        // stored ciphertext only ever decrypts in the slot it was written for.
+        if overlap.is_zero() {
+            record.previous_secret_ciphertext = None;
+            record.previous_secret_expires_at = None;
+        } else {
+            record.previous_secret_ciphertext =
+                Some(self.seal_secret(&record.id, "previous", &current)?);
+            record.previous_secret_expires_at = Some(now + overlap);
+        }
+        record.secret_ciphertext = self.seal_secret(&record.id, "current", new_secret.expose())?;
+        record.updated_at = now;
+        let updated = self
+            .store
+            .update_endpoint(&record, Some(record.version))
+            .await?;
+        self.notify_changed();
+        convert::endpoint_secrets(&updated, self.key())
+    }
+
+    pub async fn get_endpoint_secret(
+        &self,
+        tenant_id: &str,
+        request: GetEndpointSecretRequest,
+    ) -> ApiResult<EndpointSecrets> {
+        convert::endpoint_secrets(
+            &self
+                .tenant_endpoint(tenant_id, &request.endpoint_id)
+                .await?,
+            self.key(),
+        )
+    }
+
+    /// Sends a test delivery through the delivery service (a job on the bus,
+    /// exactly like a live one) and waits for its attempt record.
+    pub async fn test_endpoint(
+        &self,
+        tenant_id: &str,
+        request: TestEndpointRequest,
+    ) -> ApiResult<TestEndpointResponse> {
+        let record = self
+            .tenant_endpoint(tenant_id, &request.endpoint_id)
+            .await?;
+        let spec = convert::endpoint_spec(&record)?;
+        let timeout = match &request.timeout {
+            Some(timeout) => duration_from_wire(timeout)
+                .map_err(|reason| ApiError::invalid("timeout", reason))?,
+            None => self.settings.test_timeout,
+        };
+        if timeout.is_zero() || timeout > MAX_TEST_TIMEOUT {
+            return Err(ApiError::invalid(
+                "timeout",
+                format!("must be between 0 and {} s", MAX_TEST_TIMEOUT.as_secs()),
+            ));
+        }
+        let event_type = if request.event_type.is_empty() {
+            spec.event_types
+                .first()
+                .map(String::as_str)
+                .unwrap_or("message.received")
+                .to_owned()
+        } else {
+            request.event_type.clone()
+        };
+        let event_type = EventType::parse(&event_type)
+            .map_err(|error| ApiError::invalid("event_type", error))?;
+        let tenant = TenantId::parse(tenant_id).map_err(|error| ApiError::Corrupt {
+            what: "tenant id",
+            reason: error.to_string(),
+        })?;
+        let endpoint = EndpointId::parse(&record.id).map_err(|error| ApiError::Corrupt {
+            what: "endpoint id",
+            reason: error.to_string(),
+        })?;
+        let now = OffsetDateTime::now_utc();
+        let event_id = EventId::generate();
+        let event = Event {
+            id: event_id,
+            tenant_id: tenant,
+            channel: Channel::Internal,
+            device_id: None,
+            event_type: event_type.clone(),
+            occurred_at: now,
+            received_at: now,
+            source_ref: None,
+            idempotency_key: format!("test:{event_id}"),
+            data: parse_data(br#"{"message":"This is a test delivery from Herald."}"#).map_err(
+                |error| ApiError::Corrupt {
+                    what: "test payload",
+                    reason: error.to_string(),
+                },
+            )?,
+        };
+        let delivery_id = DeliveryId::for_event_endpoint(&event_id, &endpoint);
+        let job = DeliveryJob {
+            delivery_id: delivery_id.to_string(),
+            event: Some((&event).into()),
+            endpoint_id: record.id.clone(),
+            endpoint_revision: u64::try_from(record.revision).unwrap_or_default(),
+            trigger: DeliveryTrigger::Test.into(),
+            attempts_made: 0,
+            test: true,
+            enqueued_at: Some(timestamp_to_wire(now)),
+            recovery_job_id: String::new(),
+        };
+
+        // Subscribe before publishing so the attempt cannot slip past.
+        let topology = self.bus.topology();
+        let mut attempts = self
+            .bus
+            .client()
+            .subscribe(topology.attempt_subject(&tenant, &endpoint))
+            .await
+            .map_err(|error| ApiError::Bus(herald_bus::BusError::Unavailable(error.to_string())))?;
+        let mut job_headers = HeaderMap::new();
+        job_headers.insert(headers::TENANT, tenant_id);
+        job_headers.insert(headers::ENDPOINT, record.id.as_str());
+        job_headers.insert(headers::EVENT_ID, event_id.as_str());
+        job_headers.insert(headers::MESSAGE_TYPE, "herald.v1.DeliveryJob");
+        self.bus
+            .publish(
+                topology.job_subject(&endpoint),
+                delivery_id.as_str(),
+                job_headers,
+                Bytes::from(job.encode_to_vec()),
+            )
+            .await?
+            .await
+            .map_err(|error| ApiError::Bus(herald_bus::BusError::Unavailable(error.to_string())))?;
+
+        let wait_for_attempt = async {
+            while let Some(message) = attempts.next().await {
+                if let Ok(attempt) = Attempt::decode(message.payload.as_ref())
+                    && attempt.delivery_id == job.delivery_id
+                {
+                    return Some(attempt);
+                }
+            }
+            None
+        };
+        let attempt = tokio::time::timeout(timeout, wait_for_attempt)
+            .await
+            .ok()
+            .flatten()
+            .ok_or_else(|| {
+                ApiError::DeadlineExceeded(format!(
+                    "no attempt was recorded within {} s: is the delivery service running?",
+                    timeout.as_secs()
+                ))
+            })?;
+
+        let passed = attempt.status() == AttemptStatus::Succeeded
+            && matches!(attempt.response_code, 200 | 201);
+        let endpoint = self
+            .activate_after_test(tenant_id, &record.id, passed)
+            .await?;
+        Ok(TestEndpointResponse {
+            attempt: Some(attempt),
+            endpoint: Some(endpoint),
+        })
+    }
+
+    /// A passed test makes a pending (or failing) endpoint active; a paused
+    /// one stays paused but will resume active.
+    async fn activate_after_test(
+        &self,
+        tenant_id: &str,
+        endpoint_id: &str,
+        passed: bool,
+    ) -> ApiResult<Endpoint> {
+        let mut record = self.tenant_endpoint(tenant_id, endpoint_id).await?;
+        if !passed {
+            return convert::endpoint(&record);
+        }
+        match names::parse_endpoint_status(&record.status) {
+            EndpointStatus::PendingTest | EndpointStatus::Failing | EndpointStatus::Unspecified => {
+                record.status = names::endpoint_status(EndpointStatus::Active).to_owned();
+                record.status_reason = String::new();
+            }
+            EndpointStatus::Disabled => {
+                let mut stored = convert::stored_endpoint(&record)?;
+                stored.resume_status = EndpointStatus::Active.into();
+                record.spec = stored.encode_to_vec();
+            }
+            EndpointStatus::Active => return convert::endpoint(&record),
+        }
+        record.updated_at = OffsetDateTime::now_utc();
+        let updated = self
+            .store
+            .update_endpoint(&record, Some(record.version))
+            .await?;
+        self.notify_changed();
+        convert::endpoint(&updated)
+    }
+}

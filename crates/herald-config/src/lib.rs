@@ -1,0 +1,116 @@
+//! The config service: Herald's source of truth.
+//!
+//! It owns what customers configure (tenants, tokens, devices, endpoints,
+//! custom event types) and the attempt log, and serves them over gRPC:
+//! `AdminService`, `ConfigService`, `AttemptService`, and `WatchService`, the
+//! stream Herald's other services keep their caches with. It consumes attempt
+//! records from the bus into the log, and publishes test deliveries as jobs
+//! for the delivery service, exactly like live ones.
+//!
+//! Rules about values (URLs, signing schemes, retry schedules, event types)
+//! come from herald-core; storage from herald-store; subjects from
+//! herald-bus. This crate is the API, its authentication and validation.
+
+pub mod attempt_writer;
+mod auth;
+mod config;
+mod convert;
+mod endpoint;
+mod error;
+mod grpc;
+mod names;
+mod paging;
+pub mod secrets;
+mod state;
+pub mod sweep;
+
+use std::time::Duration;
+
+use herald_proto::v1::{
+    admin_service_server::AdminServiceServer, attempt_service_server::AttemptServiceServer,
+    config_service_server::ConfigServiceServer, watch_service_server::WatchServiceServer,
+};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use crate::{
+    auth::{TENANT_METADATA_KEY, hash_token},
+    config::ConfigArgs,
+    error::FIELD_METADATA_KEY,
+    grpc::MIN_SEARCH_CHARS,
+    state::{ConfigState, Settings},
+};
+
+/// The gRPC services this crate serves, by their full names.
+pub const SERVICE_NAMES: [&str; 4] = [
+    "herald.v1.AdminService",
+    "herald.v1.ConfigService",
+    "herald.v1.AttemptService",
+    "herald.v1.WatchService",
+];
+
+/// How long a failed attempt writer waits before starting again.
+const RESTART_DELAY: Duration = Duration::from_secs(1);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigServiceError {
+    #[error("cannot build the gRPC reflection service: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("the config gRPC server failed: {0}")]
+    Serve(#[from] tonic::transport::Error),
+}
+
+/// Serves the config API on `listener`, and runs the attempt writer and the
+/// retention sweep, until `shutdown` is cancelled. The database must be
+/// migrated first ([`herald_store::Store::migrate`]).
+pub async fn run(
+    listener: TcpListener,
+    state: ConfigState,
+    shutdown: CancellationToken,
+) -> Result<(), ConfigServiceError> {
+    tokio::spawn(keep_writing_attempts(state.clone(), shutdown.clone()));
+    tokio::spawn(sweep::run(state.clone(), shutdown.clone()));
+
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    for name in SERVICE_NAMES {
+        health_reporter
+            .set_service_status(name, tonic_health::ServingStatus::Serving)
+            .await;
+    }
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(herald_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+
+    tonic::transport::Server::builder()
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(AdminServiceServer::new(grpc::AdminApi::new(state.clone())))
+        .add_service(ConfigServiceServer::new(grpc::ConfigApi::new(
+            state.clone(),
+        )))
+        .add_service(AttemptServiceServer::new(grpc::AttemptApi::new(
+            state.clone(),
+        )))
+        .add_service(WatchServiceServer::new(grpc::WatchApi::new(state)))
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            shutdown.cancelled_owned(),
+        )
+        .await?;
+    Ok(())
+}
+
+/// The attempt writer restarts after a failure (NATS restarting, say):
+/// records wait on the bus meanwhile, so nothing is lost.
+async fn keep_writing_attempts(state: ConfigState, shutdown: CancellationToken) {
+    while !shutdown.is_cancelled() {
+        match attempt_writer::run(state.clone(), shutdown.clone()).await {
+            Ok(()) => return,
+            Err(error) => {
+                tracing::warn!(%error, "the attempt writer stopped; restarting");
+                tokio::time::sleep(RESTART_DELAY).await;
+            }
+        }
+    }
+}

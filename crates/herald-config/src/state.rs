@@ -1,0 +1,101 @@
+//! What every handler shares.
+
+use std::{sync::Arc, time::Duration};
+
+use herald_bus::Bus;
+use herald_core::address::AllowList;
+use herald_store::Store;
+use tokio::sync::Notify;
+
+use crate::{auth::Authenticator, endpoint::TenantCatalog, error::ApiResult, secrets::MasterKey};
+
+/// The config service's resolved settings.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Creates tenants and their tokens.
+    pub admin_token: String,
+    /// What Herald's own services present to call `Watch`.
+    pub service_token: String,
+    /// Encrypts secrets at rest.
+    pub master_key: MasterKey,
+    /// Addresses endpoints may use despite the SSRF rules (and over plain HTTP).
+    pub allow_list: AllowList,
+    /// Attempts older than this are deleted.
+    pub attempt_retention: Duration,
+    /// How often retention is enforced.
+    pub sweep_interval: Duration,
+    /// How long a rotated-out secret stays valid by default.
+    pub secret_overlap: Duration,
+    /// How long `TestEndpoint` waits for the delivery service by default.
+    pub test_timeout: Duration,
+    /// Change-log entries older than this are pruned; a watcher further
+    /// behind gets a fresh snapshot.
+    pub change_retention: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct ConfigState {
+    pub store: Store,
+    pub bus: Bus,
+    pub auth: Authenticator,
+    pub settings: Arc<Settings>,
+    /// Woken after every committed configuration change, so Watch streams
+    /// served by this replica see it at once (others poll).
+    pub changed: Arc<Notify>,
+}
+
+impl ConfigState {
+    pub fn new(store: Store, bus: Bus, settings: Settings) -> ConfigState {
+        let auth = Authenticator::new(
+            settings.admin_token.clone(),
+            settings.service_token.clone(),
+            store.clone(),
+        );
+        ConfigState {
+            store,
+            bus,
+            auth,
+            settings: Arc::new(settings),
+            changed: Arc::new(Notify::new()),
+        }
+    }
+
+    pub fn key(&self) -> &MasterKey {
+        &self.settings.master_key
+    }
+
+    pub fn notify_changed(&self) {
+        self.changed.notify_waiters();
+    }
+
+    pub fn catalog<'a>(&'a self, tenant_id: &'a str) -> StoreCatalog<'a> {
+        StoreCatalog {
+            store: &self.store,
+            tenant_id,
+        }
+    }
+}
+
+/// The tenant's devices and custom types, as endpoint validation sees them.
+#[derive(Debug)]
+pub struct StoreCatalog<'a> {
+    store: &'a Store,
+    tenant_id: &'a str,
+}
+
+impl TenantCatalog for StoreCatalog<'_> {
+    async fn missing_devices(&self, ids: &[String]) -> ApiResult<Vec<String>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(self.store.missing_devices(self.tenant_id, ids).await?)
+    }
+
+    async fn is_registered_type(&self, name: &str) -> ApiResult<bool> {
+        Ok(self
+            .store
+            .get_event_type(self.tenant_id, name)
+            .await?
+            .is_some())
+    }
+}

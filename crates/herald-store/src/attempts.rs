@@ -1,0 +1,193 @@
+//! The attempt log: written idempotently by the attempt writer, read newest
+//! first with keyset paging. Not watched state: no change rows.
+
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
+    QuerySelect, TryInsertResult,
+    sea_query::{Alias, Expr, ExprTrait, Func, Query},
+};
+use time::OffsetDateTime;
+
+use crate::{
+    Store, StoreError, clamp_limit, db_error,
+    entity::{attempt, record, records},
+    records::{AttemptCursor, AttemptFilter, AttemptRecord, DeliveryCounts},
+    timestamp::to_micros,
+};
+
+/// Rows per INSERT: 19 columns × 500 stays well under both backends' limits
+/// on bound parameters (PostgreSQL 65,535; SQLite 32,766).
+const ATTEMPT_BATCH: usize = 500;
+
+impl Store {
+    /// Stores attempts, skipping any whose id is already stored (INSERT … ON
+    /// CONFLICT (id) DO NOTHING), in one transaction. Returns how many rows
+    /// were actually inserted.
+    pub async fn insert_attempts(&self, attempts: &[AttemptRecord]) -> Result<u64, StoreError> {
+        if attempts.is_empty() {
+            return Ok(0);
+        }
+        let operation = "inserting attempts";
+        let txn = self.begin_plain(operation).await?;
+        let mut inserted = 0;
+        for chunk in attempts.chunks(ATTEMPT_BATCH) {
+            let models = chunk
+                .iter()
+                .map(|attempt| attempt::Model::from(attempt).into_active_model());
+            let result = attempt::Entity::insert_many(models)
+                .on_conflict_do_nothing()
+                .exec_without_returning(&txn)
+                .await
+                .map_err(db_error(operation))?;
+            if let TryInsertResult::Inserted(rows) = result {
+                inserted += rows;
+            }
+        }
+        txn.commit().await.map_err(db_error(operation))?;
+        Ok(inserted)
+    }
+
+    /// The tenant's attempt; `None` when it does not exist or belongs to
+    /// another tenant.
+    pub async fn get_attempt(
+        &self,
+        tenant_id: &str,
+        id: &str,
+    ) -> Result<Option<AttemptRecord>, StoreError> {
+        let model = attempt::Entity::find_by_id(id)
+            .filter(attempt::Column::TenantId.eq(tenant_id))
+            .one(&self.connection)
+            .await
+            .map_err(db_error("reading an attempt"))?;
+        record(model)
+    }
+
+    /// Up to `limit` of the tenant's attempts matching `filter`, newest first
+    /// (`attempted_at` then `id`, both descending), continuing after `after`.
+    pub async fn list_attempts(
+        &self,
+        tenant_id: &str,
+        filter: &AttemptFilter,
+        limit: u64,
+        after: Option<&AttemptCursor>,
+    ) -> Result<Vec<AttemptRecord>, StoreError> {
+        let mut query = attempt::Entity::find().filter(attempt::Column::TenantId.eq(tenant_id));
+        if let Some(endpoint_id) = &filter.endpoint_id {
+            query = query.filter(attempt::Column::EndpointId.eq(endpoint_id));
+        }
+        if let Some(event_type) = &filter.event_type {
+            query = query.filter(attempt::Column::EventType.eq(event_type));
+        }
+        if let Some(status) = &filter.status {
+            query = query.filter(attempt::Column::Status.eq(status));
+        }
+        if let Some(event_id) = &filter.event_id {
+            query = query.filter(attempt::Column::EventId.eq(event_id));
+        }
+        if let Some(since) = filter.since {
+            query = query.filter(attempt::Column::AttemptedAt.gte(to_micros(since)));
+        }
+        if let Some(until) = filter.until {
+            query = query.filter(attempt::Column::AttemptedAt.lt(to_micros(until)));
+        }
+        if let Some(cursor) = after {
+            // (attempted_at, id) < (cursor), spelt out for both backends.
+            let at = to_micros(cursor.attempted_at);
+            query = query.filter(
+                Condition::any()
+                    .add(attempt::Column::AttemptedAt.lt(at))
+                    .add(
+                        Condition::all()
+                            .add(attempt::Column::AttemptedAt.eq(at))
+                            .add(attempt::Column::Id.lt(&cursor.id)),
+                    ),
+            );
+        }
+        let models = query
+            .order_by_desc(attempt::Column::AttemptedAt)
+            .order_by_desc(attempt::Column::Id)
+            .limit(clamp_limit(limit))
+            .all(&self.connection)
+            .await
+            .map_err(db_error("listing attempts"))?;
+        records(models)
+    }
+
+    /// The tenant's deliveries (distinct `delivery_id`s) with attempts at or
+    /// after `since`, by outcome over those attempts: succeeded (a
+    /// `succeeded` attempt), failed (a `failed` or `dead` attempt and no
+    /// `succeeded` one), pending (only `retrying` attempts). A delivery with
+    /// other statuses and no final one (e.g. only `skipped`) is in none.
+    pub async fn delivery_counts(
+        &self,
+        tenant_id: &str,
+        since: OffsetDateTime,
+    ) -> Result<DeliveryCounts, StoreError> {
+        let operation = "counting deliveries";
+        let status = || Expr::col(attempt::Column::Status);
+        let count_when = |condition: Expr| Func::count(Expr::case(condition, 1));
+        let succeeded = Alias::new("succeeded");
+        let finals_failed = Alias::new("failed");
+        let not_retrying = Alias::new("not_retrying");
+        let per_delivery = Query::select()
+            .column(attempt::Column::DeliveryId)
+            .expr_as(count_when(status().eq("succeeded")), succeeded.clone())
+            .expr_as(
+                count_when(status().is_in(["failed", "dead"])),
+                finals_failed.clone(),
+            )
+            .expr_as(count_when(status().ne("retrying")), not_retrying.clone())
+            .from(attempt::Entity)
+            .and_where(attempt::Column::TenantId.eq(tenant_id))
+            .and_where(attempt::Column::AttemptedAt.gte(to_micros(since)))
+            .group_by_col(attempt::Column::DeliveryId)
+            .to_owned();
+        let counts = Query::select()
+            .expr_as(
+                count_when(Expr::col(succeeded.clone()).gt(0)),
+                Alias::new("succeeded"),
+            )
+            .expr_as(
+                count_when(
+                    Expr::col(succeeded.clone())
+                        .eq(0)
+                        .and(Expr::col(finals_failed.clone()).gt(0)),
+                ),
+                Alias::new("failed"),
+            )
+            .expr_as(
+                count_when(Expr::col(not_retrying.clone()).eq(0)),
+                Alias::new("pending"),
+            )
+            .from_subquery(per_delivery, Alias::new("deliveries"))
+            .to_owned();
+        let row = self
+            .connection
+            .query_one(&counts)
+            .await
+            .map_err(db_error(operation))?;
+        let Some(row) = row else {
+            return Ok(DeliveryCounts::default());
+        };
+        let get = |column: &str| -> Result<u64, StoreError> {
+            let count: i64 = row.try_get("", column).map_err(db_error(operation))?;
+            Ok(u64::try_from(count).unwrap_or(0))
+        };
+        Ok(DeliveryCounts {
+            succeeded: get("succeeded")?,
+            failed: get("failed")?,
+            pending: get("pending")?,
+        })
+    }
+
+    /// Deletes every tenant's attempts from before `cutoff` (retention).
+    /// Returns how many were deleted.
+    pub async fn delete_attempts_before(&self, cutoff: OffsetDateTime) -> Result<u64, StoreError> {
+        let deleted = attempt::Entity::delete_many()
+            .filter(attempt::Column::AttemptedAt.lt(to_micros(cutoff)))
+            .exec(&self.connection)
+            .await
+            .map_err(db_error("deleting old attempts"))?;
+        Ok(deleted.rows_affected)
+    }
+}
