@@ -185,15 +185,42 @@ fn herald_config_on_postgres_is_ready_and_restarts_cleanly() {
 }
 
 #[test]
-fn every_service_sets_up_the_streams_and_serves_health() {
+fn each_service_runs_as_its_own_process() {
     let nats = NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = sqlite_url(dir.path());
+    let shared = [
+        ("NATS_URL", nats.url()),
+        (
+            "HERALD_SERVICE_TOKEN",
+            "hrld_svc_shared-by-every-service".to_owned(),
+        ),
+    ];
+    let mut config_envs: Vec<(&str, &str)> = shared
+        .iter()
+        .map(|(key, value)| (*key, value.as_str()))
+        .collect();
+    config_envs.push(("DATABASE_URL", &database_url));
+    let mut config = HeraldProcess::start(&["config"], &config_envs);
+    config.wait_until_ready(Duration::from_secs(30));
+
+    let config_url = format!("http://{}", config.config_addr);
+    let mut envs: Vec<(&str, &str)> = shared
+        .iter()
+        .map(|(key, value)| (*key, value.as_str()))
+        .collect();
+    envs.push(("HERALD_CONFIG_URL", &config_url));
     let mut processes: Vec<HeraldProcess> = ["ingest", "fanout", "delivery"]
         .into_iter()
-        .map(|service| HeraldProcess::start(&[service], &[("NATS_URL", &nats.url())]))
+        .map(|service| HeraldProcess::start(&[service], &envs))
         .collect();
     for process in &mut processes {
         process.wait_until_ready(Duration::from_secs(30));
     }
+    let (_, body) = processes[1].get("/readyz").unwrap();
+    let readiness: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(readiness["checks"]["fanout configuration"], "ok", "{body}");
+
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let client = herald_bus::async_nats::connect(nats.url()).await.unwrap();
@@ -214,6 +241,19 @@ fn every_service_sets_up_the_streams_and_serves_health() {
             ]
         );
     });
+
+    // Without the config service, a follower keeps its configuration but
+    // reports it can no longer vouch for it.
+    assert!(config.terminate(Duration::from_secs(15)).success());
+    wait_for(
+        "fanout to become unready without the config service",
+        Duration::from_secs(60),
+        || {
+            processes[1]
+                .get("/readyz")
+                .filter(|(status, _)| *status == 503)
+        },
+    );
     for process in processes {
         assert!(process.terminate(Duration::from_secs(15)).success());
     }

@@ -17,11 +17,6 @@ pub struct ConfigArgs {
     #[arg(long, env = "HERALD_MASTER_KEY", hide_env_values = true)]
     pub master_key: Option<String>,
 
-    /// Comma-separated CIDRs endpoints may use despite the SSRF rules, and
-    /// over plain HTTP (local receivers, tests). Empty in production.
-    #[arg(long, env = "HERALD_ALLOW_CIDRS", default_value = "")]
-    pub allow_cidrs: String,
-
     /// Delete attempts older than this.
     #[arg(long, env = "HERALD_ATTEMPT_RETENTION", default_value = "30d", value_parser = humantime::parse_duration)]
     pub attempt_retention: Duration,

@@ -91,8 +91,12 @@ pub async fn run(
         )))
         .add_service(AttemptServiceServer::new(grpc::AttemptApi::new(
             state.clone(),
+            shutdown.clone(),
         )))
-        .add_service(WatchServiceServer::new(grpc::WatchApi::new(state)))
+        .add_service(WatchServiceServer::new(grpc::WatchApi::new(
+            state,
+            shutdown.clone(),
+        )))
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::TcpListenerStream::new(listener),
             shutdown.cancelled_owned(),

@@ -342,10 +342,43 @@ impl DeliveryId {
     }
 }
 
+impl AttemptId {
+    /// The id of attempt number `attempt` (1 for the first try) of a
+    /// delivery, the same every time it is computed, so a record published
+    /// twice lands in the attempt log once. Sorts with its delivery, like
+    /// [`DeliveryId::for_event_endpoint`] sorts with its event.
+    #[must_use]
+    pub fn for_delivery(delivery_id: &DeliveryId, attempt: u32) -> AttemptId {
+        let digest = Sha256::new()
+            .chain_update(delivery_id.as_str())
+            .chain_update(b":")
+            .chain_update(attempt.to_be_bytes())
+            .finalize();
+        let mut bytes = [0u8; 16];
+        bytes[..6].copy_from_slice(&delivery_id.as_uuid().as_bytes()[..6]);
+        bytes[6..].copy_from_slice(&digest[..10]);
+        AttemptId::from_uuid(uuid::Builder::from_custom_bytes(bytes).into_uuid())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn attempt_ids_are_deterministic_per_delivery_and_number() {
+        let delivery =
+            DeliveryId::for_event_endpoint(&EventId::generate(), &EndpointId::generate());
+        let first = AttemptId::for_delivery(&delivery, 1);
+        assert_eq!(first, AttemptId::for_delivery(&delivery, 1));
+        assert_ne!(first, AttemptId::for_delivery(&delivery, 2));
+        assert_eq!(
+            first.as_uuid().as_bytes()[..6],
+            delivery.as_uuid().as_bytes()[..6]
+        );
+        assert_eq!(AttemptId::parse(first.as_str()).unwrap(), first);
+    }
 
     #[test]
     fn text_form_is_prefix_plus_26_lowercase_characters() {

@@ -2,8 +2,10 @@
 //! starts from.
 
 use sea_orm::{
-    AccessMode, ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseTransaction, EntityTrait,
-    IntoActiveModel, IsolationLevel, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    AccessMode, ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseTransaction, DbErr,
+    EntityTrait, IntoActiveModel, IsolationLevel, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
+    sea_query::{Expr, ExprTrait, Func, Query},
 };
 use time::OffsetDateTime;
 
@@ -82,12 +84,54 @@ pub(crate) async fn append_changes(
     Ok(next - 1)
 }
 
-/// Appends one change; returns its revision.
+/// Appends one change; returns its revision. One statement: `INSERT …
+/// SELECT COALESCE(MAX(revision), 0) + 1, … RETURNING revision`, under the
+/// write lock like [`append_changes`].
 pub(crate) async fn append_change(
     txn: &DatabaseTransaction,
     change: Change,
 ) -> Result<i64, StoreError> {
-    append_changes(txn, std::slice::from_ref(&change)).await
+    let operation = "appending to the change log";
+    let next_revision = Expr::expr(Func::coalesce([
+        Func::max(Expr::col(change::Column::Revision)).into(),
+        Expr::val(0_i64),
+    ]))
+    .add(1_i64);
+    let values = Query::select()
+        .expr(next_revision)
+        .expr(Expr::val(change.kind.as_str()))
+        .expr(Expr::val(change.object_id))
+        .expr(Expr::val(change.tenant_id))
+        .expr(Expr::val(change.deleted))
+        .expr(Expr::val(to_micros(OffsetDateTime::now_utc())))
+        .from(change::Entity)
+        .to_owned();
+    let insert = Query::insert()
+        .into_table(change::Entity)
+        .columns([
+            change::Column::Revision,
+            change::Column::Kind,
+            change::Column::ObjectId,
+            change::Column::TenantId,
+            change::Column::Deleted,
+            change::Column::ChangedAt,
+        ])
+        .select_from(values)
+        .map_err(|error| StoreError::Database {
+            operation,
+            source: DbErr::Custom(error.to_string()),
+        })?
+        .returning_col(change::Column::Revision)
+        .to_owned();
+    let row = txn
+        .query_one(&insert)
+        .await
+        .map_err(db_error(operation))?
+        .ok_or_else(|| StoreError::Database {
+            operation,
+            source: DbErr::RecordNotInserted,
+        })?;
+    row.try_get("", "revision").map_err(db_error(operation))
 }
 
 async fn max_revision<C: ConnectionTrait>(db: &C) -> Result<i64, sea_orm::DbErr> {

@@ -146,13 +146,15 @@ impl Store {
             Change::upsert(ObjectKind::Device, &device.id, &device.tenant_id),
         )
         .await?;
-        let stored = device::Entity::find_by_id(&device.id)
-            .one(&txn)
-            .await
-            .map_err(db_error(operation))?
-            .ok_or_else(|| not_found(&device.id))?;
         txn.commit().await.map_err(db_error(operation))?;
-        DeviceRecord::try_from(stored)
+        DeviceRecord::try_from(device::Model {
+            name: device.name.clone(),
+            external_id: device.external_id.clone(),
+            verification_ciphertext: device.verification_ciphertext.clone(),
+            updated_at: to_micros(device.updated_at),
+            version: current.version + 1,
+            ..current
+        })
     }
 
     /// Deletes the tenant's device; `false` when there is no such device
@@ -168,6 +170,8 @@ impl Store {
             .map_err(db_error(operation))?
             .rows_affected;
         if deleted == 0 {
+            // Nothing changed: end the transaction (and release the lock) now.
+            txn.rollback().await.map_err(db_error(operation))?;
             return Ok(false);
         }
         append_change(&txn, Change::delete(ObjectKind::Device, id, tenant_id)).await?;

@@ -37,7 +37,7 @@ impl Store {
         let mut model = endpoint::Model::from(endpoint);
         model.version = 1;
         model.revision = revision;
-        endpoint::Entity::insert(model.into_active_model())
+        endpoint::Entity::insert(model.clone().into_active_model())
             .exec_without_returning(&txn)
             .await
             .map_err(insert_error(
@@ -46,13 +46,8 @@ impl Store {
                 &endpoint.id,
                 Some(&endpoint.tenant_id),
             ))?;
-        let stored = endpoint::Entity::find_by_id(&endpoint.id)
-            .one(&txn)
-            .await
-            .map_err(db_error(operation))?
-            .ok_or_else(|| not_found(&endpoint.id))?;
         txn.commit().await.map_err(db_error(operation))?;
-        EndpointRecord::try_from(stored)
+        EndpointRecord::try_from(model)
     }
 
     /// The tenant's endpoint; `None` when it does not exist or belongs to
@@ -176,13 +171,15 @@ impl Store {
                 actual: current.version + 1,
             });
         }
-        let stored = endpoint::Entity::find_by_id(&endpoint.id)
-            .one(&txn)
-            .await
-            .map_err(db_error(operation))?
-            .ok_or_else(|| not_found(&endpoint.id))?;
         txn.commit().await.map_err(db_error(operation))?;
-        EndpointRecord::try_from(stored)
+        EndpointRecord::try_from(endpoint::Model {
+            version: current.version + 1,
+            revision,
+            id: current.id,
+            tenant_id: current.tenant_id,
+            created_at: current.created_at,
+            ..endpoint::Model::from(endpoint)
+        })
     }
 
     /// Deletes the tenant's endpoint (its attempt log stays until retention
@@ -199,6 +196,8 @@ impl Store {
             .map_err(db_error(operation))?
             .rows_affected;
         if deleted == 0 {
+            // Nothing changed: end the transaction (and release the lock) now.
+            txn.rollback().await.map_err(db_error(operation))?;
             return Ok(false);
         }
         append_change(&txn, Change::delete(ObjectKind::Endpoint, id, tenant_id)).await?;

@@ -87,6 +87,8 @@ impl Store {
             .map_err(db_error(operation))?
             .rows_affected;
         if deleted == 0 {
+            // Nothing changed: end the transaction (and release the lock) now.
+            txn.rollback().await.map_err(db_error(operation))?;
             return Ok(false);
         }
         append_change(&txn, Change::delete(ObjectKind::EventType, name, tenant_id)).await?;

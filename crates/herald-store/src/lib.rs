@@ -10,25 +10,27 @@
 //! - **Migrations** ([`Store::migrate`]) use `sea-orm-migration` with one
 //!   initial migration written with sea-query's schema builder. They run in
 //!   one transaction; on PostgreSQL that transaction first takes
-//!   `pg_advisory_xact_lock(MIGRATION_LOCK_KEY)`, so two processes starting at
-//!   once apply them one after the other (the second finds nothing to do). The
-//!   lock is transaction-scoped, so it is released on commit, rollback or a
-//!   dropped connection.
+//!   `pg_advisory_xact_lock` on [`MIGRATION_LOCK_KEY`], so two processes
+//!   starting at once apply them one after the other (the second finds nothing
+//!   to do). The lock is transaction-scoped, so it is released on commit,
+//!   rollback or a dropped connection.
 //! - **The change log.** Every method that changes watched state (tenants,
 //!   tokens, devices, endpoints, event types) runs in one transaction that
 //!   also appends one `config_changes` row per changed object. On PostgreSQL
-//!   the transaction starts with `pg_advisory_xact_lock(CHANGE_LOCK_KEY)`; on
-//!   SQLite with `BEGIN IMMEDIATE`. Writers are therefore serialised, and the
+//!   the transaction starts with `pg_advisory_xact_lock` on
+//!   [`CHANGE_LOCK_KEY`]; on SQLite with `BEGIN IMMEDIATE`. Writers are therefore serialised, and the
 //!   revision is assigned as `MAX(revision) + 1` inside that critical section:
 //!   revisions commit in order and have no gaps, so a watcher that has seen
 //!   revision 11 never later finds a 10, and `changes_since(r)` starting
 //!   later than `r + 1` means the log was pruned past `r`.
 //! - **Timestamps** are BIGINT microseconds since the Unix epoch (UTC) on both
-//!   backends (see [`timestamp`](crate::timestamp)): ordering and range
+//!   backends (module `timestamp`): ordering and range
 //!   filters are integer comparisons, identical everywhere. Sub-microsecond
 //!   parts are truncated on write.
 //! - **Schemas.** [`StoreOptions::schema`] puts every table in a PostgreSQL
-//!   schema of its own (created when missing); tests use one per test.
+//!   schema of its own (created when missing); tests use one per test. Lock
+//!   keys are then derived from the schema name ([`lock_key`]), so stores in
+//!   different schemas of one database do not serialise each other.
 
 mod attempts;
 mod changes;
@@ -57,12 +59,12 @@ pub use records::{
 };
 
 /// The PostgreSQL advisory lock every transaction that appends to the change
-/// log holds (`pg_advisory_xact_lock`), so revisions commit in order.
-/// ("herald" + "chg" in ASCII.)
+/// log holds (`pg_advisory_xact_lock`), so revisions commit in order
+/// ("heraldcg" in ASCII). With a schema, see [`lock_key`].
 pub const CHANGE_LOCK_KEY: i64 = 0x6865_7261_6C64_6367;
 
-/// The PostgreSQL advisory lock migrations (and schema creation) hold.
-/// ("herald" + "mg" in ASCII.)
+/// The PostgreSQL advisory lock migrations (and schema creation) hold
+/// ("heraldmg" in ASCII). With a schema, see [`lock_key`].
 pub const MIGRATION_LOCK_KEY: i64 = 0x6865_7261_6C64_6D67;
 
 /// Everything that can go wrong opening or using the database, each naming
@@ -192,6 +194,10 @@ impl std::fmt::Debug for StoreOptions {
 #[derive(Clone, Debug)]
 pub struct Store {
     connection: DatabaseConnection,
+    /// The advisory lock keys this store takes on PostgreSQL (see
+    /// [`lock_key`]).
+    change_lock: i64,
+    migration_lock: i64,
 }
 
 impl Store {
@@ -219,6 +225,9 @@ impl Store {
         options
             .connect_timeout(Duration::from_secs(5))
             .acquire_timeout(Duration::from_secs(5))
+            // Ping only connections idle long enough to have been dropped,
+            // not every checkout (a round trip per call).
+            .test_before_acquire_if_idle_for(Duration::from_secs(30))
             .sqlx_logging(false);
         if sqlite {
             // SQLite serialises writers; one connection avoids "database is
@@ -243,7 +252,12 @@ impl Store {
                 url: redact_password(database_url),
                 source,
             })?;
-        let store = Store { connection };
+        let schema = store_options.schema.as_deref();
+        let store = Store {
+            connection,
+            change_lock: lock_key(CHANGE_LOCK_KEY, schema),
+            migration_lock: lock_key(MIGRATION_LOCK_KEY, schema),
+        };
         if let Some(schema) = &store_options.schema {
             store.create_schema(schema).await?;
         }
@@ -255,7 +269,7 @@ impl Store {
     /// violation in its catalog.
     async fn create_schema(&self, schema: &str) -> Result<(), StoreError> {
         let operation = "creating the database schema";
-        let txn = begin_locked(&self.connection, MIGRATION_LOCK_KEY)
+        let txn = begin_locked(&self.connection, self.migration_lock)
             .await
             .map_err(db_error(operation))?;
         // `schema` was validated as a plain identifier; quoting keeps its case,
@@ -271,7 +285,7 @@ impl Store {
     /// apply each migration once.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let migrate = |source| StoreError::Migrate { source };
-        let txn = begin_locked(&self.connection, MIGRATION_LOCK_KEY)
+        let txn = begin_locked(&self.connection, self.migration_lock)
             .await
             .map_err(migrate)?;
         migration::Migrator::up(&txn, None).await.map_err(migrate)?;
@@ -313,7 +327,7 @@ impl Store {
         &self,
         operation: &'static str,
     ) -> Result<DatabaseTransaction, StoreError> {
-        begin_locked(&self.connection, CHANGE_LOCK_KEY)
+        begin_locked(&self.connection, self.change_lock)
             .await
             .map_err(db_error(operation))
     }
@@ -358,6 +372,22 @@ async fn begin_locked(
         DatabaseBackend::Sqlite => connection.begin_with_options(immediate()).await,
         _ => connection.begin().await,
     }
+}
+
+/// The advisory lock key for `base` in `schema`. Advisory locks are
+/// database-wide; stores in different schemas of one database share nothing,
+/// so each schema gets its own key (FNV-1a of its name mixed into `base`,
+/// the same in every process) and they do not serialise each other.
+pub fn lock_key(base: i64, schema: Option<&str>) -> i64 {
+    let Some(schema) = schema else {
+        return base;
+    };
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in schema.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    base ^ i64::from_ne_bytes(hash.to_ne_bytes())
 }
 
 /// A schema name is interpolated into SQL, so it must be a plain identifier.
@@ -493,6 +523,26 @@ mod tests {
             "postgres://u:***@h:5432/db"
         );
         assert_eq!(redact_password("postgres://u@h/db"), "postgres://u@h/db");
+    }
+
+    #[test]
+    fn schema_names_must_be_plain_identifiers() {
+        for good in ["herald", "_x", "test_0123456789abcdef", &"a".repeat(63)] {
+            assert!(validate_schema(good).is_ok(), "{good}");
+        }
+        for bad in ["", "9lives", "a-b", "a b", "a\"b", "é", &"a".repeat(64)] {
+            assert!(validate_schema(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn lock_keys_are_per_schema_and_stable() {
+        assert_eq!(lock_key(CHANGE_LOCK_KEY, None), CHANGE_LOCK_KEY);
+        let a = lock_key(CHANGE_LOCK_KEY, Some("tenant_a"));
+        assert_eq!(a, lock_key(CHANGE_LOCK_KEY, Some("tenant_a")));
+        assert_ne!(a, lock_key(CHANGE_LOCK_KEY, Some("tenant_b")));
+        assert_ne!(a, CHANGE_LOCK_KEY);
+        assert_ne!(a, lock_key(MIGRATION_LOCK_KEY, Some("tenant_a")));
     }
 
     #[tokio::test]

@@ -102,13 +102,13 @@ impl Store {
             });
         }
         append_change(&txn, Change::upsert(ObjectKind::Tenant, id, id)).await?;
-        let stored = tenant::Entity::find_by_id(id)
-            .one(&txn)
-            .await
-            .map_err(db_error(operation))?
-            .ok_or_else(|| not_found(id))?;
         txn.commit().await.map_err(db_error(operation))?;
-        TenantRecord::try_from(stored)
+        TenantRecord::try_from(tenant::Model {
+            name: name.to_owned(),
+            updated_at: to_micros(now),
+            version: current.version + 1,
+            ..current
+        })
     }
 
     /// Deletes the tenant with its tokens, devices, endpoints, event types
@@ -123,6 +123,8 @@ impl Store {
             .map_err(db_error(operation))?
             .is_some();
         if !exists {
+            // Nothing changed: end the transaction (and release the lock) now.
+            txn.rollback().await.map_err(db_error(operation))?;
             return Ok(false);
         }
 

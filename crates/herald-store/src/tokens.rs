@@ -119,13 +119,11 @@ impl Store {
             Change::upsert(ObjectKind::Token, id, &current.tenant_id),
         )
         .await?;
-        let stored = token::Entity::find_by_id(id)
-            .one(&txn)
-            .await
-            .map_err(db_error(operation))?
-            .ok_or_else(|| not_found(id))?;
         txn.commit().await.map_err(db_error(operation))?;
-        TokenRecord::try_from(stored)
+        TokenRecord::try_from(token::Model {
+            revoked_at: Some(to_micros(now)),
+            ..current
+        })
     }
 
     /// Records that a token was used at `now`. Not watched state: logs no

@@ -25,6 +25,32 @@ struct Db {
     schema: Option<String>,
 }
 
+/// Runs each named `async fn(&Store, &Store)` on both backends, with two
+/// stores (two pools, as two processes would have) on one database.
+macro_rules! on_both_backends_with_two_stores {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test]
+                async fn sqlite() {
+                    let db = super::Db::sqlite().await;
+                    let other = db.another_store().await;
+                    super::$name(&db.store, &other).await;
+                    db.finish().await;
+                }
+
+                #[tokio::test]
+                async fn postgres() {
+                    let db = super::Db::postgres().await;
+                    let other = db.another_store().await;
+                    super::$name(&db.store, &other).await;
+                    db.finish().await;
+                }
+            }
+        )*
+    };
+}
+
 impl Db {
     async fn sqlite() -> Db {
         let dir = tempfile::tempdir().unwrap();
@@ -46,6 +72,18 @@ impl Db {
             store,
             _dir: None,
             schema: Some(schema),
+        }
+    }
+
+    /// A second, independent store on the same database.
+    async fn another_store(&self) -> Store {
+        match (&self._dir, &self.schema) {
+            (Some(dir), _) => {
+                let url = format!("sqlite:{}", dir.path().join("herald.db").display());
+                Store::connect(&url).await.unwrap()
+            }
+            (None, Some(schema)) => postgres_store(schema).await,
+            (None, None) => unreachable!("every test database is SQLite or a schema"),
         }
     }
 
@@ -121,6 +159,8 @@ on_both_backends!(
     snapshot_matches_the_current_revision,
     corrupt_rows_are_errors,
 );
+
+on_both_backends_with_two_stores!(two_writers_interleave_revisions_in_commit_order);
 
 // ---------------------------------------------------------------------------
 // Fixtures
@@ -1484,6 +1524,37 @@ async fn concurrent_writes_get_contiguous_revisions(store: &Store) {
     );
 }
 
+async fn two_writers_interleave_revisions_in_commit_order(one: &Store, two: &Store) {
+    one.insert_tenant(&tenant("t1")).await.unwrap();
+    let writer = |store: &Store, prefix: &'static str| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut revisions = Vec::new();
+            for i in 0..15 {
+                let id = format!("{prefix}{i:02}");
+                revisions.push(
+                    store
+                        .insert_device(&device(&id, "t1", "waba"))
+                        .await
+                        .unwrap(),
+                );
+            }
+            revisions
+        })
+    };
+    let (a, b) = (writer(one, "a"), writer(two, "b"));
+    let (a, b) = (a.await.unwrap(), b.await.unwrap());
+    // Each writer sees its own revisions increase.
+    assert!(a.windows(2).all(|pair| pair[0] < pair[1]));
+    assert!(b.windows(2).all(|pair| pair[0] < pair[1]));
+    let mut all: Vec<i64> = a.into_iter().chain(b).collect();
+    all.sort_unstable();
+    assert_eq!(all, (2..=31).collect::<Vec<_>>());
+    let logged = changes_after(two, 1).await;
+    assert_eq!(logged.len(), 30);
+    assert_eq!(two.current_revision().await.unwrap(), 31);
+}
+
 async fn snapshot_matches_the_current_revision(store: &Store) {
     store.insert_tenant(&tenant("t1")).await.unwrap();
     store.insert_token(&token("tok1", "t1")).await.unwrap();
@@ -1532,71 +1603,4 @@ async fn corrupt_rows_are_errors(store: &Store) {
         matches!(error, StoreError::Corrupt { kind: "change", .. }),
         "{error}"
     );
-}
-
-#[tokio::test]
-async fn zz_timing() {
-    for db in [Db::sqlite().await, Db::postgres().await] {
-        let store = &db.store;
-        store.insert_tenant(&tenant("t1")).await.unwrap();
-        let start = std::time::Instant::now();
-        for i in 0..100 {
-            store
-                .insert_endpoint(&endpoint(&format!("e{i}"), "t1"))
-                .await
-                .unwrap();
-        }
-        println!(
-            "{} insert_endpoint: {:?}",
-            store.backend_name(),
-            start.elapsed() / 100
-        );
-        let start = std::time::Instant::now();
-        for i in 0..100 {
-            store
-                .touch_token(&format!("e{i}"), at(0))
-                .await
-                .unwrap_err();
-        }
-        println!(
-            "{} touch: {:?}",
-            store.backend_name(),
-            start.elapsed() / 100
-        );
-        let start = std::time::Instant::now();
-        for i in 0..100 {
-            store
-                .insert_attempts(&[attempt(&format!("a{i}"), "d", "succeeded", 0)])
-                .await
-                .unwrap();
-        }
-        println!(
-            "{} insert_attempts: {:?}",
-            store.backend_name(),
-            start.elapsed() / 100
-        );
-        let start = std::time::Instant::now();
-        for _ in 0..100 {
-            store
-                .connection()
-                .execute_unprepared("SELECT 1")
-                .await
-                .unwrap();
-        }
-        println!(
-            "{} select1: {:?}",
-            store.backend_name(),
-            start.elapsed() / 100
-        );
-        let start = std::time::Instant::now();
-        for _ in 0..100 {
-            store.current_revision().await.unwrap();
-        }
-        println!(
-            "{} current_revision: {:?}",
-            store.backend_name(),
-            start.elapsed() / 100
-        );
-        db.finish().await;
-    }
 }

@@ -17,7 +17,8 @@ use std::{
 /// trust-auth default.
 pub fn postgres_url() -> String {
     std::env::var("HERALD_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+        // TLS to a local server only slows debug-build tests down.
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test?sslmode=disable".to_owned())
 }
 
 /// A schema name no other test uses: `test_` and 16 hex digits. Tests pass

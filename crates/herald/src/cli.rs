@@ -36,9 +36,19 @@ pub enum Command {
     /// The ingest service: channel webhooks and the Publish API, into JetStream.
     Ingest(CommonArgs),
     /// The fanout service: events to delivery jobs.
-    Fanout(CommonArgs),
+    Fanout(WatcherCommand),
     /// The delivery service: signs, POSTs, retries and records attempts.
-    Delivery(CommonArgs),
+    Delivery(WatcherCommand),
+}
+
+/// A service that follows the configuration through the config service's
+/// Watch stream.
+#[derive(Debug, Args)]
+pub struct WatcherCommand {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(flatten)]
+    pub watch: herald_watch::WatchConfig,
 }
 
 /// Settings every service has.
@@ -53,6 +63,13 @@ pub struct CommonArgs {
     /// `<state dir>/service.token`, which processes on one machine share.
     #[arg(long, env = "HERALD_SERVICE_TOKEN", hide_env_values = true)]
     pub service_token: Option<String>,
+
+    /// Comma-separated CIDRs endpoints may use despite the SSRF rules, and
+    /// over plain HTTP (local receivers, tests). The config service checks
+    /// endpoint URLs against it, the delivery service every address it
+    /// connects to. Empty in production.
+    #[arg(long, env = "HERALD_ALLOW_CIDRS", default_value = "")]
+    pub allow_cidrs: String,
 
     /// Where a local run keeps generated credentials.
     #[arg(long, env = "HERALD_STATE_DIR", default_value = ".herald")]

@@ -1,19 +1,22 @@
 //! Start-up, wiring and shutdown of the services a command runs.
 
-use std::{path::Path, time::Duration};
+use std::{net::SocketAddr, path::Path, time::Duration};
 
 use anyhow::Context;
 use futures::FutureExt;
 use herald_bus::Bus;
 use herald_config::{ConfigArgs, ConfigState, Settings, secrets::MasterKey};
 use herald_core::address::AllowList;
+use herald_fanout::{FanoutMetrics, Subscriptions};
+use herald_proto::v1::WatchedKind;
 use herald_store::{Store, StoreOptions};
 use herald_telemetry::{
     Readiness,
     ops::{self, OpsMetrics, OpsService},
 };
+use herald_watch::{WatchConfig, WatchHandler};
 use prometheus_client::registry::Registry;
-use tokio::{net::TcpListener, task::JoinSet};
+use tokio::{net::TcpListener, sync::watch, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
@@ -25,70 +28,98 @@ use crate::{
 /// How long a readiness probe waits for NATS or the database.
 const PING_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// What a command runs besides the bus connection every service has.
-struct Services {
+/// Which services a command runs, with their settings.
+struct Plan {
     name: &'static str,
     common: CommonArgs,
     config: Option<(StoreOptions, ConfigArgs)>,
+    /// Where the Watch stream comes from, for the services that follow it.
+    watch: Option<WatchConfig>,
+    fanout: bool,
+}
+
+impl Plan {
+    fn new(command: Command) -> Plan {
+        match command {
+            Command::All(args) => {
+                // In one process the config service is right here.
+                let config_url = format!("http://{}", local_address(args.config.config_addr));
+                Plan {
+                    name: "all",
+                    common: args.common,
+                    config: Some((args.database.store_options(), args.config)),
+                    watch: Some(WatchConfig { config_url }),
+                    fanout: true,
+                }
+            }
+            Command::Config(args) => Plan {
+                name: "config",
+                common: args.common,
+                config: Some((args.database.store_options(), args.config)),
+                watch: None,
+                fanout: false,
+            },
+            Command::Ingest(common) => Plan {
+                name: "ingest",
+                common,
+                config: None,
+                watch: None,
+                fanout: false,
+            },
+            Command::Fanout(args) => Plan {
+                name: "fanout",
+                common: args.common,
+                config: None,
+                watch: Some(args.watch),
+                fanout: true,
+            },
+            Command::Delivery(args) => Plan {
+                name: "delivery",
+                common: args.common,
+                config: None,
+                watch: Some(args.watch),
+                fanout: false,
+            },
+        }
+    }
+}
+
+/// The address to reach a listener bound to `address` from this machine.
+fn local_address(address: SocketAddr) -> SocketAddr {
+    if address.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], address.port()))
+    } else {
+        address
+    }
 }
 
 /// Runs `command` until SIGINT or SIGTERM.
 pub async fn run(command: Command) -> anyhow::Result<()> {
-    let services = match command {
-        Command::All(args) => Services {
-            name: "all",
-            common: args.common,
-            config: Some((args.database.store_options(), args.config)),
-        },
-        Command::Config(args) => Services {
-            name: "config",
-            common: args.common,
-            config: Some((args.database.store_options(), args.config)),
-        },
-        Command::Ingest(common) => Services {
-            name: "ingest",
-            common,
-            config: None,
-        },
-        Command::Fanout(common) => Services {
-            name: "fanout",
-            common,
-            config: None,
-        },
-        Command::Delivery(common) => Services {
-            name: "delivery",
-            common,
-            config: None,
-        },
-    };
-    let Services {
-        name,
-        common,
-        config,
-    } = services;
+    let plan = Plan::new(command);
+    let common = &plan.common;
     common.validate()?;
-    let allow_list = match &config {
-        Some((_, args)) => Some(AllowList::parse(&args.allow_cidrs).map_err(|error| {
-            anyhow::anyhow!("invalid --allow-cidrs / HERALD_ALLOW_CIDRS: {error}")
-        })?),
-        None => None,
-    };
+    let allow_list = AllowList::parse(&common.allow_cidrs)
+        .map_err(|error| anyhow::anyhow!("invalid --allow-cidrs / HERALD_ALLOW_CIDRS: {error}"))?;
 
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
 
+    // Metrics are registered before the ops listener takes the registry.
+    let mut registry = Registry::default();
+    let fanout_metrics = plan.fanout.then(|| FanoutMetrics::register(&mut registry));
     let readiness = Readiness::new();
     start_ops(
-        name,
-        &common,
+        plan.name,
+        common,
+        registry,
         readiness.clone(),
         shutdown.clone(),
         &mut tasks,
     )
     .await?;
 
-    let bus = Bus::connect(&common.bus, &format!("herald-{name}")).await?;
+    let bus = Bus::connect(&common.bus, &format!("herald-{}", plan.name)).await?;
     bus.ensure_streams()
         .await
         .context("cannot set up the JetStream streams")?;
@@ -122,53 +153,46 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
     )?;
     log_credential("service token", &source);
 
-    if let (Some((store_options, args)), Some(allow_list)) = (config, allow_list) {
-        let store = Store::connect_with(&store_options).await?;
-        store
-            .migrate()
-            .await
-            .context("cannot migrate the database")?;
-        info!(
-            backend = store.backend_name(),
-            url = %herald_store::redact_password(&store_options.url),
-            schema = store_options.schema.as_deref().unwrap_or("(default)"),
-            "connected to the database; migrations are applied"
-        );
-        {
-            let store = store.clone();
-            readiness
-                .add_check("database", move || {
-                    let store = store.clone();
-                    async move {
-                        store
-                            .ping(PING_TIMEOUT)
-                            .await
-                            .map_err(|error| error.to_string())
-                    }
-                    .boxed()
-                })
-                .await;
-        }
-        let settings =
-            config_settings(&args, &common.state_dir, service_token.clone(), allow_list)?;
-        let listener = TcpListener::bind(args.config_addr).await.with_context(|| {
-            format!(
-                "cannot listen on {} (--config-addr / HERALD_CONFIG_ADDR)",
-                args.config_addr
-            )
-        })?;
-        info!("config API (gRPC) listening on http://{}", args.config_addr);
-        let state = ConfigState::new(store, bus.clone(), settings);
-        let shutdown = shutdown.clone();
+    if let Some((store_options, args)) = &plan.config {
+        start_config(
+            store_options,
+            args,
+            common,
+            ConfigContext {
+                bus: &bus,
+                service_token: &service_token,
+                allow_list: &allow_list,
+                readiness: &readiness,
+                shutdown: &shutdown,
+            },
+            &mut tasks,
+        )
+        .await?;
+    }
+
+    if let (Some(watch_config), Some(metrics)) = (&plan.watch, fanout_metrics) {
+        let subscriptions = Subscriptions::new();
+        let synced = follow_configuration(
+            "fanout",
+            watch_config,
+            &service_token,
+            vec![WatchedKind::Endpoint],
+            subscriptions.handler(),
+            &readiness,
+            &shutdown,
+            &mut tasks,
+        )
+        .await;
+        let (bus, shutdown) = (bus.clone(), shutdown.clone());
         tasks.spawn(async move {
-            herald_config::run(listener, state, shutdown)
+            herald_fanout::run(bus, subscriptions, synced, metrics, shutdown)
                 .await
-                .context("the config service failed")
+                .context("the fanout service failed")
         });
     }
 
     readiness.mark_started().await;
-    info!(service = name, "herald is running; Ctrl-C stops it");
+    info!(service = plan.name, "herald is running; Ctrl-C stops it");
 
     // The first task to end (all of them on shutdown, or one failing) ends
     // the process: a half-running Herald should restart, not limp on.
@@ -182,6 +206,122 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         joined.context("a service task panicked")??;
     }
     outcome
+}
+
+/// What every in-process service shares.
+struct ConfigContext<'a> {
+    bus: &'a Bus,
+    service_token: &'a str,
+    allow_list: &'a AllowList,
+    readiness: &'a Readiness,
+    shutdown: &'a CancellationToken,
+}
+
+async fn start_config(
+    store_options: &StoreOptions,
+    args: &ConfigArgs,
+    common: &CommonArgs,
+    context: ConfigContext<'_>,
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    let store = Store::connect_with(store_options).await?;
+    store
+        .migrate()
+        .await
+        .context("cannot migrate the database")?;
+    info!(
+        backend = store.backend_name(),
+        url = %herald_store::redact_password(&store_options.url),
+        schema = store_options.schema.as_deref().unwrap_or("(default)"),
+        "connected to the database; migrations are applied"
+    );
+    {
+        let store = store.clone();
+        context
+            .readiness
+            .add_check("database", move || {
+                let store = store.clone();
+                async move {
+                    store
+                        .ping(PING_TIMEOUT)
+                        .await
+                        .map_err(|error| error.to_string())
+                }
+                .boxed()
+            })
+            .await;
+    }
+    let settings = config_settings(
+        args,
+        &common.state_dir,
+        context.service_token.to_owned(),
+        context.allow_list.clone(),
+    )?;
+    let listener = TcpListener::bind(args.config_addr).await.with_context(|| {
+        format!(
+            "cannot listen on {} (--config-addr / HERALD_CONFIG_ADDR)",
+            args.config_addr
+        )
+    })?;
+    info!("config API (gRPC) listening on http://{}", args.config_addr);
+    let state = ConfigState::new(store, context.bus.clone(), settings);
+    let shutdown = context.shutdown.clone();
+    tasks.spawn(async move {
+        herald_config::run(listener, state, shutdown)
+            .await
+            .context("the config service failed")
+    });
+    Ok(())
+}
+
+/// Keeps `handler` fed from the Watch stream, and makes the process ready
+/// only while it holds a complete configuration.
+#[allow(clippy::too_many_arguments)]
+async fn follow_configuration(
+    service: &'static str,
+    watch_config: &WatchConfig,
+    service_token: &str,
+    kinds: Vec<WatchedKind>,
+    handler: impl WatchHandler,
+    readiness: &Readiness,
+    shutdown: &CancellationToken,
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+) -> watch::Receiver<bool> {
+    let (synced_sender, synced) = watch::channel(false);
+    let check_synced = synced.clone();
+    let url = watch_config.config_url.clone();
+    readiness
+        .add_check(format!("{service} configuration"), move || {
+            let synced = *check_synced.borrow();
+            let url = url.clone();
+            async move {
+                if synced {
+                    Ok(())
+                } else {
+                    Err(format!("waiting for the configuration from {url}"))
+                }
+            }
+            .boxed()
+        })
+        .await;
+    let (watch_config, service_token, shutdown) = (
+        watch_config.clone(),
+        service_token.to_owned(),
+        shutdown.clone(),
+    );
+    tasks.spawn(async move {
+        herald_watch::run(
+            watch_config,
+            service_token,
+            kinds,
+            handler,
+            synced_sender,
+            shutdown,
+        )
+        .await
+        .context("cannot follow the configuration")
+    });
+    synced
 }
 
 fn config_settings(
@@ -235,6 +375,7 @@ fn log_credential(what: &str, source: &Source) {
 async fn start_ops(
     name: &str,
     common: &CommonArgs,
+    mut registry: Registry,
     readiness: Readiness,
     shutdown: CancellationToken,
     tasks: &mut JoinSet<anyhow::Result<()>>,
@@ -248,7 +389,6 @@ async fn start_ops(
     let address = listener
         .local_addr()
         .context("cannot read the ops listener's address")?;
-    let mut registry = Registry::default();
     let metrics = OpsMetrics::register(&mut registry, name);
     info!(
         "ops listening on http://{address} (/healthz, /readyz, /metrics, gRPC health and reflection)"

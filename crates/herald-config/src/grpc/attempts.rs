@@ -10,6 +10,7 @@ use herald_proto::v1::{
 use herald_store::{AttemptCursor, AttemptFilter};
 use prost::Message;
 use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use crate::{
@@ -25,11 +26,13 @@ const MAX_TAIL_BACKLOG: u32 = 500;
 #[derive(Debug)]
 pub struct AttemptApi {
     state: ConfigState,
+    /// Ends live tails on shutdown.
+    shutdown: CancellationToken,
 }
 
 impl AttemptApi {
-    pub fn new(state: ConfigState) -> AttemptApi {
-        AttemptApi { state }
+    pub fn new(state: ConfigState, shutdown: CancellationToken) -> AttemptApi {
+        AttemptApi { state, shutdown }
     }
 }
 
@@ -215,7 +218,9 @@ impl AttemptService for AttemptApi {
                 .filter(&wanted);
             async move { attempt.map(Ok) }
         });
-        let stream = futures::stream::iter(backlog.into_iter().map(Ok)).chain(live);
+        let stream = futures::stream::iter(backlog.into_iter().map(Ok))
+            .chain(live)
+            .take_until(self.shutdown.clone().cancelled_owned());
         Ok(Response::new(Box::pin(stream)))
     }
 }

@@ -9,13 +9,14 @@
 
 use std::{collections::BTreeSet, pin::Pin, time::Duration};
 
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use herald_proto::v1::{
     Heartbeat, SnapshotEnd, SnapshotStart, WatchRequest, WatchResponse, WatchedEndpoint,
     WatchedKind, WatchedObject, WatchedRef, watch_response::Change,
     watch_service_server::WatchService, watched_object::Object,
 };
 use herald_store::{ChangeRecord, ObjectKind};
+use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use crate::{
@@ -33,11 +34,14 @@ const CHANGES_PER_QUERY: u64 = 500;
 #[derive(Debug)]
 pub struct WatchApi {
     state: ConfigState,
+    /// Ends every open stream, so a graceful shutdown is not held up by
+    /// watchers that would otherwise stay connected forever.
+    shutdown: CancellationToken,
 }
 
 impl WatchApi {
-    pub fn new(state: ConfigState) -> WatchApi {
-        WatchApi { state }
+    pub fn new(state: ConfigState, shutdown: CancellationToken) -> WatchApi {
+        WatchApi { state, shutdown }
     }
 }
 
@@ -256,6 +260,8 @@ impl WatchService for WatchApi {
                 idle_since = tokio::time::Instant::now();
             }
         };
-        Ok(Response::new(Box::pin(stream)))
+        Ok(Response::new(Box::pin(
+            stream.take_until(self.shutdown.clone().cancelled_owned()),
+        )))
     }
 }

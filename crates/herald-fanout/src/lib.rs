@@ -1,0 +1,255 @@
+//! The fanout service: consumes events, matches each against the
+//! subscription index, and publishes one delivery job per matching endpoint.
+//!
+//! Jobs are published with `Nats-Msg-Id = <event id>:<endpoint id>` and the
+//! event is acknowledged only after every one of its jobs is, so a crash in
+//! between re-runs the fanout of that event without duplicating a job.
+//! Nothing is consumed before the first complete configuration arrived: an
+//! event matched against an empty index would be acknowledged and lost.
+
+mod subscriptions;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{StreamExt, future::join_all};
+use herald_bus::{
+    Bus, ConsumerRole,
+    async_nats::{HeaderMap, jetstream::AckKind},
+    headers,
+};
+use herald_core::{event::Event, id::DeliveryId};
+use herald_proto::{
+    timestamp_to_wire,
+    v1::{self as pb, DeliveryTrigger},
+};
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family},
+    registry::Registry,
+};
+use prost::Message;
+use time::OffsetDateTime;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+pub use crate::subscriptions::{Match, SubscriptionHandler, Subscriptions};
+
+/// Events pulled and fanned out together; their job publishes are pipelined.
+const BATCH_SIZE: usize = 200;
+/// How long a failed batch waits before JetStream redelivers it.
+const RETRY_DELAY: Duration = Duration::from_secs(1);
+
+#[derive(Debug, thiserror::Error)]
+pub enum FanoutError {
+    #[error(transparent)]
+    Bus(#[from] herald_bus::BusError),
+    #[error("cannot consume events: {0}")]
+    Consume(String),
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+/// What fanout counts.
+#[derive(Clone, Debug, Default)]
+pub struct FanoutMetrics {
+    events: Family<OutcomeLabels, Counter>,
+    jobs: Counter,
+}
+
+impl FanoutMetrics {
+    pub fn register(registry: &mut Registry) -> FanoutMetrics {
+        let metrics = FanoutMetrics::default();
+        registry.register(
+            "herald_fanout_events",
+            "Events fanned out, by outcome (matched, unmatched, invalid)",
+            metrics.events.clone(),
+        );
+        registry.register(
+            "herald_fanout_jobs",
+            "Delivery jobs published",
+            metrics.jobs.clone(),
+        );
+        metrics
+    }
+
+    fn event(&self, outcome: &'static str) {
+        self.events.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+}
+
+/// Fans out events until `shutdown`, once `synced` says the subscription
+/// index holds a complete configuration.
+pub async fn run(
+    bus: Bus,
+    subscriptions: Subscriptions,
+    mut synced: watch::Receiver<bool>,
+    metrics: FanoutMetrics,
+    shutdown: CancellationToken,
+) -> Result<(), FanoutError> {
+    tokio::select! {
+        _ = shutdown.cancelled() => return Ok(()),
+        result = synced.wait_for(|synced| *synced) => {
+            if result.is_err() {
+                return Ok(());
+            }
+        }
+    }
+    tracing::info!(
+        endpoints = subscriptions.len(),
+        "subscription index loaded; fanning out"
+    );
+    let consumer = bus.consumer(ConsumerRole::Fanout).await?;
+    let messages = consumer
+        .stream()
+        .max_messages_per_batch(BATCH_SIZE)
+        .messages()
+        .await
+        .map_err(|error| FanoutError::Consume(error.to_string()))?;
+    let mut batches = messages.ready_chunks(BATCH_SIZE);
+    loop {
+        let batch = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            batch = batches.next() => batch,
+        };
+        let Some(batch) = batch else {
+            return Err(FanoutError::Consume("the consumer stream ended".to_owned()));
+        };
+        let messages: Vec<_> = batch
+            .into_iter()
+            .filter_map(|message| {
+                message
+                    .map_err(|error| tracing::warn!(%error, "event consumer error; it reconnects by itself"))
+                    .ok()
+            })
+            .collect();
+        fan_out_batch(&bus, &subscriptions, &metrics, messages).await;
+    }
+}
+
+/// Publishes every job of the batch, then settles each event by whether all
+/// of its jobs were acknowledged.
+async fn fan_out_batch(
+    bus: &Bus,
+    subscriptions: &Subscriptions,
+    metrics: &FanoutMetrics,
+    messages: Vec<herald_bus::async_nats::jetstream::Message>,
+) {
+    let mut pending = Vec::with_capacity(messages.len());
+    for message in messages {
+        let wire = match pb::Event::decode(message.payload.as_ref()) {
+            Ok(wire) => wire,
+            Err(error) => {
+                terminate_invalid(&message, &error.to_string(), metrics).await;
+                continue;
+            }
+        };
+        let event = match Event::try_from(wire.clone()) {
+            Ok(event) => event,
+            Err(error) => {
+                terminate_invalid(&message, &error.to_string(), metrics).await;
+                continue;
+            }
+        };
+        let matches = subscriptions.matches(&event);
+        metrics.event(if matches.is_empty() {
+            "unmatched"
+        } else {
+            "matched"
+        });
+        let mut acks = Vec::with_capacity(matches.len());
+        for matched in matches {
+            acks.push(publish_job(bus, &message, &event, &wire, matched).await);
+        }
+        pending.push((message, acks));
+    }
+    for (message, acks) in pending {
+        let mut published = 0_u64;
+        let mut failed = false;
+        for ack in join_all(acks.into_iter().map(|ack| async move {
+            match ack {
+                Ok(future) => future.await.map_err(|error| error.to_string()),
+                Err(error) => Err(error.to_string()),
+            }
+        }))
+        .await
+        {
+            match ack {
+                Ok(_) => published += 1,
+                Err(error) => {
+                    tracing::warn!(%error, "a delivery job was not acknowledged; the event will be fanned out again");
+                    failed = true;
+                }
+            }
+        }
+        metrics.jobs.inc_by(published);
+        let settled = if failed {
+            message.ack_with(AckKind::Nak(Some(RETRY_DELAY))).await
+        } else {
+            message.ack().await
+        };
+        if let Err(error) = settled {
+            // Unacknowledged, the event comes back after the ack wait and its
+            // jobs deduplicate: nothing is lost or doubled.
+            tracing::warn!(%error, "cannot settle an event");
+        }
+    }
+}
+
+async fn publish_job(
+    bus: &Bus,
+    message: &herald_bus::async_nats::jetstream::Message,
+    event: &Event,
+    wire: &pb::Event,
+    matched: Match,
+) -> Result<herald_bus::async_nats::jetstream::context::PublishAckFuture, herald_bus::BusError> {
+    let delivery_id = DeliveryId::for_event_endpoint(&event.id, &matched.endpoint_id);
+    let job = pb::DeliveryJob {
+        delivery_id: delivery_id.to_string(),
+        event: Some(wire.clone()),
+        endpoint_id: matched.endpoint_id.to_string(),
+        endpoint_revision: matched.revision,
+        trigger: DeliveryTrigger::Live.into(),
+        attempts_made: 0,
+        test: false,
+        enqueued_at: Some(timestamp_to_wire(OffsetDateTime::now_utc())),
+        recovery_job_id: String::new(),
+    };
+    let mut job_headers = HeaderMap::new();
+    job_headers.insert(headers::TENANT, event.tenant_id.as_str());
+    job_headers.insert(headers::EVENT_ID, event.id.as_str());
+    job_headers.insert(headers::EVENT_TYPE, event.event_type.as_str());
+    job_headers.insert(headers::ENDPOINT, matched.endpoint_id.as_str());
+    job_headers.insert(headers::MESSAGE_TYPE, "herald.v1.DeliveryJob");
+    // The trace that accepted the event continues into its deliveries.
+    if let Some(incoming) = &message.headers {
+        for name in [headers::TRACEPARENT, headers::TRACESTATE] {
+            if let Some(value) = incoming.get(name) {
+                job_headers.insert(name, value.as_str());
+            }
+        }
+    }
+    bus.publish(
+        bus.topology().job_subject(&matched.endpoint_id),
+        &format!("{}:{}", event.id, matched.endpoint_id),
+        job_headers,
+        Bytes::from(job.encode_to_vec()),
+    )
+    .await
+}
+
+/// An event that can never be fanned out must not block the stream.
+async fn terminate_invalid(
+    message: &herald_bus::async_nats::jetstream::Message,
+    reason: &str,
+    metrics: &FanoutMetrics,
+) {
+    tracing::error!(subject = %message.subject, %reason, "dropping an invalid event");
+    metrics.event("invalid");
+    if let Err(error) = message.ack_with(AckKind::Term).await {
+        tracing::warn!(%error, "cannot terminate an invalid event");
+    }
+}

@@ -1,0 +1,344 @@
+//! The subscription index, kept current by the Watch stream.
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    sync::{Arc, RwLock},
+};
+
+use herald_core::{
+    catalog::EventType,
+    event::Event,
+    id::{DeviceId, EndpointId, TenantId},
+    matching::{DeviceFilter, EndpointStatus, EventTypeFilter, Subscription, SubscriptionIndex},
+};
+use herald_proto::v1::{
+    self as pb, WatchedEndpoint, WatchedKind, WatchedObject, WatchedRef, watched_object::Object,
+};
+use herald_watch::WatchHandler;
+
+/// Every active endpoint's subscription, and the configuration revision of
+/// each endpoint (jobs carry it).
+#[derive(Debug, Default)]
+struct Index {
+    subscriptions: SubscriptionIndex,
+    revisions: HashMap<EndpointId, u64>,
+}
+
+impl Index {
+    fn upsert(&mut self, watched: &WatchedEndpoint) {
+        let Some(endpoint) = &watched.endpoint else {
+            return;
+        };
+        let Ok(endpoint_id) = EndpointId::parse(&endpoint.id) else {
+            tracing::warn!(endpoint = %endpoint.id, "ignoring an endpoint with an invalid id");
+            return;
+        };
+        match subscription(endpoint) {
+            Ok(subscription) => {
+                self.subscriptions
+                    .upsert(endpoint_id, subscription, status(endpoint.status()));
+                self.revisions.insert(endpoint_id, endpoint.revision);
+            }
+            Err(reason) => {
+                // An endpoint Herald cannot read must not receive guesses.
+                tracing::warn!(endpoint = %endpoint.id, %reason, "ignoring an unreadable endpoint");
+                self.remove(&endpoint_id);
+            }
+        }
+    }
+
+    fn remove(&mut self, endpoint_id: &EndpointId) {
+        self.subscriptions.remove(endpoint_id);
+        self.revisions.remove(endpoint_id);
+    }
+}
+
+fn status(status: pb::EndpointStatus) -> EndpointStatus {
+    match status {
+        pb::EndpointStatus::Active => EndpointStatus::Active,
+        pb::EndpointStatus::Disabled => EndpointStatus::Disabled,
+        pb::EndpointStatus::Failing => EndpointStatus::Failing,
+        pb::EndpointStatus::PendingTest | pb::EndpointStatus::Unspecified => {
+            EndpointStatus::PendingTest
+        }
+    }
+}
+
+fn subscription(endpoint: &pb::Endpoint) -> Result<Subscription, String> {
+    let spec = endpoint.spec.clone().unwrap_or_default();
+    let tenant_id = TenantId::parse(&endpoint.tenant_id).map_err(|error| error.to_string())?;
+    let devices = if spec.all_devices || spec.device_ids.is_empty() {
+        DeviceFilter::All
+    } else {
+        DeviceFilter::Only(
+            spec.device_ids
+                .iter()
+                .map(|id| DeviceId::parse(id))
+                .collect::<Result<BTreeSet<_>, _>>()
+                .map_err(|error| error.to_string())?,
+        )
+    };
+    let event_types = if spec.all_event_types || spec.event_types.is_empty() {
+        EventTypeFilter::All
+    } else {
+        EventTypeFilter::Only(
+            spec.event_types
+                .iter()
+                .map(|name| EventType::parse(name))
+                .collect::<Result<BTreeSet<_>, _>>()
+                .map_err(|error| error.to_string())?,
+        )
+    };
+    Ok(Subscription {
+        tenant_id,
+        devices,
+        event_types,
+    })
+}
+
+/// The index shared between the Watch task (writer) and the fanout loop.
+#[derive(Clone, Debug, Default)]
+pub struct Subscriptions {
+    index: Arc<RwLock<Index>>,
+}
+
+/// An endpoint an event goes to, at the configuration revision matched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Match {
+    pub endpoint_id: EndpointId,
+    pub revision: u64,
+}
+
+impl Subscriptions {
+    pub fn new() -> Subscriptions {
+        Subscriptions::default()
+    }
+
+    /// Every active endpoint subscribed to `event`, in id order; costs
+    /// O(matches), not O(endpoints).
+    pub fn matches(&self, event: &Event) -> Vec<Match> {
+        let index = match self.index.read() {
+            Ok(index) => index,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        index
+            .subscriptions
+            .matches(event)
+            .into_iter()
+            .map(|endpoint_id| Match {
+                endpoint_id,
+                revision: index
+                    .revisions
+                    .get(&endpoint_id)
+                    .copied()
+                    .unwrap_or_default(),
+            })
+            .collect()
+    }
+
+    /// How many active endpoints are indexed.
+    pub fn len(&self) -> usize {
+        match self.index.read() {
+            Ok(index) => index.subscriptions.len(),
+            Err(poisoned) => poisoned.into_inner().subscriptions.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The Watch handler that keeps this index current. A snapshot is built
+    /// aside and swapped in whole.
+    pub fn handler(&self) -> SubscriptionHandler {
+        SubscriptionHandler {
+            subscriptions: self.clone(),
+            pending: None,
+        }
+    }
+
+    fn update(&self, change: impl FnOnce(&mut Index)) {
+        let mut index = match self.index.write() {
+            Ok(index) => index,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        change(&mut index);
+    }
+}
+
+#[derive(Debug)]
+pub struct SubscriptionHandler {
+    subscriptions: Subscriptions,
+    pending: Option<Index>,
+}
+
+impl WatchHandler for SubscriptionHandler {
+    fn begin_snapshot(&mut self) {
+        self.pending = Some(Index::default());
+    }
+
+    fn upsert(&mut self, object: WatchedObject) {
+        let Some(Object::Endpoint(endpoint)) = object.object else {
+            return;
+        };
+        match &mut self.pending {
+            Some(pending) => pending.upsert(&endpoint),
+            None => self.subscriptions.update(|index| index.upsert(&endpoint)),
+        }
+    }
+
+    fn delete(&mut self, reference: WatchedRef) {
+        if reference.kind() != WatchedKind::Endpoint {
+            return;
+        }
+        let Ok(endpoint_id) = EndpointId::parse(&reference.id) else {
+            return;
+        };
+        match &mut self.pending {
+            Some(pending) => pending.remove(&endpoint_id),
+            None => self
+                .subscriptions
+                .update(|index| index.remove(&endpoint_id)),
+        }
+    }
+
+    fn end_snapshot(&mut self) {
+        if let Some(index) = self.pending.take() {
+            self.subscriptions.update(|current| *current = index);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use herald_core::{channel::Channel, event::parse_data, id::EventId};
+    use time::OffsetDateTime;
+
+    fn watched(
+        id: EndpointId,
+        tenant: TenantId,
+        status: pb::EndpointStatus,
+        types: &[&str],
+        revision: u64,
+    ) -> WatchedObject {
+        WatchedObject {
+            object: Some(Object::Endpoint(WatchedEndpoint {
+                endpoint: Some(pb::Endpoint {
+                    id: id.to_string(),
+                    tenant_id: tenant.to_string(),
+                    status: status.into(),
+                    revision,
+                    spec: Some(pb::EndpointSpec {
+                        event_types: types.iter().map(|t| (*t).to_owned()).collect(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                secrets: None,
+            })),
+        }
+    }
+
+    fn event(tenant: TenantId, event_type: &str) -> Event {
+        Event {
+            id: EventId::generate(),
+            tenant_id: tenant,
+            channel: Channel::Waba,
+            device_id: Some(DeviceId::generate()),
+            event_type: EventType::parse(event_type).unwrap(),
+            occurred_at: OffsetDateTime::now_utc(),
+            received_at: OffsetDateTime::now_utc(),
+            source_ref: None,
+            idempotency_key: "k".into(),
+            data: parse_data(b"{}").unwrap(),
+        }
+    }
+
+    #[test]
+    fn only_active_endpoints_of_the_tenant_match_with_their_revision() {
+        let subscriptions = Subscriptions::new();
+        let mut handler = subscriptions.handler();
+        let tenant = TenantId::generate();
+        let (read, all, paused) = (
+            EndpointId::generate(),
+            EndpointId::generate(),
+            EndpointId::generate(),
+        );
+        handler.upsert(watched(
+            read,
+            tenant,
+            pb::EndpointStatus::Active,
+            &["message.read"],
+            7,
+        ));
+        handler.upsert(watched(all, tenant, pb::EndpointStatus::Active, &[], 8));
+        handler.upsert(watched(
+            paused,
+            tenant,
+            pb::EndpointStatus::Disabled,
+            &[],
+            9,
+        ));
+        let found = subscriptions.matches(&event(tenant, "message.read"));
+        let mut expected = vec![
+            Match {
+                endpoint_id: read,
+                revision: 7,
+            },
+            Match {
+                endpoint_id: all,
+                revision: 8,
+            },
+        ];
+        expected.sort_by_key(|m| m.endpoint_id);
+        assert_eq!(found, expected);
+        assert_eq!(
+            subscriptions.matches(&event(tenant, "message.sent")),
+            [Match {
+                endpoint_id: all,
+                revision: 8
+            }]
+        );
+        assert!(
+            subscriptions
+                .matches(&event(TenantId::generate(), "message.read"))
+                .is_empty()
+        );
+
+        handler.delete(WatchedRef {
+            kind: WatchedKind::Endpoint.into(),
+            id: all.to_string(),
+            tenant_id: tenant.to_string(),
+        });
+        assert!(
+            subscriptions
+                .matches(&event(tenant, "message.sent"))
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_snapshot_swaps_in_whole() {
+        let subscriptions = Subscriptions::new();
+        let mut handler = subscriptions.handler();
+        let tenant = TenantId::generate();
+        let old = EndpointId::generate();
+        handler.upsert(watched(old, tenant, pb::EndpointStatus::Active, &[], 1));
+        handler.begin_snapshot();
+        let new = EndpointId::generate();
+        handler.upsert(watched(new, tenant, pb::EndpointStatus::Active, &[], 2));
+        assert_eq!(
+            subscriptions.matches(&event(tenant, "contact.created"))[0].endpoint_id,
+            old
+        );
+        handler.end_snapshot();
+        assert_eq!(
+            subscriptions.matches(&event(tenant, "contact.created")),
+            [Match {
+                endpoint_id: new,
+                revision: 2
+            }]
+        );
+    }
+}

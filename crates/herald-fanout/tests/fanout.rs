@@ -1,0 +1,331 @@
+//! Fanout against a real nats-server.
+#![allow(clippy::unwrap_used)]
+
+use std::{collections::BTreeSet, time::Duration};
+
+use bytes::Bytes;
+use herald_bus::{Bus, BusConfig, async_nats, headers};
+use herald_core::{
+    catalog::EventType,
+    channel::Channel,
+    event::{Event, parse_data},
+    id::{DeliveryId, DeviceId, EndpointId, EventId, TenantId},
+};
+use herald_fanout::{FanoutMetrics, Subscriptions};
+use herald_proto::v1::{self as pb, WatchedEndpoint, WatchedObject, watched_object::Object};
+use herald_testkit::NatsServer;
+use herald_watch::WatchHandler;
+use prost::Message;
+use time::OffsetDateTime;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+struct Harness {
+    bus: Bus,
+    subscriptions: Subscriptions,
+    synced: watch::Sender<bool>,
+    shutdown: CancellationToken,
+    _nats: NatsServer,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+async fn start() -> Harness {
+    let nats = NatsServer::start();
+    let bus = Bus::connect(&BusConfig::for_url(nats.url()), "test")
+        .await
+        .unwrap();
+    bus.ensure_streams().await.unwrap();
+    let subscriptions = Subscriptions::new();
+    let (synced, synced_receiver) = watch::channel(false);
+    let shutdown = CancellationToken::new();
+    let mut registry = prometheus_client::registry::Registry::default();
+    tokio::spawn(herald_fanout::run(
+        bus.clone(),
+        subscriptions.clone(),
+        synced_receiver,
+        FanoutMetrics::register(&mut registry),
+        shutdown.clone(),
+    ));
+    Harness {
+        bus,
+        subscriptions,
+        synced,
+        shutdown,
+        _nats: nats,
+    }
+}
+
+fn endpoint(
+    tenant: TenantId,
+    status: pb::EndpointStatus,
+    devices: &[DeviceId],
+    types: &[&str],
+) -> (EndpointId, WatchedObject) {
+    let id = EndpointId::generate();
+    let object = WatchedObject {
+        object: Some(Object::Endpoint(WatchedEndpoint {
+            endpoint: Some(pb::Endpoint {
+                id: id.to_string(),
+                tenant_id: tenant.to_string(),
+                status: status.into(),
+                revision: 42,
+                spec: Some(pb::EndpointSpec {
+                    device_ids: devices.iter().map(ToString::to_string).collect(),
+                    event_types: types.iter().map(|t| (*t).to_owned()).collect(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            secrets: None,
+        })),
+    };
+    (id, object)
+}
+
+fn event(tenant: TenantId, device: DeviceId, event_type: &str) -> Event {
+    Event {
+        id: EventId::generate(),
+        tenant_id: tenant,
+        channel: Channel::Waba,
+        device_id: Some(device),
+        event_type: EventType::parse(event_type).unwrap(),
+        occurred_at: OffsetDateTime::now_utc(),
+        received_at: OffsetDateTime::now_utc(),
+        source_ref: Some("wamid.X".into()),
+        idempotency_key: format!("wamid.X:{event_type}"),
+        data: parse_data(br#"{"text":"ol\u00e1","n":12345678901234567890}"#).unwrap(),
+    }
+}
+
+async fn publish_event(bus: &Bus, event: &Event, message_id: &str) {
+    let mut event_headers = async_nats::HeaderMap::new();
+    event_headers.insert(
+        headers::TRACEPARENT,
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+    );
+    bus.publish(
+        bus.topology()
+            .event_subject(&event.tenant_id, event.channel, &event.event_type),
+        message_id,
+        event_headers,
+        Bytes::from(pb::Event::from(event).encode_to_vec()),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+}
+
+/// Every job on the jobs stream, without consuming them.
+async fn jobs(bus: &Bus) -> Vec<(pb::DeliveryJob, async_nats::HeaderMap)> {
+    let mut stream = bus
+        .jetstream()
+        .get_stream(bus.topology().jobs_stream())
+        .await
+        .unwrap();
+    let state = stream.info().await.unwrap().state.clone();
+    let mut jobs = Vec::new();
+    if state.messages == 0 {
+        return jobs;
+    }
+    for sequence in state.first_sequence..=state.last_sequence {
+        if let Ok(message) = stream.get_raw_message(sequence).await {
+            jobs.push((
+                pb::DeliveryJob::decode(message.payload.as_ref()).unwrap(),
+                message.headers,
+            ));
+        }
+    }
+    jobs
+}
+
+async fn wait_for_jobs(bus: &Bus, count: usize) -> Vec<(pb::DeliveryJob, async_nats::HeaderMap)> {
+    for _ in 0..100 {
+        let found = jobs(bus).await;
+        if found.len() >= count {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("fewer than {count} jobs after 5 s");
+}
+
+/// Events not yet acknowledged by fanout (all of them while its consumer
+/// does not exist yet).
+async fn events_outstanding(bus: &Bus) -> u64 {
+    let consumer: Result<async_nats::jetstream::consumer::PullConsumer, _> = bus
+        .jetstream()
+        .get_consumer_from_stream("fanout", bus.topology().events_stream())
+        .await;
+    match consumer {
+        Ok(mut consumer) => {
+            let info = consumer.info().await.unwrap();
+            info.num_pending + info.num_ack_pending as u64
+        }
+        Err(_) => u64::MAX,
+    }
+}
+
+#[tokio::test]
+async fn an_event_becomes_one_job_per_matching_endpoint() {
+    let herald = start().await;
+    let tenant = TenantId::generate();
+    let device = DeviceId::generate();
+    let other_device = DeviceId::generate();
+    let mut handler = herald.subscriptions.handler();
+    handler.begin_snapshot();
+    let mut matching = BTreeSet::new();
+    for (status, devices, types, matches) in [
+        (pb::EndpointStatus::Active, vec![], vec![], true),
+        (
+            pb::EndpointStatus::Active,
+            vec![device],
+            vec!["message.received"],
+            true,
+        ),
+        (
+            pb::EndpointStatus::Active,
+            vec![device, other_device],
+            vec!["message.received", "message.read"],
+            true,
+        ),
+        (
+            pb::EndpointStatus::Active,
+            vec![other_device],
+            vec![],
+            false,
+        ),
+        (pb::EndpointStatus::Disabled, vec![], vec![], false),
+        (
+            pb::EndpointStatus::Active,
+            vec![],
+            vec!["message.read"],
+            false,
+        ),
+    ] {
+        let (id, object) = endpoint(tenant, status, &devices, &types);
+        handler.upsert(object);
+        if matches {
+            matching.insert(id);
+        }
+    }
+    let (_, other_tenant) = endpoint(TenantId::generate(), pb::EndpointStatus::Active, &[], &[]);
+    handler.upsert(other_tenant);
+    handler.end_snapshot();
+    herald.synced.send_replace(true);
+
+    let event = event(tenant, device, "message.received");
+    publish_event(&herald.bus, &event, &event.idempotency_key).await;
+    let jobs = wait_for_jobs(&herald.bus, 3).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let jobs_now = self::jobs(&herald.bus).await;
+    assert_eq!(jobs_now.len(), 3, "exactly one job per matching endpoint");
+    let endpoints: BTreeSet<EndpointId> = jobs
+        .iter()
+        .map(|(job, _)| EndpointId::parse(&job.endpoint_id).unwrap())
+        .collect();
+    assert_eq!(endpoints, matching);
+    for (job, job_headers) in &jobs {
+        let endpoint_id = EndpointId::parse(&job.endpoint_id).unwrap();
+        assert_eq!(
+            job.delivery_id,
+            DeliveryId::for_event_endpoint(&event.id, &endpoint_id).to_string()
+        );
+        assert_eq!(job.endpoint_revision, 42);
+        assert_eq!(job.trigger(), pb::DeliveryTrigger::Live);
+        let carried = Event::try_from(job.event.clone().unwrap()).unwrap();
+        assert_eq!(
+            carried.data.get(),
+            event.data.get(),
+            "the payload travels byte for byte"
+        );
+        assert_eq!(
+            job_headers.get(headers::MESSAGE_ID).unwrap().as_str(),
+            format!("{}:{}", event.id, endpoint_id)
+        );
+        assert_eq!(
+            job_headers.get(headers::TRACEPARENT).unwrap().as_str(),
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        );
+    }
+    assert_eq!(
+        events_outstanding(&herald.bus).await,
+        0,
+        "the event is acknowledged"
+    );
+}
+
+#[tokio::test]
+async fn an_event_fanned_out_twice_makes_no_duplicate_jobs() {
+    let herald = start().await;
+    let tenant = TenantId::generate();
+    let mut handler = herald.subscriptions.handler();
+    for _ in 0..2 {
+        handler.upsert(endpoint(tenant, pb::EndpointStatus::Active, &[], &[]).1);
+    }
+    herald.synced.send_replace(true);
+    let event = event(tenant, DeviceId::generate(), "contact.created");
+    // The same event stored twice, as after a crash between the job publishes
+    // and the event's acknowledgement.
+    publish_event(&herald.bus, &event, "first copy").await;
+    publish_event(&herald.bus, &event, "second copy").await;
+    wait_for_jobs(&herald.bus, 2).await;
+    for _ in 0..100 {
+        if events_outstanding(&herald.bus).await == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(events_outstanding(&herald.bus).await, 0);
+    assert_eq!(jobs(&herald.bus).await.len(), 2);
+}
+
+#[tokio::test]
+async fn an_event_without_a_match_is_acknowledged_and_nothing_is_published() {
+    let herald = start().await;
+    herald.synced.send_replace(true);
+    let event = event(TenantId::generate(), DeviceId::generate(), "message.sent");
+    publish_event(&herald.bus, &event, &event.idempotency_key).await;
+    for _ in 0..100 {
+        if events_outstanding(&herald.bus).await == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(events_outstanding(&herald.bus).await, 0);
+    assert!(jobs(&herald.bus).await.is_empty());
+}
+
+#[tokio::test]
+async fn nothing_is_consumed_before_the_configuration_arrived() {
+    let herald = start().await;
+    let tenant = TenantId::generate();
+    let event = event(tenant, DeviceId::generate(), "message.read");
+    publish_event(&herald.bus, &event, &event.idempotency_key).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The consumer does not even exist yet: the event waits on the stream.
+    let consumer = herald
+        .bus
+        .jetstream()
+        .get_consumer_from_stream::<async_nats::jetstream::consumer::pull::Config, _, _>(
+            "fanout",
+            herald.bus.topology().events_stream(),
+        )
+        .await;
+    assert!(
+        consumer.is_err(),
+        "fanout consumed before it knew any subscription"
+    );
+
+    let mut handler = herald.subscriptions.handler();
+    handler.begin_snapshot();
+    handler.upsert(endpoint(tenant, pb::EndpointStatus::Active, &[], &[]).1);
+    handler.end_snapshot();
+    herald.synced.send_replace(true);
+    assert_eq!(wait_for_jobs(&herald.bus, 1).await.len(), 1);
+}
