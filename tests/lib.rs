@@ -9,7 +9,10 @@ use std::{
     time::{Duration, Instant},
 };
 
+mod receiver;
+
 pub use herald_testkit::{NatsServer, free_port, http_get, postgres_url, wait_for};
+pub use receiver::{Received, Receiver};
 
 /// A running `herald` process, killed when dropped.
 #[derive(Debug)]
@@ -66,6 +69,12 @@ impl HeraldProcess {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Kills the process with SIGKILL, as a crash or an OOM kill would.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
     }
 
     /// Sends SIGTERM and waits for the process to exit.

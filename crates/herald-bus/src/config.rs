@@ -50,6 +50,13 @@ pub struct BusConfig {
     #[arg(long = "job-partitions", env = "HERALD_JOB_PARTITIONS", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub job_partitions: u16,
 
+    /// How long a delivery job may go unacknowledged before JetStream hands
+    /// it to another worker. Workers extend it while a job is in progress,
+    /// so it bounds how long a crashed worker's jobs wait, not how long a
+    /// request may take.
+    #[arg(long = "delivery-ack-wait", env = "HERALD_DELIVERY_ACK_WAIT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub delivery_ack_wait: Duration,
+
     /// Keep streams in memory instead of files (tests and benchmarks only).
     #[arg(long = "stream-memory-storage", env = "HERALD_STREAM_MEMORY_STORAGE")]
     pub memory_storage: bool,
@@ -68,6 +75,7 @@ impl BusConfig {
             dead_letter_retention: Duration::from_secs(14 * 24 * 3600),
             attempt_stream_retention: Duration::from_secs(24 * 3600),
             job_partitions: 16,
+            delivery_ack_wait: Duration::from_secs(30),
             memory_storage: false,
         }
     }

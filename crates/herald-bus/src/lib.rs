@@ -87,7 +87,7 @@ impl Bus {
     /// Creates (or updates) the durable pull consumer a role reads from.
     pub async fn consumer(&self, role: ConsumerRole) -> Result<PullConsumer, BusError> {
         let stream_name = self.topology.consumer_stream(role);
-        let consumer_config = self.topology.consumer_config(role);
+        let consumer_config = self.topology.consumer_config(role, &self.config);
         let consumer_name = consumer_config.durable_name.clone().unwrap_or_default();
         let stream = self
             .jetstream

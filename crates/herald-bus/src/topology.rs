@@ -232,17 +232,21 @@ impl Topology {
         }
     }
 
-    pub(crate) fn consumer_config(&self, role: ConsumerRole) -> consumer::pull::Config {
+    pub(crate) fn consumer_config(
+        &self,
+        role: ConsumerRole,
+        config: &BusConfig,
+    ) -> consumer::pull::Config {
         let (ack_wait, max_ack_pending, description) = match role {
             ConsumerRole::Fanout => (
                 Duration::from_secs(30),
                 10_000,
                 "Matches events to endpoints and publishes delivery jobs",
             ),
-            // Longer than the longest request timeout (60 s), so a job is
-            // redelivered only when its worker is gone.
+            // Workers report progress on every job they hold, so this is
+            // how soon a crashed worker's jobs go to another one.
             ConsumerRole::Delivery => (
-                Duration::from_secs(90),
+                config.delivery_ack_wait,
                 20_000,
                 "POSTs delivery jobs to endpoints",
             ),

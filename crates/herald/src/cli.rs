@@ -38,7 +38,17 @@ pub enum Command {
     /// The fanout service: events to delivery jobs.
     Fanout(WatcherCommand),
     /// The delivery service: signs, POSTs, retries and records attempts.
-    Delivery(WatcherCommand),
+    Delivery(DeliveryCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct DeliveryCommand {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(flatten)]
+    pub watch: herald_watch::WatchConfig,
+    #[command(flatten)]
+    pub delivery: herald_delivery::DeliveryArgs,
 }
 
 /// A service that follows the configuration through the config service's
@@ -111,6 +121,8 @@ pub struct AllArgs {
     pub database: DatabaseArgs,
     #[command(flatten)]
     pub config: herald_config::ConfigArgs,
+    #[command(flatten)]
+    pub delivery: herald_delivery::DeliveryArgs,
 }
 
 impl DatabaseArgs {
@@ -166,5 +178,19 @@ pub fn report_usage_error(error: clap::Error) -> ExitCode {
             eprintln!("{first_line} (see `herald --help`)");
             ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Catches clashing flag names or ids between the services' settings,
+    /// which `herald all` flattens into one command.
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
     }
 }

@@ -7,6 +7,7 @@ use futures::FutureExt;
 use herald_bus::Bus;
 use herald_config::{ConfigArgs, ConfigState, Settings, secrets::MasterKey};
 use herald_core::address::AllowList;
+use herald_delivery::{DeliveryArgs, DeliveryMetrics, DeliverySettings};
 use herald_fanout::{FanoutMetrics, Subscriptions};
 use herald_proto::v1::WatchedKind;
 use herald_store::{Store, StoreOptions};
@@ -14,7 +15,7 @@ use herald_telemetry::{
     Readiness,
     ops::{self, OpsMetrics, OpsService},
 };
-use herald_watch::{WatchConfig, WatchHandler};
+use herald_watch::{ConfigCache, WatchConfig, WatchHandler};
 use prometheus_client::registry::Registry;
 use tokio::{net::TcpListener, sync::watch, task::JoinSet};
 use tokio_util::sync::CancellationToken;
@@ -36,6 +37,7 @@ struct Plan {
     /// Where the Watch stream comes from, for the services that follow it.
     watch: Option<WatchConfig>,
     fanout: bool,
+    delivery: Option<DeliveryArgs>,
 }
 
 impl Plan {
@@ -50,6 +52,7 @@ impl Plan {
                     config: Some((args.database.store_options(), args.config)),
                     watch: Some(WatchConfig { config_url }),
                     fanout: true,
+                    delivery: Some(args.delivery),
                 }
             }
             Command::Config(args) => Plan {
@@ -58,6 +61,7 @@ impl Plan {
                 config: Some((args.database.store_options(), args.config)),
                 watch: None,
                 fanout: false,
+                delivery: None,
             },
             Command::Ingest(common) => Plan {
                 name: "ingest",
@@ -65,6 +69,7 @@ impl Plan {
                 config: None,
                 watch: None,
                 fanout: false,
+                delivery: None,
             },
             Command::Fanout(args) => Plan {
                 name: "fanout",
@@ -72,6 +77,7 @@ impl Plan {
                 config: None,
                 watch: Some(args.watch),
                 fanout: true,
+                delivery: None,
             },
             Command::Delivery(args) => Plan {
                 name: "delivery",
@@ -79,6 +85,7 @@ impl Plan {
                 config: None,
                 watch: Some(args.watch),
                 fanout: false,
+                delivery: Some(args.delivery),
             },
         }
     }
@@ -108,6 +115,10 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
     // Metrics are registered before the ops listener takes the registry.
     let mut registry = Registry::default();
     let fanout_metrics = plan.fanout.then(|| FanoutMetrics::register(&mut registry));
+    let delivery_metrics = plan
+        .delivery
+        .is_some()
+        .then(|| DeliveryMetrics::register(&mut registry));
     let readiness = Readiness::new();
     start_ops(
         plan.name,
@@ -188,6 +199,33 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             herald_fanout::run(bus, subscriptions, synced, metrics, shutdown)
                 .await
                 .context("the fanout service failed")
+        });
+    }
+
+    if let (Some(watch_config), Some(args), Some(metrics)) =
+        (&plan.watch, &plan.delivery, delivery_metrics)
+    {
+        let cache = ConfigCache::new();
+        let synced = follow_configuration(
+            "delivery",
+            watch_config,
+            &service_token,
+            vec![WatchedKind::Endpoint],
+            cache.handler(),
+            &readiness,
+            &shutdown,
+            &mut tasks,
+        )
+        .await;
+        let settings = DeliverySettings {
+            args: args.clone(),
+            allow_list: allow_list.clone(),
+        };
+        let (bus, shutdown) = (bus.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            herald_delivery::run(bus, cache, synced, settings, metrics, shutdown)
+                .await
+                .context("the delivery service failed")
         });
     }
 

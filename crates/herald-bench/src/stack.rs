@@ -1,0 +1,313 @@
+//! Herald's release binaries as separate processes, set up with a tenant
+//! and active endpoints pointing at the benchmark receiver.
+
+use std::{
+    net::SocketAddr,
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::Context;
+use bytes::Bytes;
+use herald_bus::{Bus, BusConfig, async_nats};
+use herald_core::{
+    catalog::EventType,
+    channel::Channel,
+    event::{Event, parse_data},
+    id::{EventId, TenantId},
+};
+use herald_proto::v1::{
+    self as pb, admin_service_client::AdminServiceClient,
+    config_service_client::ConfigServiceClient,
+};
+use herald_testkit::{NatsServer, free_port, http_get};
+use prost::Message;
+use time::OffsetDateTime;
+
+use crate::receiver::BenchReceiver;
+
+const SERVICE_TOKEN: &str = "hrld_svc_bench";
+
+pub struct Stack {
+    _nats: NatsServer,
+    _state: tempfile::TempDir,
+    children: Vec<Child>,
+    bus: Bus,
+    tenant: TenantId,
+    fanout: usize,
+}
+
+pub struct Latency {
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+impl Stack {
+    pub async fn start(
+        binary: &Path,
+        receiver: &BenchReceiver,
+        fanout: usize,
+    ) -> anyhow::Result<Stack> {
+        let nats = NatsServer::start();
+        let state = tempfile::tempdir()?;
+        let config_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let database_url = format!("sqlite:{}", state.path().join("herald.db").display());
+        let common = |ops: SocketAddr| -> Vec<(String, String)> {
+            vec![
+                ("NATS_URL".into(), nats.url()),
+                ("HERALD_SERVICE_TOKEN".into(), SERVICE_TOKEN.into()),
+                ("HERALD_ALLOW_CIDRS".into(), "127.0.0.0/8".into()),
+                (
+                    "HERALD_STATE_DIR".into(),
+                    state.path().display().to_string(),
+                ),
+                ("HERALD_OPS_ADDR".into(), ops.to_string()),
+                ("HERALD_CONFIG_ADDR".into(), config_addr.to_string()),
+                ("HERALD_CONFIG_URL".into(), format!("http://{config_addr}")),
+                ("DATABASE_URL".into(), database_url.clone()),
+                ("RUST_LOG".into(), "warn".into()),
+            ]
+        };
+        let mut children = Vec::new();
+        for service in ["config", "fanout", "delivery"] {
+            let ops = SocketAddr::from(([127, 0, 0, 1], free_port()));
+            let child = Command::new(binary)
+                .arg(service)
+                .envs(common(ops))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .spawn()
+                .with_context(|| {
+                    format!(
+                        "cannot start {} {service} (run `make bench`, which builds it)",
+                        binary.display()
+                    )
+                })?;
+            children.push(child);
+            wait_ready(ops, service).await?;
+        }
+
+        let admin_token = std::fs::read_to_string(state.path().join("admin.token"))?
+            .trim()
+            .to_owned();
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{config_addr}"))?
+            .connect()
+            .await?;
+        let mut admin = AdminServiceClient::new(channel.clone());
+        let tenant = admin
+            .create_tenant(authed(
+                &admin_token,
+                pb::CreateTenantRequest {
+                    name: "bench".into(),
+                },
+            ))
+            .await?
+            .into_inner();
+        let token = admin
+            .create_token(authed(
+                &admin_token,
+                pb::CreateTokenRequest {
+                    tenant_id: tenant.id.clone(),
+                    name: "bench".into(),
+                    ..Default::default()
+                },
+            ))
+            .await?
+            .into_inner()
+            .secret;
+        let mut config = ConfigServiceClient::new(channel);
+        for index in 0..fanout {
+            let endpoint = config
+                .create_endpoint(authed(
+                    &token,
+                    pb::CreateEndpointRequest {
+                        spec: Some(pb::EndpointSpec {
+                            name: format!("bench {index}"),
+                            url: receiver.url(),
+                            ..Default::default()
+                        }),
+                        secret: String::new(),
+                    },
+                ))
+                .await?
+                .into_inner()
+                .endpoint
+                .context("an endpoint")?;
+            let tested = config
+                .test_endpoint(authed(
+                    &token,
+                    pb::TestEndpointRequest {
+                        endpoint_id: endpoint.id,
+                        ..Default::default()
+                    },
+                ))
+                .await?
+                .into_inner();
+            anyhow::ensure!(
+                tested.endpoint.map(|e| e.status()) == Some(pb::EndpointStatus::Active),
+                "the test delivery failed"
+            );
+        }
+        // Fanout learns of the activations through its Watch stream.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let bus = Bus::connect(&BusConfig::for_url(nats.url()), "bench").await?;
+        Ok(Stack {
+            _nats: nats,
+            _state: state,
+            children,
+            bus,
+            tenant: TenantId::parse(&tenant.id)?,
+            fanout,
+        })
+    }
+
+    async fn publish(
+        &self,
+        index: usize,
+    ) -> anyhow::Result<async_nats::jetstream::context::PublishAckFuture> {
+        let now = OffsetDateTime::now_utc();
+        let event = Event {
+            id: EventId::generate(),
+            tenant_id: self.tenant,
+            channel: Channel::Internal,
+            device_id: None,
+            event_type: EventType::parse("message.received")?,
+            occurred_at: now,
+            received_at: now,
+            source_ref: None,
+            idempotency_key: format!("bench-{}", EventId::generate()),
+            data: parse_data(
+                format!(r#"{{"t":{},"index":{index}}}"#, now.unix_timestamp_nanos()).as_bytes(),
+            )?,
+        };
+        Ok(self
+            .bus
+            .publish(
+                self.bus.topology().event_subject(
+                    &event.tenant_id,
+                    event.channel,
+                    &event.event_type,
+                ),
+                &event.idempotency_key,
+                async_nats::HeaderMap::new(),
+                Bytes::from(pb::Event::from(&event).encode_to_vec()),
+            )
+            .await?)
+    }
+
+    /// Deliveries per second, from the first publish to the last 2xx, with
+    /// `events` published as fast as the bus takes them.
+    pub async fn throughput(&self, receiver: &BenchReceiver, events: usize) -> anyhow::Result<f64> {
+        receiver.reset();
+        let started = Instant::now();
+        let mut acks = Vec::new();
+        for index in 0..events {
+            acks.push(self.publish(index).await?);
+            if acks.len() == 1_000 {
+                for ack in acks.drain(..) {
+                    ack.await?;
+                }
+            }
+        }
+        for ack in acks {
+            ack.await?;
+        }
+        let deliveries = u64::try_from(events * self.fanout)?;
+        let finished = wait_for_count(receiver, deliveries, Duration::from_secs(300)).await?;
+        Ok(deliveries as f64 / (finished - started).as_secs_f64())
+    }
+
+    pub async fn latency(
+        &self,
+        receiver: &BenchReceiver,
+        per_second: u64,
+        duration: Duration,
+    ) -> anyhow::Result<Latency> {
+        receiver.reset();
+        let mut interval =
+            tokio::time::interval(Duration::from_secs(1) / u32::try_from(per_second)?);
+        let events = per_second * duration.as_secs();
+        for index in 0..events {
+            interval.tick().await;
+            let ack = self.publish(usize::try_from(index)?).await?;
+            tokio::spawn(async move { ack.await });
+        }
+        wait_for_count(receiver, events, Duration::from_secs(60)).await?;
+        let mut latencies = receiver.latencies_ms();
+        latencies.sort_by(f64::total_cmp);
+        let at =
+            |quantile: f64| latencies[((latencies.len() as f64 - 1.0) * quantile).round() as usize];
+        Ok(Latency {
+            p50: at(0.5),
+            p99: at(0.99),
+            max: at(1.0),
+        })
+    }
+
+    pub fn resident_memory_mib(&self) -> f64 {
+        self.children
+            .iter()
+            .filter_map(|child| {
+                std::fs::read_to_string(format!("/proc/{}/status", child.id())).ok()
+            })
+            .filter_map(|status| {
+                status
+                    .lines()
+                    .find(|line| line.starts_with("VmRSS:"))
+                    .and_then(|line| line.split_whitespace().nth(1))
+                    .and_then(|kib| kib.parse::<f64>().ok())
+            })
+            .sum::<f64>()
+            / 1024.0
+    }
+
+    pub fn stop(mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+async fn wait_for_count(
+    receiver: &BenchReceiver,
+    expected: u64,
+    timeout: Duration,
+) -> anyhow::Result<Instant> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if receiver.received() >= expected {
+            return Ok(Instant::now());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "only {} of {expected} deliveries within {timeout:?}",
+            receiver.received()
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+async fn wait_ready(ops: SocketAddr, service: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if tokio::task::spawn_blocking(move || http_get(ops, "/readyz"))
+            .await?
+            .is_some_and(|(status, _)| status == 200)
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    anyhow::bail!("herald {service} was not ready within 60 s")
+}
+
+fn authed<T>(token: &str, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    if let Ok(value) = format!("Bearer {token}").parse() {
+        request.metadata_mut().insert("authorization", value);
+    }
+    request
+}

@@ -1,0 +1,723 @@
+//! One delivery job, from its message to its settlement: wait for a slot,
+//! look the endpoint up, sign and send (or skip), record the attempt, then
+//! acknowledge or schedule the retry.
+
+use std::{
+    future::Future,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use herald_bus::{
+    Bus,
+    async_nats::{
+        HeaderMap,
+        jetstream::{AckKind, Message},
+    },
+    headers,
+};
+use herald_core::{
+    envelope::envelope_body,
+    event::Event,
+    id::{AttemptId, DeliveryId, EndpointId, IdError},
+    retry::{Jitter, RetrySchedule},
+    signing::{EndpointSecret, SigningScheme, delivery_headers},
+};
+use herald_proto::{
+    WireError, timestamp_from_wire, timestamp_to_wire,
+    v1::{
+        Attempt, AttemptStatus, DeliveryJob, Endpoint, EndpointSecrets, EndpointSpec,
+        EndpointStatus, RetryPolicy, SigningScheme as WireScheme, WatchedEndpoint,
+    },
+};
+use herald_watch::ConfigCache;
+use prost::Message as _;
+use reqwest::Url;
+use time::OffsetDateTime;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    attempt::{record_url, redacted_headers},
+    client::{self, Response, Sender},
+    limits::EndpointLimits,
+    metrics::{DeliveryMetrics, Outcome},
+};
+
+/// How long a fresh job waits for the cache to catch up with the endpoint
+/// revision it was made for (a test of an endpoint created a moment ago, a
+/// disable that fanout saw first). Usually the Watch stream is milliseconds
+/// behind; past this the job runs with what the cache has.
+const CONFIG_GRACE: Duration = Duration::from_secs(5);
+const CONFIG_POLL: Duration = Duration::from_millis(50);
+/// The request timeout when the spec has none (the config service always sets one).
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// What every job task shares.
+#[derive(Debug)]
+pub(crate) struct Context {
+    pub bus: Bus,
+    pub cache: ConfigCache,
+    pub sender: Sender,
+    pub metrics: DeliveryMetrics,
+    pub global: Semaphore,
+    pub endpoints: Arc<EndpointLimits>,
+    pub progress_every: Duration,
+    /// Cancelled at shutdown: jobs that have not started hand themselves back.
+    pub stop: CancellationToken,
+}
+
+/// What JetStream is told about a job.
+#[derive(Debug, PartialEq)]
+enum Settlement {
+    /// Delivered, finally failed or skipped, and recorded.
+    Ack,
+    /// Failed and recorded; deliver again after the delay.
+    Retry(Duration),
+    /// Not started before shutdown: hand it back at once.
+    Release,
+    /// Can never be delivered.
+    Terminate,
+    /// The attempt record was not stored: say nothing, so the ack wait
+    /// expires and the attempt is repeated rather than lost.
+    Redeliver,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum InvalidJob {
+    #[error("cannot read the JetStream delivery count: {0}")]
+    Info(String),
+    #[error("the payload is not a DeliveryJob: {0}")]
+    Decode(#[from] prost::DecodeError),
+    #[error("invalid delivery_id: {0}")]
+    DeliveryId(#[source] IdError),
+    #[error("invalid endpoint_id: {0}")]
+    EndpointId(#[source] IdError),
+    #[error("the job has no event")]
+    NoEvent,
+    #[error(transparent)]
+    Event(#[from] WireError),
+}
+
+/// Runs one job to its settlement.
+pub(crate) async fn handle(context: Arc<Context>, message: Message) {
+    let settlement = match Job::decode(&message) {
+        Ok(job) => with_progress(&message, context.progress_every, job.process(&context)).await,
+        Err(error) => {
+            // Redelivering it would fail the same way forever.
+            tracing::error!(subject = %message.subject, %error, "terminating an invalid delivery job");
+            Settlement::Terminate
+        }
+    };
+    let result = match settlement {
+        Settlement::Ack => message.ack().await,
+        Settlement::Retry(delay) => message.ack_with(AckKind::Nak(Some(delay))).await,
+        Settlement::Release => message.ack_with(AckKind::Nak(None)).await,
+        Settlement::Terminate => message.ack_with(AckKind::Term).await,
+        Settlement::Redeliver => Ok(()),
+    };
+    if let Err(error) = result {
+        tracing::warn!(subject = %message.subject, %error, "cannot settle a delivery job; JetStream redelivers it after the ack wait");
+    }
+}
+
+/// Drives `work` while telling JetStream the job is still being worked on,
+/// so a job waiting longer than the ack wait for a slot is not redelivered
+/// to another worker meanwhile.
+async fn with_progress<F: Future>(message: &Message, every: Duration, work: F) -> F::Output {
+    let mut work = std::pin::pin!(work);
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        tokio::select! {
+            output = &mut work => return output,
+            _ = ticks.tick() => {
+                if let Err(error) = message.ack_with(AckKind::Progress).await {
+                    tracing::warn!(subject = %message.subject, %error, "cannot extend a delivery job's ack wait");
+                }
+            }
+        }
+    }
+}
+
+/// A decoded job and the number of this attempt.
+#[derive(Debug)]
+struct Job {
+    delivery_id: DeliveryId,
+    endpoint_id: EndpointId,
+    event: Event,
+    /// 1 for the first try.
+    attempt: u32,
+    endpoint_revision: u64,
+    enqueued_at: Option<OffsetDateTime>,
+    trigger: i32,
+    test: bool,
+}
+
+/// An attempt record and what follows once it is stored.
+#[derive(Debug)]
+struct Decided {
+    attempt: Attempt,
+    outcome: Outcome,
+    /// Deliver again after this long.
+    retry_in: Option<Duration>,
+}
+
+impl Job {
+    fn decode(message: &Message) -> Result<Job, InvalidJob> {
+        let delivered = message
+            .info()
+            .map_err(|error| InvalidJob::Info(error.to_string()))?
+            .delivered;
+        let wire = DeliveryJob::decode(message.payload.as_ref())?;
+        let event = Event::try_from(wire.event.ok_or(InvalidJob::NoEvent)?)?;
+        // The delivery count is 1 on first delivery and grows with every
+        // redelivery, retries included.
+        let deliveries = u32::try_from(delivered.max(1)).unwrap_or(u32::MAX);
+        Ok(Job {
+            delivery_id: DeliveryId::parse(&wire.delivery_id).map_err(InvalidJob::DeliveryId)?,
+            endpoint_id: EndpointId::parse(&wire.endpoint_id).map_err(InvalidJob::EndpointId)?,
+            event,
+            attempt: wire.attempts_made.saturating_add(deliveries),
+            endpoint_revision: wire.endpoint_revision,
+            // Only used to bound a wait; a bad value means "no wait budget known".
+            enqueued_at: wire
+                .enqueued_at
+                .and_then(|at| timestamp_from_wire("enqueued_at", Some(at)).ok()),
+            trigger: wire.trigger,
+            test: wire.test,
+        })
+    }
+
+    async fn process(&self, context: &Context) -> Settlement {
+        if !self.await_config(&context.cache, &context.stop).await {
+            return Settlement::Release;
+        }
+        let slot = context.endpoints.slot(self.endpoint_id.as_str());
+        // The endpoint's permit first: a job holds a global permit only once
+        // it can actually send.
+        let permits = async {
+            let endpoint = slot.acquire().await.ok()?;
+            let global = context.global.acquire().await.ok()?;
+            Some((endpoint, global))
+        };
+        let _permits = tokio::select! {
+            biased;
+            _ = context.stop.cancelled() => return Settlement::Release,
+            permits = permits => match permits {
+                Some(permits) => permits,
+                None => return Settlement::Release,
+            },
+        };
+
+        // Looked up after the wait, so a disable or rotation made meanwhile applies.
+        let snapshot = context.cache.snapshot();
+        let watched = snapshot.endpoints.get(self.endpoint_id.as_str());
+        let decided = match self.sendable(watched) {
+            Ok((endpoint, secrets)) => self.deliver(context, endpoint, secrets).await,
+            Err(Unsendable::Skip { reason, url }) => {
+                let mut attempt = self.attempt_record(OffsetDateTime::now_utc());
+                attempt.status = AttemptStatus::Skipped.into();
+                attempt.error = reason;
+                attempt.url = url;
+                Decided {
+                    attempt,
+                    outcome: Outcome::Skipped,
+                    retry_in: None,
+                }
+            }
+            Err(Unsendable::ForeignEndpoint { tenant }) => {
+                tracing::error!(
+                    delivery = %self.delivery_id,
+                    endpoint = %self.endpoint_id,
+                    event_tenant = %self.event.tenant_id,
+                    endpoint_tenant = %tenant,
+                    "terminating a delivery job whose endpoint belongs to another tenant"
+                );
+                return Settlement::Terminate;
+            }
+        };
+        self.record(&context.bus, &context.metrics, decided).await
+    }
+
+    /// Waits until the cache holds the endpoint at the revision the job was
+    /// made for, at most until [`CONFIG_GRACE`] after the job was enqueued.
+    /// A job enqueued long ago (a backlog, a retry) does not wait: the cache
+    /// has long caught up, so a missing endpoint really is deleted. False
+    /// when stopped meanwhile.
+    async fn await_config(&self, cache: &ConfigCache, stop: &CancellationToken) -> bool {
+        let age = self
+            .enqueued_at
+            .map(|enqueued_at| OffsetDateTime::now_utc() - enqueued_at)
+            .and_then(|age| Duration::try_from(age).ok())
+            .unwrap_or_default();
+        let deadline = Instant::now() + CONFIG_GRACE.saturating_sub(age);
+        loop {
+            let current = cache
+                .snapshot()
+                .endpoints
+                .get(self.endpoint_id.as_str())
+                .and_then(|watched| watched.endpoint.as_ref())
+                .is_some_and(|endpoint| endpoint.revision >= self.endpoint_revision);
+            if current || Instant::now() >= deadline {
+                return true;
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return false,
+                _ = tokio::time::sleep(CONFIG_POLL) => {}
+            }
+        }
+    }
+
+    /// The endpoint and its secrets, if this job may be sent to it now.
+    fn sendable<'a>(
+        &self,
+        watched: Option<&'a WatchedEndpoint>,
+    ) -> Result<(&'a Endpoint, Option<&'a EndpointSecrets>), Unsendable> {
+        let Some(endpoint) = watched.and_then(|watched| watched.endpoint.as_ref()) else {
+            return Err(Unsendable::Skip {
+                reason: format!("endpoint {} was deleted", self.endpoint_id),
+                url: String::new(),
+            });
+        };
+        if endpoint.tenant_id != self.event.tenant_id.as_str() {
+            return Err(Unsendable::ForeignEndpoint {
+                tenant: endpoint.tenant_id.clone(),
+            });
+        }
+        // A test goes to any endpoint that exists: its owner tests a paused
+        // or failing endpoint before turning it back on.
+        let refusal = match endpoint.status() {
+            EndpointStatus::Active => None,
+            _ if self.test => None,
+            EndpointStatus::PendingTest => {
+                Some("is pending its test (only test deliveries go to it)")
+            }
+            EndpointStatus::Disabled => Some("is disabled"),
+            EndpointStatus::Failing => Some("is failing and was paused automatically"),
+            EndpointStatus::Unspecified => Some("has no status"),
+        };
+        match refusal {
+            None => Ok((
+                endpoint,
+                watched.and_then(|watched| watched.secrets.as_ref()),
+            )),
+            Some(refusal) => Err(Unsendable::Skip {
+                reason: format!("endpoint {} {refusal}", self.endpoint_id),
+                url: endpoint
+                    .spec
+                    .as_ref()
+                    .map(|spec| record_url(&spec.url))
+                    .unwrap_or_default(),
+            }),
+        }
+    }
+
+    async fn deliver(
+        &self,
+        context: &Context,
+        endpoint: &Endpoint,
+        secrets: Option<&EndpointSecrets>,
+    ) -> Decided {
+        let attempted_at = OffsetDateTime::now_utc();
+        let spec = endpoint.spec.clone().unwrap_or_default();
+        let schedule = retry_schedule(spec.retry.as_ref()).unwrap_or_else(|error| {
+            tracing::warn!(endpoint = %self.endpoint_id, %error, "invalid retry policy; using the default schedule");
+            RetrySchedule::default()
+        });
+        let mut attempt = self.attempt_record(attempted_at);
+        attempt.url = record_url(&spec.url);
+        let (request, scheme) = match self.prepare(&spec, secrets, attempted_at) {
+            Ok(prepared) => prepared,
+            Err(error) => return self.failed(attempt, &schedule, None, error),
+        };
+        attempt.request_headers = redacted_headers(&request.headers, &scheme);
+
+        let started = Instant::now();
+        let response = {
+            let _in_flight = context.metrics.in_flight();
+            context.sender.send(request).await
+        };
+        let duration = started.elapsed();
+        context.metrics.attempt_took(duration);
+        attempt.duration = prost_types::Duration::try_from(duration).ok();
+
+        match response {
+            Response::Answered {
+                status,
+                retry_after,
+                excerpt,
+            } => {
+                attempt.response_code = u32::from(status);
+                attempt.response_body = Bytes::from(excerpt);
+                if (200..300).contains(&status) {
+                    attempt.status = AttemptStatus::Succeeded.into();
+                    Decided {
+                        attempt,
+                        outcome: Outcome::Succeeded,
+                        retry_in: None,
+                    }
+                } else {
+                    let error = if (300..400).contains(&status) {
+                        format!("endpoint answered HTTP {status}; redirects are not followed")
+                    } else {
+                        format!("endpoint answered HTTP {status}")
+                    };
+                    self.failed(attempt, &schedule, retry_after, error)
+                }
+            }
+            Response::NoAnswer { error } => self.failed(attempt, &schedule, None, error),
+        }
+    }
+
+    /// The request to send and the scheme it is signed with; an error says
+    /// why it cannot be sent.
+    fn prepare(
+        &self,
+        spec: &EndpointSpec,
+        secrets: Option<&EndpointSecrets>,
+        now: OffsetDateTime,
+    ) -> Result<(client::Request, SigningScheme), String> {
+        let url = Url::parse(&spec.url)
+            .map_err(|error| format!("endpoint url is not a valid URL: {error}"))?;
+        let scheme = signing_scheme(spec)?;
+        let secrets = signing_secrets(secrets, now)?;
+        let body = envelope_body(&self.event, self.test);
+        let mut headers = delivery_headers(
+            &scheme,
+            &secrets,
+            &self.delivery_id,
+            &self.event,
+            now.unix_timestamp(),
+            &body,
+            env!("CARGO_PKG_VERSION"),
+        )
+        .map_err(|error| error.to_string())?;
+        headers.extend(
+            spec.headers
+                .iter()
+                .map(|(name, value)| (name.clone(), value.clone())),
+        );
+        let timeout = spec
+            .timeout
+            .and_then(|timeout| Duration::try_from(timeout).ok())
+            .filter(|timeout| !timeout.is_zero())
+            .unwrap_or(DEFAULT_TIMEOUT);
+        Ok((
+            client::Request {
+                url,
+                headers,
+                body,
+                timeout,
+            },
+            scheme,
+        ))
+    }
+
+    /// A failed attempt: retrying when the schedule has a next delay, else final.
+    fn failed(
+        &self,
+        mut attempt: Attempt,
+        schedule: &RetrySchedule,
+        retry_after: Option<Duration>,
+        error: String,
+    ) -> Decided {
+        attempt.error = error;
+        // A test shows its caller one answer; retrying it would only send
+        // more test deliveries nobody waits for.
+        let next = if self.test {
+            None
+        } else {
+            schedule.next_delay(self.attempt, retry_after, jitter_sample())
+        };
+        match next {
+            Some(delay) => {
+                attempt.status = AttemptStatus::Retrying.into();
+                attempt.next_attempt_at = time::Duration::try_from(delay)
+                    .ok()
+                    .and_then(|delay| OffsetDateTime::now_utc().checked_add(delay))
+                    .map(timestamp_to_wire);
+                Decided {
+                    attempt,
+                    outcome: Outcome::Retrying,
+                    retry_in: Some(delay),
+                }
+            }
+            None => {
+                attempt.status = AttemptStatus::Failed.into();
+                Decided {
+                    attempt,
+                    outcome: Outcome::Failed,
+                    retry_in: None,
+                }
+            }
+        }
+    }
+
+    /// The fields every attempt record of this job shares.
+    fn attempt_record(&self, attempted_at: OffsetDateTime) -> Attempt {
+        Attempt {
+            id: AttemptId::for_delivery(&self.delivery_id, self.attempt).to_string(),
+            delivery_id: self.delivery_id.to_string(),
+            event_id: self.event.id.to_string(),
+            tenant_id: self.event.tenant_id.to_string(),
+            endpoint_id: self.endpoint_id.to_string(),
+            device_id: self
+                .event
+                .device_id
+                .map(|device| device.to_string())
+                .unwrap_or_default(),
+            event_type: self.event.event_type.as_str().to_owned(),
+            attempt: self.attempt,
+            attempted_at: Some(timestamp_to_wire(attempted_at)),
+            trigger: self.trigger,
+            test: self.test,
+            ..Attempt::default()
+        }
+    }
+
+    /// Publishes the attempt record and waits for the bus to store it, then
+    /// says how to settle the job.
+    async fn record(&self, bus: &Bus, metrics: &DeliveryMetrics, decided: Decided) -> Settlement {
+        let Decided {
+            attempt,
+            outcome,
+            retry_in,
+        } = decided;
+        let mut record_headers = HeaderMap::new();
+        record_headers.insert(headers::TENANT, self.event.tenant_id.as_str());
+        record_headers.insert(headers::ENDPOINT, self.endpoint_id.as_str());
+        record_headers.insert(headers::EVENT_ID, self.event.id.as_str());
+        record_headers.insert(headers::EVENT_TYPE, self.event.event_type.as_str());
+        record_headers.insert(headers::MESSAGE_TYPE, "herald.v1.Attempt");
+        let subject = bus
+            .topology()
+            .attempt_subject(&self.event.tenant_id, &self.endpoint_id);
+        let stored = match bus
+            .publish(
+                subject,
+                &attempt.id,
+                record_headers,
+                Bytes::from(attempt.encode_to_vec()),
+            )
+            .await
+        {
+            Ok(acknowledgement) => acknowledgement
+                .await
+                .map(drop)
+                .map_err(|error| error.to_string()),
+            Err(error) => Err(error.to_string()),
+        };
+        if let Err(error) = stored {
+            tracing::warn!(
+                delivery = %self.delivery_id,
+                attempt = self.attempt,
+                %error,
+                "cannot record a delivery attempt; the job will be redelivered and the attempt repeated"
+            );
+            return Settlement::Redeliver;
+        }
+        metrics.recorded(outcome);
+        let status = attempt.status().as_str_name();
+        if outcome == Outcome::Succeeded {
+            tracing::debug!(delivery = %self.delivery_id, endpoint = %self.endpoint_id, attempt = self.attempt, status, code = attempt.response_code, "delivered");
+        } else {
+            tracing::info!(delivery = %self.delivery_id, endpoint = %self.endpoint_id, attempt = self.attempt, status, code = attempt.response_code, error = %attempt.error, "delivery attempt did not succeed");
+        }
+        match retry_in {
+            Some(delay) => Settlement::Retry(delay),
+            None => Settlement::Ack,
+        }
+    }
+}
+
+/// Why a job is not sent.
+#[derive(Debug)]
+enum Unsendable {
+    /// Recorded as a skipped attempt.
+    Skip { reason: String, url: String },
+    /// The job names another tenant's endpoint: a bug or a forged job.
+    ForeignEndpoint { tenant: String },
+}
+
+/// The signing scheme a spec asks for, mapped from the wire enum exactly as
+/// the config service does when it validates the spec.
+fn signing_scheme(spec: &EndpointSpec) -> Result<SigningScheme, String> {
+    let header = Some(spec.signature_header.trim()).filter(|header| !header.is_empty());
+    let name = match WireScheme::try_from(spec.signing_scheme) {
+        Ok(WireScheme::Unspecified | WireScheme::Standard) => "standard",
+        Ok(WireScheme::Sha256Hex) => "sha256-hex",
+        Ok(WireScheme::SharedSecret) => "shared-secret",
+        Err(_) => return Err(format!("unknown signing scheme {}", spec.signing_scheme)),
+    };
+    SigningScheme::parse(name, header).map_err(|error| error.to_string())
+}
+
+/// The current secret, then the previous one while its overlap lasts.
+fn signing_secrets(
+    secrets: Option<&EndpointSecrets>,
+    now: OffsetDateTime,
+) -> Result<Vec<EndpointSecret>, String> {
+    // Without a current secret there is nothing to sign with; signing then
+    // reports that the endpoint has no secret.
+    let Some(secrets) = secrets.filter(|secrets| !secrets.current.is_empty()) else {
+        return Ok(Vec::new());
+    };
+    let mut parsed = vec![
+        EndpointSecret::parse(&secrets.current)
+            .map_err(|error| format!("the endpoint's secret cannot be used: {error}"))?,
+    ];
+    let previous_valid = secrets
+        .previous_expires_at
+        .and_then(|expires_at| timestamp_from_wire("previous_expires_at", Some(expires_at)).ok())
+        .is_some_and(|expires_at| expires_at > now);
+    if !secrets.previous.is_empty() && previous_valid {
+        parsed.push(
+            EndpointSecret::parse(&secrets.previous).map_err(|error| {
+                format!("the endpoint's previous secret cannot be used: {error}")
+            })?,
+        );
+    }
+    Ok(parsed)
+}
+
+/// The endpoint's schedule: Herald's default, or its own delays and jitter.
+fn retry_schedule(policy: Option<&RetryPolicy>) -> Result<RetrySchedule, String> {
+    let Some(policy) = policy.filter(|policy| !policy.use_default) else {
+        return Ok(RetrySchedule::default());
+    };
+    let delays = policy
+        .delays
+        .iter()
+        .enumerate()
+        .map(|(index, delay)| {
+            Duration::try_from(*delay)
+                .map_err(|error| format!("retry delay {} is invalid: {error}", index + 1))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let jitter = Jitter::fraction(policy.jitter).map_err(|error| error.to_string())?;
+    RetrySchedule::new(delays, jitter).map_err(|error| error.to_string())
+}
+
+/// A uniform sample in `[0, 1)` for the schedule's jitter. Without
+/// randomness the midpoint (no jitter) is still a valid delay.
+fn jitter_sample() -> f64 {
+    // 53 random bits fill an f64 mantissa exactly.
+    getrandom::u64().map_or(0.5, |bits| (bits >> 11) as f64 / (1_u64 << 53) as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wire_duration(millis: i64) -> prost_types::Duration {
+        prost_types::Duration {
+            seconds: millis / 1000,
+            nanos: i32::try_from((millis % 1000) * 1_000_000).unwrap(),
+        }
+    }
+
+    #[test]
+    fn retry_policies_map_to_schedules() {
+        assert_eq!(retry_schedule(None).unwrap(), RetrySchedule::default());
+        let default = RetryPolicy {
+            delays: vec![wire_duration(1)],
+            jitter: 0.0,
+            use_default: true,
+        };
+        assert_eq!(
+            retry_schedule(Some(&default)).unwrap(),
+            RetrySchedule::default()
+        );
+        let custom = RetryPolicy {
+            delays: vec![wire_duration(200), wire_duration(1500)],
+            jitter: 0.1,
+            use_default: false,
+        };
+        let schedule = retry_schedule(Some(&custom)).unwrap();
+        assert_eq!(
+            schedule.delays(),
+            [Duration::from_millis(200), Duration::from_millis(1500)]
+        );
+        assert_eq!(schedule.jitter().as_fraction(), 0.1);
+        let none = RetryPolicy::default();
+        assert_eq!(retry_schedule(Some(&none)).unwrap().max_attempts(), 1);
+        let negative = RetryPolicy {
+            delays: vec![wire_duration(-5)],
+            ..RetryPolicy::default()
+        };
+        assert!(
+            retry_schedule(Some(&negative))
+                .unwrap_err()
+                .contains("retry delay 1")
+        );
+    }
+
+    #[test]
+    fn schemes_map_like_the_config_service() {
+        let spec = |scheme: WireScheme, header: &str| EndpointSpec {
+            signing_scheme: scheme.into(),
+            signature_header: header.into(),
+            ..EndpointSpec::default()
+        };
+        assert_eq!(
+            signing_scheme(&spec(WireScheme::Unspecified, "")).unwrap(),
+            SigningScheme::Standard
+        );
+        assert_eq!(
+            signing_scheme(&spec(WireScheme::Sha256Hex, "X-Sig")).unwrap(),
+            SigningScheme::Sha256Hex {
+                header: "X-Sig".into()
+            }
+        );
+        assert_eq!(
+            signing_scheme(&spec(WireScheme::SharedSecret, " ")).unwrap(),
+            SigningScheme::SharedSecret
+        );
+        assert!(
+            signing_scheme(&EndpointSpec {
+                signing_scheme: 42,
+                ..EndpointSpec::default()
+            })
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn the_previous_secret_signs_only_during_its_overlap() {
+        let now = OffsetDateTime::now_utc();
+        let secrets = |expires_at: OffsetDateTime| EndpointSecrets {
+            current: "current-secret".into(),
+            previous: "previous-secret".into(),
+            previous_expires_at: Some(timestamp_to_wire(expires_at)),
+        };
+        let during = signing_secrets(Some(&secrets(now + time::Duration::hours(1))), now).unwrap();
+        assert_eq!(
+            during
+                .iter()
+                .map(EndpointSecret::expose)
+                .collect::<Vec<_>>(),
+            ["current-secret", "previous-secret"]
+        );
+        let after = signing_secrets(Some(&secrets(now - time::Duration::seconds(1))), now).unwrap();
+        assert_eq!(after.len(), 1);
+        assert!(signing_secrets(None, now).unwrap().is_empty());
+        let bad = EndpointSecrets {
+            current: "has space".into(),
+            ..EndpointSecrets::default()
+        };
+        assert!(
+            !signing_secrets(Some(&bad), now)
+                .unwrap_err()
+                .contains("has space")
+        );
+    }
+
+    #[test]
+    fn jitter_samples_are_in_range() {
+        for _ in 0..1000 {
+            let sample = jitter_sample();
+            assert!((0.0..1.0).contains(&sample), "{sample}");
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! The delivery service: consumes delivery jobs, signs and POSTs them to
+//! their endpoints, and publishes one attempt record per try.
+//!
+//! Design decisions:
+//! - Retries are JetStream redeliveries. A failed job is negatively
+//!   acknowledged with the schedule's delay, so the wait survives every
+//!   process restarting and no timer lives in memory. The attempt number is
+//!   the job's `attempts_made` plus JetStream's delivery count.
+//! - A job is settled only after its attempt record is acknowledged by the
+//!   bus: a crash in between repeats the attempt, it never loses the record.
+//! - The endpoint, its secrets and its status come from the Watch-fed cache
+//!   when the job runs, not when it was made, so rotations and disables apply
+//!   to queued jobs and to retries.
+//! - Concurrency is bounded twice: per endpoint, then globally. A job first
+//!   waits for its endpoint's permit and only then takes a global one, so a
+//!   slow endpoint holds at most its own share of global permits and never
+//!   starves the others. The pull loop itself never waits on an endpoint.
+//! - Every connection goes only to an address the SSRF classifier approved:
+//!   names are resolved once by a resolver that drops refused addresses, and
+//!   IP literals (which skip resolvers) are checked before sending.
+
+mod attempt;
+mod client;
+mod job;
+mod limits;
+mod metrics;
+
+use std::{sync::Arc, time::Duration};
+
+use futures::StreamExt;
+use herald_bus::{Bus, ConsumerRole};
+use herald_core::address::AllowList;
+use herald_watch::ConfigCache;
+use tokio::{
+    sync::{Semaphore, watch},
+    task::JoinSet,
+};
+use tokio_util::sync::CancellationToken;
+
+pub use crate::{client::ClientError, metrics::DeliveryMetrics};
+use crate::{client::Sender, job::Context, limits::EndpointLimits};
+
+/// Jobs pulled per request; JetStream refills as they are handed out.
+const PULL_BATCH: usize = 150;
+
+/// The delivery service's flags.
+#[derive(Clone, Debug, clap::Args)]
+pub struct DeliveryArgs {
+    /// Most requests in flight at once across all endpoints.
+    #[arg(long, env = "HERALD_DELIVERY_MAX_IN_FLIGHT", default_value_t = 512)]
+    pub max_in_flight: usize,
+    /// Most requests in flight to one endpoint, so a slow endpoint cannot take every slot.
+    #[arg(long, env = "HERALD_DELIVERY_MAX_PER_ENDPOINT", default_value_t = 32)]
+    pub max_per_endpoint: usize,
+    /// TCP+TLS connect timeout.
+    #[arg(id = "delivery_connect_timeout", long = "connect-timeout", env = "HERALD_DELIVERY_CONNECT_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub connect_timeout: std::time::Duration,
+}
+
+/// Everything [`run`] needs besides its connections.
+#[derive(Clone, Debug)]
+pub struct DeliverySettings {
+    pub args: DeliveryArgs,
+    /// Networks deliveries may reach although they are not public.
+    pub allow_list: AllowList,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    #[error("invalid {flag}: {reason}")]
+    InvalidSetting { flag: &'static str, reason: String },
+    #[error("cannot build the HTTP client: {0}")]
+    Client(#[from] client::ClientError),
+    #[error(transparent)]
+    Bus(#[from] herald_bus::BusError),
+    #[error("cannot consume delivery jobs: {0}")]
+    Consume(String),
+    #[error("the configuration Watch stream stopped before the first complete configuration")]
+    NeverSynced,
+}
+
+impl DeliverySettings {
+    fn validate(&self) -> Result<(), DeliveryError> {
+        for (flag, value) in [
+            ("--max-in-flight", self.args.max_in_flight),
+            ("--max-per-endpoint", self.args.max_per_endpoint),
+        ] {
+            if !(1..=Semaphore::MAX_PERMITS).contains(&value) {
+                return Err(DeliveryError::InvalidSetting {
+                    flag,
+                    reason: format!("{value} is not between 1 and {}", Semaphore::MAX_PERMITS),
+                });
+            }
+        }
+        if self.args.connect_timeout.is_zero() {
+            return Err(DeliveryError::InvalidSetting {
+                flag: "--connect-timeout",
+                reason: "must be longer than zero".to_owned(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Delivers jobs until `shutdown`, once `synced` says the cache holds a
+/// complete configuration (before that, every endpoint would look deleted).
+///
+/// On shutdown it stops pulling, lets requests already in flight finish
+/// (each is bounded by its timeout) and settles them, hands jobs that had
+/// not started back to JetStream, and returns.
+pub async fn run(
+    bus: Bus,
+    cache: ConfigCache,
+    mut synced: watch::Receiver<bool>,
+    settings: DeliverySettings,
+    metrics: DeliveryMetrics,
+    shutdown: CancellationToken,
+) -> Result<(), DeliveryError> {
+    settings.validate()?;
+    let sender = Sender::new(&settings.args, settings.allow_list.clone())?;
+    tokio::select! {
+        _ = shutdown.cancelled() => return Ok(()),
+        result = synced.wait_for(|synced| *synced) => {
+            if result.is_err() {
+                return if shutdown.is_cancelled() { Ok(()) } else { Err(DeliveryError::NeverSynced) };
+            }
+        }
+    }
+    let consumer = bus.consumer(ConsumerRole::Delivery).await?;
+    // Progress resets the ack timer; three per ack wait leave room for a
+    // slow NATS round trip before the job would be redelivered.
+    let progress_every = (consumer.cached_info().config.ack_wait / 3).max(Duration::from_secs(1));
+    let mut messages = consumer
+        .stream()
+        .max_messages_per_batch(PULL_BATCH)
+        .messages()
+        .await
+        .map_err(|error| DeliveryError::Consume(error.to_string()))?;
+    tracing::info!(
+        endpoints = cache.snapshot().endpoints.len(),
+        max_in_flight = settings.args.max_in_flight,
+        max_per_endpoint = settings.args.max_per_endpoint,
+        "configuration loaded; delivering"
+    );
+
+    // A child token, so a consumer failure stops this service's jobs without
+    // cancelling the caller's token.
+    let stop = shutdown.child_token();
+    let context = Arc::new(Context {
+        bus: bus.clone(),
+        cache,
+        sender,
+        metrics,
+        global: Semaphore::new(settings.args.max_in_flight),
+        endpoints: Arc::new(EndpointLimits::new(settings.args.max_per_endpoint)),
+        progress_every,
+        stop: stop.clone(),
+    });
+    let mut jobs = JoinSet::new();
+    let outcome = loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break Ok(()),
+            Some(finished) = jobs.join_next(), if !jobs.is_empty() => report_panic(finished),
+            message = messages.next() => match message {
+                Some(Ok(message)) => {
+                    jobs.spawn(job::handle(context.clone(), message));
+                }
+                Some(Err(error)) => {
+                    tracing::warn!(%error, "delivery job consumer error; it reconnects by itself");
+                }
+                None => break Err(DeliveryError::Consume("the consumer stream ended".to_owned())),
+            },
+        }
+    };
+
+    // Dropping the stream stops pulling; jobs already handed out finish below.
+    drop(messages);
+    if !jobs.is_empty() {
+        tracing::info!(jobs = jobs.len(), "draining delivery jobs");
+    }
+    // Jobs that had not started watch this token and hand themselves back.
+    stop.cancel();
+    while let Some(finished) = jobs.join_next().await {
+        report_panic(finished);
+    }
+    // Acknowledgements are buffered publishes: flush them before the caller
+    // closes the connection.
+    if let Err(error) = bus.client().flush().await {
+        tracing::warn!(%error, "cannot flush the last acknowledgements; those jobs will be redelivered");
+    }
+    outcome
+}
+
+fn report_panic(finished: Result<(), tokio::task::JoinError>) {
+    if let Err(error) = finished {
+        tracing::error!(%error, "a delivery task panicked; its job will be redelivered");
+    }
+}

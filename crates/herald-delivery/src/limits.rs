@@ -1,0 +1,111 @@
+//! Per-endpoint concurrency limits, created on first use and forgotten when
+//! idle, so the map holds only endpoints with jobs right now.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, MutexGuard},
+};
+
+use tokio::sync::{AcquireError, Semaphore, SemaphorePermit};
+
+#[derive(Debug)]
+pub(crate) struct EndpointLimits {
+    per_endpoint: usize,
+    semaphores: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+impl EndpointLimits {
+    pub(crate) fn new(per_endpoint: usize) -> EndpointLimits {
+        EndpointLimits {
+            per_endpoint,
+            semaphores: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A claim on the endpoint's semaphore; permits are taken from it.
+    pub(crate) fn slot(self: &Arc<Self>, endpoint: &str) -> EndpointSlot {
+        let semaphore = self
+            .lock()
+            .entry(endpoint.to_owned())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.per_endpoint)))
+            .clone();
+        EndpointSlot {
+            limits: self.clone(),
+            endpoint: endpoint.to_owned(),
+            semaphore,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<Semaphore>>> {
+        // The map stays consistent even if a holder panicked: every change
+        // is a single insert or remove.
+        self.semaphores
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    #[cfg(test)]
+    fn tracked(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+/// Holds the endpoint's semaphore while a job waits for or uses a permit.
+#[derive(Debug)]
+pub(crate) struct EndpointSlot {
+    limits: Arc<EndpointLimits>,
+    endpoint: String,
+    semaphore: Arc<Semaphore>,
+}
+
+impl EndpointSlot {
+    pub(crate) async fn acquire(&self) -> Result<SemaphorePermit<'_>, AcquireError> {
+        self.semaphore.acquire().await
+    }
+}
+
+impl Drop for EndpointSlot {
+    fn drop(&mut self) {
+        let mut semaphores = self.limits.lock();
+        // Clones are only made under this lock, so a count of two (the map's
+        // and ours) means no other job waits on or holds this endpoint.
+        if Arc::strong_count(&self.semaphore) == 2 {
+            semaphores.remove(&self.endpoint);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_endpoint_is_limited_and_forgotten_when_idle() {
+        let limits = Arc::new(EndpointLimits::new(2));
+        let first = limits.slot("ep_a");
+        let second = limits.slot("ep_a");
+        let one = first.acquire().await.unwrap();
+        let two = second.acquire().await.unwrap();
+        {
+            let third = limits.slot("ep_a");
+            let waited =
+                tokio::time::timeout(std::time::Duration::from_millis(50), third.acquire()).await;
+            assert!(
+                waited.is_err(),
+                "a third request to the same endpoint waits"
+            );
+        }
+        {
+            let other = limits.slot("ep_b");
+            let _elsewhere = other.acquire().await.unwrap();
+            assert_eq!(limits.tracked(), 2);
+        }
+        assert_eq!(limits.tracked(), 1, "an idle endpoint is forgotten");
+        drop(two);
+        drop(second);
+        assert_eq!(limits.tracked(), 1, "still in use");
+        drop(one);
+        drop(first);
+        assert_eq!(limits.tracked(), 0);
+    }
+}
