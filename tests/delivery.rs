@@ -214,3 +214,230 @@ fn killing_delivery_mid_flight_loses_no_job() {
     });
     drop(stack.fanout);
 }
+
+/// One event, five endpoints of one tenant: the three that match get it,
+/// each signed with its own scheme; the other two (another event type, a
+/// disabled endpoint) get nothing.
+#[test]
+fn one_event_reaches_exactly_its_matching_endpoints_each_signed_its_way() {
+    let stack = start_stack();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let receivers = [
+            Receiver::start(Duration::ZERO).await,
+            Receiver::start(Duration::ZERO).await,
+            Receiver::start(Duration::ZERO).await,
+            Receiver::start(Duration::ZERO).await,
+            Receiver::start(Duration::ZERO).await,
+        ];
+        let admin_token = std::fs::read_to_string(stack.state.path().join("admin.token"))
+            .unwrap()
+            .trim()
+            .to_owned();
+        let channel =
+            tonic::transport::Endpoint::from_shared(format!("http://{}", stack.config.config_addr))
+                .unwrap()
+                .connect()
+                .await
+                .unwrap();
+        let mut admin = AdminServiceClient::new(channel.clone());
+        let tenant = admin
+            .create_tenant(authed(
+                &admin_token,
+                pb::CreateTenantRequest {
+                    name: "Acme".into(),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        let token = admin
+            .create_token(authed(
+                &admin_token,
+                pb::CreateTokenRequest {
+                    tenant_id: tenant.id.clone(),
+                    name: "e2e".into(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .secret;
+        let mut config = ConfigServiceClient::new(channel);
+        let schemes = [
+            (pb::SigningScheme::Standard, "", "message.received"),
+            (
+                pb::SigningScheme::Sha256Hex,
+                "X-Kaanha-Signature",
+                "message.received",
+            ),
+            (pb::SigningScheme::SharedSecret, "", ""),
+            (pb::SigningScheme::Standard, "", "message.read"),
+            (pb::SigningScheme::Standard, "", "message.received"),
+        ];
+        let mut secrets = Vec::new();
+        for (index, (scheme, header, event_type)) in schemes.iter().enumerate() {
+            let created = config
+                .create_endpoint(authed(
+                    &token,
+                    pb::CreateEndpointRequest {
+                        spec: Some(pb::EndpointSpec {
+                            name: format!("endpoint {index}"),
+                            url: receivers[index].url(),
+                            signing_scheme: (*scheme).into(),
+                            signature_header: (*header).into(),
+                            event_types: if event_type.is_empty() {
+                                vec![]
+                            } else {
+                                vec![(*event_type).into()]
+                            },
+                            ..Default::default()
+                        }),
+                        secret: String::new(),
+                    },
+                ))
+                .await
+                .unwrap()
+                .into_inner();
+            let endpoint_id = created.endpoint.unwrap().id;
+            let tested = config
+                .test_endpoint(authed(
+                    &token,
+                    pb::TestEndpointRequest {
+                        endpoint_id: endpoint_id.clone(),
+                        ..Default::default()
+                    },
+                ))
+                .await
+                .unwrap()
+                .into_inner();
+            assert_eq!(
+                tested.endpoint.unwrap().status(),
+                pb::EndpointStatus::Active,
+                "endpoint {index}"
+            );
+            if index == 4 {
+                config
+                    .disable_endpoint(authed(
+                        &token,
+                        pb::DisableEndpointRequest {
+                            endpoint_id,
+                            reason: String::new(),
+                        },
+                    ))
+                    .await
+                    .unwrap();
+            }
+            secrets.push(created.secret);
+        }
+        tokio::time::sleep(Duration::from_millis(1_000)).await;
+
+        let bus = Bus::connect(&BusConfig::for_url(stack.nats.url()), "e2e")
+            .await
+            .unwrap();
+        let event = Event {
+            id: EventId::generate(),
+            tenant_id: TenantId::parse(&tenant.id).unwrap(),
+            channel: Channel::Waba,
+            device_id: None,
+            event_type: EventType::parse("message.received").unwrap(),
+            occurred_at: OffsetDateTime::now_utc(),
+            received_at: OffsetDateTime::now_utc(),
+            source_ref: Some("wamid.HBgLMTIzNDU2Nzg5MA==".into()),
+            idempotency_key: "wamid.HBgLMTIzNDU2Nzg5MA==:received".into(),
+            data: parse_data(r#"{"text":"Olá 👋","amount":12345678901234567890.10}"#.as_bytes())
+                .unwrap(),
+        };
+        bus.publish(
+            bus.topology()
+                .event_subject(&event.tenant_id, event.channel, &event.event_type),
+            &event.idempotency_key,
+            async_nats::HeaderMap::new(),
+            Bytes::from(pb::Event::from(&event).encode_to_vec()),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+
+        let live = |receiver: &Receiver| -> Vec<herald_tests::Received> {
+            receiver
+                .received()
+                .into_iter()
+                .filter(|received| !received.body.windows(11).any(|w| w == br#""test":true"#))
+                .collect()
+        };
+        for _ in 0..400 {
+            if receivers[..3]
+                .iter()
+                .all(|receiver| !live(receiver).is_empty())
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let deliveries: Vec<Vec<herald_tests::Received>> = receivers.iter().map(live).collect();
+        assert_eq!(
+            deliveries.iter().map(Vec::len).collect::<Vec<_>>(),
+            [1, 1, 1, 0, 0]
+        );
+
+        let body_text = String::from_utf8(deliveries[0][0].body.to_vec()).unwrap();
+        assert!(
+            body_text.contains(r#""amount":12345678901234567890.10"#),
+            "numbers survive: {body_text}"
+        );
+        assert!(body_text.contains("Olá 👋"));
+
+        let standard = &deliveries[0][0];
+        verify_standard(
+            &EndpointSecret::parse(&secrets[0]).unwrap(),
+            standard.header("webhook-id"),
+            standard.header("webhook-timestamp"),
+            standard.header("webhook-signature"),
+            &standard.body,
+            OffsetDateTime::now_utc().unix_timestamp(),
+        )
+        .unwrap();
+        let hex = &deliveries[1][0];
+        assert_eq!(
+            hex.header("X-Kaanha-Signature"),
+            format!(
+                "sha256={}",
+                hmac_sha256_hex(secrets[1].as_bytes(), &hex.body)
+            )
+        );
+        let shared = &deliveries[2][0];
+        assert_eq!(shared.header("X-Webhook-Secret"), secrets[2]);
+        for delivered in [standard, hex, shared] {
+            assert_eq!(delivered.header("X-Herald-Event"), "message.received");
+            assert!(delivered.header("User-Agent").starts_with("Herald/"));
+            assert!(delivered.header("X-Idempotency-Key").starts_with("dlv_"));
+        }
+    });
+}
+
+/// HMAC-SHA256 written out from RFC 2104 in the test, independent of the
+/// code under test.
+fn hmac_sha256_hex(key: &[u8], message: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut block = [0u8; 64];
+    if key.len() > 64 {
+        block[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let inner_key: Vec<u8> = block.iter().map(|byte| byte ^ 0x36).collect();
+    let outer_key: Vec<u8> = block.iter().map(|byte| byte ^ 0x5c).collect();
+    let inner = Sha256::new()
+        .chain_update(&inner_key)
+        .chain_update(message)
+        .finalize();
+    let outer = Sha256::new()
+        .chain_update(&outer_key)
+        .chain_update(inner)
+        .finalize();
+    outer.iter().map(|byte| format!("{byte:02x}")).collect()
+}
