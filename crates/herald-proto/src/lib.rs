@@ -5,6 +5,7 @@
 //! `herald-core`; this crate converts between the two and nothing more.
 
 mod convert;
+pub mod json;
 
 pub use crate::convert::{WireError, timestamp_from_wire, timestamp_to_wire};
 

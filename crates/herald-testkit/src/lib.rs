@@ -208,6 +208,11 @@ pub fn herald_binary() -> PathBuf {
     binary("herald")
 }
 
+/// The `heraldctl` binary, found like [`herald_binary`].
+pub fn heraldctl_binary() -> PathBuf {
+    binary("heraldctl")
+}
+
 fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("the test knows its own path");
     let profile_dir = exe

@@ -1,0 +1,361 @@
+//! The command tree.
+
+use std::{path::PathBuf, time::Duration};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "heraldctl", version, about = "Herald from the command line")]
+pub struct Cli {
+    /// The config service's gRPC address [default: from `heraldctl login`, else http://127.0.0.1:7070].
+    #[arg(long, env = "HERALD_ADDR", global = true)]
+    pub addr: Option<String>,
+    /// The ingest service's gRPC address, for `events publish` [default: http://127.0.0.1:7080].
+    #[arg(long, env = "HERALD_INGEST_URL", global = true)]
+    pub ingest_addr: Option<String>,
+    /// A tenant token, or the admin token.
+    #[arg(long, env = "HERALD_TOKEN", global = true, hide_env_values = true)]
+    pub token: Option<String>,
+    /// With the admin token: the tenant to act on.
+    #[arg(long, env = "HERALD_TENANT", global = true)]
+    pub tenant: Option<String>,
+    /// How results are printed.
+    #[arg(long, short, value_enum, default_value = "table", global = true)]
+    pub output: Format,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Yaml,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Save the address and token for later commands.
+    Login {
+        /// The token to save (else --token / HERALD_TOKEN).
+        #[arg(long = "with-token")]
+        with_token: Option<String>,
+    },
+    /// Tenants (admin token).
+    #[command(subcommand)]
+    Tenants(TenantsCommand),
+    /// API tokens (admin token).
+    #[command(subcommand)]
+    Tokens(TokensCommand),
+    /// Devices: the tenant's channel lines.
+    #[command(subcommand)]
+    Devices(DevicesCommand),
+    /// Endpoints: where Herald delivers.
+    #[command(subcommand)]
+    Endpoints(EndpointsCommand),
+    /// Endpoints by status and deliveries in the last 24 hours.
+    Summary,
+    /// The attempt log.
+    #[command(subcommand)]
+    Logs(LogsCommand),
+    /// Publish events through the ingest service.
+    #[command(subcommand)]
+    Events(EventsCommand),
+    /// Check a received webhook's signature locally (Standard Webhooks).
+    Verify(VerifyArgs),
+    /// Every service's gRPC health.
+    Health,
+    /// Print a shell completion script.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantsCommand {
+    Create { name: String },
+    List(PageArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    Create {
+        /// The tenant the token belongs to.
+        #[arg(long = "for")]
+        tenant: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_enum, default_value = "tenant")]
+        scope: Scope,
+        /// Lifetime, e.g. `90d`; no expiry when unset.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        ttl: Option<Duration>,
+    },
+    List {
+        #[arg(long = "for")]
+        tenant: String,
+        #[arg(long)]
+        include_revoked: bool,
+    },
+    Revoke {
+        token_id: String,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Scope {
+    Tenant,
+    Publish,
+    Read,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ChannelName {
+    Whatsapp,
+    Telegram,
+    Waba,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DevicesCommand {
+    Create {
+        #[arg(long, value_enum)]
+        channel: ChannelName,
+        #[arg(long)]
+        name: String,
+        /// WABA phone_number_id, Telegram bot id, gateway session.
+        #[arg(long)]
+        external_id: String,
+        #[command(flatten)]
+        verification: VerificationArgs,
+    },
+    List(PageArgs),
+    Get {
+        device_id: String,
+    },
+    Update {
+        device_id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        external_id: Option<String>,
+    },
+    Delete {
+        device_id: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct VerificationArgs {
+    /// WABA: the Meta app secret.
+    #[arg(long)]
+    pub app_secret: Option<String>,
+    /// WABA: the webhook verify token.
+    #[arg(long)]
+    pub verify_token: Option<String>,
+    /// Telegram: the secret token.
+    #[arg(long)]
+    pub secret_token: Option<String>,
+    /// WhatsApp gateway: the HMAC key.
+    #[arg(long)]
+    pub hmac_key: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PageArgs {
+    /// Follow page tokens to the end.
+    #[arg(long)]
+    pub all: bool,
+    #[arg(long, default_value_t = 50)]
+    pub page_size: u32,
+    #[arg(long, default_value = "")]
+    pub page_token: String,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum SchemeName {
+    Standard,
+    Sha256Hex,
+    SharedSecret,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum StatusName {
+    PendingTest,
+    Active,
+    Disabled,
+    Failing,
+}
+
+#[derive(Debug, Args)]
+pub struct EndpointFields {
+    #[arg(long)]
+    pub name: Option<String>,
+    #[arg(long)]
+    pub url: Option<String>,
+    #[arg(long)]
+    pub description: Option<String>,
+    /// Comma-separated event types; none means all.
+    #[arg(long, value_delimiter = ',')]
+    pub events: Option<Vec<String>>,
+    /// Comma-separated device ids; none means all.
+    #[arg(long, value_delimiter = ',')]
+    pub devices: Option<Vec<String>>,
+    #[arg(long, value_enum)]
+    pub scheme: Option<SchemeName>,
+    /// Signature header for sha256-hex.
+    #[arg(long)]
+    pub signature_header: Option<String>,
+    /// Request timeout, e.g. `10s`.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub timeout: Option<Duration>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EndpointsCommand {
+    Create {
+        #[command(flatten)]
+        fields: EndpointFields,
+        /// A secret of your own; a `whsec_` one is generated otherwise.
+        #[arg(long)]
+        secret: Option<String>,
+    },
+    List {
+        /// Name or URL contains (at least 3 characters).
+        #[arg(long)]
+        search: Option<String>,
+        #[arg(long, value_enum)]
+        status: Option<StatusName>,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    Get {
+        endpoint_id: String,
+    },
+    Update {
+        endpoint_id: String,
+        #[command(flatten)]
+        fields: EndpointFields,
+    },
+    Delete {
+        endpoint_id: String,
+    },
+    Enable {
+        endpoint_id: String,
+    },
+    Disable {
+        endpoint_id: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Send a test delivery; a 200 or 201 makes the endpoint active.
+    Test {
+        endpoint_id: String,
+        #[arg(long)]
+        event_type: Option<String>,
+    },
+    RotateSecret {
+        endpoint_id: String,
+        /// How long the previous secret stays valid, e.g. `24h`.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        overlap: Option<Duration>,
+    },
+    Secret {
+        endpoint_id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LogsCommand {
+    List {
+        #[command(flatten)]
+        filter: LogFilter,
+        /// Only attempts newer than this, e.g. `2h`.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        since: Option<Duration>,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    Get {
+        attempt_id: String,
+    },
+    /// Follow new attempts as they happen.
+    Tail {
+        #[command(flatten)]
+        filter: LogFilter,
+        /// Recent attempts to show first.
+        #[arg(long, default_value_t = 10)]
+        backlog: u32,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct LogFilter {
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    #[arg(long = "type")]
+    pub event_type: Option<String>,
+    #[arg(long, value_enum)]
+    pub status: Option<AttemptStatusName>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum AttemptStatusName {
+    Succeeded,
+    Failed,
+    Retrying,
+    Dead,
+    Skipped,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    Publish {
+        #[arg(long = "type")]
+        event_type: String,
+        #[arg(long)]
+        device: Option<String>,
+        /// JSON, or `@file.json`.
+        #[arg(long)]
+        data: String,
+        /// Publishing twice with one key makes one event.
+        #[arg(long)]
+        key: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The endpoint's secret (`whsec_…`).
+    #[arg(long)]
+    pub secret: String,
+    /// The `webhook-id` header.
+    #[arg(long)]
+    pub id: String,
+    /// The `webhook-timestamp` header.
+    #[arg(long)]
+    pub timestamp: String,
+    /// The `webhook-signature` header.
+    #[arg(long)]
+    pub signature: String,
+    /// The raw body, or `@file`.
+    #[arg(long)]
+    pub body: String,
+    /// Check against this Unix time instead of now (for old captures).
+    #[arg(long)]
+    pub at: Option<i64>,
+}
+
+/// Reads `@path` arguments.
+pub fn read_argument(value: &str) -> Result<Vec<u8>, crate::error::CtlError> {
+    match value.strip_prefix('@') {
+        Some(path) => {
+            std::fs::read(PathBuf::from(path)).map_err(|source| crate::error::CtlError::Io {
+                path: path.to_owned(),
+                source,
+            })
+        }
+        None => Ok(value.as_bytes().to_vec()),
+    }
+}

@@ -1,0 +1,894 @@
+//! One function per command: build the request, call, print.
+
+use std::time::Duration;
+
+use clap::CommandFactory;
+use futures::StreamExt;
+use herald_proto::v1::{
+    self as pb, admin_service_client::AdminServiceClient,
+    attempt_service_client::AttemptServiceClient, config_service_client::ConfigServiceClient,
+    ingest_service_client::IngestServiceClient,
+};
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+use crate::{
+    cli::{
+        AttemptStatusName, ChannelName, Cli, Command, DevicesCommand, EndpointFields,
+        EndpointsCommand, EventsCommand, Format, LogFilter, LogsCommand, PageArgs, SchemeName,
+        Scope, StatusName, TenantsCommand, TokensCommand, VerificationArgs, VerifyArgs,
+        read_argument,
+    },
+    connection::Target,
+    error::CtlError,
+    output::{Table, badge, print_list, print_one, print_table, print_value, relative},
+    settings,
+};
+
+pub async fn run(cli: Cli) -> Result<(), CtlError> {
+    let format = cli.output;
+    let target = Target::resolve(&cli)?;
+    match cli.command {
+        Command::Login { with_token } => login(&target, with_token),
+        Command::Tenants(command) => tenants(&target, format, command).await,
+        Command::Tokens(command) => tokens(&target, format, command).await,
+        Command::Devices(command) => devices(&target, format, command).await,
+        Command::Endpoints(command) => endpoints(&target, format, command).await,
+        Command::Summary => summary(&target, format).await,
+        Command::Logs(command) => logs(&target, format, command).await,
+        Command::Events(command) => events(&target, format, command).await,
+        Command::Verify(args) => verify(format, args),
+        Command::Health => health(&target, format).await,
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "heraldctl",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
+    }
+}
+
+fn login(target: &Target, with_token: Option<String>) -> Result<(), CtlError> {
+    let token = with_token.or_else(|| target.token.clone()).ok_or_else(|| {
+        CtlError::Usage("pass the token with --with-token (or --token / HERALD_TOKEN)".into())
+    })?;
+    let path = settings::save(&settings::Saved {
+        addr: Some(target.addr.clone()),
+        ingest_addr: Some(target.ingest_addr.clone()),
+        token: Some(token),
+        tenant: target.tenant.clone(),
+    })?;
+    eprintln!("saved {} and its token to {}", target.addr, path.display());
+    Ok(())
+}
+
+/// Calls `fetch` with successive page tokens: once, or to the end with `--all`.
+async fn pages<T, F, Fut>(page: &PageArgs, mut fetch: F) -> Result<Vec<T>, CtlError>
+where
+    F: FnMut(u32, String) -> Fut,
+    Fut: Future<Output = Result<(Vec<T>, String), CtlError>>,
+{
+    let mut items = Vec::new();
+    let mut token = page.page_token.clone();
+    loop {
+        let (batch, next) = fetch(page.page_size, token).await?;
+        items.extend(batch);
+        if !page.all || next.is_empty() {
+            if !next.is_empty() {
+                eprintln!("more results: --page-token {next} (or --all)");
+            }
+            return Ok(items);
+        }
+        token = next;
+    }
+}
+
+async fn tenants(target: &Target, format: Format, command: TenantsCommand) -> Result<(), CtlError> {
+    let mut admin = AdminServiceClient::new(target.config_channel().await?);
+    match command {
+        TenantsCommand::Create { name } => {
+            let tenant = admin
+                .create_tenant(target.request(pb::CreateTenantRequest { name })?)
+                .await?
+                .into_inner();
+            print_one(format, "herald.v1.Tenant", &tenant)
+        }
+        TenantsCommand::List(page) => {
+            let tenants = pages(&page, |page_size, page_token| {
+                let mut admin = admin.clone();
+                let request = target.request(pb::ListTenantsRequest {
+                    page_size,
+                    page_token,
+                });
+                async move {
+                    let response = admin.list_tenants(request?).await?.into_inner();
+                    Ok((response.tenants, response.next_page_token))
+                }
+            })
+            .await?;
+            print_list(
+                format,
+                "herald.v1.Tenant",
+                &["ID", "NAME", "CREATED"],
+                &tenants,
+                |tenant| {
+                    vec![
+                        tenant.id.clone(),
+                        tenant.name.clone(),
+                        relative(tenant.created_at.as_ref()),
+                    ]
+                },
+            )
+        }
+    }
+}
+
+async fn tokens(target: &Target, format: Format, command: TokensCommand) -> Result<(), CtlError> {
+    let mut admin = AdminServiceClient::new(target.config_channel().await?);
+    match command {
+        TokensCommand::Create {
+            tenant,
+            name,
+            scope,
+            ttl,
+        } => {
+            let scope = match scope {
+                Scope::Tenant => pb::TokenScope::Tenant,
+                Scope::Publish => pb::TokenScope::Publish,
+                Scope::Read => pb::TokenScope::Read,
+            };
+            let created = admin
+                .create_token(target.request(pb::CreateTokenRequest {
+                    tenant_id: tenant,
+                    name,
+                    scope: scope.into(),
+                    ttl: ttl.map(duration),
+                })?)
+                .await?
+                .into_inner();
+            match format {
+                Format::Table => {
+                    eprintln!("the token is shown only now; keep it somewhere safe:");
+                    println!("{}", created.secret);
+                    Ok(())
+                }
+                _ => print_one(format, "herald.v1.CreateTokenResponse", &created),
+            }
+        }
+        TokensCommand::List {
+            tenant,
+            include_revoked,
+        } => {
+            let tokens = admin
+                .list_tokens(target.request(pb::ListTokensRequest {
+                    tenant_id: tenant,
+                    include_revoked,
+                    page_size: 500,
+                    page_token: String::new(),
+                })?)
+                .await?
+                .into_inner()
+                .tokens;
+            print_list(
+                format,
+                "herald.v1.ApiToken",
+                &["ID", "NAME", "SCOPE", "PREFIX", "LAST USED", "REVOKED"],
+                &tokens,
+                |token| {
+                    vec![
+                        token.id.clone(),
+                        token.name.clone(),
+                        token
+                            .scope()
+                            .as_str_name()
+                            .trim_start_matches("TOKEN_SCOPE_")
+                            .to_lowercase(),
+                        token.prefix.clone(),
+                        relative(token.last_used_at.as_ref()),
+                        relative(token.revoked_at.as_ref()),
+                    ]
+                },
+            )
+        }
+        TokensCommand::Revoke { token_id } => {
+            let token = admin
+                .revoke_token(target.request(pb::RevokeTokenRequest { token_id })?)
+                .await?
+                .into_inner();
+            print_one(format, "herald.v1.ApiToken", &token)
+        }
+    }
+}
+
+fn verification(channel: ChannelName, args: VerificationArgs) -> pb::DeviceVerification {
+    use pb::device_verification::Channel as Verification;
+    let channel = match channel {
+        ChannelName::Waba => Verification::Waba(pb::WabaVerification {
+            app_secret: args.app_secret.unwrap_or_default(),
+            verify_token: args.verify_token.unwrap_or_default(),
+        }),
+        ChannelName::Telegram => Verification::Telegram(pb::TelegramVerification {
+            secret_token: args.secret_token.unwrap_or_default(),
+        }),
+        ChannelName::Whatsapp => Verification::Whatsapp(pb::GatewayVerification {
+            hmac_key: args.hmac_key.unwrap_or_default(),
+        }),
+    };
+    pb::DeviceVerification {
+        channel: Some(channel),
+        configured: false,
+    }
+}
+
+async fn devices(target: &Target, format: Format, command: DevicesCommand) -> Result<(), CtlError> {
+    let mut config = ConfigServiceClient::new(target.config_channel().await?);
+    let device = match command {
+        DevicesCommand::Create {
+            channel,
+            name,
+            external_id,
+            verification: args,
+        } => {
+            let wire_channel = match channel {
+                ChannelName::Whatsapp => pb::Channel::Whatsapp,
+                ChannelName::Telegram => pb::Channel::Telegram,
+                ChannelName::Waba => pb::Channel::Waba,
+            };
+            config
+                .create_device(target.request(pb::CreateDeviceRequest {
+                    channel: wire_channel.into(),
+                    name,
+                    external_id,
+                    verification: Some(verification(channel, args)),
+                })?)
+                .await?
+                .into_inner()
+        }
+        DevicesCommand::List(page) => {
+            let devices = pages(&page, |page_size, page_token| {
+                let mut config = config.clone();
+                let request = target.request(pb::ListDevicesRequest {
+                    page_size,
+                    page_token,
+                    channel: 0,
+                });
+                async move {
+                    let response = config.list_devices(request?).await?.into_inner();
+                    Ok((response.devices, response.next_page_token))
+                }
+            })
+            .await?;
+            return print_list(
+                format,
+                "herald.v1.Device",
+                &["ID", "CHANNEL", "NAME", "EXTERNAL ID", "CREATED"],
+                &devices,
+                |device| {
+                    vec![
+                        device.id.clone(),
+                        device
+                            .channel()
+                            .as_str_name()
+                            .trim_start_matches("CHANNEL_")
+                            .to_lowercase(),
+                        device.name.clone(),
+                        device.external_id.clone(),
+                        relative(device.created_at.as_ref()),
+                    ]
+                },
+            );
+        }
+        DevicesCommand::Get { device_id } => config
+            .get_device(target.request(pb::GetDeviceRequest { device_id })?)
+            .await?
+            .into_inner(),
+        DevicesCommand::Update {
+            device_id,
+            name,
+            external_id,
+        } => {
+            let mut paths = Vec::new();
+            if name.is_some() {
+                paths.push("name".to_owned());
+            }
+            if external_id.is_some() {
+                paths.push("external_id".to_owned());
+            }
+            if paths.is_empty() {
+                return Err(CtlError::Usage(
+                    "nothing to update: pass --name or --external-id".into(),
+                ));
+            }
+            config
+                .update_device(target.request(pb::UpdateDeviceRequest {
+                    device_id,
+                    name: name.unwrap_or_default(),
+                    external_id: external_id.unwrap_or_default(),
+                    verification: None,
+                    update_mask: Some(prost_types::FieldMask { paths }),
+                    etag: String::new(),
+                })?)
+                .await?
+                .into_inner()
+        }
+        DevicesCommand::Delete { device_id } => {
+            config
+                .delete_device(target.request(pb::DeleteDeviceRequest {
+                    device_id: device_id.clone(),
+                })?)
+                .await?;
+            eprintln!("deleted {device_id}");
+            return Ok(());
+        }
+    };
+    print_one(format, "herald.v1.Device", &device)
+}
+
+/// The spec the flags describe, and the update mask naming what they set.
+fn endpoint_spec(fields: EndpointFields) -> (pb::EndpointSpec, Vec<String>) {
+    let mut spec = pb::EndpointSpec::default();
+    let mut paths = Vec::new();
+    let mut set = |path: &str| paths.push(path.to_owned());
+    if let Some(name) = fields.name {
+        spec.name = name;
+        set("name");
+    }
+    if let Some(url) = fields.url {
+        spec.url = url;
+        set("url");
+    }
+    if let Some(description) = fields.description {
+        spec.description = description;
+        set("description");
+    }
+    if let Some(events) = fields.events {
+        spec.event_types = events;
+        set("event_types");
+    }
+    if let Some(devices) = fields.devices {
+        spec.device_ids = devices;
+        set("device_ids");
+    }
+    if let Some(scheme) = fields.scheme {
+        spec.signing_scheme = match scheme {
+            SchemeName::Standard => pb::SigningScheme::Standard,
+            SchemeName::Sha256Hex => pb::SigningScheme::Sha256Hex,
+            SchemeName::SharedSecret => pb::SigningScheme::SharedSecret,
+        }
+        .into();
+        set("signing_scheme");
+    }
+    if let Some(header) = fields.signature_header {
+        spec.signature_header = header;
+        set("signature_header");
+    }
+    if let Some(timeout) = fields.timeout {
+        spec.timeout = Some(duration(timeout));
+        set("timeout");
+    }
+    (spec, paths)
+}
+
+fn endpoint_row(endpoint: &pb::Endpoint) -> Vec<String> {
+    let spec = endpoint.spec.clone().unwrap_or_default();
+    let events = if spec.event_types.is_empty() {
+        "all".to_owned()
+    } else {
+        spec.event_types.join(",")
+    };
+    let devices = if spec.device_ids.is_empty() {
+        "all".to_owned()
+    } else {
+        spec.device_ids.len().to_string()
+    };
+    vec![
+        endpoint.id.clone(),
+        spec.name,
+        spec.url,
+        badge(&status_word(endpoint.status())),
+        devices,
+        events,
+        relative(endpoint.updated_at.as_ref()),
+    ]
+}
+
+fn status_word(status: pb::EndpointStatus) -> String {
+    status
+        .as_str_name()
+        .trim_start_matches("ENDPOINT_STATUS_")
+        .to_lowercase()
+}
+
+async fn endpoints(
+    target: &Target,
+    format: Format,
+    command: EndpointsCommand,
+) -> Result<(), CtlError> {
+    let mut config = ConfigServiceClient::new(target.config_channel().await?);
+    let endpoint = match command {
+        EndpointsCommand::Create { fields, secret } => {
+            let (spec, _) = endpoint_spec(fields);
+            let created = config
+                .create_endpoint(target.request(pb::CreateEndpointRequest {
+                    spec: Some(spec),
+                    secret: secret.unwrap_or_default(),
+                })?)
+                .await?
+                .into_inner();
+            if format == Format::Table {
+                eprintln!(
+                    "signing secret (also shown by `heraldctl endpoints secret`): {}",
+                    created.secret
+                );
+            }
+            return print_one(format, "herald.v1.CreateEndpointResponse", &created);
+        }
+        EndpointsCommand::List {
+            search,
+            status,
+            page,
+        } => {
+            let status = status.map(|status| match status {
+                StatusName::PendingTest => pb::EndpointStatus::PendingTest,
+                StatusName::Active => pb::EndpointStatus::Active,
+                StatusName::Disabled => pb::EndpointStatus::Disabled,
+                StatusName::Failing => pb::EndpointStatus::Failing,
+            });
+            let endpoints = pages(&page, |page_size, page_token| {
+                let mut config = config.clone();
+                let request = target.request(pb::ListEndpointsRequest {
+                    page_size,
+                    page_token,
+                    search: search.clone().unwrap_or_default(),
+                    status: status.map(i32::from).unwrap_or_default(),
+                });
+                async move {
+                    let response = config.list_endpoints(request?).await?.into_inner();
+                    Ok((response.endpoints, response.next_page_token))
+                }
+            })
+            .await?;
+            return print_list(
+                format,
+                "herald.v1.Endpoint",
+                &[
+                    "ID", "NAME", "URL", "STATUS", "DEVICES", "EVENTS", "UPDATED",
+                ],
+                &endpoints,
+                endpoint_row,
+            );
+        }
+        EndpointsCommand::Get { endpoint_id } => config
+            .get_endpoint(target.request(pb::GetEndpointRequest { endpoint_id })?)
+            .await?
+            .into_inner(),
+        EndpointsCommand::Update {
+            endpoint_id,
+            fields,
+        } => {
+            let (spec, paths) = endpoint_spec(fields);
+            if paths.is_empty() {
+                return Err(CtlError::Usage(
+                    "nothing to update: pass at least one field flag".into(),
+                ));
+            }
+            config
+                .update_endpoint(target.request(pb::UpdateEndpointRequest {
+                    endpoint_id,
+                    spec: Some(spec),
+                    update_mask: Some(prost_types::FieldMask { paths }),
+                    etag: String::new(),
+                })?)
+                .await?
+                .into_inner()
+        }
+        EndpointsCommand::Delete { endpoint_id } => {
+            config
+                .delete_endpoint(target.request(pb::DeleteEndpointRequest {
+                    endpoint_id: endpoint_id.clone(),
+                })?)
+                .await?;
+            eprintln!("deleted {endpoint_id}");
+            return Ok(());
+        }
+        EndpointsCommand::Enable { endpoint_id } => config
+            .enable_endpoint(target.request(pb::EnableEndpointRequest { endpoint_id })?)
+            .await?
+            .into_inner(),
+        EndpointsCommand::Disable {
+            endpoint_id,
+            reason,
+        } => config
+            .disable_endpoint(target.request(pb::DisableEndpointRequest {
+                endpoint_id,
+                reason,
+            })?)
+            .await?
+            .into_inner(),
+        EndpointsCommand::Test {
+            endpoint_id,
+            event_type,
+        } => {
+            let tested = config
+                .test_endpoint(target.request(pb::TestEndpointRequest {
+                    endpoint_id,
+                    event_type: event_type.unwrap_or_default(),
+                    timeout: None,
+                })?)
+                .await?
+                .into_inner();
+            if format == Format::Table {
+                let attempt = tested.attempt.clone().unwrap_or_default();
+                let endpoint = tested.endpoint.clone().unwrap_or_default();
+                let duration = attempt
+                    .duration
+                    .map(|d| format!("{} ms", d.seconds * 1_000 + i64::from(d.nanos) / 1_000_000))
+                    .unwrap_or_default();
+                let body = String::from_utf8_lossy(&attempt.response_body)
+                    .chars()
+                    .take(200)
+                    .collect::<String>();
+                return print_table(&Table {
+                    columns: vec!["RESPONSE", "TIME", "ENDPOINT STATUS", "ERROR", "BODY"],
+                    rows: vec![vec![
+                        attempt.response_code.to_string(),
+                        duration,
+                        badge(&status_word(endpoint.status())),
+                        attempt.error,
+                        body,
+                    ]],
+                });
+            }
+            return print_one(format, "herald.v1.TestEndpointResponse", &tested);
+        }
+        EndpointsCommand::RotateSecret {
+            endpoint_id,
+            overlap,
+        } => {
+            let secrets = config
+                .rotate_endpoint_secret(target.request(pb::RotateEndpointSecretRequest {
+                    endpoint_id,
+                    secret: String::new(),
+                    overlap: overlap.map(duration),
+                })?)
+                .await?
+                .into_inner();
+            return print_one(format, "herald.v1.EndpointSecrets", &secrets);
+        }
+        EndpointsCommand::Secret { endpoint_id } => {
+            let secrets = config
+                .get_endpoint_secret(target.request(pb::GetEndpointSecretRequest { endpoint_id })?)
+                .await?
+                .into_inner();
+            return print_one(format, "herald.v1.EndpointSecrets", &secrets);
+        }
+    };
+    match format {
+        Format::Table => print_list(
+            format,
+            "herald.v1.Endpoint",
+            &[
+                "ID", "NAME", "URL", "STATUS", "DEVICES", "EVENTS", "UPDATED",
+            ],
+            std::slice::from_ref(&endpoint),
+            endpoint_row,
+        ),
+        _ => print_one(format, "herald.v1.Endpoint", &endpoint),
+    }
+}
+
+async fn summary(target: &Target, format: Format) -> Result<(), CtlError> {
+    let mut config = ConfigServiceClient::new(target.config_channel().await?);
+    let summary = config
+        .get_summary(target.request(pb::GetSummaryRequest {})?)
+        .await?
+        .into_inner();
+    match format {
+        Format::Table => print_table(&Table {
+            columns: vec![
+                "ENDPOINTS",
+                "ACTIVE",
+                "PENDING TEST",
+                "DISABLED",
+                "FAILING",
+                "24H SUCCEEDED",
+                "24H FAILED",
+                "24H PENDING",
+            ],
+            rows: vec![vec![
+                summary.endpoints_total.to_string(),
+                summary.endpoints_active.to_string(),
+                summary.endpoints_pending_test.to_string(),
+                summary.endpoints_disabled.to_string(),
+                summary.endpoints_failing.to_string(),
+                summary.deliveries_succeeded.to_string(),
+                summary.deliveries_failed.to_string(),
+                summary.deliveries_pending.to_string(),
+            ]],
+        }),
+        _ => print_one(format, "herald.v1.Summary", &summary),
+    }
+}
+
+fn attempt_status(status: Option<AttemptStatusName>) -> i32 {
+    status
+        .map(|status| match status {
+            AttemptStatusName::Succeeded => pb::AttemptStatus::Succeeded,
+            AttemptStatusName::Failed => pb::AttemptStatus::Failed,
+            AttemptStatusName::Retrying => pb::AttemptStatus::Retrying,
+            AttemptStatusName::Dead => pb::AttemptStatus::Dead,
+            AttemptStatusName::Skipped => pb::AttemptStatus::Skipped,
+        })
+        .map(i32::from)
+        .unwrap_or_default()
+}
+
+const ATTEMPT_COLUMNS: [&str; 8] = [
+    "WHEN",
+    "ATTEMPT ID",
+    "EVENT",
+    "ENDPOINT",
+    "TRY",
+    "STATUS",
+    "CODE",
+    "MS",
+];
+
+fn attempt_row(attempt: &pb::Attempt) -> Vec<String> {
+    let milliseconds = attempt
+        .duration
+        .map(|d| d.seconds * 1_000 + i64::from(d.nanos) / 1_000_000)
+        .unwrap_or_default();
+    vec![
+        relative(attempt.attempted_at.as_ref()),
+        attempt.id.clone(),
+        attempt.event_type.clone(),
+        attempt.endpoint_id.clone(),
+        attempt.attempt.to_string(),
+        badge(
+            &attempt
+                .status()
+                .as_str_name()
+                .trim_start_matches("ATTEMPT_STATUS_")
+                .to_lowercase(),
+        ),
+        attempt.response_code.to_string(),
+        milliseconds.to_string(),
+    ]
+}
+
+async fn logs(target: &Target, format: Format, command: LogsCommand) -> Result<(), CtlError> {
+    let mut attempts = AttemptServiceClient::new(target.config_channel().await?);
+    match command {
+        LogsCommand::List {
+            filter,
+            since,
+            page,
+        } => {
+            let LogFilter {
+                endpoint,
+                event_type,
+                status,
+            } = filter;
+            let since = since.map(|since| {
+                let at = time::OffsetDateTime::now_utc() - since;
+                herald_proto::timestamp_to_wire(at)
+            });
+            let listed = pages(&page, |page_size, page_token| {
+                let mut attempts = attempts.clone();
+                let request = target.request(pb::ListAttemptsRequest {
+                    page_size,
+                    page_token,
+                    endpoint_id: endpoint.clone().unwrap_or_default(),
+                    event_type: event_type.clone().unwrap_or_default(),
+                    status: attempt_status(status),
+                    since,
+                    ..Default::default()
+                });
+                async move {
+                    let response = attempts.list_attempts(request?).await?.into_inner();
+                    Ok((response.attempts, response.next_page_token))
+                }
+            })
+            .await?;
+            print_list(
+                format,
+                "herald.v1.Attempt",
+                &ATTEMPT_COLUMNS,
+                &listed,
+                attempt_row,
+            )
+        }
+        LogsCommand::Get { attempt_id } => {
+            let attempt = attempts
+                .get_attempt(target.request(pb::GetAttemptRequest { attempt_id })?)
+                .await?
+                .into_inner();
+            print_one(format, "herald.v1.Attempt", &attempt)
+        }
+        LogsCommand::Tail { filter, backlog } => {
+            let LogFilter {
+                endpoint,
+                event_type,
+                status,
+            } = filter;
+            let mut stream = attempts
+                .tail_attempts(target.request(pb::TailAttemptsRequest {
+                    endpoint_id: endpoint.unwrap_or_default(),
+                    event_type: event_type.unwrap_or_default(),
+                    status: attempt_status(status),
+                    backlog,
+                })?)
+                .await?
+                .into_inner();
+            if format == Format::Table {
+                print_table(&Table {
+                    columns: ATTEMPT_COLUMNS.to_vec(),
+                    rows: Vec::new(),
+                })?;
+            }
+            while let Some(attempt) = stream.next().await {
+                let attempt = attempt?;
+                match format {
+                    Format::Table => {
+                        println!("{}", attempt_row(&attempt).join("  "));
+                    }
+                    _ => {
+                        let value = herald_proto::json::to_json("herald.v1.Attempt", &attempt)
+                            .map_err(|error| CtlError::Output(error.to_string()))?;
+                        // One JSON document per line, so a tail can be piped.
+                        println!(
+                            "{}",
+                            serde_json::to_string(&value)
+                                .map_err(|error| CtlError::Output(error.to_string()))?
+                        );
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn events(target: &Target, format: Format, command: EventsCommand) -> Result<(), CtlError> {
+    let EventsCommand::Publish {
+        event_type,
+        device,
+        data,
+        key,
+    } = command;
+    let data = read_argument(&data)?;
+    serde_json::from_slice::<serde_json::Value>(&data)
+        .map_err(|error| CtlError::Usage(format!("--data is not JSON: {error}")))?;
+    let mut ingest = IngestServiceClient::new(target.ingest_channel().await?);
+    let response = ingest
+        .publish(target.request(pb::PublishRequest {
+            items: vec![pb::PublishItem {
+                device_id: device.unwrap_or_default(),
+                r#type: event_type,
+                data: data.into(),
+                idempotency_key: key.unwrap_or_default(),
+                occurred_at: None,
+                channel: 0,
+                source_ref: String::new(),
+            }],
+        })?)
+        .await?
+        .into_inner();
+    let result = response
+        .results
+        .into_iter()
+        .next()
+        .and_then(|result| result.outcome);
+    match result {
+        Some(pb::publish_result::Outcome::Accepted(accepted)) => match format {
+            Format::Table => {
+                println!(
+                    "{}{}",
+                    accepted.event_id,
+                    if accepted.duplicate {
+                        " (duplicate)"
+                    } else {
+                        ""
+                    }
+                );
+                Ok(())
+            }
+            _ => print_one(format, "herald.v1.PublishAccepted", &accepted),
+        },
+        Some(pb::publish_result::Outcome::Error(error)) => Err(CtlError::Usage(format!(
+            "{}: {}",
+            error.field, error.message
+        ))),
+        None => Err(CtlError::Output(
+            "the ingest service answered with no result".into(),
+        )),
+    }
+}
+
+fn verify(format: Format, args: VerifyArgs) -> Result<(), CtlError> {
+    let body = read_argument(&args.body)?;
+    let secret = herald_core::signing::EndpointSecret::parse(&args.secret)
+        .map_err(|error| CtlError::Usage(format!("--secret: {error}")))?;
+    let now = args
+        .at
+        .unwrap_or_else(|| time::OffsetDateTime::now_utc().unix_timestamp());
+    herald_core::signing::verify_standard(
+        &secret,
+        &args.id,
+        &args.timestamp,
+        &args.signature,
+        &body,
+        now,
+    )
+    .map_err(|error| CtlError::Verify(error.to_string()))?;
+    match format {
+        Format::Table => {
+            println!("valid: the signature matches and the timestamp is within 5 minutes");
+            Ok(())
+        }
+        _ => print_value(format, &serde_json::json!({"valid": true})),
+    }
+}
+
+async fn health(target: &Target, format: Format) -> Result<(), CtlError> {
+    let mut rows = Vec::new();
+    let mut all_serving = true;
+    for (service, addr) in [("config", &target.addr), ("ingest", &target.ingest_addr)] {
+        let status = match check(addr).await {
+            Ok(status) => status,
+            Err(error) => format!("unreachable ({error})"),
+        };
+        all_serving &= status == "serving";
+        rows.push(vec![service.to_owned(), addr.clone(), status]);
+    }
+    match format {
+        Format::Table => print_table(&Table {
+            columns: vec!["SERVICE", "ADDRESS", "HEALTH"],
+            rows,
+        })?,
+        _ => {
+            let value = serde_json::Value::Array(
+                rows.into_iter()
+                    .map(|row| serde_json::json!({"service": row[0], "address": row[1], "health": row[2]}))
+                    .collect(),
+            );
+            print_value(format, &value)?;
+        }
+    }
+    if all_serving {
+        Ok(())
+    } else {
+        Err(CtlError::Status(tonic::Status::unavailable(
+            "not every service is serving",
+        )))
+    }
+}
+
+async fn check(addr: &str) -> Result<String, CtlError> {
+    let channel = tonic::transport::Endpoint::from_shared(addr.to_owned())
+        .map_err(|error| CtlError::Usage(format!("invalid address {addr:?}: {error}")))?
+        .connect_timeout(Duration::from_secs(3))
+        .connect()
+        .await
+        .map_err(|error| CtlError::Connect {
+            url: addr.to_owned(),
+            reason: error.to_string(),
+        })?;
+    let response = HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await?
+        .into_inner();
+    Ok(response.status().as_str_name().to_lowercase())
+}
+
+fn duration(duration: Duration) -> prost_types::Duration {
+    prost_types::Duration {
+        seconds: i64::try_from(duration.as_secs()).unwrap_or(i64::MAX),
+        nanos: i32::try_from(duration.subsec_nanos()).unwrap_or_default(),
+    }
+}

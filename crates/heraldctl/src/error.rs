@@ -1,0 +1,42 @@
+use crate::settings::SettingsError;
+
+/// Every way a command fails, each printed as one line.
+#[derive(Debug, thiserror::Error)]
+pub enum CtlError {
+    /// The server's answer, with its code and the field it names.
+    #[error("{}", describe_status(.0))]
+    Status(tonic::Status),
+    #[error("cannot reach {url}: {reason}")]
+    Connect { url: String, reason: String },
+    #[error("{0}")]
+    Usage(String),
+    #[error("signature check failed: {0}")]
+    Verify(String),
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot render the output: {0}")]
+    Output(String),
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+}
+
+impl From<tonic::Status> for CtlError {
+    fn from(status: tonic::Status) -> CtlError {
+        CtlError::Status(status)
+    }
+}
+
+fn describe_status(status: &tonic::Status) -> String {
+    let code = format!("{:?}", status.code());
+    let field = status
+        .metadata()
+        .get("herald-field")
+        .and_then(|value| value.to_str().ok())
+        .map(|field| format!(" (field {field})"))
+        .unwrap_or_default();
+    format!("{code}: {}{field}", status.message())
+}
