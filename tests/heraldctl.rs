@@ -7,6 +7,7 @@ use herald_tests::{HeraldProcess, NatsServer, Receiver};
 
 struct Ctl {
     addr: String,
+    ingest_addr: String,
     config_file: std::path::PathBuf,
 }
 
@@ -20,6 +21,7 @@ impl Ctl {
         }
         command
             .env("HERALD_ADDR", &self.addr)
+            .env("HERALD_INGEST_URL", &self.ingest_addr)
             .env("HERALDCTL_CONFIG", &self.config_file)
             .args(args)
             .stdin(std::process::Stdio::null());
@@ -72,6 +74,7 @@ fn an_operator_sets_up_tests_and_pauses_an_endpoint() {
         .to_owned();
     let ctl = Ctl {
         addr: format!("http://{}", herald.config_addr),
+        ingest_addr: format!("http://{}", herald.ingest_addr),
         config_file: state.path().join("heraldctl.json"),
     };
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -120,6 +123,8 @@ fn an_operator_sets_up_tests_and_pauses_an_endpoint() {
         "{table}"
     );
     assert_eq!(receiver.received().len(), 1);
+    let token_only = ctl.run(Some(&token), &["endpoints", "list"]);
+    assert!(token_only.status.success());
 
     let listed = ctl.run(None, &["endpoints", "list"]);
     let listed = stdout(&listed);
@@ -132,17 +137,62 @@ fn an_operator_sets_up_tests_and_pauses_an_endpoint() {
     let summary = ctl.json(&token, &["summary"]);
     assert_eq!(summary["endpoints_active"], 1);
 
-    // The test delivery's attempt reaches the log.
+    // An event published through the ingest service reaches the receiver;
+    // fanout learns of the activation through Watch first.
+    std::thread::sleep(Duration::from_millis(500));
+    let published = ctl.run(
+        None,
+        &[
+            "events",
+            "publish",
+            "--type",
+            "message.received",
+            "--data",
+            r#"{"text":"hello"}"#,
+            "--key",
+            "order-1",
+        ],
+    );
+    assert!(published.status.success(), "{}", stderr(&published));
+    assert!(
+        stdout(&published).starts_with("evt_"),
+        "{}",
+        stdout(&published)
+    );
+    let again = ctl.run(
+        None,
+        &[
+            "events",
+            "publish",
+            "--type",
+            "message.received",
+            "--data",
+            r#"{"text":"hello"}"#,
+            "--key",
+            "order-1",
+        ],
+    );
+    assert!(stdout(&again).contains("(duplicate)"), "{}", stdout(&again));
+    let bad_type = ctl.run(
+        None,
+        &["events", "publish", "--type", "Not.A.Type", "--data", "{}"],
+    );
+    assert_eq!(bad_type.status.code(), Some(2), "{}", stderr(&bad_type));
+
+    // Both the test and the live delivery reach the log.
     let mut attempts = serde_json::Value::Null;
-    for _ in 0..100 {
+    for _ in 0..200 {
         attempts = ctl.json(&token, &["logs", "list", "--endpoint", &endpoint_id]);
-        if attempts.as_array().is_some_and(|a| !a.is_empty()) {
+        if attempts.as_array().is_some_and(|a| a.len() >= 2) {
             break;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    assert_eq!(attempts.as_array().unwrap().len(), 2, "{attempts}");
+    assert_eq!(receiver.received().len(), 2);
     assert_eq!(attempts[0]["status"], "ATTEMPT_STATUS_SUCCEEDED");
     assert_eq!(attempts[0]["response_code"], 200);
+    assert_eq!(attempts[0]["event_type"], "message.received");
     let attempt_id = attempts[0]["id"].as_str().unwrap();
     let one = ctl.run(None, &["logs", "get", attempt_id, "--output", "yaml"]);
     assert!(
@@ -212,6 +262,7 @@ fn an_operator_sets_up_tests_and_pauses_an_endpoint() {
 fn verify_checks_a_received_webhook_locally() {
     let ctl = Ctl {
         addr: "http://127.0.0.1:9".into(),
+        ingest_addr: "http://127.0.0.1:9".into(),
         config_file: std::env::temp_dir().join("heraldctl-verify-test-none.json"),
     };
     // The Standard Webhooks specification's published test vector.

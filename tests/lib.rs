@@ -20,6 +20,7 @@ pub struct HeraldProcess {
     child: Child,
     pub ops_addr: SocketAddr,
     pub config_addr: SocketAddr,
+    pub ingest_addr: SocketAddr,
     /// Where the process keeps generated credentials, unless `envs` named
     /// another directory.
     _state_dir: tempfile::TempDir,
@@ -31,10 +32,12 @@ impl HeraldProcess {
     pub fn start(args: &[&str], envs: &[(&str, &str)]) -> HeraldProcess {
         let ops_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let config_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let ingest_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let state_dir = tempfile::tempdir().unwrap();
         let child = herald_command(args, &[])
             .env("HERALD_OPS_ADDR", ops_addr.to_string())
             .env("HERALD_CONFIG_ADDR", config_addr.to_string())
+            .env("HERALD_INGEST_ADDR", ingest_addr.to_string())
             .env("HERALD_STATE_DIR", state_dir.path())
             .envs(envs.iter().copied())
             .stdout(Stdio::null())
@@ -45,6 +48,7 @@ impl HeraldProcess {
             child,
             ops_addr,
             config_addr,
+            ingest_addr,
             _state_dir: state_dir,
         }
     }

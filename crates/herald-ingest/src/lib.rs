@@ -1,1 +1,160 @@
-//! placeholder
+//! The ingest service: channel webhooks and the gRPC Publish API, verified,
+//! normalised into herald-core's [`Event`](herald_core::event::Event) and
+//! published to JetStream.
+//!
+//! One listener serves both: `POST /inbound/{waba,telegram,whatsapp}/{device_id}`
+//! (and WABA's `GET` handshake), `herald.v1.IngestService`, gRPC health and
+//! reflection.
+//!
+//! Design decisions:
+//! - A webhook is answered 200 only once JetStream acknowledged every event
+//!   of it (all published, then all acknowledgements awaited). If the bus
+//!   does not answer, the receiver answers 503 and the channel retries.
+//! - Every event's `Nats-Msg-Id` (its idempotency key) is deterministic from
+//!   the source and scoped to the device: `waba:<device>:<wamid>:<received |
+//!   status>`, `telegram:<device>:<update_id>`, `whatsapp:<device>:<message
+//!   id>:received` or `…:<participant>:ack:<level>`. A retried webhook
+//!   therefore adds only the events JetStream lacks, within the stream's
+//!   duplicate window (`--duplicate-window`, default 1 h). Publish API keys
+//!   are `publish:<tenant>:<caller's key>`; an item without a key gets its
+//!   event id, so retrying it makes a second event.
+//! - Signatures are checked over the raw bytes before any parsing, in
+//!   constant time; parsing is pure ([`waba::parse`], [`telegram::parse`],
+//!   [`gateway::parse`]) and never panics (fuzzed).
+//! - Until the Watch stream delivered a complete configuration every
+//!   receiver answers 503 (Meta and Telegram retry), never a 404 for a
+//!   device not learned yet.
+//!
+//! ## `data`
+//!
+//! Every channel event's `data` is one JSON object:
+//!
+//! ```json
+//! {"message_id": "wamid.…", "chat_id": "…", "from": "16505551234", "to": "15550783881",
+//!  "text": "Hi 👋", "status": "read", "edited": true, "field": "…",
+//!  "original": { …the channel's object, byte for byte… },
+//!  "metadata": { … }, "contacts": [ … ]}
+//! ```
+//!
+//! Only `original` is always present; the others appear when the source has
+//! them. `original` is the WABA `messages[i]` / `statuses[i]` object (or the
+//! change's whole `value` for other fields), the whole Telegram update, or
+//! the whole gateway envelope. WABA events also carry their change's
+//! `metadata` and `contacts`. `chat_id` is Telegram's (a message id is unique
+//! only within its chat); `field` names a WABA change that is not a message.
+//! Publish API events carry the caller's `data` unchanged.
+
+pub mod gateway;
+mod grpc;
+mod http;
+mod metrics;
+pub mod normalise;
+mod publish;
+mod receive;
+pub mod telegram;
+pub mod verify;
+pub mod waba;
+
+use std::{net::SocketAddr, sync::Arc};
+
+use herald_bus::Bus;
+use herald_proto::v1::ingest_service_server::IngestServiceServer;
+use herald_watch::ConfigCache;
+use tokio::{net::TcpListener, sync::watch};
+use tokio_util::sync::CancellationToken;
+
+pub use crate::metrics::IngestMetrics;
+use crate::{grpc::PublishApi, receive::Shared};
+
+/// The ingest service's flags.
+#[derive(Clone, Debug, clap::Args)]
+pub struct IngestArgs {
+    /// Where channel webhooks (HTTP) and the Publish API (gRPC) are served.
+    #[arg(long, env = "HERALD_INGEST_ADDR", default_value = "127.0.0.1:7080")]
+    pub ingest_addr: SocketAddr,
+    /// Largest webhook body accepted (Meta's own limit is 3 MiB).
+    #[arg(long, env = "HERALD_INGEST_MAX_BODY_BYTES", default_value_t = 3 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("cannot build the gRPC reflection service: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("the ingest listener failed: {0}")]
+    Serve(#[from] std::io::Error),
+}
+
+/// Serves webhooks and the Publish API on `listener` until `shutdown`;
+/// requests in flight finish first.
+pub async fn run(
+    listener: TcpListener,
+    bus: Bus,
+    cache: ConfigCache,
+    synced: watch::Receiver<bool>,
+    args: IngestArgs,
+    metrics: IngestMetrics,
+    shutdown: CancellationToken,
+) -> Result<(), IngestError> {
+    let shared = Arc::new(Shared {
+        bus,
+        cache,
+        synced: synced.clone(),
+        metrics,
+        max_body_bytes: args.max_body_bytes,
+    });
+    let (reporter, health) = tonic_health::server::health_reporter();
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(herald_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let grpc = tonic::service::Routes::builder()
+        .add_service(IngestServiceServer::new(PublishApi {
+            shared: shared.clone(),
+        }))
+        .add_service(health)
+        .add_service(reflection)
+        .clone()
+        .routes()
+        .into_axum_router();
+    tokio::spawn(follow_sync(synced, reporter, shutdown.clone()));
+    tracing::info!(
+        addr = %listener.local_addr()?,
+        max_body_bytes = args.max_body_bytes,
+        "ingest listening"
+    );
+    axum::serve(listener, http::router(shared).merge(grpc))
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await?;
+    Ok(())
+}
+
+/// gRPC health of `IngestService` follows whether a complete configuration
+/// is held, like the receivers' 503s.
+async fn follow_sync(
+    mut synced: watch::Receiver<bool>,
+    reporter: tonic_health::server::HealthReporter,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let serving = *synced.borrow_and_update();
+        let status = if serving {
+            tonic_health::ServingStatus::Serving
+        } else {
+            tonic_health::ServingStatus::NotServing
+        };
+        reporter
+            .set_service_status(
+                <IngestServiceServer<PublishApi> as tonic::server::NamedService>::NAME,
+                status,
+            )
+            .await;
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            changed = synced.changed() => if changed.is_err() { return },
+        }
+    }
+}
+
+#[cfg(test)]
+mod parse_tests;

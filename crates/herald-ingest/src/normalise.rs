@@ -118,6 +118,8 @@ pub(crate) fn catalog(name: &str) -> EventType {
 pub(crate) fn channel_type(prefix: &str, kind: &str) -> EventType {
     EventType::parse(&format!("{prefix}.{kind}"))
         .or_else(|_| EventType::parse(&format!("{prefix}.unknown")))
+        // Unreachable: every prefix is a constant valid segment (tested), so
+        // `<prefix>.unknown` parses; this only keeps the function total.
         .unwrap_or_else(|_| EventType::endpoint_disabled())
 }
 
@@ -159,9 +161,13 @@ pub(crate) fn unix_time(value: Option<&Value>) -> Option<OffsetDateTime> {
     };
     // Millisecond precision is all any source has; rounding there avoids
     // float noise in the nanoseconds.
+    // Past the year 9999 an event cannot carry the time; checked before
+    // the float becomes an integer, where it would saturate.
+    if seconds >= 253_402_300_800.0 {
+        return None;
+    }
     let millis = (seconds * 1000.0).round() as i128;
-    let moment = OffsetDateTime::from_unix_timestamp_nanos(millis * 1_000_000).ok()?;
-    (moment.year() <= 9999).then_some(moment)
+    OffsetDateTime::from_unix_timestamp_nanos(millis.checked_mul(1_000_000)?).ok()
 }
 
 /// A source reference when it obeys the event rules; a reference that does

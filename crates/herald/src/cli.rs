@@ -34,11 +34,21 @@ pub enum Command {
     /// The config service: tenants, devices, endpoints and the attempt log.
     Config(ConfigCommand),
     /// The ingest service: channel webhooks and the Publish API, into JetStream.
-    Ingest(CommonArgs),
+    Ingest(IngestCommand),
     /// The fanout service: events to delivery jobs.
     Fanout(WatcherCommand),
     /// The delivery service: signs, POSTs, retries and records attempts.
     Delivery(DeliveryCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct IngestCommand {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(flatten)]
+    pub watch: herald_watch::WatchConfig,
+    #[command(flatten)]
+    pub ingest: herald_ingest::IngestArgs,
 }
 
 #[derive(Debug, Args)]
@@ -123,6 +133,8 @@ pub struct AllArgs {
     pub config: herald_config::ConfigArgs,
     #[command(flatten)]
     pub delivery: herald_delivery::DeliveryArgs,
+    #[command(flatten)]
+    pub ingest: herald_ingest::IngestArgs,
 }
 
 impl DatabaseArgs {

@@ -9,6 +9,7 @@ use herald_config::{ConfigArgs, ConfigState, Settings, secrets::MasterKey};
 use herald_core::address::AllowList;
 use herald_delivery::{DeliveryArgs, DeliveryMetrics, DeliverySettings};
 use herald_fanout::{FanoutMetrics, Subscriptions};
+use herald_ingest::{IngestArgs, IngestMetrics};
 use herald_proto::v1::WatchedKind;
 use herald_store::{Store, StoreOptions};
 use herald_telemetry::{
@@ -38,6 +39,7 @@ struct Plan {
     watch: Option<WatchConfig>,
     fanout: bool,
     delivery: Option<DeliveryArgs>,
+    ingest: Option<IngestArgs>,
 }
 
 impl Plan {
@@ -53,6 +55,7 @@ impl Plan {
                     watch: Some(WatchConfig { config_url }),
                     fanout: true,
                     delivery: Some(args.delivery),
+                    ingest: Some(args.ingest),
                 }
             }
             Command::Config(args) => Plan {
@@ -62,14 +65,16 @@ impl Plan {
                 watch: None,
                 fanout: false,
                 delivery: None,
+                ingest: None,
             },
-            Command::Ingest(common) => Plan {
+            Command::Ingest(args) => Plan {
                 name: "ingest",
-                common,
+                common: args.common,
                 config: None,
-                watch: None,
+                watch: Some(args.watch),
                 fanout: false,
                 delivery: None,
+                ingest: Some(args.ingest),
             },
             Command::Fanout(args) => Plan {
                 name: "fanout",
@@ -78,6 +83,7 @@ impl Plan {
                 watch: Some(args.watch),
                 fanout: true,
                 delivery: None,
+                ingest: None,
             },
             Command::Delivery(args) => Plan {
                 name: "delivery",
@@ -86,6 +92,7 @@ impl Plan {
                 watch: Some(args.watch),
                 fanout: false,
                 delivery: Some(args.delivery),
+                ingest: None,
             },
         }
     }
@@ -115,6 +122,10 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
     // Metrics are registered before the ops listener takes the registry.
     let mut registry = Registry::default();
     let fanout_metrics = plan.fanout.then(|| FanoutMetrics::register(&mut registry));
+    let ingest_metrics = plan
+        .ingest
+        .is_some()
+        .then(|| IngestMetrics::register(&mut registry));
     let delivery_metrics = plan
         .delivery
         .is_some()
@@ -226,6 +237,43 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             herald_delivery::run(bus, cache, synced, settings, metrics, shutdown)
                 .await
                 .context("the delivery service failed")
+        });
+    }
+
+    if let (Some(watch_config), Some(args), Some(metrics)) =
+        (&plan.watch, &plan.ingest, ingest_metrics)
+    {
+        let listener = TcpListener::bind(args.ingest_addr).await.with_context(|| {
+            format!(
+                "cannot listen on {} (--ingest-addr / HERALD_INGEST_ADDR)",
+                args.ingest_addr
+            )
+        })?;
+        info!(
+            "ingest listening on http://{} (channel webhooks under /inbound/, gRPC Publish)",
+            args.ingest_addr
+        );
+        let cache = ConfigCache::new();
+        let synced = follow_configuration(
+            "ingest",
+            watch_config,
+            &service_token,
+            vec![
+                WatchedKind::Device,
+                WatchedKind::Token,
+                WatchedKind::EventType,
+            ],
+            cache.handler(),
+            &readiness,
+            &shutdown,
+            &mut tasks,
+        )
+        .await;
+        let (bus, args, shutdown) = (bus.clone(), args.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            herald_ingest::run(listener, bus, cache, synced, args, metrics, shutdown)
+                .await
+                .context("the ingest service failed")
         });
     }
 

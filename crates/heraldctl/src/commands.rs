@@ -1,6 +1,6 @@
 //! One function per command: build the request, call, print.
 
-use std::time::Duration;
+use std::{io::IsTerminal, time::Duration};
 
 use clap::CommandFactory;
 use futures::StreamExt;
@@ -72,10 +72,17 @@ where
 {
     let mut items = Vec::new();
     let mut token = page.page_token.clone();
+    let show_progress = page.all && std::io::stderr().is_terminal();
     loop {
         let (batch, next) = fetch(page.page_size, token).await?;
         items.extend(batch);
+        if show_progress {
+            eprint!("\rfetched {}…", items.len());
+        }
         if !page.all || next.is_empty() {
+            if show_progress {
+                eprintln!();
+            }
             if !next.is_empty() {
                 eprintln!("more results: --page-token {next} (or --all)");
             }

@@ -230,7 +230,7 @@ mod tests {
         );
         assert_eq!(
             yaml,
-            "name: \"Orders\"\nn: 3\nspec:\n  empty: []\n  events:\n  - \"a\"\n  - \"b\"\n"
+            "n: 3\nname: \"Orders\"\nspec:\n  empty: []\n  events:\n  - \"a\"\n  - \"b\"\n"
         );
         assert_eq!(to_yaml(&json!([{"a": 1, "b": 2}])), "- a: 1\n  b: 2\n");
     }

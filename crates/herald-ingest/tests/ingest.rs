@@ -1,0 +1,876 @@
+#![allow(clippy::unwrap_used)]
+//! The ingest service against real components: a nats-server, the config
+//! service on SQLite (devices and tokens created through its API, its Watch
+//! stream feeding the cache), and real HTTP and gRPC clients.
+
+use std::{
+    net::SocketAddr,
+    time::{Duration, Instant},
+};
+
+use herald_bus::{Bus, BusConfig, headers};
+use herald_config::{ConfigState, Settings, secrets::MasterKey};
+use herald_core::address::AllowList;
+use herald_ingest::{IngestArgs, IngestMetrics};
+use herald_proto::v1::{
+    self as pb, admin_service_client::AdminServiceClient,
+    config_service_client::ConfigServiceClient, ingest_service_client::IngestServiceClient,
+    publish_result::Outcome,
+};
+use herald_store::{Store, StoreOptions};
+use herald_testkit::NatsServer;
+use herald_watch::{ConfigCache, WatchConfig};
+use hmac::{Hmac, KeyInit, Mac};
+use prometheus_client::registry::Registry;
+use prost::Message;
+use sha2::{Sha256, Sha512};
+use tokio::{net::TcpListener, sync::watch};
+use tokio_util::sync::CancellationToken;
+use tonic::{Code, Request, transport::Channel};
+
+const ADMIN: &str = "test-admin-token";
+const SERVICE: &str = "test-service-token";
+const PATIENCE: Duration = Duration::from_secs(15);
+const APP_SECRET: &str = "test-app-secret";
+const VERIFY_TOKEN: &str = "verify-me";
+const TELEGRAM_SECRET: &str = "tg_Secret-123";
+const GATEWAY_KEY: &str = "gateway-key";
+
+const WABA_BATCH: &[u8] = include_bytes!("fixtures/waba_batch.json");
+const TELEGRAM_TEXT: &[u8] = include_bytes!("fixtures/telegram_text.json");
+const TELEGRAM_CALLBACK: &[u8] = include_bytes!("fixtures/telegram_callback.json");
+const GATEWAY_MESSAGE: &[u8] = include_bytes!("fixtures/gateway_message.json");
+const GATEWAY_ACK: &[u8] = include_bytes!("fixtures/gateway_ack_group.json");
+
+struct Harness {
+    nats: NatsServer,
+    bus: Bus,
+    cache: ConfigCache,
+    config: Channel,
+    ingest: SocketAddr,
+    http: reqwest::Client,
+    registry: Registry,
+    shutdown: CancellationToken,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+async fn start() -> Harness {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let nats = NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::connect_with(&StoreOptions {
+        url: format!("sqlite:{}", dir.path().join("herald.db").display()),
+        schema: None,
+    })
+    .await
+    .unwrap();
+    store.migrate().await.unwrap();
+    let bus = Bus::connect(&BusConfig::for_url(nats.url()), "test")
+        .await
+        .unwrap();
+    bus.ensure_streams().await.unwrap();
+    let settings = Settings {
+        admin_token: ADMIN.to_owned(),
+        service_token: SERVICE.to_owned(),
+        master_key: MasterKey::from_base64(&MasterKey::generate_base64().unwrap()).unwrap(),
+        allow_list: AllowList::parse("127.0.0.0/8").unwrap(),
+        attempt_retention: Duration::from_secs(30 * 24 * 3600),
+        sweep_interval: Duration::from_secs(3600),
+        secret_overlap: Duration::from_secs(24 * 3600),
+        test_timeout: Duration::from_secs(10),
+        change_retention: Duration::from_secs(7 * 24 * 3600),
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let config_addr = listener.local_addr().unwrap();
+    let shutdown = CancellationToken::new();
+    let state = ConfigState::new(store, bus.clone(), settings);
+    tokio::spawn(herald_config::run(listener, state, shutdown.clone()));
+
+    let cache = ConfigCache::new();
+    let (synced_sender, synced) = watch::channel(false);
+    tokio::spawn(herald_watch::run(
+        WatchConfig {
+            config_url: format!("http://{config_addr}"),
+        },
+        SERVICE.to_owned(),
+        Vec::new(),
+        cache.handler(),
+        synced_sender,
+        shutdown.clone(),
+    ));
+    let mut registry = Registry::default();
+    let metrics = IngestMetrics::register(&mut registry);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ingest = listener.local_addr().unwrap();
+    tokio::spawn(herald_ingest::run(
+        listener,
+        bus.clone(),
+        cache.clone(),
+        synced,
+        IngestArgs {
+            ingest_addr: ingest,
+            max_body_bytes: 64 * 1024,
+        },
+        metrics,
+        shutdown.clone(),
+    ));
+    let config = tonic::transport::Endpoint::from_shared(format!("http://{config_addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    Harness {
+        nats,
+        bus,
+        cache,
+        config,
+        ingest,
+        http: reqwest::Client::new(),
+        registry,
+        shutdown,
+        _dir: dir,
+    }
+}
+
+fn authed<T>(token: &str, message: T) -> Request<T> {
+    let mut request = Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+}
+
+struct Tenant {
+    id: String,
+    token: String,
+}
+
+impl Harness {
+    async fn tenant(&self) -> Tenant {
+        let mut admin = AdminServiceClient::new(self.config.clone());
+        let tenant = admin
+            .create_tenant(authed(
+                ADMIN,
+                pb::CreateTenantRequest {
+                    name: "Acme".into(),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        let token = self.token(&tenant.id, pb::TokenScope::Tenant, None).await;
+        Tenant {
+            id: tenant.id,
+            token,
+        }
+    }
+
+    async fn token(&self, tenant: &str, scope: pb::TokenScope, ttl: Option<u64>) -> String {
+        let token = AdminServiceClient::new(self.config.clone())
+            .create_token(authed(
+                ADMIN,
+                pb::CreateTokenRequest {
+                    tenant_id: tenant.to_owned(),
+                    name: "ci".into(),
+                    scope: scope.into(),
+                    ttl: ttl.map(|seconds| prost_types::Duration {
+                        seconds: seconds as i64,
+                        nanos: 0,
+                    }),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        let hash = sha256_hex(token.secret.as_bytes());
+        self.wait_until("the token reaches the cache", |cache| {
+            cache.snapshot().tokens_by_hash.contains_key(&hash)
+        })
+        .await;
+        token.secret
+    }
+
+    async fn device(
+        &self,
+        tenant: &Tenant,
+        channel: pb::Channel,
+        verification: pb::device_verification::Channel,
+    ) -> String {
+        let device = ConfigServiceClient::new(self.config.clone())
+            .create_device(authed(
+                &tenant.token,
+                pb::CreateDeviceRequest {
+                    channel: channel.into(),
+                    name: "line".into(),
+                    external_id: "ext".into(),
+                    verification: Some(pb::DeviceVerification {
+                        channel: Some(verification),
+                        configured: false,
+                    }),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        let id = device.id.clone();
+        self.wait_until("the device reaches the cache", |cache| {
+            cache.snapshot().devices.contains_key(&id)
+        })
+        .await;
+        device.id
+    }
+
+    async fn waba_device(&self, tenant: &Tenant) -> String {
+        self.device(
+            tenant,
+            pb::Channel::Waba,
+            pb::device_verification::Channel::Waba(pb::WabaVerification {
+                app_secret: APP_SECRET.into(),
+                verify_token: VERIFY_TOKEN.into(),
+            }),
+        )
+        .await
+    }
+
+    async fn wait_until(&self, what: &str, check: impl Fn(&ConfigCache) -> bool) {
+        let deadline = Instant::now() + PATIENCE;
+        while !check(&self.cache) {
+            assert!(Instant::now() < deadline, "timed out waiting until {what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.ingest)
+    }
+
+    async fn post(&self, path: &str, headers: &[(&str, String)], body: &[u8]) -> (u16, String) {
+        let mut request = self.http.post(self.url(path)).body(body.to_vec());
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        let response = request.send().await.unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+
+    async fn post_waba(&self, device: &str, body: &[u8]) -> (u16, String) {
+        let signature = format!("sha256={}", hmac_sha256(APP_SECRET, body));
+        self.post(
+            &format!("/inbound/waba/{device}"),
+            &[("x-hub-signature-256", signature)],
+            body,
+        )
+        .await
+    }
+
+    /// Every event on the events stream, in order: subject, headers, event.
+    async fn events(&self) -> Vec<(String, herald_bus::async_nats::HeaderMap, pb::Event)> {
+        let mut stream = self
+            .bus
+            .jetstream()
+            .get_stream(self.bus.topology().events_stream())
+            .await
+            .unwrap();
+        let last = stream.info().await.unwrap().state.last_sequence;
+        let mut events = Vec::new();
+        for sequence in 1..=last {
+            let message = stream.direct_get(sequence).await.unwrap();
+            events.push((
+                message.subject.to_string(),
+                message.headers.clone(),
+                pb::Event::decode(message.payload).unwrap(),
+            ));
+        }
+        events
+    }
+
+    fn ingest_client(&self) -> IngestServiceClient<Channel> {
+        let channel = tonic::transport::Endpoint::from_shared(self.url(""))
+            .unwrap()
+            .connect_lazy();
+        IngestServiceClient::new(channel)
+    }
+
+    fn metrics_text(&self) -> String {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry).unwrap();
+        text
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex(&Sha256::digest(bytes))
+}
+
+fn hmac_sha256(key: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).unwrap();
+    mac.update(body);
+    hex(&mac.finalize().into_bytes())
+}
+
+fn hmac_sha512(key: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha512>::new_from_slice(key.as_bytes()).unwrap();
+    mac.update(body);
+    hex(&mac.finalize().into_bytes())
+}
+
+#[tokio::test]
+async fn a_waba_batch_becomes_twelve_events_once() {
+    let harness = start().await;
+    let tenant = harness.tenant().await;
+    let device = harness.waba_device(&tenant).await;
+
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned();
+    let signature = format!("sha256={}", hmac_sha256(APP_SECRET, WABA_BATCH));
+    let (status, body) = harness
+        .post(
+            &format!("/inbound/waba/{device}"),
+            &[
+                ("x-hub-signature-256", signature),
+                ("traceparent", traceparent.clone()),
+            ],
+            WABA_BATCH,
+        )
+        .await;
+    assert_eq!((status, body.as_str()), (200, ""));
+    let events = harness.events().await;
+    assert_eq!(events.len(), 12);
+    let types: Vec<&str> = events
+        .iter()
+        .map(|(_, _, event)| event.r#type.as_str())
+        .collect();
+    assert_eq!(
+        types
+            .iter()
+            .filter(|kind| **kind == "message.received")
+            .count(),
+        5
+    );
+    assert_eq!(
+        types.iter().filter(|kind| **kind == "message.read").count(),
+        3
+    );
+    for (subject, headers, event) in &events {
+        assert_eq!(
+            subject,
+            &format!("herald.events.{}.waba.{}", tenant.id, event.r#type)
+        );
+        assert_eq!(event.tenant_id, tenant.id);
+        assert_eq!(event.device_id, device);
+        assert_eq!(event.channel, pb::Channel::Waba as i32);
+        assert!(
+            event
+                .idempotency_key
+                .starts_with(&format!("waba:{device}:wamid."))
+        );
+        assert_eq!(
+            headers.get(headers::MESSAGE_ID).unwrap().as_str(),
+            event.idempotency_key
+        );
+        assert_eq!(headers.get(headers::EVENT_ID).unwrap().as_str(), event.id);
+        assert_eq!(headers.get(headers::TENANT).unwrap().as_str(), tenant.id);
+        assert_eq!(
+            headers.get(headers::EVENT_TYPE).unwrap().as_str(),
+            event.r#type
+        );
+        assert_eq!(
+            headers.get(headers::MESSAGE_TYPE).unwrap().as_str(),
+            "herald.v1.Event"
+        );
+        assert_eq!(
+            headers.get(headers::TRACEPARENT).unwrap().as_str(),
+            traceparent
+        );
+        let data: serde_json::Value = serde_json::from_slice(&event.data).unwrap();
+        assert!(data["original"].is_object());
+    }
+    let first = &events[0].2;
+    assert_eq!(first.occurred_at.unwrap().seconds, 1_749_416_383);
+    assert_eq!(first.source_ref, "wamid.BATCH1");
+    let first_data = String::from_utf8(first.data.to_vec()).unwrap();
+    assert!(first_data.contains(r"\ud83d\udc99"), "{first_data}");
+
+    // Meta retries: the same POST stores nothing new.
+    assert_eq!(harness.post_waba(&device, WABA_BATCH).await.0, 200);
+    assert_eq!(harness.events().await.len(), 12);
+
+    // A tampered byte fails the signature and publishes nothing.
+    let mut tampered = WABA_BATCH.to_vec();
+    let at = tampered.iter().position(|byte| *byte == b'B').unwrap();
+    tampered[at] = b'C';
+    let signature = format!("sha256={}", hmac_sha256(APP_SECRET, WABA_BATCH));
+    let (status, body) = harness
+        .post(
+            &format!("/inbound/waba/{device}"),
+            &[("x-hub-signature-256", signature)],
+            &tampered,
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body, "the x-hub-signature-256 header does not match\n");
+    let (status, _) = harness
+        .post(&format!("/inbound/waba/{device}"), &[], WABA_BATCH)
+        .await;
+    assert_eq!(status, 403);
+    assert_eq!(harness.events().await.len(), 12);
+
+    // Malformed but signed: 400; unknown device or wrong channel: 404; too big: 413.
+    assert_eq!(harness.post_waba(&device, b"{\"entry\":").await.0, 400);
+    assert_eq!(
+        harness
+            .post_waba("dev_01jabcdefghjkmnpqrstvwxyz2", WABA_BATCH)
+            .await
+            .0,
+        404
+    );
+    let (status, _) = harness
+        .post(&format!("/inbound/telegram/{device}"), &[], TELEGRAM_TEXT)
+        .await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        harness.post_waba(&device, &vec![b' '; 70 * 1024]).await.0,
+        413
+    );
+    assert_eq!(harness.events().await.len(), 12);
+
+    let metrics = harness.metrics_text();
+    assert!(
+        metrics.contains(r#"herald_ingest_events_total{channel="waba",type="message.received"} 5"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains(r#"herald_ingest_requests_total{route="waba",status="200"} 2"#));
+    assert!(metrics.contains(r#"herald_ingest_requests_total{route="waba",status="403"} 2"#));
+}
+
+#[tokio::test]
+async fn the_waba_handshake_echoes_the_challenge_only_for_the_right_token() {
+    let harness = start().await;
+    let tenant = harness.tenant().await;
+    let device = harness.waba_device(&tenant).await;
+    let handshake = |token: &str, mode: &str| {
+        harness
+            .http
+            .get(harness.url(&format!(
+                "/inbound/waba/{device}?hub.mode={mode}&hub.challenge=1158201444&hub.verify_token={token}"
+            )))
+            .send()
+    };
+    let response = handshake(VERIFY_TOKEN, "subscribe").await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    assert_eq!(response.text().await.unwrap(), "1158201444");
+    for (token, mode) in [
+        ("wrong", "subscribe"),
+        (VERIFY_TOKEN, "unsubscribe"),
+        ("", "subscribe"),
+    ] {
+        let response = handshake(token, mode).await.unwrap();
+        assert_eq!(response.status().as_u16(), 403);
+        assert!(!response.text().await.unwrap().contains("1158201444"));
+    }
+}
+
+#[tokio::test]
+async fn telegram_and_gateway_webhooks_are_authenticated_and_published_once() {
+    let harness = start().await;
+    let tenant = harness.tenant().await;
+    let bot = harness
+        .device(
+            &tenant,
+            pb::Channel::Telegram,
+            pb::device_verification::Channel::Telegram(pb::TelegramVerification {
+                secret_token: TELEGRAM_SECRET.into(),
+            }),
+        )
+        .await;
+    let path = format!("/inbound/telegram/{bot}");
+    let secret = |value: &str| vec![("x-telegram-bot-api-secret-token", value.to_owned())];
+    assert_eq!(
+        harness.post(&path, &secret("wrong"), TELEGRAM_TEXT).await.0,
+        403
+    );
+    assert_eq!(harness.post(&path, &[], TELEGRAM_TEXT).await.0, 403);
+    assert_eq!(harness.events().await.len(), 0);
+    assert_eq!(
+        harness
+            .post(&path, &secret(TELEGRAM_SECRET), TELEGRAM_TEXT)
+            .await,
+        (200, String::new())
+    );
+    assert_eq!(
+        harness
+            .post(&path, &secret(TELEGRAM_SECRET), TELEGRAM_TEXT)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        harness
+            .post(&path, &secret(TELEGRAM_SECRET), TELEGRAM_CALLBACK)
+            .await
+            .0,
+        200
+    );
+    let (status, body) = harness
+        .post(
+            &path,
+            &secret(TELEGRAM_SECRET),
+            br#"{"message":{"text":"hi"}}"#,
+        )
+        .await;
+    assert_eq!(
+        (status, body.as_str()),
+        (400, "the Telegram update has no integer update_id\n")
+    );
+    let events = harness.events().await;
+    assert_eq!(events.len(), 2);
+    assert_eq!(
+        events[0].2.idempotency_key,
+        format!("telegram:{bot}:892252934")
+    );
+    assert_eq!(events[0].2.source_ref, "892252934");
+    assert_eq!(events[0].2.occurred_at.unwrap().seconds, 1_569_518_342);
+    assert_eq!(events[1].2.r#type, "message.received");
+
+    let gateway = harness
+        .device(
+            &tenant,
+            pb::Channel::Whatsapp,
+            pb::device_verification::Channel::Whatsapp(pb::GatewayVerification {
+                hmac_key: GATEWAY_KEY.into(),
+            }),
+        )
+        .await;
+    let path = format!("/inbound/whatsapp/{gateway}");
+    let signed = |body: &[u8]| {
+        vec![
+            ("x-webhook-hmac", hmac_sha512(GATEWAY_KEY, body)),
+            ("x-webhook-hmac-algorithm", "sha512".to_owned()),
+        ]
+    };
+    let wrong = vec![("x-webhook-hmac", hmac_sha512("other", GATEWAY_MESSAGE))];
+    assert_eq!(harness.post(&path, &wrong, GATEWAY_MESSAGE).await.0, 403);
+    assert_eq!(harness.post(&path, &[], GATEWAY_MESSAGE).await.0, 403);
+    assert_eq!(
+        harness
+            .post(&path, &signed(GATEWAY_MESSAGE), GATEWAY_MESSAGE)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        harness
+            .post(&path, &signed(GATEWAY_MESSAGE), GATEWAY_MESSAGE)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        harness
+            .post(&path, &signed(GATEWAY_ACK), GATEWAY_ACK)
+            .await
+            .0,
+        200
+    );
+    let events = harness.events().await;
+    assert_eq!(events.len(), 4);
+    assert_eq!(events[2].2.r#type, "message.received");
+    assert_eq!(
+        events[2].0,
+        format!("herald.events.{}.whatsapp.message.received", tenant.id)
+    );
+    assert_eq!(events[3].2.r#type, "message.read");
+
+    // A gateway without a key is not asked to sign.
+    let open = harness
+        .device(
+            &tenant,
+            pb::Channel::Whatsapp,
+            pb::device_verification::Channel::Whatsapp(pb::GatewayVerification::default()),
+        )
+        .await;
+    let (status, _) = harness
+        .post(&format!("/inbound/whatsapp/{open}"), &[], GATEWAY_MESSAGE)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        harness.events().await.len(),
+        5,
+        "another device, another key"
+    );
+}
+
+fn item(kind: &str, data: &str) -> pb::PublishItem {
+    pb::PublishItem {
+        r#type: kind.to_owned(),
+        data: data.as_bytes().to_vec().into(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn publish_validates_each_item_and_deduplicates_keys() {
+    let harness = start().await;
+    let tenant = harness.tenant().await;
+    let other = harness.tenant().await;
+    let foreign_device = harness.waba_device(&other).await;
+    ConfigServiceClient::new(harness.config.clone())
+        .register_event_type(authed(
+            &tenant.token,
+            pb::RegisterEventTypeRequest {
+                name: "order.shipped".into(),
+                description: "An order left the warehouse.".into(),
+                sample_data: Default::default(),
+            },
+        ))
+        .await
+        .unwrap();
+    let tenant_id = tenant.id.clone();
+    harness
+        .wait_until("the custom type reaches the cache", |cache| {
+            cache
+                .snapshot()
+                .event_types
+                .contains_key(&(tenant_id.clone(), "order.shipped".to_owned()))
+        })
+        .await;
+    let publisher = harness
+        .token(&tenant.id, pb::TokenScope::Publish, None)
+        .await;
+    let mut client = harness.ingest_client();
+    let keyed = pb::PublishItem {
+        idempotency_key: "order-42".into(),
+        ..item("order.shipped", r#"{"order":12345678901234567890123}"#)
+    };
+    let items = vec![
+        item("message.received", r#"{"text":"hi"}"#),
+        keyed.clone(),
+        item("order.unknown", "{}"),
+        item("message.sent", "{not json"),
+        pb::PublishItem {
+            device_id: foreign_device,
+            ..item("message.sent", "{}")
+        },
+        item("endpoint.disabled", "{}"),
+    ];
+    let response = client
+        .publish(authed(&publisher, pb::PublishRequest { items }))
+        .await
+        .unwrap()
+        .into_inner();
+    let outcomes: Vec<Outcome> = response
+        .results
+        .into_iter()
+        .map(|r| r.outcome.unwrap())
+        .collect();
+    assert_eq!(outcomes.len(), 6);
+    let Outcome::Accepted(first) = &outcomes[1] else {
+        panic!("{outcomes:?}")
+    };
+    assert!(!first.duplicate);
+    assert!(matches!(&outcomes[0], Outcome::Accepted(_)));
+    let fields: Vec<String> = outcomes[2..]
+        .iter()
+        .map(|outcome| match outcome {
+            Outcome::Error(error) => error.field.clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "items[2].type",
+            "items[3].data",
+            "items[4].device_id",
+            "items[5].type"
+        ]
+    );
+    let events = harness.events().await;
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[1].2.r#type, "order.shipped");
+    assert_eq!(events[1].2.channel, pb::Channel::Internal as i32);
+    assert_eq!(
+        events[1].2.idempotency_key,
+        format!("publish:{}:order-42", tenant.id)
+    );
+    assert_eq!(
+        &events[1].2.data[..],
+        br#"{"order":12345678901234567890123}"#
+    );
+
+    // The same key again: one event, the same id, marked duplicate.
+    let response = client
+        .publish(authed(
+            &tenant.token,
+            pb::PublishRequest {
+                items: vec![keyed.clone()],
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(Outcome::Accepted(again)) = &response.results[0].outcome else {
+        panic!()
+    };
+    assert!(again.duplicate);
+    assert_eq!(again.event_id, first.event_id);
+    assert_eq!(harness.events().await.len(), 2);
+
+    // PublishStream: every batch's results in order, indexed across the stream.
+    let batches = vec![
+        pb::PublishRequest {
+            items: vec![item("message.received", "{}"), item("Bad", "{}")],
+        },
+        pb::PublishRequest {
+            items: vec![keyed, item("message.read", "[1]")],
+        },
+    ];
+    let response = client
+        .publish_stream(authed(&publisher, tokio_stream::iter(batches)))
+        .await
+        .unwrap()
+        .into_inner();
+    let outcomes: Vec<Outcome> = response
+        .results
+        .into_iter()
+        .map(|r| r.outcome.unwrap())
+        .collect();
+    assert_eq!(outcomes.len(), 4);
+    assert!(matches!(&outcomes[0], Outcome::Accepted(a) if !a.duplicate));
+    assert!(matches!(&outcomes[1], Outcome::Error(e) if e.field == "items[1].type"));
+    assert!(
+        matches!(&outcomes[2], Outcome::Accepted(a) if a.duplicate && a.event_id == first.event_id)
+    );
+    assert!(matches!(&outcomes[3], Outcome::Accepted(a) if !a.duplicate));
+    assert_eq!(harness.events().await.len(), 4);
+}
+
+#[tokio::test]
+async fn publish_needs_a_token_that_may_publish() {
+    let harness = start().await;
+    let tenant = harness.tenant().await;
+    let reader = harness.token(&tenant.id, pb::TokenScope::Read, None).await;
+    let short = harness
+        .token(&tenant.id, pb::TokenScope::Publish, Some(1))
+        .await;
+    let mut client = harness.ingest_client();
+    let request = || pb::PublishRequest {
+        items: vec![item("message.received", "{}")],
+    };
+    let code = |result: Result<tonic::Response<pb::PublishResponse>, tonic::Status>| {
+        result.unwrap_err().code()
+    };
+    assert_eq!(
+        code(client.publish(authed(&reader, request())).await),
+        Code::PermissionDenied
+    );
+    assert_eq!(
+        code(client.publish(authed("hrld_nope", request())).await),
+        Code::Unauthenticated
+    );
+    assert_eq!(
+        code(client.publish(Request::new(request())).await),
+        Code::Unauthenticated
+    );
+    assert!(client.publish(authed(&short, request())).await.is_ok());
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        code(client.publish(authed(&short, request())).await),
+        Code::Unauthenticated
+    );
+    assert!(
+        client
+            .publish(authed(&tenant.token, request()))
+            .await
+            .is_ok()
+    );
+    assert_eq!(harness.events().await.len(), 2);
+}
+
+#[tokio::test]
+async fn with_nats_down_webhooks_answer_503_and_the_retry_lands_once() {
+    let mut harness = start().await;
+    let tenant = harness.tenant().await;
+    let device = harness.waba_device(&tenant).await;
+    // One event lands first, so the retry must add only the missing eleven.
+    let first_only = br#"{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages","value":{"metadata":{"display_phone_number":"1"},"messages":[{"from":"2","id":"wamid.BATCH1","timestamp":"1749416383","type":"text","text":{"body":"x"}}]}}]}]}"#;
+    assert_eq!(harness.post_waba(&device, first_only).await.0, 200);
+
+    harness.nats.stop();
+    let (status, body) = harness.post_waba(&device, WABA_BATCH).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body, "the event bus did not acknowledge; retry\n");
+    harness.nats.restart();
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, _) = harness.post_waba(&device, WABA_BATCH).await;
+        if status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the bus never came back");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let events = harness.events().await;
+    let mut keys: Vec<&str> = events
+        .iter()
+        .map(|(_, _, e)| e.idempotency_key.as_str())
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    assert_eq!(keys.len(), events.len(), "no event stored twice");
+    assert_eq!(events.len(), 12);
+}
+
+#[tokio::test]
+async fn before_the_configuration_is_loaded_receivers_answer_503() {
+    let harness = start().await;
+    let (_never, synced) = watch::channel(false);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut registry = Registry::default();
+    tokio::spawn(herald_ingest::run(
+        listener,
+        harness.bus.clone(),
+        ConfigCache::new(),
+        synced,
+        IngestArgs {
+            ingest_addr: addr,
+            max_body_bytes: 1024,
+        },
+        IngestMetrics::register(&mut registry),
+        harness.shutdown.clone(),
+    ));
+    for channel in ["waba", "telegram", "whatsapp"] {
+        let response = harness
+            .http
+            .post(format!(
+                "http://{addr}/inbound/{channel}/dev_01jabcdefghjkmnpqrstvwxyz2"
+            ))
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 503);
+        assert_eq!(
+            response.text().await.unwrap(),
+            "the configuration is not loaded yet; retry shortly\n"
+        );
+    }
+}
