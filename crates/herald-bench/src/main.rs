@@ -102,6 +102,41 @@ async fn main() -> anyhow::Result<()> {
         .parent()
         .context("the bench binary has a directory")?
         .join("herald");
+
+    // Ingest on its own: no endpoint subscribes, so fanout only acknowledges.
+    let stack = Stack::start(&herald_binary, &receiver, 0).await?;
+    let grpc = stack.ingest_grpc(args.deliveries).await?;
+    report(
+        &mut results,
+        "herald.ingest.grpc_publish_stream_per_second",
+        "Herald ingest, gRPC PublishStream (100 per message)",
+        grpc,
+        "/s",
+    );
+    report(
+        &mut results,
+        "herald.ingest.grpc_ratio_of_jetstream_publish",
+        "  as a share of JetStream publish with ack",
+        grpc / publish,
+        "",
+    );
+    let waba = stack.ingest_waba(args.deliveries).await?;
+    report(
+        &mut results,
+        "herald.ingest.waba_http_per_second",
+        "Herald ingest, signed WABA webhooks (50 per request)",
+        waba,
+        "/s",
+    );
+    report(
+        &mut results,
+        "herald.ingest.waba_ratio_of_jetstream_publish",
+        "  as a share of JetStream publish with ack",
+        waba / publish,
+        "",
+    );
+    stack.stop();
+
     for fanout in [1_usize, 10] {
         let stack = Stack::start(&herald_binary, &receiver, fanout).await?;
         let events = (args.deliveries / fanout).max(100);

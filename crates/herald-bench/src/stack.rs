@@ -10,6 +10,7 @@ use std::{
 
 use anyhow::Context;
 use bytes::Bytes;
+use futures::StreamExt;
 use herald_bus::{Bus, BusConfig, async_nats};
 use herald_core::{
     catalog::EventType,
@@ -36,7 +37,13 @@ pub struct Stack {
     bus: Bus,
     tenant: TenantId,
     fanout: usize,
+    ingest_addr: SocketAddr,
+    token: String,
+    device_id: String,
 }
+
+/// The WABA device's app secret: the key of `X-Hub-Signature-256`.
+const APP_SECRET: &str = "bench-app-secret";
 
 pub struct Latency {
     pub p50: f64,
@@ -53,6 +60,7 @@ impl Stack {
         let nats = NatsServer::start();
         let state = tempfile::tempdir()?;
         let config_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let ingest_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let database_url = format!("sqlite:{}", state.path().join("herald.db").display());
         let common = |ops: SocketAddr| -> Vec<(String, String)> {
             vec![
@@ -66,12 +74,13 @@ impl Stack {
                 ("HERALD_OPS_ADDR".into(), ops.to_string()),
                 ("HERALD_CONFIG_ADDR".into(), config_addr.to_string()),
                 ("HERALD_CONFIG_URL".into(), format!("http://{config_addr}")),
+                ("HERALD_INGEST_ADDR".into(), ingest_addr.to_string()),
                 ("DATABASE_URL".into(), database_url.clone()),
                 ("RUST_LOG".into(), "warn".into()),
             ]
         };
         let mut children = Vec::new();
-        for service in ["config", "fanout", "delivery"] {
+        for service in ["config", "ingest", "fanout", "delivery"] {
             let ops = SocketAddr::from(([127, 0, 0, 1], free_port()));
             let child = Command::new(binary)
                 .arg(service)
@@ -118,6 +127,26 @@ impl Stack {
             .into_inner()
             .secret;
         let mut config = ConfigServiceClient::new(channel);
+        let device = config
+            .create_device(authed(
+                &token,
+                pb::CreateDeviceRequest {
+                    channel: pb::Channel::Waba.into(),
+                    name: "bench line".into(),
+                    external_id: "106540352242922".into(),
+                    verification: Some(pb::DeviceVerification {
+                        channel: Some(pb::device_verification::Channel::Waba(
+                            pb::WabaVerification {
+                                app_secret: APP_SECRET.into(),
+                                verify_token: "bench".into(),
+                            },
+                        )),
+                        configured: false,
+                    }),
+                },
+            ))
+            .await?
+            .into_inner();
         for index in 0..fanout {
             let endpoint = config
                 .create_endpoint(authed(
@@ -160,6 +189,9 @@ impl Stack {
             bus,
             tenant: TenantId::parse(&tenant.id)?,
             fanout,
+            ingest_addr,
+            token,
+            device_id: device.id,
         })
     }
 
@@ -246,6 +278,88 @@ impl Stack {
         })
     }
 
+    /// Events accepted per second through gRPC `PublishStream`, in
+    /// messages of 100 items.
+    pub async fn ingest_grpc(&self, events: usize) -> anyhow::Result<f64> {
+        let channel =
+            tonic::transport::Endpoint::from_shared(format!("http://{}", self.ingest_addr))?
+                .connect()
+                .await?;
+        let mut ingest = pb::ingest_service_client::IngestServiceClient::new(channel);
+        let batches: Vec<pb::PublishRequest> = (0..events.div_ceil(100))
+            .map(|batch| pb::PublishRequest {
+                items: (0..100)
+                    .map(|item| pb::PublishItem {
+                        r#type: "message.received".into(),
+                        data: Bytes::from(format!(r#"{{"batch":{batch},"item":{item}}}"#)),
+                        idempotency_key: format!("grpc-{batch}-{item}"),
+                        ..Default::default()
+                    })
+                    .collect(),
+            })
+            .collect();
+        let started = Instant::now();
+        let response = ingest
+            .publish_stream(authed(&self.token, futures::stream::iter(batches)))
+            .await?
+            .into_inner();
+        let accepted = response
+            .results
+            .iter()
+            .filter(|result| {
+                matches!(
+                    result.outcome,
+                    Some(pb::publish_result::Outcome::Accepted(_))
+                )
+            })
+            .count();
+        anyhow::ensure!(
+            accepted == events.div_ceil(100) * 100,
+            "only {accepted} events were accepted"
+        );
+        Ok(accepted as f64 / started.elapsed().as_secs_f64())
+    }
+
+    /// Events accepted per second through signed WABA webhooks of 50
+    /// messages each, 16 requests at a time.
+    pub async fn ingest_waba(&self, events: usize) -> anyhow::Result<f64> {
+        let client = reqwest::Client::builder().build()?;
+        let url = format!(
+            "http://{}/inbound/waba/{}",
+            self.ingest_addr, self.device_id
+        );
+        let bodies: Vec<Vec<u8>> = (0..events.div_ceil(50)).map(waba_batch).collect();
+        let started = Instant::now();
+        let results: Vec<anyhow::Result<()>> = futures::stream::iter(bodies)
+            .map(|body| {
+                let (client, url) = (client.clone(), url.clone());
+                async move {
+                    let signature =
+                        format!("sha256={}", hmac_sha256_hex(APP_SECRET.as_bytes(), &body));
+                    let response = client
+                        .post(&url)
+                        .header("Content-Type", "application/json")
+                        .header("X-Hub-Signature-256", signature)
+                        .body(body)
+                        .send()
+                        .await?;
+                    anyhow::ensure!(
+                        response.status().is_success(),
+                        "ingest answered {}",
+                        response.status()
+                    );
+                    Ok(())
+                }
+            })
+            .buffer_unordered(16)
+            .collect()
+            .await;
+        for result in results {
+            result?;
+        }
+        Ok((events.div_ceil(50) * 50) as f64 / started.elapsed().as_secs_f64())
+    }
+
     pub fn resident_memory_mib(&self) -> f64 {
         self.children
             .iter()
@@ -269,6 +383,50 @@ impl Stack {
             let _ = child.wait();
         }
     }
+}
+
+/// A Meta Cloud API webhook carrying 50 text messages.
+fn waba_batch(batch: usize) -> Vec<u8> {
+    let messages: Vec<serde_json::Value> = (0..50)
+        .map(|index| {
+            serde_json::json!({
+                "from": "16505551234",
+                "id": format!("wamid.bench-{batch}-{index}"),
+                "timestamp": "1732530000",
+                "type": "text",
+                "text": {"body": format!("order {batch}/{index} 📦")}
+            })
+        })
+        .collect();
+    serde_json::to_vec(&serde_json::json!({
+        "object": "whatsapp_business_account",
+        "entry": [{
+            "id": "102290129340398",
+            "changes": [{
+                "field": "messages",
+                "value": {
+                    "messaging_product": "whatsapp",
+                    "metadata": {"display_phone_number": "15550783881", "phone_number_id": "106540352242922"},
+                    "contacts": [{"profile": {"name": "Kerry"}, "wa_id": "16505551234"}],
+                    "messages": messages
+                }
+            }]
+        }]
+    }))
+    .unwrap_or_default()
+}
+
+fn hmac_sha256_hex(key: &[u8], body: &[u8]) -> String {
+    use hmac::{KeyInit, Mac};
+    let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(key) else {
+        return String::new();
+    };
+    mac.update(body);
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
 }
 
 async fn wait_for_count(
