@@ -285,7 +285,7 @@ impl Stack {
             tonic::transport::Endpoint::from_shared(format!("http://{}", self.ingest_addr))?
                 .connect()
                 .await?;
-        let mut ingest = pb::ingest_service_client::IngestServiceClient::new(channel);
+        let ingest = pb::ingest_service_client::IngestServiceClient::new(channel);
         let batches: Vec<pb::PublishRequest> = (0..events.div_ceil(100))
             .map(|batch| pb::PublishRequest {
                 items: (0..100)
@@ -298,21 +298,37 @@ impl Stack {
                     .collect(),
             })
             .collect();
+        // One stream carries at most 10,000 items; several streams run at once.
         let started = Instant::now();
-        let response = ingest
-            .publish_stream(authed(&self.token, futures::stream::iter(batches)))
-            .await?
-            .into_inner();
-        let accepted = response
-            .results
-            .iter()
-            .filter(|result| {
-                matches!(
-                    result.outcome,
-                    Some(pb::publish_result::Outcome::Accepted(_))
-                )
+        let streams: Vec<Vec<pb::PublishRequest>> = batches
+            .chunks(50)
+            .map(<[pb::PublishRequest]>::to_vec)
+            .collect();
+        let answers: Vec<anyhow::Result<usize>> = futures::stream::iter(streams)
+            .map(|stream| {
+                let mut ingest = ingest.clone();
+                let request = authed(&self.token, futures::stream::iter(stream));
+                async move {
+                    let response = ingest.publish_stream(request).await?.into_inner();
+                    Ok(response
+                        .results
+                        .iter()
+                        .filter(|result| {
+                            matches!(
+                                result.outcome,
+                                Some(pb::publish_result::Outcome::Accepted(_))
+                            )
+                        })
+                        .count())
+                }
             })
-            .count();
+            .buffer_unordered(4)
+            .collect()
+            .await;
+        let mut accepted = 0;
+        for answer in answers {
+            accepted += answer?;
+        }
         anyhow::ensure!(
             accepted == events.div_ceil(100) * 100,
             "only {accepted} events were accepted"
