@@ -874,3 +874,27 @@ async fn before_the_configuration_is_loaded_receivers_answer_503() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_stream_over_the_item_limit_is_refused_not_hung() {
+    let harness = start().await;
+    let tenant = harness.tenant().await;
+    let publisher = harness
+        .token(&tenant.id, pb::TokenScope::Publish, None)
+        .await;
+    let mut client = harness.ingest_client();
+    let oversized: Vec<pb::PublishRequest> = (0..101)
+        .map(|_| pb::PublishRequest {
+            items: (0..100).map(|_| item("message.received", "{}")).collect(),
+        })
+        .collect();
+    let answer = tokio::time::timeout(
+        std::time::Duration::from_secs(120),
+        client.publish_stream(authed(&publisher, tokio_stream::iter(oversized))),
+    )
+    .await
+    .expect("the stream is answered");
+    let refused = answer.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+    assert!(refused.message().contains("items"), "{}", refused.message());
+}
