@@ -101,12 +101,8 @@ pub async fn normalise_spec(
 /// The signing scheme a (normalised or raw) spec asks for.
 pub fn signing_scheme(spec: &EndpointSpec) -> ApiResult<SigningScheme> {
     let header = Some(spec.signature_header.trim()).filter(|header| !header.is_empty());
-    let name = match WireScheme::try_from(spec.signing_scheme) {
-        Ok(WireScheme::Unspecified | WireScheme::Standard) => "standard",
-        Ok(WireScheme::Sha256Hex) => "sha256-hex",
-        Ok(WireScheme::SharedSecret) => "shared-secret",
-        Err(_) => return Err(ApiError::invalid("spec.signing_scheme", "unknown value")),
-    };
+    let name = herald_proto::signing_scheme_name(spec.signing_scheme)
+        .ok_or_else(|| ApiError::invalid("spec.signing_scheme", "unknown value"))?;
     let field = if header.is_some() && name != "sha256-hex" {
         "spec.signature_header"
     } else {

@@ -28,7 +28,7 @@ use herald_proto::{
     WireError, timestamp_from_wire, timestamp_to_wire,
     v1::{
         Attempt, AttemptStatus, DeliveryJob, Endpoint, EndpointSecrets, EndpointSpec,
-        EndpointStatus, RetryPolicy, SigningScheme as WireScheme, WatchedEndpoint,
+        EndpointStatus, RetryPolicy, WatchedEndpoint,
     },
 };
 use herald_watch::ConfigCache;
@@ -544,12 +544,8 @@ enum Unsendable {
 /// the config service does when it validates the spec.
 fn signing_scheme(spec: &EndpointSpec) -> Result<SigningScheme, String> {
     let header = Some(spec.signature_header.trim()).filter(|header| !header.is_empty());
-    let name = match WireScheme::try_from(spec.signing_scheme) {
-        Ok(WireScheme::Unspecified | WireScheme::Standard) => "standard",
-        Ok(WireScheme::Sha256Hex) => "sha256-hex",
-        Ok(WireScheme::SharedSecret) => "shared-secret",
-        Err(_) => return Err(format!("unknown signing scheme {}", spec.signing_scheme)),
-    };
+    let name = herald_proto::signing_scheme_name(spec.signing_scheme)
+        .ok_or_else(|| format!("unknown signing scheme {}", spec.signing_scheme))?;
     SigningScheme::parse(name, header).map_err(|error| error.to_string())
 }
 
@@ -655,6 +651,7 @@ mod tests {
 
     #[test]
     fn schemes_map_like_the_config_service() {
+        use herald_proto::v1::SigningScheme as WireScheme;
         let spec = |scheme: WireScheme, header: &str| EndpointSpec {
             signing_scheme: scheme.into(),
             signature_header: header.into(),

@@ -57,6 +57,17 @@ impl TryFrom<v1::Channel> for Channel {
     }
 }
 
+/// The herald-core name (`SigningScheme::parse`) of a wire signing scheme;
+/// unspecified means Herald's default, `standard`. `None` for a value this
+/// build does not know.
+pub fn signing_scheme_name(scheme: i32) -> Option<&'static str> {
+    match v1::SigningScheme::try_from(scheme).ok()? {
+        v1::SigningScheme::Unspecified | v1::SigningScheme::Standard => Some("standard"),
+        v1::SigningScheme::Sha256Hex => Some("sha256-hex"),
+        v1::SigningScheme::SharedSecret => Some("shared-secret"),
+    }
+}
+
 /// Nanosecond precision survives the round trip.
 pub fn timestamp_to_wire(moment: OffsetDateTime) -> prost_types::Timestamp {
     let nanos = moment.unix_timestamp_nanos();
@@ -253,6 +264,21 @@ mod tests {
             let error = Event::try_from(wire).unwrap_err();
             assert_eq!(error.field, field, "{error}");
         }
+    }
+
+    #[test]
+    fn every_wire_signing_scheme_has_a_core_name() {
+        use herald_core::signing::SigningScheme;
+        for (wire, name) in [
+            (v1::SigningScheme::Unspecified, "standard"),
+            (v1::SigningScheme::Standard, "standard"),
+            (v1::SigningScheme::Sha256Hex, "sha256-hex"),
+            (v1::SigningScheme::SharedSecret, "shared-secret"),
+        ] {
+            assert_eq!(signing_scheme_name(wire.into()), Some(name));
+            assert!(SigningScheme::parse(name, None).is_ok());
+        }
+        assert_eq!(signing_scheme_name(99), None);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 mod convert;
 pub mod json;
 
-pub use crate::convert::{WireError, timestamp_from_wire, timestamp_to_wire};
+pub use crate::convert::{WireError, signing_scheme_name, timestamp_from_wire, timestamp_to_wire};
 
 /// Generated code for package `herald.v1`.
 #[allow(

@@ -71,6 +71,23 @@ impl ConfigState {
             .ok_or_else(|| ApiError::not_found("endpoint", endpoint_id))
     }
 
+    /// Writes a changed endpoint over the version it was read at (a
+    /// concurrent change makes this fail rather than be lost) and tells
+    /// watchers.
+    async fn save(
+        &self,
+        mut record: EndpointRecord,
+        now: OffsetDateTime,
+    ) -> ApiResult<EndpointRecord> {
+        record.updated_at = now;
+        let updated = self
+            .store
+            .update_endpoint(&record, Some(record.version))
+            .await?;
+        self.notify_changed();
+        Ok(updated)
+    }
+
     fn seal_secret(&self, endpoint_id: &str, which: &str, secret: &str) -> ApiResult<Vec<u8>> {
         Ok(self.key().encrypt(
             &endpoint_secret_context(endpoint_id, which),
@@ -265,12 +282,7 @@ impl ConfigState {
         } else {
             reason.to_owned()
         };
-        record.updated_at = OffsetDateTime::now_utc();
-        let updated = self
-            .store
-            .update_endpoint(&record, Some(record.version))
-            .await?;
-        self.notify_changed();
+        let updated = self.save(record, OffsetDateTime::now_utc()).await?;
         convert::endpoint(&updated)
     }
 
@@ -294,12 +306,7 @@ impl ConfigState {
         };
         record.status = names::endpoint_status(resume).to_owned();
         record.status_reason = String::new();
-        record.updated_at = OffsetDateTime::now_utc();
-        let updated = self
-            .store
-            .update_endpoint(&record, Some(record.version))
-            .await?;
-        self.notify_changed();
+        let updated = self.save(record, OffsetDateTime::now_utc()).await?;
         convert::endpoint(&updated)
     }
 
@@ -333,12 +340,7 @@ impl ConfigState {
             record.previous_secret_expires_at = Some(now + overlap);
         }
         record.secret_ciphertext = self.seal_secret(&record.id, "current", new_secret.expose())?;
-        record.updated_at = now;
-        let updated = self
-            .store
-            .update_endpoint(&record, Some(record.version))
-            .await?;
-        self.notify_changed();
+        let updated = self.save(record, now).await?;
         convert::endpoint_secrets(&updated, self.key())
     }
 
@@ -508,12 +510,7 @@ impl ConfigState {
             }
             EndpointStatus::Active => return convert::endpoint(&record),
         }
-        record.updated_at = OffsetDateTime::now_utc();
-        let updated = self
-            .store
-            .update_endpoint(&record, Some(record.version))
-            .await?;
-        self.notify_changed();
+        let updated = self.save(record, OffsetDateTime::now_utc()).await?;
         convert::endpoint(&updated)
     }
 }
