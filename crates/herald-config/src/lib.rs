@@ -37,7 +37,7 @@ pub use crate::{
     auth::{TENANT_METADATA_KEY, hash_token},
     config::ConfigArgs,
     error::FIELD_METADATA_KEY,
-    grpc::MIN_SEARCH_CHARS,
+    grpc::{AdminApi, AttemptApi, ConfigApi, MIN_SEARCH_CHARS},
     state::{ConfigState, Settings},
 };
 
@@ -68,6 +68,18 @@ pub async fn run(
     state: ConfigState,
     shutdown: CancellationToken,
 ) -> Result<(), ConfigServiceError> {
+    run_with_http(listener, state, tonic::service::Routes::default(), shutdown).await
+}
+
+/// [`run`], also serving the HTTP routes `http` (the JSON API and the
+/// console) on the same listener: gRPC is routed by its `/package.Service/`
+/// paths, so users need one address.
+pub async fn run_with_http(
+    listener: TcpListener,
+    state: ConfigState,
+    http: tonic::service::Routes,
+    shutdown: CancellationToken,
+) -> Result<(), ConfigServiceError> {
     tokio::spawn(keep_writing_attempts(state.clone(), shutdown.clone()));
     tokio::spawn(sweep::run(state.clone(), shutdown.clone()));
 
@@ -83,6 +95,8 @@ pub async fn run(
         .build_v1()?;
 
     tonic::transport::Server::builder()
+        .accept_http1(true)
+        .add_routes(http)
         .add_service(health)
         .add_service(reflection)
         .add_service(AdminServiceServer::new(grpc::AdminApi::new(state.clone())))

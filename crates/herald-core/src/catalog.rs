@@ -35,6 +35,9 @@ pub struct CatalogEntry {
     pub name: &'static str,
     /// One sentence saying when the event is emitted, shown to customers.
     pub description: &'static str,
+    /// A realistic example of the event's `data` (a JSON object), for
+    /// documentation and automation platforms that show what a trigger sends.
+    pub sample_data: &'static str,
 }
 
 /// The built-in event types, in the order the dashboard lists them.
@@ -42,58 +45,72 @@ pub const CATALOG: &[CatalogEntry] = &[
     CatalogEntry {
         name: "message.received",
         description: "A contact sent a message to one of your devices.",
+        sample_data: r#"{"message_id":"wamid.HBgLMTY1MDU1NTEyMzQVAgASGBQzQTdCNUQ2RjI4QzE5RTBBNDk1MwA=","from":"16505551234","to":"15550783881","text":"Hi! Is my order #4521 on its way?","original":{"from":"16505551234","id":"wamid.HBgLMTY1MDU1NTEyMzQVAgASGBQzQTdCNUQ2RjI4QzE5RTBBNDk1MwA=","timestamp":"1764072000","text":{"body":"Hi! Is my order #4521 on its way?"},"type":"text"},"contacts":[{"profile":{"name":"Maria Silva"},"wa_id":"16505551234"}]}"#,
     },
     CatalogEntry {
         name: "message.sent",
         description: "A message from one of your devices was accepted by the channel.",
+        sample_data: r#"{"message_id":"wamid.HBgLMTY1MDU1NTEyMzQVAgARGBI5QTNDRDc2QTJFRjFCMkM4RDMA","to":"16505551234","status":"sent","original":{"id":"wamid.HBgLMTY1MDU1NTEyMzQVAgARGBI5QTNDRDc2QTJFRjFCMkM4RDMA","status":"sent","timestamp":"1764072005","recipient_id":"16505551234"}}"#,
     },
     CatalogEntry {
         name: "message.delivered",
         description: "A message you sent reached the contact's phone.",
+        sample_data: r#"{"message_id":"wamid.HBgLMTY1MDU1NTEyMzQVAgARGBI5QTNDRDc2QTJFRjFCMkM4RDMA","to":"16505551234","status":"delivered","original":{"id":"wamid.HBgLMTY1MDU1NTEyMzQVAgARGBI5QTNDRDc2QTJFRjFCMkM4RDMA","status":"delivered","timestamp":"1764072007","recipient_id":"16505551234"}}"#,
     },
     CatalogEntry {
         name: "message.read",
         description: "The contact opened a message you sent.",
+        sample_data: r#"{"message_id":"wamid.HBgLMTY1MDU1NTEyMzQVAgARGBI5QTNDRDc2QTJFRjFCMkM4RDMA","to":"16505551234","status":"read","original":{"id":"wamid.HBgLMTY1MDU1NTEyMzQVAgARGBI5QTNDRDc2QTJFRjFCMkM4RDMA","status":"read","timestamp":"1764072042","recipient_id":"16505551234"}}"#,
     },
     CatalogEntry {
         name: "message.failed",
         description: "A message you sent could not be delivered to the contact.",
+        sample_data: r#"{"message_id":"wamid.HBgLMTY1MDU1NTEyMzQVAgARGBI5QTNDRDc2QTJFRjFCMkM4RDMA","to":"16505551234","status":"failed","original":{"id":"wamid.HBgLMTY1MDU1NTEyMzQVAgARGBI5QTNDRDc2QTJFRjFCMkM4RDMA","status":"failed","timestamp":"1764072009","recipient_id":"16505551234","errors":[{"code":131026,"title":"Message undeliverable"}]}}"#,
     },
     CatalogEntry {
         name: "form.submitted",
         description: "A contact completed and submitted a form.",
+        sample_data: r#"{"form_id":"frm_delivery_feedback","from":"16505551234","answers":{"rating":"5","comment":"Fast and friendly, thank you!"},"submitted_at":"2026-11-25T12:00:00Z"}"#,
     },
     CatalogEntry {
         name: "conversation.opened",
         description: "A new conversation with a contact was opened.",
+        sample_data: r#"{"conversation_id":"conv_8f2k1m","from":"16505551234","origin":"user_initiated","opened_at":"2026-11-25T12:00:00Z"}"#,
     },
     CatalogEntry {
         name: "conversation.resolved",
         description: "A conversation with a contact was marked as resolved.",
+        sample_data: r#"{"conversation_id":"conv_8f2k1m","resolved_by":"agent@example.com","resolved_at":"2026-11-25T12:20:00Z"}"#,
     },
     CatalogEntry {
         name: "contact.created",
         description: "A new contact was added to your organization.",
+        sample_data: r#"{"contact_id":"ct_5v8q2w","phone":"16505551234","name":"Maria Silva","created_at":"2026-11-25T12:00:00Z"}"#,
     },
     CatalogEntry {
         name: "contact.updated",
         description: "A contact's details were changed.",
+        sample_data: r#"{"contact_id":"ct_5v8q2w","phone":"16505551234","name":"Maria Silva-Costa","changed":["name"]}"#,
     },
     CatalogEntry {
         name: "contact.opted_out",
         description: "A contact asked to stop receiving messages from you.",
+        sample_data: r#"{"contact_id":"ct_5v8q2w","phone":"16505551234","reason":"STOP","opted_out_at":"2026-11-25T12:00:00Z"}"#,
     },
     CatalogEntry {
         name: "broadcast.completed",
         description: "A broadcast finished sending to all of its recipients.",
+        sample_data: r#"{"broadcast_id":"bc_spring_sale","name":"Spring sale","recipients":1250,"sent":1243,"failed":7,"completed_at":"2026-11-25T12:00:00Z"}"#,
     },
     CatalogEntry {
         name: "payment.completed",
         description: "A contact completed a payment.",
+        sample_data: r#"{"payment_id":"pay_3k9d7x","from":"16505551234","amount":"49.90","currency":"EUR","order_ref":"4521"}"#,
     },
     CatalogEntry {
         name: ENDPOINT_DISABLED,
         description: "Herald disabled one of your webhook endpoints after repeated failures.",
+        sample_data: r#"{"endpoint_id":"ep_01jd3m6b8q2w4e6r8t0y2u4i6o","name":"Orders","url":"https://hooks.example.com/herald","reason":"no successful delivery for 5 days","failing_since":"2026-11-20T12:00:00Z"}"#,
     },
 ];
 
@@ -349,6 +366,15 @@ mod tests {
             assert_eq!(parsed, EventType::from_catalog(entry));
             assert!(parsed.is_catalog());
             assert_eq!(parsed.catalog_entry(), Some(entry));
+        }
+    }
+
+    #[test]
+    fn catalog_samples_are_event_data() {
+        for entry in CATALOG {
+            let data = crate::event::parse_data(entry.sample_data.as_bytes())
+                .unwrap_or_else(|error| panic!("{}: {error}", entry.name));
+            assert!(data.get().starts_with('{'), "{}", entry.name);
         }
     }
 

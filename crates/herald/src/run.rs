@@ -349,11 +349,17 @@ async fn start_config(
             args.config_addr
         )
     })?;
-    info!("config API (gRPC) listening on http://{}", args.config_addr);
+    info!(
+        "config API listening on http://{} (gRPC, the JSON API under /api/v1, the console under /console)",
+        args.config_addr
+    );
     let state = ConfigState::new(store, context.bus.clone(), settings);
     let shutdown = context.shutdown.clone();
+    let backend = herald_api::Backend::new(state.clone(), shutdown.clone());
+    let http = herald_api::router(backend.clone())
+        .merge(herald_console::router(backend, state.key().clone()));
     tasks.spawn(async move {
-        herald_config::run(listener, state, shutdown)
+        herald_config::run_with_http(listener, state, http.into(), shutdown)
             .await
             .context("the config service failed")
     });

@@ -29,7 +29,7 @@ fn catalog_definitions() -> impl Iterator<Item = EventTypeDefinition> {
         name: entry.name.to_owned(),
         description: entry.description.to_owned(),
         catalog: true,
-        sample_data: Default::default(),
+        sample_data: bytes::Bytes::from_static(entry.sample_data.as_bytes()),
         created_at: None,
         tenant_id: String::new(),
     })

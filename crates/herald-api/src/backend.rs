@@ -1,0 +1,89 @@
+//! The in-process client of the config service: the gRPC service
+//! implementations themselves, called as trait methods with the caller's
+//! credentials in the request metadata.
+//!
+//! Going through the gRPC layer (not `ConfigState`) keeps one implementation
+//! of every rule, authentication and authorization included: the JSON API
+//! and the console can only do what a gRPC client with the same token can.
+
+use std::sync::Arc;
+
+use axum::http::HeaderMap;
+use herald_config::{AttemptApi, ConfigApi, ConfigState, TENANT_METADATA_KEY};
+use tokio_util::sync::CancellationToken;
+use tonic::metadata::{AsciiMetadataValue, MetadataMap};
+
+/// The config service's tenant-facing gRPC implementations.
+#[derive(Clone, Debug)]
+pub struct Backend {
+    config: Arc<ConfigApi>,
+    attempts: Arc<AttemptApi>,
+}
+
+impl Backend {
+    pub fn new(state: ConfigState, shutdown: CancellationToken) -> Backend {
+        Backend {
+            config: Arc::new(ConfigApi::new(state.clone())),
+            attempts: Arc::new(AttemptApi::new(state, shutdown)),
+        }
+    }
+
+    /// `herald.v1.ConfigService`: devices, endpoints, event types, summary.
+    pub fn config(&self) -> &ConfigApi {
+        &self.config
+    }
+
+    /// `herald.v1.AttemptService`: the attempt log.
+    pub fn attempts(&self) -> &AttemptApi {
+        &self.attempts
+    }
+}
+
+/// What a caller presented, passed on as gRPC metadata untouched: the
+/// service decides what it is worth.
+#[derive(Clone, Default)]
+pub struct Credentials {
+    metadata: MetadataMap,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Credentials")
+            .finish_non_exhaustive()
+    }
+}
+
+impl Credentials {
+    /// A bearer token (the console's session holds one).
+    pub fn bearer(token: &str) -> Credentials {
+        let mut metadata = MetadataMap::new();
+        if let Ok(value) = AsciiMetadataValue::try_from(format!("Bearer {token}")) {
+            metadata.insert("authorization", value);
+        }
+        Credentials { metadata }
+    }
+
+    /// `Authorization` and, for the admin token, `Herald-Tenant` from an
+    /// HTTP request. A missing or malformed header is left out, and the
+    /// service answers Unauthenticated as it would over gRPC.
+    pub fn from_headers(headers: &HeaderMap) -> Credentials {
+        let mut metadata = MetadataMap::new();
+        for name in ["authorization", TENANT_METADATA_KEY] {
+            if let Some(value) = headers
+                .get(name)
+                .and_then(|value| AsciiMetadataValue::try_from(value.as_bytes()).ok())
+            {
+                metadata.insert(name, value);
+            }
+        }
+        Credentials { metadata }
+    }
+
+    /// `message` as a gRPC request carrying these credentials.
+    pub fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        *request.metadata_mut() = self.metadata.clone();
+        request
+    }
+}

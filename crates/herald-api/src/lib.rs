@@ -1,0 +1,179 @@
+//! The JSON API, `/api/v1`: an HTTP face of the config service for
+//! customers who never write a gRPC client, and its OpenAPI 3.1 document at
+//! `/api/v1/openapi.json`, generated from the handlers' types.
+//!
+//! Design decision: the handlers call the config service's gRPC
+//! implementations in-process ([`Backend`]) with the caller's bearer token
+//! as metadata, so there is no second implementation of any rule, and a
+//! JSON caller can do exactly what a gRPC caller with the same token can.
+//! Errors are the gRPC status mapped once ([`error`]) to
+//! `{ "error": { "code", "message", "field" } }` with the matching HTTP status.
+//!
+//! It is served on the config service's own listener, beside gRPC.
+
+mod backend;
+pub mod error;
+mod extract;
+pub mod model;
+pub mod samples;
+mod v1;
+
+use axum::{
+    Json, Router,
+    http::{HeaderMap, Uri, header},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use utoipa::{
+    Modify, OpenApi,
+    openapi::security::{Http, HttpAuthScheme, SecurityScheme},
+};
+
+pub use crate::{
+    backend::{Backend, Credentials},
+    error::HttpError,
+};
+
+/// Where the OpenAPI document is served.
+pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
+
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(
+        title = "Herald API",
+        version = "1",
+        description = "Endpoints, devices, test deliveries, the attempt log and the event-type catalog of a Herald tenant. \
+Authenticate with a tenant token: `Authorization: Bearer hrld_…`. \
+Errors are `{\"error\": {\"code\", \"message\", \"field\"}}` with the HTTP status of the gRPC code."
+    ),
+    paths(
+        v1::endpoints::list,
+        v1::endpoints::create,
+        v1::endpoints::get,
+        v1::endpoints::update,
+        v1::endpoints::delete,
+        v1::endpoints::test,
+        v1::endpoints::enable,
+        v1::endpoints::disable,
+        v1::endpoints::rotate_secret,
+        v1::endpoints::secret,
+        v1::devices::list,
+        v1::devices::create,
+        v1::devices::get,
+        v1::devices::update,
+        v1::devices::delete,
+        v1::attempts::list,
+        v1::attempts::get,
+        v1::catalog::list,
+        v1::catalog::register,
+        v1::catalog::sample,
+        v1::catalog::delete,
+        v1::catalog::summary,
+    ),
+    components(schemas(error::ErrorBody, error::ErrorDetail)),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    tags(
+        (name = "endpoints", description = "Where Herald POSTs events, and how"),
+        (name = "devices", description = "The tenant's channel lines"),
+        (name = "attempts", description = "Every delivery attempt"),
+        (name = "event types", description = "The catalog and custom types, with sample envelopes"),
+        (name = "summary", description = "The overview's counts"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let mut scheme = Http::new(HttpAuthScheme::Bearer);
+        scheme.description = Some("A tenant token, `hrld_…`".to_owned());
+        components.add_security_scheme("bearer", SecurityScheme::Http(scheme));
+    }
+}
+
+/// The `/api/v1` routes, with a fallback that answers unknown paths in the
+/// caller's language: gRPC `UNIMPLEMENTED` to gRPC clients (this router
+/// shares a listener with them), a JSON 404 under `/api/`, plain text
+/// elsewhere.
+pub fn router(backend: Backend) -> Router {
+    use v1::{attempts, catalog, devices, endpoints};
+    Router::new()
+        .route(OPENAPI_PATH, get(openapi))
+        .route(
+            "/api/v1/endpoints",
+            get(endpoints::list).post(endpoints::create),
+        )
+        .route(
+            "/api/v1/endpoints/{endpoint_id}",
+            get(endpoints::get)
+                .patch(endpoints::update)
+                .delete(endpoints::delete),
+        )
+        .route(
+            "/api/v1/endpoints/{endpoint_id}/test",
+            post(endpoints::test),
+        )
+        .route(
+            "/api/v1/endpoints/{endpoint_id}/enable",
+            post(endpoints::enable),
+        )
+        .route(
+            "/api/v1/endpoints/{endpoint_id}/disable",
+            post(endpoints::disable),
+        )
+        .route(
+            "/api/v1/endpoints/{endpoint_id}/rotate-secret",
+            post(endpoints::rotate_secret),
+        )
+        .route(
+            "/api/v1/endpoints/{endpoint_id}/secret",
+            get(endpoints::secret),
+        )
+        .route("/api/v1/devices", get(devices::list).post(devices::create))
+        .route(
+            "/api/v1/devices/{device_id}",
+            get(devices::get)
+                .patch(devices::update)
+                .delete(devices::delete),
+        )
+        .route("/api/v1/attempts", get(attempts::list))
+        .route("/api/v1/attempts/{attempt_id}", get(attempts::get))
+        .route(
+            "/api/v1/event-types",
+            get(catalog::list).post(catalog::register),
+        )
+        .route(
+            "/api/v1/event-types/{event_type}",
+            axum::routing::delete(catalog::delete),
+        )
+        .route(
+            "/api/v1/event-types/{event_type}/sample",
+            get(catalog::sample),
+        )
+        .route("/api/v1/summary", get(catalog::summary))
+        .fallback(fallback)
+        .with_state(backend)
+}
+
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+async fn fallback(uri: Uri, headers: HeaderMap) -> Response {
+    let grpc = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/grpc"));
+    if grpc {
+        return tonic::Status::unimplemented(format!("unknown method {}", uri.path()))
+            .into_http::<axum::body::Body>()
+            .into_response();
+    }
+    if uri.path().starts_with("/api/") {
+        return HttpError::not_found(format!("no such path {}", uri.path())).into_response();
+    }
+    (axum::http::StatusCode::NOT_FOUND, "not found\n").into_response()
+}

@@ -1,0 +1,890 @@
+//! The JSON API's bodies, and their conversions from and to the gRPC
+//! messages. Only shapes live here: every rule (defaults, limits,
+//! validation) stays in the config service, which sees exactly the message a
+//! gRPC client would send.
+
+use std::collections::BTreeMap;
+
+use herald_proto::v1 as pb;
+use serde::{Deserialize, Serialize};
+use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::error::HttpError;
+
+/// An RFC 3339 timestamp, or `None` when unset.
+pub fn timestamp(value: Option<&prost_types::Timestamp>) -> Option<String> {
+    let value = value?;
+    herald_proto::timestamp_from_wire("timestamp", Some(*value))
+        .ok()
+        .and_then(|moment| moment.format(&Rfc3339).ok())
+}
+
+fn seconds(value: Option<&prost_types::Duration>) -> f64 {
+    value.map_or(0.0, |value| {
+        value.seconds as f64 + f64::from(value.nanos) / 1e9
+    })
+}
+
+/// Seconds as a protobuf duration; the service checks the range, but a
+/// value that is not a finite, non-negative number cannot even be sent.
+fn duration(field: &str, value: f64) -> Result<prost_types::Duration, HttpError> {
+    if !value.is_finite() || value < 0.0 || value > 1e12 {
+        return Err(HttpError::invalid(
+            field,
+            "must be a non-negative number of seconds",
+        ));
+    }
+    let whole = value.trunc();
+    Ok(prost_types::Duration {
+        seconds: whole as i64,
+        nanos: ((value - whole) * 1e9).round().min(999_999_999.0) as i32,
+    })
+}
+
+pub fn parse_time(field: &str, value: &str) -> Result<prost_types::Timestamp, HttpError> {
+    OffsetDateTime::parse(value, &Rfc3339)
+        .map(herald_proto::timestamp_to_wire)
+        .map_err(|_| HttpError::invalid(field, "must be an RFC 3339 timestamp"))
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EndpointStatus {
+    /// Created or edited: a test delivery answered 200 or 201 activates it.
+    PendingTest,
+    /// Receives live events.
+    Active,
+    /// Paused by its owner.
+    Disabled,
+    /// Auto-disabled after failing for too long.
+    Failing,
+}
+
+impl EndpointStatus {
+    pub fn from_wire(status: pb::EndpointStatus) -> EndpointStatus {
+        match status {
+            pb::EndpointStatus::Active => EndpointStatus::Active,
+            pb::EndpointStatus::Disabled => EndpointStatus::Disabled,
+            pb::EndpointStatus::Failing => EndpointStatus::Failing,
+            pb::EndpointStatus::PendingTest | pb::EndpointStatus::Unspecified => {
+                EndpointStatus::PendingTest
+            }
+        }
+    }
+
+    pub fn to_wire(self) -> pb::EndpointStatus {
+        match self {
+            EndpointStatus::PendingTest => pb::EndpointStatus::PendingTest,
+            EndpointStatus::Active => pb::EndpointStatus::Active,
+            EndpointStatus::Disabled => pb::EndpointStatus::Disabled,
+            EndpointStatus::Failing => pb::EndpointStatus::Failing,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SigningScheme {
+    /// Standard Webhooks: `webhook-id`, `webhook-timestamp`, `webhook-signature`.
+    Standard,
+    /// `<signature_header>: sha256=<hex HMAC-SHA256 of the body>`.
+    Sha256Hex,
+    /// The secret itself in `X-Webhook-Secret`.
+    SharedSecret,
+}
+
+impl SigningScheme {
+    fn from_wire(scheme: pb::SigningScheme) -> SigningScheme {
+        match scheme {
+            pb::SigningScheme::Sha256Hex => SigningScheme::Sha256Hex,
+            pb::SigningScheme::SharedSecret => SigningScheme::SharedSecret,
+            pb::SigningScheme::Standard | pb::SigningScheme::Unspecified => SigningScheme::Standard,
+        }
+    }
+
+    fn to_wire(self) -> pb::SigningScheme {
+        match self {
+            SigningScheme::Standard => pb::SigningScheme::Standard,
+            SigningScheme::Sha256Hex => pb::SigningScheme::Sha256Hex,
+            SigningScheme::SharedSecret => pb::SigningScheme::SharedSecret,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Ordering {
+    Unordered,
+    /// One delivery at a time, in the order ingest accepted the events.
+    Fifo,
+}
+
+impl Ordering {
+    fn from_wire(ordering: pb::Ordering) -> Ordering {
+        match ordering {
+            pb::Ordering::Fifo => Ordering::Fifo,
+            pb::Ordering::Unordered | pb::Ordering::Unspecified => Ordering::Unordered,
+        }
+    }
+
+    fn to_wire(self) -> pb::Ordering {
+        match self {
+            Ordering::Unordered => pb::Ordering::Unordered,
+            Ordering::Fifo => pb::Ordering::Fifo,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    Whatsapp,
+    Telegram,
+    Waba,
+}
+
+impl Channel {
+    pub fn from_wire(channel: pb::Channel) -> Option<Channel> {
+        match channel {
+            pb::Channel::Whatsapp => Some(Channel::Whatsapp),
+            pb::Channel::Telegram => Some(Channel::Telegram),
+            pb::Channel::Waba => Some(Channel::Waba),
+            _ => None,
+        }
+    }
+
+    pub fn to_wire(self) -> pb::Channel {
+        match self {
+            Channel::Whatsapp => pb::Channel::Whatsapp,
+            Channel::Telegram => pb::Channel::Telegram,
+            Channel::Waba => pb::Channel::Waba,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptStatus {
+    Succeeded,
+    /// Final: the retry schedule is exhausted.
+    Failed,
+    /// Failed; another attempt is scheduled at `next_attempt_at`.
+    Retrying,
+    /// Final: moved to the dead letters.
+    Dead,
+    /// Not sent: the endpoint was disabled or deleted, or the address refused.
+    Skipped,
+}
+
+impl AttemptStatus {
+    pub fn from_wire(status: pb::AttemptStatus) -> Option<AttemptStatus> {
+        match status {
+            pb::AttemptStatus::Succeeded => Some(AttemptStatus::Succeeded),
+            pb::AttemptStatus::Failed => Some(AttemptStatus::Failed),
+            pb::AttemptStatus::Retrying => Some(AttemptStatus::Retrying),
+            pb::AttemptStatus::Dead => Some(AttemptStatus::Dead),
+            pb::AttemptStatus::Skipped => Some(AttemptStatus::Skipped),
+            pb::AttemptStatus::Unspecified => None,
+        }
+    }
+
+    pub fn to_wire(self) -> pb::AttemptStatus {
+        match self {
+            AttemptStatus::Succeeded => pb::AttemptStatus::Succeeded,
+            AttemptStatus::Failed => pb::AttemptStatus::Failed,
+            AttemptStatus::Retrying => pb::AttemptStatus::Retrying,
+            AttemptStatus::Dead => pb::AttemptStatus::Dead,
+            AttemptStatus::Skipped => pb::AttemptStatus::Skipped,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    Live,
+    Test,
+    Replay,
+    Redrive,
+    Recover,
+}
+
+impl Trigger {
+    fn from_wire(trigger: pb::DeliveryTrigger) -> Trigger {
+        match trigger {
+            pb::DeliveryTrigger::Test => Trigger::Test,
+            pb::DeliveryTrigger::Replay => Trigger::Replay,
+            pb::DeliveryTrigger::Redrive => Trigger::Redrive,
+            pb::DeliveryTrigger::Recover => Trigger::Recover,
+            pb::DeliveryTrigger::Live | pb::DeliveryTrigger::Unspecified => Trigger::Live,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetryPolicy {
+    /// Herald's default schedule (5 s, 25 s, 2 min); `delays_seconds` is ignored.
+    #[serde(default)]
+    pub use_default: bool,
+    /// Delays after the first attempt, in seconds: at most 20, each at most 24 h.
+    #[serde(default)]
+    pub delays_seconds: Vec<f64>,
+    /// Symmetric jitter as a fraction of each delay, 0 to 0.5.
+    #[serde(default)]
+    pub jitter: f64,
+}
+
+impl RetryPolicy {
+    fn from_wire(retry: Option<&pb::RetryPolicy>) -> RetryPolicy {
+        retry.map_or(
+            RetryPolicy {
+                use_default: true,
+                ..Default::default()
+            },
+            |retry| RetryPolicy {
+                use_default: retry.use_default,
+                delays_seconds: retry
+                    .delays
+                    .iter()
+                    .map(|delay| seconds(Some(delay)))
+                    .collect(),
+                jitter: retry.jitter,
+            },
+        )
+    }
+
+    fn to_wire(&self) -> Result<pb::RetryPolicy, HttpError> {
+        Ok(pb::RetryPolicy {
+            delays: self
+                .delays_seconds
+                .iter()
+                .enumerate()
+                .map(|(index, delay)| duration(&format!("retry.delays_seconds[{index}]"), *delay))
+                .collect::<Result<_, _>>()?,
+            jitter: self.jitter,
+            use_default: self.use_default,
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// Deliveries per second; 0 means unlimited.
+    #[serde(default)]
+    pub per_second: f64,
+    #[serde(default)]
+    pub burst: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct EndpointHealth {
+    /// `closed`, `open` or `half_open`.
+    pub circuit: String,
+    pub consecutive_failures: u32,
+    #[schema(format = DateTime)]
+    pub last_success_at: Option<String>,
+    #[schema(format = DateTime)]
+    pub last_attempt_at: Option<String>,
+    pub last_attempt_status: Option<AttemptStatus>,
+    /// The last response's HTTP status; null when none was received.
+    pub last_response_code: Option<u32>,
+    /// Set while the endpoint fails without a single success.
+    #[schema(format = DateTime)]
+    pub failing_since: Option<String>,
+}
+
+/// A webhook endpoint: where Herald POSTs which events, and how.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Endpoint {
+    /// `ep_…`
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub url: String,
+    pub status: EndpointStatus,
+    /// Why the endpoint is disabled, failing or pending a test.
+    pub status_reason: String,
+    pub signing_scheme: SigningScheme,
+    /// The signature header of `sha256_hex`.
+    pub signature_header: String,
+    /// Every device of the tenant (`device_ids` is then empty).
+    pub all_devices: bool,
+    pub device_ids: Vec<String>,
+    /// Every event type (`event_types` is then empty).
+    pub all_event_types: bool,
+    pub event_types: Vec<String>,
+    /// Sent with every delivery.
+    pub headers: BTreeMap<String, String>,
+    pub retry: RetryPolicy,
+    pub rate_limit: RateLimit,
+    pub ordering: Ordering,
+    /// The request timeout.
+    pub timeout_seconds: f64,
+    pub health: Option<EndpointHealth>,
+    #[schema(format = DateTime)]
+    pub created_at: Option<String>,
+    #[schema(format = DateTime)]
+    pub updated_at: Option<String>,
+    /// Send it back with a change so a concurrent one is not overwritten.
+    pub etag: String,
+}
+
+impl Endpoint {
+    pub fn from_wire(endpoint: &pb::Endpoint) -> Endpoint {
+        let spec = endpoint.spec.clone().unwrap_or_default();
+        Endpoint {
+            id: endpoint.id.clone(),
+            name: spec.name.clone(),
+            description: spec.description.clone(),
+            url: spec.url.clone(),
+            status: EndpointStatus::from_wire(endpoint.status()),
+            status_reason: endpoint.status_reason.clone(),
+            signing_scheme: SigningScheme::from_wire(spec.signing_scheme()),
+            signature_header: spec.signature_header.clone(),
+            all_devices: spec.all_devices,
+            device_ids: spec.device_ids.clone(),
+            all_event_types: spec.all_event_types,
+            event_types: spec.event_types.clone(),
+            headers: spec.headers.clone().into_iter().collect(),
+            retry: RetryPolicy::from_wire(spec.retry.as_ref()),
+            rate_limit: spec
+                .rate_limit
+                .map(|limit| RateLimit {
+                    per_second: limit.per_second,
+                    burst: limit.burst,
+                })
+                .unwrap_or_default(),
+            ordering: Ordering::from_wire(spec.ordering()),
+            timeout_seconds: seconds(spec.timeout.as_ref()),
+            health: endpoint.health.as_ref().map(|health| EndpointHealth {
+                circuit: match health.circuit() {
+                    pb::CircuitState::Open => "open",
+                    pb::CircuitState::HalfOpen => "half_open",
+                    pb::CircuitState::Closed | pb::CircuitState::Unspecified => "closed",
+                }
+                .to_owned(),
+                consecutive_failures: health.consecutive_failures,
+                last_success_at: timestamp(health.last_success_at.as_ref()),
+                last_attempt_at: timestamp(health.last_attempt_at.as_ref()),
+                last_attempt_status: AttemptStatus::from_wire(health.last_attempt_status()),
+                last_response_code: Some(health.last_response_code).filter(|code| *code != 0),
+                failing_since: timestamp(health.failing_since.as_ref()),
+            }),
+            created_at: timestamp(endpoint.created_at.as_ref()),
+            updated_at: timestamp(endpoint.updated_at.as_ref()),
+            etag: endpoint.etag.clone(),
+        }
+    }
+}
+
+/// What an endpoint's owner sets. On create, `name` and `url` are
+/// required; on update, only the fields present change.
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
+pub struct EndpointFields {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    /// HTTPS, publicly routable.
+    pub url: Option<String>,
+    pub signing_scheme: Option<SigningScheme>,
+    /// For `sha256_hex`; default `X-Herald-Signature`.
+    pub signature_header: Option<String>,
+    pub all_devices: Option<bool>,
+    /// Subscribed devices; empty means every device.
+    pub device_ids: Option<Vec<String>>,
+    pub all_event_types: Option<bool>,
+    /// Subscribed event types; empty means every type.
+    pub event_types: Option<Vec<String>>,
+    /// Sent with every delivery; may not override Herald's own headers.
+    pub headers: Option<BTreeMap<String, String>>,
+    pub retry: Option<RetryPolicy>,
+    pub rate_limit: Option<RateLimit>,
+    pub ordering: Option<Ordering>,
+    /// Default 15, at most 60.
+    pub timeout_seconds: Option<f64>,
+}
+
+impl EndpointFields {
+    /// The spec to send, and the update-mask paths of the fields present.
+    pub fn to_wire(&self) -> Result<(pb::EndpointSpec, Vec<String>), HttpError> {
+        let mut spec = pb::EndpointSpec::default();
+        let mut paths = Vec::new();
+        let mut present = |path: &str| paths.push(path.to_owned());
+        if let Some(name) = &self.name {
+            spec.name = name.clone();
+            present("name");
+        }
+        if let Some(description) = &self.description {
+            spec.description = description.clone();
+            present("description");
+        }
+        if let Some(url) = &self.url {
+            spec.url = url.clone();
+            present("url");
+        }
+        if let Some(scheme) = self.signing_scheme {
+            spec.signing_scheme = scheme.to_wire().into();
+            present("signing_scheme");
+        }
+        if let Some(header) = &self.signature_header {
+            spec.signature_header = header.clone();
+            present("signature_header");
+        }
+        if let Some(all) = self.all_devices {
+            spec.all_devices = all;
+            present("all_devices");
+        }
+        if let Some(ids) = &self.device_ids {
+            spec.device_ids = ids.clone();
+            present("device_ids");
+        }
+        if let Some(all) = self.all_event_types {
+            spec.all_event_types = all;
+            present("all_event_types");
+        }
+        if let Some(types) = &self.event_types {
+            spec.event_types = types.clone();
+            present("event_types");
+        }
+        if let Some(headers) = &self.headers {
+            spec.headers = headers.clone().into_iter().collect();
+            present("headers");
+        }
+        if let Some(retry) = &self.retry {
+            spec.retry = Some(retry.to_wire()?);
+            present("retry");
+        }
+        if let Some(limit) = self.rate_limit {
+            spec.rate_limit = Some(pb::RateLimit {
+                per_second: limit.per_second,
+                burst: limit.burst,
+            });
+            present("rate_limit");
+        }
+        if let Some(ordering) = self.ordering {
+            spec.ordering = ordering.to_wire().into();
+            present("ordering");
+        }
+        if let Some(timeout) = self.timeout_seconds {
+            spec.timeout = Some(duration("timeout_seconds", timeout)?);
+            present("timeout");
+        }
+        Ok((spec, paths))
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+pub struct CreateEndpoint {
+    #[serde(flatten)]
+    pub fields: EndpointFields,
+    /// A signing secret of your own; a `whsec_` one is generated when absent.
+    pub secret: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+pub struct UpdateEndpoint {
+    #[serde(flatten)]
+    pub fields: EndpointFields,
+    /// The etag read last; a stale one fails with 409.
+    pub etag: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct CreatedEndpoint {
+    pub endpoint: Endpoint,
+    /// The signing secret, shown once here (`GET …/secret` shows it later).
+    pub secret: String,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct EndpointList {
+    pub endpoints: Vec<Endpoint>,
+    /// Pass as `page_token` for the next page; empty on the last one.
+    pub next_page_token: String,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListEndpointsQuery {
+    /// Case-insensitive substring of name or URL; at least 3 characters.
+    pub search: Option<String>,
+    pub status: Option<EndpointStatus>,
+    /// Default 50, at most 500.
+    pub page_size: Option<u32>,
+    pub page_token: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DisableEndpoint {
+    /// Shown as the endpoint's `status_reason`.
+    pub reason: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TestEndpoint {
+    /// Defaults to the first subscribed type, else `message.received`.
+    pub event_type: Option<String>,
+    /// How long to wait for the attempt; default 30.
+    pub timeout_seconds: Option<f64>,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct TestResult {
+    /// The test delivery's attempt: the receiver's status code, time and body.
+    pub attempt: Option<Attempt>,
+    /// The endpoint afterwards: a 200 or 201 makes it active.
+    pub endpoint: Option<Endpoint>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateSecret {
+    /// A secret of your own; a `whsec_` one is generated when absent.
+    pub secret: Option<String>,
+    /// How long the previous secret stays valid; default 24 h, 0 ends it now.
+    pub overlap_seconds: Option<f64>,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct EndpointSecrets {
+    pub current: String,
+    /// Still valid until `previous_expires_at`; empty when none overlaps.
+    pub previous: String,
+    #[schema(format = DateTime)]
+    pub previous_expires_at: Option<String>,
+}
+
+impl EndpointSecrets {
+    pub fn from_wire(secrets: &pb::EndpointSecrets) -> EndpointSecrets {
+        EndpointSecrets {
+            current: secrets.current.clone(),
+            previous: secrets.previous.clone(),
+            previous_expires_at: timestamp(secrets.previous_expires_at.as_ref()),
+        }
+    }
+}
+
+impl RotateSecret {
+    pub fn to_wire(
+        &self,
+        endpoint_id: String,
+    ) -> Result<pb::RotateEndpointSecretRequest, HttpError> {
+        Ok(pb::RotateEndpointSecretRequest {
+            endpoint_id,
+            secret: self.secret.clone().unwrap_or_default(),
+            overlap: self
+                .overlap_seconds
+                .map(|overlap| duration("overlap_seconds", overlap))
+                .transpose()?,
+        })
+    }
+}
+
+impl TestEndpoint {
+    pub fn to_wire(&self, endpoint_id: String) -> Result<pb::TestEndpointRequest, HttpError> {
+        Ok(pb::TestEndpointRequest {
+            endpoint_id,
+            event_type: self.event_type.clone().unwrap_or_default(),
+            timeout: self
+                .timeout_seconds
+                .map(|timeout| duration("timeout_seconds", timeout))
+                .transpose()?,
+        })
+    }
+}
+
+/// One try of one delivery.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Attempt {
+    pub id: String,
+    /// Stable across retries and replays; sent as `webhook-id`.
+    pub delivery_id: String,
+    pub event_id: String,
+    pub endpoint_id: String,
+    pub device_id: Option<String>,
+    pub event_type: String,
+    /// 1 for the first try.
+    pub attempt: u32,
+    #[schema(format = DateTime)]
+    pub attempted_at: Option<String>,
+    pub status: Option<AttemptStatus>,
+    /// Null when no response was received.
+    pub response_code: Option<u32>,
+    pub duration_ms: f64,
+    /// The first 4 KiB of the response body (invalid UTF-8 replaced).
+    pub response_body: String,
+    /// Transport error, timeout or refusal reason.
+    pub error: String,
+    /// The URL attempted, credentials stripped.
+    pub url: String,
+    #[schema(format = DateTime)]
+    pub next_attempt_at: Option<String>,
+    pub trigger: Trigger,
+    /// As sent, with signatures and secrets redacted.
+    pub request_headers: BTreeMap<String, String>,
+    pub test: bool,
+}
+
+impl Attempt {
+    pub fn from_wire(attempt: &pb::Attempt) -> Attempt {
+        Attempt {
+            id: attempt.id.clone(),
+            delivery_id: attempt.delivery_id.clone(),
+            event_id: attempt.event_id.clone(),
+            endpoint_id: attempt.endpoint_id.clone(),
+            device_id: Some(attempt.device_id.clone()).filter(|id| !id.is_empty()),
+            event_type: attempt.event_type.clone(),
+            attempt: attempt.attempt,
+            attempted_at: timestamp(attempt.attempted_at.as_ref()),
+            status: AttemptStatus::from_wire(attempt.status()),
+            response_code: Some(attempt.response_code).filter(|code| *code != 0),
+            duration_ms: seconds(attempt.duration.as_ref()) * 1000.0,
+            response_body: String::from_utf8_lossy(&attempt.response_body).into_owned(),
+            error: attempt.error.clone(),
+            url: attempt.url.clone(),
+            next_attempt_at: timestamp(attempt.next_attempt_at.as_ref()),
+            trigger: Trigger::from_wire(attempt.trigger()),
+            request_headers: attempt.request_headers.clone().into_iter().collect(),
+            test: attempt.test,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct AttemptList {
+    pub attempts: Vec<Attempt>,
+    pub next_page_token: String,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListAttemptsQuery {
+    pub endpoint_id: Option<String>,
+    pub event_type: Option<String>,
+    pub status: Option<AttemptStatus>,
+    pub event_id: Option<String>,
+    /// RFC 3339; attempts at or after it.
+    #[param(format = DateTime)]
+    pub since: Option<String>,
+    /// RFC 3339; attempts before it.
+    #[param(format = DateTime)]
+    pub until: Option<String>,
+    pub page_size: Option<u32>,
+    pub page_token: Option<String>,
+}
+
+impl ListAttemptsQuery {
+    pub fn to_wire(&self) -> Result<pb::ListAttemptsRequest, HttpError> {
+        Ok(pb::ListAttemptsRequest {
+            page_size: self.page_size.unwrap_or_default(),
+            page_token: self.page_token.clone().unwrap_or_default(),
+            endpoint_id: self.endpoint_id.clone().unwrap_or_default(),
+            event_type: self.event_type.clone().unwrap_or_default(),
+            status: self
+                .status
+                .map_or(pb::AttemptStatus::Unspecified, AttemptStatus::to_wire)
+                .into(),
+            event_id: self.event_id.clone().unwrap_or_default(),
+            since: self
+                .since
+                .as_deref()
+                .map(|since| parse_time("since", since))
+                .transpose()?,
+            until: self
+                .until
+                .as_deref()
+                .map(|until| parse_time("until", until))
+                .transpose()?,
+        })
+    }
+}
+
+/// A tenant's channel line.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Device {
+    /// `dev_…`
+    pub id: String,
+    pub channel: Option<Channel>,
+    pub name: String,
+    /// The channel's own id: WABA phone_number_id, Telegram bot id, gateway session.
+    pub external_id: String,
+    /// Whether verification material is stored (it is never shown).
+    pub verification_configured: bool,
+    #[schema(format = DateTime)]
+    pub created_at: Option<String>,
+    #[schema(format = DateTime)]
+    pub updated_at: Option<String>,
+    pub etag: String,
+}
+
+impl Device {
+    pub fn from_wire(device: &pb::Device) -> Device {
+        Device {
+            id: device.id.clone(),
+            channel: Channel::from_wire(device.channel()),
+            name: device.name.clone(),
+            external_id: device.external_id.clone(),
+            verification_configured: device
+                .verification
+                .as_ref()
+                .is_some_and(|verification| verification.configured),
+            created_at: timestamp(device.created_at.as_ref()),
+            updated_at: timestamp(device.updated_at.as_ref()),
+            etag: device.etag.clone(),
+        }
+    }
+}
+
+/// The material that verifies a device's inbound webhooks (write-only).
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum DeviceVerification {
+    Waba {
+        /// Meta app secret: the HMAC key of `X-Hub-Signature-256`.
+        app_secret: String,
+        /// The token Meta echoes in the `hub.verify_token` handshake.
+        verify_token: String,
+    },
+    Telegram {
+        /// Compared with `X-Telegram-Bot-Api-Secret-Token`.
+        secret_token: String,
+    },
+    Whatsapp {
+        /// HMAC-SHA512 key of `X-Webhook-Hmac`; empty disables the check.
+        hmac_key: String,
+    },
+}
+
+impl DeviceVerification {
+    pub fn to_wire(&self) -> pb::DeviceVerification {
+        use pb::device_verification::Channel as Which;
+        let channel = match self {
+            DeviceVerification::Waba {
+                app_secret,
+                verify_token,
+            } => Which::Waba(pb::WabaVerification {
+                app_secret: app_secret.clone(),
+                verify_token: verify_token.clone(),
+            }),
+            DeviceVerification::Telegram { secret_token } => {
+                Which::Telegram(pb::TelegramVerification {
+                    secret_token: secret_token.clone(),
+                })
+            }
+            DeviceVerification::Whatsapp { hmac_key } => Which::Whatsapp(pb::GatewayVerification {
+                hmac_key: hmac_key.clone(),
+            }),
+        };
+        pb::DeviceVerification {
+            channel: Some(channel),
+            configured: false,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateDevice {
+    pub channel: Channel,
+    pub name: String,
+    pub external_id: String,
+    pub verification: Option<DeviceVerification>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateDevice {
+    pub name: Option<String>,
+    pub external_id: Option<String>,
+    pub verification: Option<DeviceVerification>,
+    pub etag: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct DeviceList {
+    pub devices: Vec<Device>,
+    pub next_page_token: String,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListDevicesQuery {
+    pub channel: Option<Channel>,
+    pub page_size: Option<u32>,
+    pub page_token: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    pub page_size: Option<u32>,
+    pub page_token: Option<String>,
+}
+
+/// Endpoint counts by status, and deliveries over the last 24 hours.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Summary {
+    pub endpoints_total: u32,
+    pub endpoints_active: u32,
+    pub endpoints_pending_test: u32,
+    pub endpoints_disabled: u32,
+    pub endpoints_failing: u32,
+    pub deliveries_succeeded: u64,
+    pub deliveries_failed: u64,
+    pub deliveries_pending: u64,
+    pub dead_letters: u64,
+    #[schema(format = DateTime)]
+    pub as_of: Option<String>,
+}
+
+impl Summary {
+    pub fn from_wire(summary: &pb::Summary) -> Summary {
+        Summary {
+            endpoints_total: summary.endpoints_total,
+            endpoints_active: summary.endpoints_active,
+            endpoints_pending_test: summary.endpoints_pending_test,
+            endpoints_disabled: summary.endpoints_disabled,
+            endpoints_failing: summary.endpoints_failing,
+            deliveries_succeeded: summary.deliveries_succeeded,
+            deliveries_failed: summary.deliveries_failed,
+            deliveries_pending: summary.deliveries_pending,
+            dead_letters: summary.dead_letters,
+            as_of: timestamp(summary.as_of.as_ref()),
+        }
+    }
+}
+
+/// An event type an endpoint can subscribe to, with the envelope Herald
+/// would POST for it.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct EventType {
+    pub name: String,
+    pub description: String,
+    /// True for Herald's catalog, false for the tenant's custom types.
+    pub catalog: bool,
+    /// A realistic example of the JSON body Herald POSTs for this type.
+    #[schema(value_type = Object)]
+    pub sample: Box<serde_json::value::RawValue>,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct EventTypeList {
+    pub event_types: Vec<EventType>,
+    pub next_page_token: String,
+}
+
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterEventType {
+    /// Lowercase dot-separated segments, not a catalog name.
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// An example `data` object.
+    #[schema(value_type = Option<Object>)]
+    pub sample_data: Option<Box<serde_json::value::RawValue>>,
+}

@@ -1,0 +1,6 @@
+//! The `/api/v1` handlers, one module per resource.
+
+pub mod attempts;
+pub mod catalog;
+pub mod devices;
+pub mod endpoints;

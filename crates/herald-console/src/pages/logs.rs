@@ -1,0 +1,363 @@
+//! The delivery logs: every attempt, filtered and paged, and one attempt's
+//! detail.
+
+use std::collections::BTreeMap;
+
+use axum::{
+    extract::{Path, Query, State},
+    response::Response,
+};
+use herald_proto::v1::{self as pb, attempt_service_server::AttemptService};
+use maud::{Markup, html};
+use serde::Deserialize;
+use time::{OffsetDateTime, PrimitiveDateTime, macros::format_description};
+
+use crate::{
+    Console,
+    error::PageError,
+    html_page,
+    render::{self, Nav, Pager},
+    session::Session,
+};
+
+const PAGE_SIZE: u32 = 25;
+
+const STATUSES: [(pb::AttemptStatus, &str, &str); 5] = [
+    (pb::AttemptStatus::Succeeded, "succeeded", "Succeeded"),
+    (pb::AttemptStatus::Failed, "failed", "Failed"),
+    (pb::AttemptStatus::Retrying, "retrying", "Retrying"),
+    (pb::AttemptStatus::Dead, "dead", "Dead"),
+    (pb::AttemptStatus::Skipped, "skipped", "Skipped"),
+];
+
+#[derive(Debug, Default, Deserialize)]
+pub struct LogsQuery {
+    endpoint: Option<String>,
+    event_type: Option<String>,
+    status: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    page: Option<String>,
+    trail: Option<String>,
+}
+
+/// A `datetime-local` value (`2026-11-25T12:00`, read as UTC).
+fn parse_local(value: &str) -> Option<prost_types::Timestamp> {
+    let with_seconds = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
+    let without = format_description!("[year]-[month]-[day]T[hour]:[minute]");
+    PrimitiveDateTime::parse(value, with_seconds)
+        .or_else(|_| PrimitiveDateTime::parse(value, without))
+        .ok()
+        .map(|moment| herald_proto::timestamp_to_wire(moment.assume_utc()))
+}
+
+pub async fn list(
+    State(console): State<Console>,
+    session: Session,
+    Query(query): Query<LogsQuery>,
+) -> Result<Response, PageError> {
+    let text = |value: &Option<String>| value.as_deref().unwrap_or_default().trim().to_owned();
+    let (endpoint, event_type, status, since, until) = (
+        text(&query.endpoint),
+        text(&query.event_type),
+        text(&query.status),
+        text(&query.since),
+        text(&query.until),
+    );
+    let pager = Pager::from_query(query.page.as_deref(), query.trail.as_deref());
+    let status_filter = STATUSES
+        .iter()
+        .find(|(_, name, _)| *name == status)
+        .map_or(pb::AttemptStatus::Unspecified, |(status, _, _)| *status);
+    let mut problems = Vec::new();
+    let since_filter = parse_local(&since);
+    if !since.is_empty() && since_filter.is_none() {
+        problems.push("“From” is not a date and time.");
+    }
+    let until_filter = parse_local(&until);
+    if !until.is_empty() && until_filter.is_none() {
+        problems.push("“To” is not a date and time.");
+    }
+    let listed = console
+        .backend
+        .attempts()
+        .list_attempts(session.credentials.request(pb::ListAttemptsRequest {
+            page_size: PAGE_SIZE,
+            page_token: pager.page_token.clone(),
+            endpoint_id: endpoint.clone(),
+            event_type: event_type.clone(),
+            status: status_filter.into(),
+            event_id: String::new(),
+            since: since_filter,
+            until: until_filter,
+        }))
+        .await?
+        .into_inner();
+    let names = super::endpoint_names(&console, &session).await?;
+    let event_types = super::event_types(&console, &session).await?;
+    let filtered = [&endpoint, &event_type, &status, &since, &until]
+        .iter()
+        .any(|value| !value.is_empty());
+
+    let body = html! {
+        form class="card filters" method="get" action="/console/logs" aria-label="Filter attempts" {
+            div class="field" {
+                label for="endpoint" { "Endpoint" }
+                select id="endpoint" name="endpoint" {
+                    option value="" { "All endpoints" }
+                    @for (id, name) in &names {
+                        option value=(id) selected[*id == endpoint] { (name) }
+                    }
+                }
+            }
+            div class="field" {
+                label for="event_type" { "Event type" }
+                select id="event_type" name="event_type" {
+                    option value="" { "All event types" }
+                    @for definition in &event_types {
+                        option value=(definition.name) selected[definition.name == event_type] { (definition.name) }
+                    }
+                }
+            }
+            div class="field" {
+                label for="status" { "Status" }
+                select id="status" name="status" {
+                    option value="" { "Any status" }
+                    @for (_, name, label) in STATUSES {
+                        option value=(name) selected[name == status] { (label) }
+                    }
+                }
+            }
+            div class="field" {
+                label for="since" { "From (UTC)" }
+                input id="since" name="since" type="datetime-local" value=(since);
+            }
+            div class="field" {
+                label for="until" { "To (UTC)" }
+                input id="until" name="until" type="datetime-local" value=(until);
+            }
+            div class="filter-actions" {
+                button class="button primary small" type="submit" { "Apply" }
+                @if filtered { a class="button ghost small" href="/console/logs" { "Reset" } }
+            }
+        }
+        @for problem in &problems { p class="field-error" role="alert" { (problem) } }
+        section class="card table-card" aria-labelledby="attempts-title" {
+            div class="table-toolbar" { h2 id="attempts-title" { "Attempts" } span class="muted small" { "Newest first" } }
+            @if listed.attempts.is_empty() {
+                (render::empty_state(
+                    if filtered { "No attempt matches" } else { "No attempts yet" },
+                    html! { "Every delivery try, test deliveries included, shows up here." },
+                ))
+            } @else {
+                (attempts_table(&listed.attempts, Some(&names)))
+                @let other = [
+                    ("endpoint", endpoint.clone()),
+                    ("event_type", event_type.clone()),
+                    ("status", status.clone()),
+                    ("since", since.clone()),
+                    ("until", until.clone()),
+                ];
+                (pager.links("/console/logs", &other, &listed.next_page_token))
+            }
+        }
+    };
+    Ok(html_page(render::page(
+        &session,
+        Nav::Logs,
+        "Logs",
+        None,
+        html! {},
+        body,
+    )))
+}
+
+/// The attempts table; the endpoint column only when `names` is given.
+pub fn attempts_table(
+    attempts: &[pb::Attempt],
+    names: Option<&BTreeMap<String, String>>,
+) -> Markup {
+    html! {
+        div class="table-wrap" {
+            table class="data" {
+                caption class="visually-hidden" { "Delivery attempts" }
+                thead { tr {
+                    th scope="col" { "Time" }
+                    th scope="col" { "Event" }
+                    @if names.is_some() { th scope="col" { "Endpoint" } }
+                    th scope="col" { "Status" }
+                    th scope="col" { "Response" }
+                    th scope="col" { "Duration" }
+                } }
+                tbody {
+                    @for attempt in attempts {
+                        tr {
+                            td { a class="row-link" href={ "/console/logs/" (attempt.id) } { (render::exact_time(attempt.attempted_at.as_ref())) } }
+                            td {
+                                code { (attempt.event_type) }
+                                @if attempt.test { " " (render::badge("blue", "Test")) }
+                                @if attempt.attempt > 1 { " " span class="muted small" { "try " (attempt.attempt) } }
+                            }
+                            @if let Some(names) = names {
+                                td {
+                                    a href={ "/console/endpoints/" (attempt.endpoint_id) } {
+                                        (names.get(&attempt.endpoint_id).cloned().unwrap_or_else(|| attempt.endpoint_id.clone()))
+                                    }
+                                }
+                            }
+                            td { (render::attempt_status_badge(attempt.status())) }
+                            td {
+                                @if attempt.response_code != 0 { span class="code" { (attempt.response_code) } }
+                                @else { span class="muted" { "—" } }
+                            }
+                            td { (render::duration_ms(attempt.duration.as_ref())) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Signature and secret headers are redacted by the delivery service
+/// already; the console hides them again in case a record came otherwise.
+fn shown_header_value<'a>(name: &str, value: &'a str) -> &'a str {
+    let name = name.to_ascii_lowercase();
+    let sensitive = ["signature", "secret", "authorization"]
+        .iter()
+        .any(|word| name.contains(word));
+    if sensitive && !value.contains("redacted") {
+        "(redacted)"
+    } else {
+        value
+    }
+}
+
+pub async fn show(
+    State(console): State<Console>,
+    session: Session,
+    Path(attempt_id): Path<String>,
+) -> Result<Response, PageError> {
+    let attempt = console
+        .backend
+        .attempts()
+        .get_attempt(
+            session
+                .credentials
+                .request(pb::GetAttemptRequest { attempt_id }),
+        )
+        .await?
+        .into_inner();
+    let names = super::endpoint_names(&console, &session).await?;
+    let endpoint_name = names
+        .get(&attempt.endpoint_id)
+        .cloned()
+        .unwrap_or_else(|| attempt.endpoint_id.clone());
+    let response_body = String::from_utf8_lossy(&attempt.response_body);
+    let trigger = match attempt.trigger() {
+        pb::DeliveryTrigger::Test => "Test delivery",
+        pb::DeliveryTrigger::Replay => "Replay",
+        pb::DeliveryTrigger::Redrive => "Redrive",
+        pb::DeliveryTrigger::Recover => "Recovery",
+        _ => "Live event",
+    };
+    let body = html! {
+        div class="status-line" {
+            (render::attempt_status_badge(attempt.status()))
+            @if attempt.response_code != 0 { span class="code" { "HTTP " (attempt.response_code) } }
+            span class="muted" { (render::duration_ms(attempt.duration.as_ref())) }
+        }
+        div class="columns" {
+            section class="card" {
+                h2 { "Attempt" }
+                dl class="details" {
+                    dt { "Time" } dd { (render::exact_time(attempt.attempted_at.as_ref())) }
+                    dt { "Event" } dd { code { (attempt.event_type) } }
+                    dt { "Endpoint" } dd { a href={ "/console/endpoints/" (attempt.endpoint_id) } { (endpoint_name) } }
+                    dt { "URL" } dd { code class="wrap" { (attempt.url) } }
+                    dt { "Trigger" } dd { (trigger) }
+                    dt { "Try" } dd { (attempt.attempt) }
+                    @if attempt.next_attempt_at.is_some() {
+                        dt { "Next try" } dd { (render::exact_time(attempt.next_attempt_at.as_ref())) }
+                    }
+                    @if !attempt.error.is_empty() { dt { "Error" } dd { (attempt.error) } }
+                    dt { "Event ID" } dd { code id="event-id" { (attempt.event_id) } " " (render::copy_button("event-id")) }
+                    dt { "Delivery ID" } dd { code { (attempt.delivery_id) } }
+                    dt { "Attempt ID" } dd { code { (attempt.id) } }
+                }
+            }
+            section class="card" {
+                h2 { "Response body" }
+                @if response_body.is_empty() { p class="muted" { "(empty)" } }
+                @else { pre class="excerpt" { (response_body) } }
+                p class="hint" { "The first 4 KiB of what the receiver answered." }
+            }
+        }
+        section class="card" {
+            h2 { "Request headers" }
+            @if attempt.request_headers.is_empty() {
+                p class="muted" { "None recorded." }
+            } @else {
+                div class="table-wrap" {
+                    table class="data headers" {
+                        caption class="visually-hidden" { "Request headers" }
+                        thead { tr { th scope="col" { "Header" } th scope="col" { "Value" } } }
+                        tbody {
+                            @for (name, value) in attempt.request_headers.iter().collect::<BTreeMap<_, _>>() {
+                                tr { td { code { (name) } } td { code class="wrap" { (shown_header_value(name, value)) } } }
+                            }
+                        }
+                    }
+                }
+                p class="hint" { "Signatures and secrets are redacted." }
+            }
+        }
+    };
+    let actions = html! {
+        a class="button ghost" href={ "/console/logs?endpoint=" (attempt.endpoint_id) } { "← Endpoint’s logs" }
+    };
+    let title = format!(
+        "{} · {}",
+        attempt.event_type,
+        render::absolute(
+            render::to_time(attempt.attempted_at.as_ref()).unwrap_or(OffsetDateTime::UNIX_EPOCH),
+        )
+    );
+    Ok(html_page(render::page(
+        &session,
+        Nav::Logs,
+        &title,
+        None,
+        actions,
+        body,
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn datetime_local_values_are_read_as_utc() {
+        let parsed = parse_local("2026-11-25T12:00").unwrap();
+        assert_eq!(parsed.seconds, 1_795_608_000);
+        assert!(parse_local("2026-11-25T12:00:30").is_some());
+        assert!(parse_local("yesterday").is_none());
+    }
+
+    #[test]
+    fn signature_headers_are_never_shown() {
+        assert_eq!(
+            shown_header_value("webhook-signature", "v1,abc"),
+            "(redacted)"
+        );
+        assert_eq!(
+            shown_header_value("webhook-signature", "(redacted)"),
+            "(redacted)"
+        );
+        assert_eq!(
+            shown_header_value("content-type", "application/json"),
+            "application/json"
+        );
+    }
+}
