@@ -192,25 +192,25 @@ pub fn attempts_table(
                 tbody {
                     @for attempt in attempts {
                         tr {
-                            td { a class="row-link" href={ "/console/logs/" (attempt.id) } { (render::exact_time(attempt.attempted_at.as_ref())) } }
-                            td {
+                            td data-label="Time" { a class="row-link" href={ "/console/logs/" (attempt.id) } { (render::exact_time(attempt.attempted_at.as_ref())) } }
+                            td data-label="Event" {
                                 code { (attempt.event_type) }
                                 @if attempt.test { " " (render::badge("blue", "Test")) }
                                 @if attempt.attempt > 1 { " " span class="muted small" { "try " (attempt.attempt) } }
                             }
                             @if let Some(names) = names {
-                                td {
+                                td data-label="Endpoint" {
                                     a href={ "/console/endpoints/" (attempt.endpoint_id) } {
                                         (names.get(&attempt.endpoint_id).cloned().unwrap_or_else(|| attempt.endpoint_id.clone()))
                                     }
                                 }
                             }
-                            td { (render::attempt_status_badge(attempt.status())) }
-                            td {
+                            td data-label="Status" { (render::attempt_status_badge(attempt.status())) }
+                            td data-label="Response" {
                                 @if attempt.response_code != 0 { span class="code" { (attempt.response_code) } }
                                 @else { span class="muted" { "—" } }
                             }
-                            td { (render::duration_ms(attempt.duration.as_ref())) }
+                            td data-label="Duration" { (render::duration_ms(attempt.duration.as_ref())) }
                         }
                     }
                 }
@@ -304,7 +304,10 @@ pub async fn show(
                         thead { tr { th scope="col" { "Header" } th scope="col" { "Value" } } }
                         tbody {
                             @for (name, value) in attempt.request_headers.iter().collect::<BTreeMap<_, _>>() {
-                                tr { td { code { (name) } } td { code class="wrap" { (shown_header_value(name, value)) } } }
+                                tr {
+                                    td data-label="Header" { code { (name) } }
+                                    td data-label="Value" { code class="wrap" { (shown_header_value(name, value)) } }
+                                }
                             }
                         }
                     }

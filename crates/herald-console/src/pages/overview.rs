@@ -237,17 +237,19 @@ fn row(
                 a class="row-link" href=(href) { (spec.name) }
                 span class="url" { (spec.url) }
             }
-            td { (devices_by_channel(&spec, devices)) }
-            td { (events_summary(&spec)) }
-            td { (render::endpoint_status_badge(endpoint.status())) }
-            td {
+            td data-label="Devices" { (devices_by_channel(&spec, devices)) }
+            td data-label="Events" { (events_summary(&spec)) }
+            td data-label="Status" { (render::endpoint_status_badge(endpoint.status())) }
+            td data-label="Last delivery" {
                 @match last {
                     Some(attempt) => {
-                        div class="last-delivery" {
-                            (render::attempt_status_badge(attempt.status()))
-                            @if attempt.response_code != 0 { span class="code" { (attempt.response_code) } }
+                        div {
+                            div class="last-delivery" {
+                                (render::attempt_status_badge(attempt.status()))
+                                @if attempt.response_code != 0 { span class="code" { (attempt.response_code) } }
+                            }
+                            span class="muted small" { (render::time_ago(attempt.attempted_at.as_ref())) }
                         }
-                        span class="muted small" { (render::time_ago(attempt.attempted_at.as_ref())) }
                     }
                     None => span class="muted" { "No deliveries yet" }
                 }

@@ -1,0 +1,741 @@
+//! The web console in a real browser: headless Chromium through
+//! chromedriver (Debian's packages; `make test` installs them) against a
+//! running `herald all` with a real receiver. Every page visited is saved as
+//! a screenshot under `<target dir>/console-screenshots/`.
+#![allow(clippy::unwrap_used)]
+
+use std::{
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use herald_proto::v1::{self as pb, ingest_service_client::IngestServiceClient};
+use herald_tests::{Receiver, Stack, Tenant, free_port};
+use serde_json::{Value, json};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// chromedriver on a free port, killed when dropped.
+struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Driver {
+    fn start() -> Driver {
+        for path in [CHROMIUM, CHROMEDRIVER] {
+            assert!(
+                std::path::Path::new(path).is_file(),
+                "{path} is missing: `make test` installs Debian's chromium and chromium-driver"
+            );
+        }
+        let port = free_port();
+        let child = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        herald_testkit::wait_for("chromedriver", Duration::from_secs(30), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        Driver { child, port }
+    }
+
+    /// A desktop browser window, or a phone's screen (390 × 844) when `phone`.
+    async fn browser(&self, phone: bool) -> Client {
+        let mut options = json!({
+            "binary": CHROMIUM,
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--hide-scrollbars", "--window-size=1366,1000",
+            ],
+        });
+        if phone {
+            options["mobileEmulation"] = json!({
+                "deviceMetrics": { "width": 390, "height": 844, "pixelRatio": 1.0, "touch": true },
+            });
+        }
+        let capabilities = json!({ "browserName": "chrome", "goog:chromeOptions": options });
+        let Value::Object(capabilities) = capabilities else {
+            unreachable!()
+        };
+        ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&format!("http://127.0.0.1:{}", self.port))
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn screenshot_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let target = exe.ancestors().nth(3).unwrap().to_path_buf();
+    let dir = target.join("console-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A browser session on the console, saving a screenshot of each page.
+struct Page {
+    client: Client,
+    base: String,
+    name_prefix: &'static str,
+}
+
+impl Page {
+    async fn goto(&self, path: &str) {
+        self.client
+            .goto(&format!("{}{path}", self.base))
+            .await
+            .unwrap();
+    }
+
+    async fn find(&self, css: &str) -> fantoccini::elements::Element {
+        match self
+            .client
+            .wait()
+            .at_most(Duration::from_secs(30))
+            .for_element(Locator::Css(css))
+            .await
+        {
+            Ok(element) => element,
+            Err(error) => panic!("no {css} on {}: {error}", self.path().await),
+        }
+    }
+
+    async fn count(&self, css: &str) -> usize {
+        self.client.find_all(Locator::Css(css)).await.unwrap().len()
+    }
+
+    async fn text(&self, css: &str) -> String {
+        self.find(css).await.text().await.unwrap()
+    }
+
+    async fn click(&self, css: &str) {
+        self.find(css).await.click().await.unwrap();
+    }
+
+    /// Clicks what leads to another page, and waits until that page loaded.
+    async fn follow(&self, css: &str) {
+        self.client
+            .execute("window.heraldOldPage = true;", vec![])
+            .await
+            .unwrap();
+        self.click(css).await;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let ready = self
+                .client
+                .execute(
+                    "return window.heraldOldPage === undefined && document.readyState === 'complete';",
+                    vec![],
+                )
+                .await
+                .map(|value| value == Value::Bool(true))
+                .unwrap_or(false);
+            if ready {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{css} led nowhere from {}",
+                self.path().await
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn fill(&self, css: &str, value: &str) {
+        let input = self.find(css).await;
+        input.clear().await.unwrap();
+        input.send_keys(value).await.unwrap();
+    }
+
+    async fn source(&self) -> String {
+        self.client.source().await.unwrap()
+    }
+
+    async fn path(&self) -> String {
+        let url = self.client.current_url().await.unwrap();
+        match url.query() {
+            Some(query) => format!("{}?{query}", url.path()),
+            None => url.path().to_owned(),
+        }
+    }
+
+    async fn screenshot(&self, name: &str) {
+        let png = self.client.screenshot().await.unwrap();
+        std::fs::write(
+            screenshot_dir().join(format!("{}{name}.png", self.name_prefix)),
+            png,
+        )
+        .unwrap();
+    }
+
+    async fn sign_in(&self, token: &str) {
+        self.goto("/console/").await;
+        assert_eq!(self.path().await, "/console/sign-in");
+        self.fill("#token", token).await;
+        self.follow("form button[type=submit]").await;
+        self.find(".stats").await;
+    }
+}
+
+/// The JSON API, as a script would use it.
+struct Api {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Api {
+    fn new(stack: &Stack, tenant: &Tenant) -> Api {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        Api {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            base: stack.url(""),
+            token: tenant.token.clone(),
+        }
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let body = response.json().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        self.call(reqwest::Method::GET, path, None).await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+}
+
+async fn publish(stack: &Stack, tenant: &Tenant, device_id: &str, event_type: &str) -> String {
+    let mut ingest = IngestServiceClient::connect(format!("http://{}", stack.herald.ingest_addr))
+        .await
+        .unwrap();
+    let mut request = tonic::Request::new(pb::PublishRequest {
+        items: vec![pb::PublishItem {
+            r#type: event_type.into(),
+            device_id: device_id.into(),
+            channel: pb::Channel::Whatsapp.into(),
+            data: br#"{"text":"Is my order on its way?","from":"16505551234"}"#
+                .to_vec()
+                .into(),
+            ..Default::default()
+        }],
+    });
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {}", tenant.token).parse().unwrap(),
+    );
+    let response = ingest.publish(request).await.unwrap().into_inner();
+    match &response.results[0].outcome {
+        Some(pb::publish_result::Outcome::Accepted(accepted)) => accepted.event_id.clone(),
+        other => panic!("publish refused: {other:?}"),
+    }
+}
+
+/// Polls the JSON API until `path` lists an attempt matching `wanted`.
+async fn wait_for_attempt(api: &Api, path: &str, wanted: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, body) = api.get(path).await;
+        assert_eq!(status, 200, "{body}");
+        if let Some(attempt) = body["attempts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| wanted(a))
+        {
+            return attempt.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no matching attempt at {path}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn form(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(key, value)| {
+            format!(
+                "{key}={}",
+                value
+                    .replace('+', "%2B")
+                    .replace('/', "%2F")
+                    .replace('=', "%3D")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+const NAMES: [&str; 6] = [
+    "Orders sync",
+    "CRM",
+    "Support inbox",
+    "Billing",
+    "Analytics",
+    "Marketing",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_sets_up_tests_and_follows_an_endpoint_in_the_browser() {
+    let stack = Stack::start();
+    let tenant = stack.tenant("Acme").await;
+    let receiver = Receiver::start(Duration::ZERO).await;
+    let api = Api::new(&stack, &tenant);
+    let driver = Driver::start();
+    let page = Page {
+        client: driver.browser(false).await,
+        base: stack.url(""),
+        name_prefix: "",
+    };
+
+    // Sign in: a wrong token is refused on the form, the right one opens the overview.
+    page.goto("/console/").await;
+    assert_eq!(page.path().await, "/console/sign-in");
+    page.screenshot("01-sign-in").await;
+    page.fill("#token", "hrld_not-a-token").await;
+    page.follow("form button[type=submit]").await;
+    assert!(page.text(".field-error").await.contains("not valid"));
+    page.sign_in(&tenant.token).await;
+    assert!(page.text(".empty").await.contains("No endpoints yet"));
+    page.screenshot("02-overview-empty").await;
+
+    // The tenant's lines, one per channel.
+    let mut devices = Vec::new();
+    for (channel, name, external_id, verification) in [
+        (
+            "whatsapp",
+            "Sales line",
+            "sales-1",
+            json!({ "whatsapp": { "hmac_key": "k1" } }),
+        ),
+        (
+            "whatsapp",
+            "Returns line",
+            "returns-1",
+            json!({ "whatsapp": { "hmac_key": "k2" } }),
+        ),
+        (
+            "telegram",
+            "Support bot",
+            "7012345678",
+            json!({ "telegram": { "secret_token": "s3" } }),
+        ),
+        (
+            "waba",
+            "Main number",
+            "106540352242922",
+            json!({ "waba": { "app_secret": "a4", "verify_token": "v4" } }),
+        ),
+    ] {
+        let (status, device) = api
+            .post(
+                "/api/v1/devices",
+                json!({ "channel": channel, "name": name, "external_id": external_id, "verification": verification }),
+            )
+            .await;
+        assert_eq!(status, 201, "{device}");
+        devices.push(device["id"].as_str().unwrap().to_owned());
+    }
+
+    // Add an endpoint: an invalid URL comes back inline, with the values kept.
+    page.follow("a[href='/console/endpoints/new']").await;
+    page.click("input[data-select-all='devices-whatsapp']")
+        .await;
+    assert!(
+        page.find(&format!("input[name=device][value='{}']", devices[1]))
+            .await
+            .is_selected()
+            .await
+            .unwrap()
+    );
+    page.fill("#name", "Storefront").await;
+    page.fill("#url", "http://example.com/hook").await;
+    page.click("input[name=event_type][value='message.received']")
+        .await;
+    page.follow("form.stack button[type=submit]").await;
+    let error = page.text(".field.invalid .field-error").await;
+    assert!(error.contains("https"), "{error}");
+    assert_eq!(
+        page.find("#name")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .unwrap(),
+        "Storefront"
+    );
+    assert!(
+        page.find("input[name=event_type][value='message.received']")
+            .await
+            .is_selected()
+            .await
+            .unwrap()
+    );
+    assert!(
+        page.find(&format!("input[name=device][value='{}']", devices[0]))
+            .await
+            .is_selected()
+            .await
+            .unwrap()
+    );
+    page.screenshot("03-endpoint-form-error").await;
+    page.fill("#url", &receiver.url()).await;
+    page.follow("form.stack button[type=submit]").await;
+    let secret = page.text("#secret-value").await;
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    page.screenshot("04-endpoint-created").await;
+
+    // The endpoint is pending its test; a test answered 200 makes it active.
+    page.follow(".callout a.button.ghost").await;
+    assert_eq!(page.text(".status-line .badge").await, "Pending test");
+    assert!(
+        page.text(".details")
+            .await
+            .contains("WhatsApp · Returns line")
+    );
+    let endpoint_path = page.path().await;
+    let endpoint_id = endpoint_path.rsplit('/').next().unwrap().to_owned();
+    page.screenshot("05-endpoint-pending").await;
+    page.follow(".page-actions form[action$='/test'] button")
+        .await;
+    assert!(page.text(".test-result h2").await.contains("succeeded"));
+    assert!(page.text(".test-result").await.contains("200"));
+    assert_eq!(page.text(".status-line .badge").await, "Active");
+    page.screenshot("06-endpoint-tested").await;
+    assert_eq!(receiver.received().len(), 1);
+
+    // Sixty more endpoints through the JSON API, some tested, some paused.
+    for index in 1..=60 {
+        let name = format!("{} {index:02}", NAMES[index % NAMES.len()]);
+        let subscribed = match index % 3 {
+            0 => vec![devices[0].clone(), devices[3].clone()],
+            1 => vec![devices[2].clone()],
+            _ => Vec::new(),
+        };
+        let events = if index % 2 == 0 {
+            json!(["message.received", "message.read"])
+        } else {
+            json!([])
+        };
+        let (status, created) = api
+            .post(
+                "/api/v1/endpoints",
+                json!({ "name": name, "url": receiver.url(), "device_ids": subscribed, "event_types": events }),
+            )
+            .await;
+        assert_eq!(status, 201, "{created}");
+        let id = created["endpoint"]["id"].as_str().unwrap().to_owned();
+        if index % 4 == 0 {
+            let (status, tested) = api
+                .post(&format!("/api/v1/endpoints/{id}/test"), json!({}))
+                .await;
+            assert_eq!(tested["endpoint"]["status"], "active", "{status} {tested}");
+        }
+        if index % 7 == 0 {
+            let (status, _) = api
+                .post(&format!("/api/v1/endpoints/{id}/disable"), json!({}))
+                .await;
+            assert_eq!(status, 200);
+        }
+    }
+
+    // Search: two characters only hint, three search.
+    page.goto("/console/").await;
+    page.fill("#q", "CR").await;
+    page.follow("form.search button").await;
+    assert!(page.text(".search-hint").await.contains("3 characters"));
+    assert_eq!(page.count("table.data tbody tr").await, 25);
+    page.screenshot("07-search-hint").await;
+    page.fill("#q", "CRM").await;
+    page.follow("form.search button").await;
+    assert_eq!(page.count("table.data tbody tr").await, 10);
+    assert!(page.text("table.data tbody").await.contains("CRM 07"));
+    page.screenshot("08-search-results").await;
+
+    // Paging through 61 endpoints: 25, 25, 11, and back.
+    page.goto("/console/").await;
+    assert_eq!(page.text(".stat-row .stat:first-child dd").await, "61");
+    assert_eq!(page.count("table.data tbody tr").await, 25);
+    page.screenshot("09-overview").await;
+    page.follow("a[rel=next]").await;
+    assert_eq!(page.text(".pager-page").await, "Page 2");
+    assert_eq!(page.count("table.data tbody tr").await, 25);
+    page.follow("a[rel=next]").await;
+    assert_eq!(page.text(".pager-page").await, "Page 3");
+    assert_eq!(page.count("table.data tbody tr").await, 11);
+    assert_eq!(page.count("a[rel=next]").await, 0);
+    page.follow("a[rel=prev]").await;
+    assert_eq!(page.text(".pager-page").await, "Page 2");
+
+    // A published event reaches the endpoint; its attempt is in the logs.
+    let event_id = publish(&stack, &tenant, &devices[0], "message.received").await;
+    let attempt = wait_for_attempt(
+        &api,
+        &format!("/api/v1/attempts?endpoint_id={endpoint_id}"),
+        |attempt| attempt["event_id"] == event_id.as_str(),
+    )
+    .await;
+    let signature = receiver
+        .received()
+        .iter()
+        .find(|received| received.header("webhook-id") == attempt["delivery_id"].as_str().unwrap())
+        .map(|received| received.header("webhook-signature").to_owned())
+        .unwrap();
+    page.goto("/console/logs").await;
+    page.screenshot("10-logs").await;
+    page.goto(&format!(
+        "/console/logs?endpoint={endpoint_id}&event_type=message.received&status=succeeded"
+    ))
+    .await;
+    assert_eq!(page.count("table.data tbody tr").await, 2);
+    page.screenshot("11-logs-filtered").await;
+    page.follow("table.data tbody tr:first-child a.row-link")
+        .await;
+    let detail = page.source().await;
+    assert!(
+        detail.contains(&event_id),
+        "the newest attempt is the live one"
+    );
+    assert!(detail.contains("webhook-signature"));
+    let signature_value = signature.split(',').nth(1).unwrap();
+    assert!(
+        !detail.contains(signature_value),
+        "the signature is redacted"
+    );
+    page.screenshot("12-attempt").await;
+
+    // Disable, then delete after the confirmation page.
+    page.goto(&endpoint_path).await;
+    page.follow(".page-actions form[action$='/disable'] button")
+        .await;
+    assert!(page.text(".flash").await.contains("Disabled"));
+    assert_eq!(page.text(".status-line .badge").await, "Disabled");
+    page.screenshot("13-endpoint-disabled").await;
+    page.follow(".page-actions a[href$='/delete']").await;
+    page.screenshot("14-delete-confirmation").await;
+    page.follow("button.danger").await;
+    assert!(page.text(".flash").await.contains("deleted"));
+    assert!(!page.source().await.contains(&endpoint_id));
+    let (status, _) = api.get(&format!("/api/v1/endpoints/{endpoint_id}")).await;
+    assert_eq!(status, 404);
+
+    // At phone width the overview still works.
+    let phone = Page {
+        client: driver.browser(true).await,
+        base: stack.url(""),
+        name_prefix: "phone-",
+    };
+    phone.sign_in(&tenant.token).await;
+    phone.screenshot("overview").await;
+    phone.client.close().await.unwrap();
+
+    // Signing out ends the session.
+    page.goto("/console/").await;
+    page.follow("form.sign-out button").await;
+    assert!(page.text(".flash").await.contains("signed out"));
+    page.goto("/console/").await;
+    assert_eq!(page.path().await, "/console/sign-in");
+    page.client.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_never_sees_another_tenants_data() {
+    let stack = Stack::start();
+    let receiver = Receiver::start(Duration::ZERO).await;
+    let acme = stack.tenant("Acme").await;
+    let globex = stack.tenant("Globex").await;
+    let acme_api = Api::new(&stack, &acme);
+    let globex_api = Api::new(&stack, &globex);
+
+    let (_, created) = acme_api
+        .post(
+            "/api/v1/endpoints",
+            json!({ "name": "Acme private", "url": receiver.url() }),
+        )
+        .await;
+    let acme_endpoint = created["endpoint"]["id"].as_str().unwrap().to_owned();
+    let (_, tested) = acme_api
+        .post(
+            &format!("/api/v1/endpoints/{acme_endpoint}/test"),
+            json!({}),
+        )
+        .await;
+    let acme_attempt = tested["attempt"]["id"].as_str().unwrap().to_owned();
+    wait_for_attempt(&acme_api, "/api/v1/attempts", |attempt| {
+        attempt["id"] == acme_attempt.as_str()
+    })
+    .await;
+    let (_, created) = globex_api
+        .post(
+            "/api/v1/endpoints",
+            json!({ "name": "Globex own", "url": receiver.url() }),
+        )
+        .await;
+    let globex_endpoint = created["endpoint"]["id"].as_str().unwrap().to_owned();
+
+    // Through the API: Acme's objects do not exist for Globex.
+    let (status, listed) = globex_api.get("/api/v1/endpoints").await;
+    assert_eq!(status, 200);
+    let ids: Vec<&str> = listed["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [globex_endpoint.as_str()]);
+    for path in [
+        format!("/api/v1/endpoints/{acme_endpoint}"),
+        format!("/api/v1/endpoints/{acme_endpoint}/secret"),
+        format!("/api/v1/attempts/{acme_attempt}"),
+    ] {
+        let (status, body) = globex_api.get(&path).await;
+        assert_eq!(status, 404, "{path}: {body}");
+        assert_eq!(body["error"]["code"], "not_found");
+    }
+    for path in ["disable", "enable", "test", "rotate-secret"] {
+        let (status, _) = globex_api
+            .post(
+                &format!("/api/v1/endpoints/{acme_endpoint}/{path}"),
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, 404, "{path}");
+    }
+    let (status, _) = globex_api
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/endpoints/{acme_endpoint}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (_, attempts) = globex_api.get("/api/v1/attempts").await;
+    assert!(
+        attempts["attempts"].as_array().unwrap().is_empty(),
+        "{attempts}"
+    );
+    let (status, still) = acme_api
+        .get(&format!("/api/v1/endpoints/{acme_endpoint}"))
+        .await;
+    assert_eq!((status, still["status"].as_str()), (200, Some("active")));
+
+    // Through the browser: Globex's session shows none of it either.
+    let driver = Driver::start();
+    let page = Page {
+        client: driver.browser(false).await,
+        base: stack.url(""),
+        name_prefix: "isolation-",
+    };
+    page.sign_in(&globex.token).await;
+    let overview = page.source().await;
+    assert!(overview.contains("Globex own"));
+    assert!(!overview.contains("Acme private"));
+    for path in [
+        format!("/console/endpoints/{acme_endpoint}"),
+        format!("/console/endpoints/{acme_endpoint}/edit"),
+        format!("/console/logs/{acme_attempt}"),
+    ] {
+        page.goto(&path).await;
+        assert_eq!(page.text("h1").await, "Not found", "{path}");
+    }
+    page.screenshot("not-found").await;
+    page.goto("/console/logs").await;
+    assert!(!page.source().await.contains(&acme_attempt));
+    page.client.close().await.unwrap();
+
+    // A form without its CSRF token is refused, even with a valid session.
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let sign_in = http
+        .get(stack.url("/console/sign-in"))
+        .send()
+        .await
+        .unwrap();
+    let csrf_cookie = sign_in
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|value| {
+            value
+                .to_str()
+                .unwrap()
+                .split(';')
+                .next()
+                .unwrap()
+                .to_owned()
+        })
+        .find(|cookie| cookie.starts_with("herald_sign_in_csrf="))
+        .unwrap();
+    let csrf = csrf_cookie.split_once('=').unwrap().1.to_owned();
+    let signed_in = http
+        .post(stack.url("/console/sign-in"))
+        .header("cookie", &csrf_cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[("csrf", &csrf), ("token", &globex.token)]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 303);
+    let session = signed_in
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|value| value.to_str().unwrap().to_owned())
+        .find(|cookie| cookie.starts_with("herald_session="))
+        .unwrap();
+    assert!(
+        session.contains("HttpOnly") && session.contains("SameSite=Strict"),
+        "{session}"
+    );
+    let session = session.split(';').next().unwrap().to_owned();
+    for csrf in ["", "forged"] {
+        let refused = http
+            .post(stack.url(&format!("/console/endpoints/{globex_endpoint}/disable")))
+            .header("cookie", &session)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form(&[("csrf", csrf)]))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 403);
+    }
+    let (_, endpoint) = globex_api
+        .get(&format!("/api/v1/endpoints/{globex_endpoint}"))
+        .await;
+    assert_eq!(endpoint["status"], "pending_test");
+}
