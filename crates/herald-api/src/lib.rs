@@ -158,8 +158,69 @@ pub fn router(backend: Backend) -> Router {
         .with_state(backend)
 }
 
-async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+async fn openapi() -> Json<serde_json::Value> {
+    Json(document())
+}
+
+/// The OpenAPI document, with links from each create to the operations on
+/// what it created, so clients (and schemathesis's stateful tests) can
+/// follow them. The links are added as JSON because utoipa 5's `Link` names
+/// its fields in snake case (`operation_id`), which OpenAPI does not read.
+pub fn document() -> serde_json::Value {
+    let mut document = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    let created: [(&str, &str, &str, &[&str]); 3] = [
+        (
+            "/api/v1/endpoints",
+            "endpoint_id",
+            "$response.body#/endpoint/id",
+            &[
+                "get_endpoint",
+                "update_endpoint",
+                "delete_endpoint",
+                "disable_endpoint",
+                "enable_endpoint",
+                "test_endpoint",
+                "rotate_endpoint_secret",
+                "get_endpoint_secret",
+            ],
+        ),
+        (
+            "/api/v1/devices",
+            "device_id",
+            "$response.body#/id",
+            &["get_device", "update_device", "delete_device"],
+        ),
+        (
+            "/api/v1/event-types",
+            "event_type",
+            "$response.body#/name",
+            &["get_event_type_sample", "delete_event_type"],
+        ),
+    ];
+    for (path, parameter, value, operations) in created {
+        if let Some(response) = document
+            .pointer_mut(&format!(
+                "/paths/{}/post/responses/201",
+                path.replace('/', "~1")
+            ))
+            .and_then(serde_json::Value::as_object_mut)
+        {
+            let links: serde_json::Map<String, serde_json::Value> = operations
+                .iter()
+                .map(|operation| {
+                    (
+                        (*operation).to_owned(),
+                        serde_json::json!({
+                            "operationId": operation,
+                            "parameters": { parameter: value },
+                        }),
+                    )
+                })
+                .collect();
+            response.insert("links".to_owned(), links.into());
+        }
+    }
+    document
 }
 
 async fn fallback(uri: Uri, headers: HeaderMap) -> Response {

@@ -29,7 +29,7 @@ fn seconds(value: Option<&prost_types::Duration>) -> f64 {
 /// Seconds as a protobuf duration; the service checks the range, but a
 /// value that is not a finite, non-negative number cannot even be sent.
 fn duration(field: &str, value: f64) -> Result<prost_types::Duration, HttpError> {
-    if !value.is_finite() || value < 0.0 || value > 1e12 {
+    if !value.is_finite() || !(0.0..=1e12).contains(&value) {
         return Err(HttpError::invalid(
             field,
             "must be a non-negative number of seconds",
@@ -476,6 +476,11 @@ impl EndpointFields {
 }
 
 #[derive(Clone, Debug, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "name": "Orders service",
+    "url": "https://hooks.example.com/herald",
+    "event_types": ["message.received", "message.read"]
+}))]
 pub struct CreateEndpoint {
     #[serde(flatten)]
     pub fields: EndpointFields,
@@ -788,6 +793,12 @@ impl DeviceVerification {
 
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "channel": "whatsapp",
+    "name": "Sales line",
+    "external_id": "sales-1",
+    "verification": { "whatsapp": { "hmac_key": "change-me" } }
+}))]
 pub struct CreateDevice {
     pub channel: Channel,
     pub name: String,
@@ -879,6 +890,11 @@ pub struct EventTypeList {
 
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "name": "orders.shipped",
+    "description": "An order left the warehouse.",
+    "sample_data": { "order_id": "4521", "carrier": "DHL" }
+}))]
 pub struct RegisterEventType {
     /// Lowercase dot-separated segments, not a catalog name.
     pub name: String,

@@ -10,7 +10,7 @@ use crate::{
     model::{Attempt, AttemptList, ListAttemptsQuery},
 };
 
-#[utoipa::path(get, path = "/api/v1/attempts", tag = "attempts",
+#[utoipa::path(operation_id = "list_attempts", get, path = "/api/v1/attempts", tag = "attempts",
     params(ListAttemptsQuery),
     responses((status = 200, body = AttemptList), ErrorResponses))]
 pub async fn list(
@@ -31,7 +31,7 @@ pub async fn list(
 
 /// One attempt, with its request headers (signatures redacted) and the
 /// start of the response body.
-#[utoipa::path(get, path = "/api/v1/attempts/{attempt_id}", tag = "attempts",
+#[utoipa::path(operation_id = "get_attempt", get, path = "/api/v1/attempts/{attempt_id}", tag = "attempts",
     params(("attempt_id" = String, Path, description = "`att_…`")),
     responses((status = 200, body = Attempt), ErrorResponses))]
 pub async fn get(

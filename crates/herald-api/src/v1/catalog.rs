@@ -25,7 +25,7 @@ fn event_type(definition: &pb::EventTypeDefinition) -> EventType {
 /// Every catalog type, then the tenant's custom types, each with a
 /// description and the envelope Herald would POST: what automation platforms
 /// read to offer Herald events as triggers.
-#[utoipa::path(get, path = "/api/v1/event-types", tag = "event types",
+#[utoipa::path(operation_id = "list_event_types", get, path = "/api/v1/event-types", tag = "event types",
     params(PageQuery),
     responses((status = 200, body = EventTypeList), ErrorResponses))]
 pub async fn list(
@@ -48,7 +48,7 @@ pub async fn list(
 }
 
 /// The envelope Herald would POST for one event type.
-#[utoipa::path(get, path = "/api/v1/event-types/{event_type}/sample", tag = "event types",
+#[utoipa::path(operation_id = "get_event_type_sample", get, path = "/api/v1/event-types/{event_type}/sample", tag = "event types",
     params(("event_type" = String, Path, description = "e.g. `message.received`")),
     responses((status = 200, description = "The sample envelope", body = Object), ErrorResponses))]
 pub async fn sample(
@@ -81,7 +81,7 @@ pub async fn sample(
 }
 
 /// Registers a custom event type for the tenant.
-#[utoipa::path(post, path = "/api/v1/event-types", tag = "event types",
+#[utoipa::path(operation_id = "register_event_type", post, path = "/api/v1/event-types", tag = "event types",
     request_body = RegisterEventType,
     responses((status = 201, body = EventType), ErrorResponses))]
 pub async fn register(
@@ -106,7 +106,7 @@ pub async fn register(
     Ok((StatusCode::CREATED, Json(event_type(&definition))))
 }
 
-#[utoipa::path(delete, path = "/api/v1/event-types/{event_type}", tag = "event types",
+#[utoipa::path(operation_id = "delete_event_type", delete, path = "/api/v1/event-types/{event_type}", tag = "event types",
     params(("event_type" = String, Path, description = "A custom type's name")),
     responses((status = 204, description = "Deleted"), ErrorResponses))]
 pub async fn delete(
@@ -122,7 +122,7 @@ pub async fn delete(
 }
 
 /// Endpoint counts by status, and delivery counts over the last 24 hours.
-#[utoipa::path(get, path = "/api/v1/summary", tag = "summary",
+#[utoipa::path(operation_id = "get_summary", get, path = "/api/v1/summary", tag = "summary",
     responses((status = 200, body = Summary), ErrorResponses))]
 pub async fn summary(
     State(backend): State<Backend>,

@@ -10,7 +10,7 @@ use crate::{
     model::{Channel, CreateDevice, Device, DeviceList, ListDevicesQuery, UpdateDevice},
 };
 
-#[utoipa::path(get, path = "/api/v1/devices", tag = "devices",
+#[utoipa::path(operation_id = "list_devices", get, path = "/api/v1/devices", tag = "devices",
     params(ListDevicesQuery),
     responses((status = 200, body = DeviceList), ErrorResponses))]
 pub async fn list(
@@ -38,7 +38,7 @@ pub async fn list(
     }))
 }
 
-#[utoipa::path(post, path = "/api/v1/devices", tag = "devices",
+#[utoipa::path(operation_id = "create_device", post, path = "/api/v1/devices", tag = "devices",
     request_body = CreateDevice,
     responses((status = 201, body = Device), ErrorResponses))]
 pub async fn create(
@@ -64,7 +64,7 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(Device::from_wire(&device))))
 }
 
-#[utoipa::path(get, path = "/api/v1/devices/{device_id}", tag = "devices",
+#[utoipa::path(operation_id = "get_device", get, path = "/api/v1/devices/{device_id}", tag = "devices",
     params(("device_id" = String, Path, description = "`dev_…`")),
     responses((status = 200, body = Device), ErrorResponses))]
 pub async fn get(
@@ -81,7 +81,7 @@ pub async fn get(
 }
 
 /// Changes the fields present in the body.
-#[utoipa::path(patch, path = "/api/v1/devices/{device_id}", tag = "devices",
+#[utoipa::path(operation_id = "update_device", patch, path = "/api/v1/devices/{device_id}", tag = "devices",
     params(("device_id" = String, Path, description = "`dev_…`")),
     request_body = UpdateDevice,
     responses((status = 200, body = Device), ErrorResponses))]
@@ -124,7 +124,7 @@ pub async fn update(
     Ok(Json(Device::from_wire(&device)))
 }
 
-#[utoipa::path(delete, path = "/api/v1/devices/{device_id}", tag = "devices",
+#[utoipa::path(operation_id = "delete_device", delete, path = "/api/v1/devices/{device_id}", tag = "devices",
     params(("device_id" = String, Path, description = "`dev_…`")),
     responses((status = 204, description = "Deleted"), ErrorResponses))]
 pub async fn delete(

@@ -16,7 +16,7 @@ use crate::{
 };
 
 /// Lists the tenant's endpoints by name, optionally filtered.
-#[utoipa::path(get, path = "/api/v1/endpoints", tag = "endpoints",
+#[utoipa::path(operation_id = "list_endpoints", get, path = "/api/v1/endpoints", tag = "endpoints",
     params(ListEndpointsQuery),
     responses((status = 200, body = EndpointList), ErrorResponses))]
 pub async fn list(
@@ -47,7 +47,7 @@ pub async fn list(
 
 /// Creates an endpoint, `pending_test` until a test delivery gets a 200 or
 /// 201. The response carries the signing secret once.
-#[utoipa::path(post, path = "/api/v1/endpoints", tag = "endpoints",
+#[utoipa::path(operation_id = "create_endpoint", post, path = "/api/v1/endpoints", tag = "endpoints",
     request_body = CreateEndpoint,
     responses((status = 201, body = CreatedEndpoint), ErrorResponses))]
 pub async fn create(
@@ -78,7 +78,7 @@ pub async fn create(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/endpoints/{endpoint_id}", tag = "endpoints",
+#[utoipa::path(operation_id = "get_endpoint", get, path = "/api/v1/endpoints/{endpoint_id}", tag = "endpoints",
     params(("endpoint_id" = String, Path, description = "`ep_…`")),
     responses((status = 200, body = Endpoint), ErrorResponses))]
 pub async fn get(
@@ -96,7 +96,7 @@ pub async fn get(
 
 /// Changes the fields present in the body. Changing the URL, signing or
 /// headers puts the endpoint back to `pending_test`.
-#[utoipa::path(patch, path = "/api/v1/endpoints/{endpoint_id}", tag = "endpoints",
+#[utoipa::path(operation_id = "update_endpoint", patch, path = "/api/v1/endpoints/{endpoint_id}", tag = "endpoints",
     params(("endpoint_id" = String, Path, description = "`ep_…`")),
     request_body = UpdateEndpoint,
     responses((status = 200, body = Endpoint), ErrorResponses))]
@@ -124,7 +124,7 @@ pub async fn update(
 }
 
 /// Deletes the endpoint for good.
-#[utoipa::path(delete, path = "/api/v1/endpoints/{endpoint_id}", tag = "endpoints",
+#[utoipa::path(operation_id = "delete_endpoint", delete, path = "/api/v1/endpoints/{endpoint_id}", tag = "endpoints",
     params(("endpoint_id" = String, Path, description = "`ep_…`")),
     responses((status = 204, description = "Deleted"), ErrorResponses))]
 pub async fn delete(
@@ -140,7 +140,7 @@ pub async fn delete(
 }
 
 /// Pauses live deliveries, keeping the configuration.
-#[utoipa::path(post, path = "/api/v1/endpoints/{endpoint_id}/disable", tag = "endpoints",
+#[utoipa::path(operation_id = "disable_endpoint", post, path = "/api/v1/endpoints/{endpoint_id}/disable", tag = "endpoints",
     params(("endpoint_id" = String, Path, description = "`ep_…`")),
     request_body(content = Option<DisableEndpoint>),
     responses((status = 200, body = Endpoint), ErrorResponses))]
@@ -162,7 +162,7 @@ pub async fn disable(
 }
 
 /// Resumes a disabled endpoint (a failing one resumes into a new test).
-#[utoipa::path(post, path = "/api/v1/endpoints/{endpoint_id}/enable", tag = "endpoints",
+#[utoipa::path(operation_id = "enable_endpoint", post, path = "/api/v1/endpoints/{endpoint_id}/enable", tag = "endpoints",
     params(("endpoint_id" = String, Path, description = "`ep_…`")),
     responses((status = 200, body = Endpoint), ErrorResponses))]
 pub async fn enable(
@@ -180,7 +180,7 @@ pub async fn enable(
 
 /// Sends a signed test delivery (`"test": true`) through the delivery
 /// service and waits for its attempt; a 200 or 201 makes the endpoint active.
-#[utoipa::path(post, path = "/api/v1/endpoints/{endpoint_id}/test", tag = "endpoints",
+#[utoipa::path(operation_id = "test_endpoint", post, path = "/api/v1/endpoints/{endpoint_id}/test", tag = "endpoints",
     params(("endpoint_id" = String, Path, description = "`ep_…`")),
     request_body(content = Option<TestEndpoint>),
     responses((status = 200, body = TestResult), ErrorResponses))]
@@ -203,7 +203,7 @@ pub async fn test(
 
 /// Generates (or sets) a new signing secret; the previous one stays valid
 /// for the overlap, and deliveries carry both signatures meanwhile.
-#[utoipa::path(post, path = "/api/v1/endpoints/{endpoint_id}/rotate-secret", tag = "endpoints",
+#[utoipa::path(operation_id = "rotate_endpoint_secret", post, path = "/api/v1/endpoints/{endpoint_id}/rotate-secret", tag = "endpoints",
     params(("endpoint_id" = String, Path, description = "`ep_…`")),
     request_body(content = Option<RotateSecret>),
     responses((status = 200, body = EndpointSecrets), ErrorResponses))]
@@ -222,7 +222,7 @@ pub async fn rotate_secret(
 }
 
 /// The signing secrets (needs a token that may change the configuration).
-#[utoipa::path(get, path = "/api/v1/endpoints/{endpoint_id}/secret", tag = "endpoints",
+#[utoipa::path(operation_id = "get_endpoint_secret", get, path = "/api/v1/endpoints/{endpoint_id}/secret", tag = "endpoints",
     params(("endpoint_id" = String, Path, description = "`ep_…`")),
     responses((status = 200, body = EndpointSecrets), ErrorResponses))]
 pub async fn secret(
