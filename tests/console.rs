@@ -12,7 +12,10 @@ use std::{
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use herald_proto::v1::{self as pb, ingest_service_client::IngestServiceClient};
-use herald_tests::{Receiver, Stack, Tenant, free_port};
+use herald_tests::{
+    Receiver, free_port,
+    herald_all::{HeraldAll, Tenant},
+};
 use serde_json::{Value, json};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -200,7 +203,7 @@ struct Api {
 }
 
 impl Api {
-    fn new(stack: &Stack, tenant: &Tenant) -> Api {
+    fn new(stack: &HeraldAll, tenant: &Tenant) -> Api {
         let _ = rustls::crypto::ring::default_provider().install_default();
         Api {
             http: reqwest::Client::builder()
@@ -235,7 +238,7 @@ impl Api {
     }
 }
 
-async fn publish(stack: &Stack, tenant: &Tenant, device_id: &str, event_type: &str) -> String {
+async fn publish(stack: &HeraldAll, tenant: &Tenant, device_id: &str, event_type: &str) -> String {
     let mut ingest = IngestServiceClient::connect(format!("http://{}", stack.herald.ingest_addr))
         .await
         .unwrap();
@@ -310,7 +313,7 @@ const NAMES: [&str; 6] = [
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_customer_sets_up_tests_and_follows_an_endpoint_in_the_browser() {
-    let stack = Stack::start();
+    let stack = HeraldAll::start();
     let tenant = stack.tenant("Acme").await;
     let receiver = Receiver::start(Duration::ZERO).await;
     let api = Api::new(&stack, &tenant);
@@ -573,7 +576,7 @@ async fn a_customer_sets_up_tests_and_follows_an_endpoint_in_the_browser() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenant_never_sees_another_tenants_data() {
-    let stack = Stack::start();
+    let stack = HeraldAll::start();
     let receiver = Receiver::start(Duration::ZERO).await;
     let acme = stack.tenant("Acme").await;
     let globex = stack.tenant("Globex").await;

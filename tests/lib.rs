@@ -9,12 +9,11 @@ use std::{
     time::{Duration, Instant},
 };
 
+pub mod herald_all;
 mod receiver;
-mod stack;
 
 pub use herald_testkit::{NatsServer, free_port, http_get, postgres_url, wait_for};
 pub use receiver::{Received, Receiver};
-pub use stack::{Stack, Tenant};
 
 /// A running `herald` process, killed when dropped.
 #[derive(Debug)]

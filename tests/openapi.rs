@@ -6,7 +6,7 @@
 
 use std::process::Command;
 
-use herald_tests::Stack;
+use herald_tests::herald_all::HeraldAll;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_json_api_answers_as_its_openapi_document_says() {
@@ -17,7 +17,7 @@ async fn the_json_api_answers_as_its_openapi_document_says() {
         "{} is missing: `make test` installs it",
         schemathesis.display()
     );
-    let stack = Stack::start();
+    let stack = HeraldAll::start();
     let tenant = stack.tenant("Schemathesis").await;
     let report_dir = tempfile::tempdir().unwrap();
     let stack_url = stack.url("/api/v1/openapi.json");

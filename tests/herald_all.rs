@@ -10,7 +10,7 @@ use crate::HeraldProcess;
 
 /// A running `herald all` that accepts endpoints on 127.0.0.0/8 over HTTP.
 #[derive(Debug)]
-pub struct Stack {
+pub struct HeraldAll {
     pub herald: HeraldProcess,
     pub admin_token: String,
     _nats: NatsServer,
@@ -24,8 +24,8 @@ pub struct Tenant {
     pub token: String,
 }
 
-impl Stack {
-    pub fn start() -> Stack {
+impl HeraldAll {
+    pub fn start() -> HeraldAll {
         let nats = NatsServer::start();
         let state = tempfile::tempdir().unwrap();
         let database_url = crate::sqlite_url(state.path());
@@ -44,7 +44,7 @@ impl Stack {
             .unwrap()
             .trim()
             .to_owned();
-        Stack {
+        HeraldAll {
             herald,
             admin_token,
             _nats: nats,
