@@ -17,88 +17,18 @@ use herald_proto::v1::{
     self as pb, admin_service_client::AdminServiceClient,
     config_service_client::ConfigServiceClient,
 };
-use herald_tests::{HeraldProcess, NatsServer, Receiver};
+use herald_tests::{
+    Receiver,
+    stack::{Stack, authed},
+};
 use prost::Message;
 use time::OffsetDateTime;
 
-const SERVICE_TOKEN: &str = "hrld_svc_e2e-shared-service-token";
 const EVENTS: usize = 400;
-
-fn authed<T>(token: &str, message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    request
-}
-
-struct Stack {
-    nats: NatsServer,
-    config: HeraldProcess,
-    fanout: HeraldProcess,
-    delivery: HeraldProcess,
-    state: tempfile::TempDir,
-}
-
-fn envs<'a>(
-    stack_state: &'a str,
-    nats_url: &'a str,
-    extra: &[(&'a str, &'a str)],
-) -> Vec<(&'a str, &'a str)> {
-    let mut envs = vec![
-        ("NATS_URL", nats_url),
-        ("HERALD_SERVICE_TOKEN", SERVICE_TOKEN),
-        ("HERALD_ALLOW_CIDRS", "127.0.0.0/8"),
-        ("HERALD_STATE_DIR", stack_state),
-        // A killed worker's jobs come back this soon (live workers extend it).
-        ("HERALD_DELIVERY_ACK_WAIT", "3s"),
-    ];
-    envs.extend_from_slice(extra);
-    envs
-}
-
-fn start_delivery(nats_url: &str, state: &str, config_url: &str) -> HeraldProcess {
-    let mut delivery = HeraldProcess::start(
-        &["delivery"],
-        &envs(state, nats_url, &[("HERALD_CONFIG_URL", config_url)]),
-    );
-    delivery.wait_until_ready(Duration::from_secs(30));
-    delivery
-}
-
-fn start_stack() -> Stack {
-    let nats = NatsServer::start();
-    let state = tempfile::tempdir().unwrap();
-    let state_dir = state.path().to_str().unwrap().to_owned();
-    let database_url = format!("sqlite:{}", state.path().join("herald.db").display());
-    let mut config = HeraldProcess::start(
-        &["config"],
-        &envs(&state_dir, &nats.url(), &[("DATABASE_URL", &database_url)]),
-    );
-    config.wait_until_ready(Duration::from_secs(30));
-    let config_url = format!("http://{}", config.config_addr);
-    let mut fanout = HeraldProcess::start(
-        &["fanout"],
-        &envs(
-            &state_dir,
-            &nats.url(),
-            &[("HERALD_CONFIG_URL", &config_url)],
-        ),
-    );
-    fanout.wait_until_ready(Duration::from_secs(30));
-    let delivery = start_delivery(&nats.url(), &state_dir, &config_url);
-    Stack {
-        nats,
-        config,
-        fanout,
-        delivery,
-        state,
-    }
-}
 
 #[test]
 fn killing_delivery_mid_flight_loses_no_job() {
-    let stack = start_stack();
+    let mut stack = Stack::start(1, &[]);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let receiver = Receiver::start(Duration::from_millis(20)).await;
@@ -157,7 +87,7 @@ fn killing_delivery_mid_flight_loses_no_job() {
             };
             acks.push(
                 bus.publish(
-                    bus.topology().event_subject(&event.tenant_id, event.channel, &event.event_type),
+                    bus.topology().event_subject(&event),
                     &event.idempotency_key,
                     async_nats::HeaderMap::new(),
                     Bytes::from(pb::Event::from(&event).encode_to_vec()),
@@ -180,9 +110,8 @@ fn killing_delivery_mid_flight_loses_no_job() {
         }
         let at_crash = distinct(&receiver);
         assert!(at_crash < EVENTS, "everything arrived before the crash; the test proves nothing");
-        stack.delivery.kill();
-        let config_url = format!("http://{}", stack.config.config_addr);
-        let _restarted = start_delivery(&stack.nats.url(), stack.state.path().to_str().unwrap(), &config_url);
+        stack.deliveries.remove(0).kill();
+        let _restarted = stack.start_delivery();
 
         // Every event arrives; repeats only ever carry a webhook-id seen before.
         let mut arrived = 0;
@@ -220,7 +149,7 @@ fn killing_delivery_mid_flight_loses_no_job() {
 /// disabled endpoint) get nothing.
 #[test]
 fn one_event_reaches_exactly_its_matching_endpoints_each_signed_its_way() {
-    let stack = start_stack();
+    let stack = Stack::start(1, &[]);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let receivers = [
@@ -350,8 +279,7 @@ fn one_event_reaches_exactly_its_matching_endpoints_each_signed_its_way() {
                 .unwrap(),
         };
         bus.publish(
-            bus.topology()
-                .event_subject(&event.tenant_id, event.channel, &event.event_type),
+            bus.topology().event_subject(&event),
             &event.idempotency_key,
             async_nats::HeaderMap::new(),
             Bytes::from(pb::Event::from(&event).encode_to_vec()),

@@ -364,7 +364,10 @@ async fn a_waba_batch_becomes_twelve_events_once() {
     for (subject, headers, event) in &events {
         assert_eq!(
             subject,
-            &format!("herald.events.{}.waba.{}", tenant.id, event.r#type)
+            &format!(
+                "herald.events.{}.{}.waba.{}",
+                tenant.id, event.id, event.r#type
+            )
         );
         assert_eq!(event.tenant_id, tenant.id);
         assert_eq!(event.device_id, device);
@@ -593,7 +596,10 @@ async fn telegram_and_gateway_webhooks_are_authenticated_and_published_once() {
     assert_eq!(events[2].2.r#type, "message.received");
     assert_eq!(
         events[2].0,
-        format!("herald.events.{}.whatsapp.message.received", tenant.id)
+        format!(
+            "herald.events.{}.{}.whatsapp.message.received",
+            tenant.id, events[2].2.id
+        )
     );
     assert_eq!(events[3].2.r#type, "message.read");
 

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use crate::{
     Store, StoreError, clamp_limit, db_error,
     entity::{attempt, record, records},
-    records::{AttemptCursor, AttemptFilter, AttemptRecord, DeliveryCounts},
+    records::{AttemptCursor, AttemptFilter, AttemptRecord, DeliveryCounts, FailedDelivery},
     timestamp::to_micros,
 };
 
@@ -178,6 +178,86 @@ impl Store {
             failed: get("failed")?,
             pending: get("pending")?,
         })
+    }
+
+    /// The endpoint's deliveries (tests aside) whose latest attempt is
+    /// `failed` or `dead`, made at or after `since`, and that never
+    /// succeeded: at most `limit`, by delivery id.
+    pub async fn failed_deliveries(
+        &self,
+        tenant_id: &str,
+        endpoint_id: &str,
+        since: OffsetDateTime,
+        limit: u64,
+    ) -> Result<Vec<FailedDelivery>, StoreError> {
+        let operation = "finding failed deliveries";
+        let attempt_number = || Expr::col(attempt::Column::Attempt);
+        let is_final_failure = || {
+            Expr::col(attempt::Column::Status)
+                .is_in(["failed", "dead"])
+                .and(Expr::col(attempt::Column::AttemptedAt).gte(to_micros(since)))
+        };
+        let query = Query::select()
+            .column(attempt::Column::DeliveryId)
+            .expr_as(
+                Func::min(Expr::col(attempt::Column::EventId)),
+                Alias::new("event_id"),
+            )
+            .expr_as(Func::max(attempt_number()), Alias::new("last_attempt"))
+            .from(attempt::Entity)
+            .and_where(attempt::Column::TenantId.eq(tenant_id))
+            .and_where(attempt::Column::EndpointId.eq(endpoint_id))
+            .and_where(attempt::Column::Test.eq(false))
+            .group_by_col(attempt::Column::DeliveryId)
+            .and_having(
+                Func::count(Expr::case(
+                    Expr::col(attempt::Column::Status).eq("succeeded"),
+                    1,
+                ))
+                .eq(0),
+            )
+            // The latest attempt is a final failure within the window.
+            .and_having(
+                Func::max(Expr::case(is_final_failure(), attempt_number()))
+                    .eq(Func::max(attempt_number())),
+            )
+            .order_by(attempt::Column::DeliveryId, sea_orm::Order::Asc)
+            .limit(clamp_limit(limit))
+            .to_owned();
+        let rows = self
+            .connection
+            .query_all(&query)
+            .await
+            .map_err(db_error(operation))?;
+        rows.iter()
+            .map(|row| {
+                Ok(FailedDelivery {
+                    delivery_id: row
+                        .try_get("", "delivery_id")
+                        .map_err(db_error(operation))?,
+                    event_id: row.try_get("", "event_id").map_err(db_error(operation))?,
+                    last_attempt: row
+                        .try_get("", "last_attempt")
+                        .map_err(db_error(operation))?,
+                })
+            })
+            .collect()
+    }
+
+    /// The highest attempt number recorded for a delivery, if any.
+    pub async fn last_attempt_number(
+        &self,
+        tenant_id: &str,
+        delivery_id: &str,
+    ) -> Result<Option<i32>, StoreError> {
+        let model = attempt::Entity::find()
+            .filter(attempt::Column::TenantId.eq(tenant_id))
+            .filter(attempt::Column::DeliveryId.eq(delivery_id))
+            .order_by_desc(attempt::Column::Attempt)
+            .one(&self.connection)
+            .await
+            .map_err(db_error("reading a delivery's last attempt"))?;
+        Ok(model.map(|model| model.attempt))
     }
 
     /// Deletes every tenant's attempts from before `cutoff` (retention).

@@ -445,7 +445,7 @@ impl ConfigState {
         job_headers.insert(headers::MESSAGE_TYPE, "herald.v1.DeliveryJob");
         self.bus
             .publish(
-                topology.job_subject(&endpoint),
+                topology.job_subject(&endpoint, herald_bus::JobLane::Pool),
                 delivery_id.as_str(),
                 job_headers,
                 Bytes::from(job.encode_to_vec()),
