@@ -498,3 +498,92 @@ fn an_open_circuit_sends_only_probes_and_the_backlog_drains_after() {
         assert!(counts.values().all(|count| *count == 1));
     });
 }
+
+#[test]
+fn an_endpoint_failing_too_long_is_paused_its_backlog_dead_lettered_and_its_owner_told() {
+    const EVENTS: usize = 5;
+    let stack = Stack::start(
+        1,
+        &[
+            NO_CIRCUIT,
+            ("HERALD_AUTO_DISABLE_AFTER", "3s"),
+            ("HERALD_RETENTION_SWEEP_INTERVAL", "500ms"),
+        ],
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let failing_receiver = Receiver::start(Duration::ZERO).await;
+        let owner_receiver = Receiver::start(Duration::ZERO).await;
+        let mut tenant = stack.tenant().await;
+        let failing = tenant
+            .active_endpoint(spec(&failing_receiver.url(), &[500; 20]))
+            .await
+            .endpoint
+            .unwrap()
+            .id;
+        let mut notifications = spec(&owner_receiver.url(), &[]);
+        notifications.event_types = vec!["endpoint.disabled".into()];
+        tenant.active_endpoint(notifications).await;
+        failing_receiver.answer(500);
+        let bus = stack.bus().await;
+        publish_events(&bus, &tenant.id, 0, EVENTS).await;
+
+        let paused = eventually("the endpoint paused", Duration::from_secs(30), || {
+            let mut client = tenant.clone();
+            let failing = failing.clone();
+            async move {
+                let endpoint = client
+                    .config
+                    .get_endpoint(authed(
+                        &client.token,
+                        pb::GetEndpointRequest {
+                            endpoint_id: failing,
+                        },
+                    ))
+                    .await
+                    .unwrap()
+                    .into_inner();
+                (endpoint.status() == pb::EndpointStatus::Failing).then_some(endpoint)
+            }
+        })
+        .await;
+        assert!(
+            paused.status_reason.contains("paused automatically"),
+            "{}",
+            paused.status_reason
+        );
+        let told = eventually("endpoint.disabled", Duration::from_secs(15), || async {
+            owner_receiver
+                .received()
+                .into_iter()
+                .find(|received| received.data()["endpoint_id"] == failing.as_str())
+        })
+        .await;
+        assert_eq!(told.data()["status"], "failing");
+        let dead = eventually(
+            "the backlog in the dead letters",
+            Duration::from_secs(15),
+            || async {
+                // Its own endpoint.disabled may be among them, when fanout
+                // matched it before it heard of the pause.
+                let dead: Vec<pb::DeadLetter> = dead_letters(&mut tenant.clone(), &failing)
+                    .await
+                    .into_iter()
+                    .filter(|letter| {
+                        letter
+                            .event
+                            .as_ref()
+                            .is_some_and(|event| event.r#type == "contact.created")
+                    })
+                    .collect();
+                (dead.len() == EVENTS).then_some(dead)
+            },
+        )
+        .await;
+        assert!(
+            dead.iter()
+                .all(|letter| letter.reason.contains("paused automatically")),
+            "{dead:?}"
+        );
+    });
+}

@@ -11,7 +11,10 @@ use time::OffsetDateTime;
 use crate::{
     Store, StoreError, clamp_limit, db_error,
     entity::{attempt, record, records},
-    records::{AttemptCursor, AttemptFilter, AttemptRecord, DeliveryCounts, FailedDelivery},
+    records::{
+        AttemptCursor, AttemptFilter, AttemptRecord, DeliveryCounts, FailedDelivery,
+        FailingEndpoint,
+    },
     timestamp::to_micros,
 };
 
@@ -242,6 +245,93 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// Endpoints whose attempts (tests aside) have all failed since at
+    /// least `failing_before`, that were still being attempted after it,
+    /// and that have not succeeded since: what auto-disable pauses.
+    pub async fn endpoints_failing_since(
+        &self,
+        failing_before: OffsetDateTime,
+    ) -> Result<Vec<FailingEndpoint>, StoreError> {
+        let operation = "finding failing endpoints";
+        let failure = || Expr::col(attempt::Column::Status).is_in(["retrying", "failed", "dead"]);
+        let at = || Expr::col(attempt::Column::AttemptedAt);
+        // Candidates: no success at or after the cut-off, failures after it.
+        let candidates = Query::select()
+            .column(attempt::Column::TenantId)
+            .column(attempt::Column::EndpointId)
+            .expr_as(
+                Func::max(Expr::case(
+                    Expr::col(attempt::Column::Status).eq("succeeded"),
+                    at(),
+                )),
+                Alias::new("last_success"),
+            )
+            .from(attempt::Entity)
+            .and_where(attempt::Column::Test.eq(false))
+            .group_by_col(attempt::Column::TenantId)
+            .group_by_col(attempt::Column::EndpointId)
+            .and_having(
+                Func::count(Expr::case(
+                    failure().and(at().gte(to_micros(failing_before))),
+                    1,
+                ))
+                .gt(0),
+            )
+            .and_having(
+                Func::count(Expr::case(
+                    Expr::col(attempt::Column::Status)
+                        .eq("succeeded")
+                        .and(at().gte(to_micros(failing_before))),
+                    1,
+                ))
+                .eq(0),
+            )
+            .to_owned();
+        let rows = self
+            .connection
+            .query_all(&candidates)
+            .await
+            .map_err(db_error(operation))?;
+        let mut failing = Vec::new();
+        for row in rows {
+            let tenant_id: String = row.try_get("", "tenant_id").map_err(db_error(operation))?;
+            let endpoint_id: String = row
+                .try_get("", "endpoint_id")
+                .map_err(db_error(operation))?;
+            let last_success: Option<i64> = row
+                .try_get("", "last_success")
+                .map_err(db_error(operation))?;
+            // The first failure after the last success starts the run.
+            let mut first_failure = attempt::Entity::find()
+                .filter(attempt::Column::EndpointId.eq(&endpoint_id))
+                .filter(attempt::Column::Test.eq(false))
+                .filter(attempt::Column::Status.is_in(["retrying", "failed", "dead"]));
+            if let Some(last_success) = last_success {
+                first_failure = first_failure.filter(attempt::Column::AttemptedAt.gt(last_success));
+            }
+            let first_failure = first_failure
+                .order_by_asc(attempt::Column::AttemptedAt)
+                .one(&self.connection)
+                .await
+                .map_err(db_error(operation))?;
+            if let Some(first) = first_failure
+                && first.attempted_at <= to_micros(failing_before)
+            {
+                failing.push(FailingEndpoint {
+                    tenant_id,
+                    endpoint_id,
+                    failing_since: crate::timestamp::from_micros(
+                        "attempt",
+                        &first.id,
+                        "attempted_at",
+                        first.attempted_at,
+                    )?,
+                });
+            }
+        }
+        Ok(failing)
     }
 
     /// The highest attempt number recorded for a delivery, if any.

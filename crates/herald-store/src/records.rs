@@ -209,6 +209,15 @@ pub struct FailedDelivery {
     pub last_attempt: i32,
 }
 
+/// An endpoint whose deliveries have failed, without a single success,
+/// since `failing_since`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FailingEndpoint {
+    pub tenant_id: String,
+    pub endpoint_id: String,
+    pub failing_since: OffsetDateTime,
+}
+
 /// Deliveries (distinct `delivery_id`s) by outcome.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DeliveryCounts {
