@@ -13,13 +13,10 @@ use herald_core::{
     id::{EventId, TenantId},
     signing::{EndpointSecret, verify_standard},
 };
-use herald_proto::v1::{
-    self as pb, admin_service_client::AdminServiceClient,
-    config_service_client::ConfigServiceClient,
-};
+use herald_proto::v1 as pb;
 use herald_tests::{
     Receiver,
-    stack::{Stack, authed},
+    stack::{Stack, TenantClient, authed, publish_events},
 };
 use prost::Message;
 use time::OffsetDateTime;
@@ -32,73 +29,16 @@ fn killing_delivery_mid_flight_loses_no_job() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let receiver = Receiver::start(Duration::from_millis(20)).await;
-        let admin_token = std::fs::read_to_string(stack.state.path().join("admin.token")).unwrap().trim().to_owned();
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", stack.config.config_addr))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
-        let mut admin = AdminServiceClient::new(channel.clone());
-        let tenant = admin.create_tenant(authed(&admin_token, pb::CreateTenantRequest { name: "Acme".into() })).await.unwrap().into_inner();
-        let token = admin
-            .create_token(authed(&admin_token, pb::CreateTokenRequest { tenant_id: tenant.id.clone(), name: "e2e".into(), ..Default::default() }))
-            .await
-            .unwrap()
-            .into_inner()
-            .secret;
-        let mut config = ConfigServiceClient::new(channel);
-        let created = config
-            .create_endpoint(authed(
-                &token,
-                pb::CreateEndpointRequest {
-                    spec: Some(pb::EndpointSpec { name: "Receiver".into(), url: receiver.url(), ..Default::default() }),
-                    secret: String::new(),
-                },
-            ))
-            .await
-            .unwrap()
-            .into_inner();
-        let endpoint_id = created.endpoint.unwrap().id;
-        let tested = config
-            .test_endpoint(authed(&token, pb::TestEndpointRequest { endpoint_id: endpoint_id.clone(), ..Default::default() }))
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(tested.attempt.unwrap().response_code, 200);
-        assert_eq!(tested.endpoint.unwrap().status(), pb::EndpointStatus::Active);
-        // Fanout learns of the activation through its Watch stream.
-        tokio::time::sleep(Duration::from_millis(1_000)).await;
-
-        let bus = Bus::connect(&BusConfig::for_url(stack.nats.url()), "e2e").await.unwrap();
-        let tenant_id = TenantId::parse(&tenant.id).unwrap();
-        let mut acks = Vec::new();
-        for index in 0..EVENTS {
-            let event = Event {
-                id: EventId::generate(),
-                tenant_id,
-                channel: Channel::Internal,
-                device_id: None,
-                event_type: EventType::parse("contact.created").unwrap(),
-                occurred_at: OffsetDateTime::now_utc(),
-                received_at: OffsetDateTime::now_utc(),
-                source_ref: None,
-                idempotency_key: format!("e2e-{index}"),
-                data: parse_data(format!(r#"{{"index":{index}}}"#).as_bytes()).unwrap(),
-            };
-            acks.push(
-                bus.publish(
-                    bus.topology().event_subject(&event),
-                    &event.idempotency_key,
-                    async_nats::HeaderMap::new(),
-                    Bytes::from(pb::Event::from(&event).encode_to_vec()),
-                )
-                .await
-                .unwrap(),
-            );
-        }
-        for ack in acks {
-            ack.await.unwrap();
-        }
+        let mut tenant = stack.tenant().await;
+        let created = tenant
+            .active_endpoint(pb::EndpointSpec {
+                name: "Receiver".into(),
+                url: receiver.url(),
+                ..Default::default()
+            })
+            .await;
+        let bus = stack.bus().await;
+        publish_events(&bus, &tenant.id, 0, EVENTS).await;
 
         // Crash the delivery service while requests are in flight.
         let distinct = |receiver: &Receiver| receiver.counts_by_webhook_id().len();
@@ -159,41 +99,12 @@ fn one_event_reaches_exactly_its_matching_endpoints_each_signed_its_way() {
             Receiver::start(Duration::ZERO).await,
             Receiver::start(Duration::ZERO).await,
         ];
-        let admin_token = std::fs::read_to_string(stack.state.path().join("admin.token"))
-            .unwrap()
-            .trim()
-            .to_owned();
-        let channel =
-            tonic::transport::Endpoint::from_shared(format!("http://{}", stack.config.config_addr))
-                .unwrap()
-                .connect()
-                .await
-                .unwrap();
-        let mut admin = AdminServiceClient::new(channel.clone());
-        let tenant = admin
-            .create_tenant(authed(
-                &admin_token,
-                pb::CreateTenantRequest {
-                    name: "Acme".into(),
-                },
-            ))
-            .await
-            .unwrap()
-            .into_inner();
-        let token = admin
-            .create_token(authed(
-                &admin_token,
-                pb::CreateTokenRequest {
-                    tenant_id: tenant.id.clone(),
-                    name: "e2e".into(),
-                    ..Default::default()
-                },
-            ))
-            .await
-            .unwrap()
-            .into_inner()
-            .secret;
-        let mut config = ConfigServiceClient::new(channel);
+        let TenantClient {
+            id: tenant_id,
+            token,
+            mut config,
+            ..
+        } = stack.tenant().await;
         let schemes = [
             (pb::SigningScheme::Standard, "", "message.received"),
             (
@@ -267,7 +178,7 @@ fn one_event_reaches_exactly_its_matching_endpoints_each_signed_its_way() {
             .unwrap();
         let event = Event {
             id: EventId::generate(),
-            tenant_id: TenantId::parse(&tenant.id).unwrap(),
+            tenant_id: TenantId::parse(&tenant_id).unwrap(),
             channel: Channel::Waba,
             device_id: None,
             event_type: EventType::parse("message.received").unwrap(),

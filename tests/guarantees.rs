@@ -311,6 +311,120 @@ fn recover_failed_resends_exactly_the_failures_since_a_time() {
             .unwrap()
             .into_inner();
         assert_eq!(again.id, done.id);
+
+        // What is left can be purged deliberately.
+        let purged = tenant
+            .recovery
+            .purge_dead_letters(authed(
+                &tenant.token,
+                pb::PurgeDeadLettersRequest {
+                    all_of_endpoint: endpoint_id.clone(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(purged.purged, 3);
+        assert!(dead_letters(&mut tenant, &endpoint_id).await.is_empty());
+    });
+}
+
+#[test]
+fn a_replay_resends_one_event_with_its_delivery_id() {
+    let stack = Stack::start(1, &[]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let first = Receiver::start(Duration::ZERO).await;
+        let second = Receiver::start(Duration::ZERO).await;
+        let mut tenant = stack.tenant().await;
+        let first_id = tenant
+            .active_endpoint(spec(&first.url(), &[]))
+            .await
+            .endpoint
+            .unwrap()
+            .id;
+        tenant.active_endpoint(spec(&second.url(), &[])).await;
+        let bus = stack.bus().await;
+        let events = publish_events(&bus, &tenant.id, 0, 2).await;
+        for receiver in [&first, &second] {
+            eventually("the live deliveries", Duration::from_secs(15), || async {
+                (webhook_ids(receiver, 0).len() == 2).then_some(())
+            })
+            .await;
+        }
+        let replay = |endpoint_id: &str| pb::ReplayEventRequest {
+            event_id: events[0].id.to_string(),
+            endpoint_id: endpoint_id.to_owned(),
+        };
+
+        // To one endpoint.
+        let job = tenant
+            .recovery
+            .replay_event(authed(&tenant.token, replay(&first_id)))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(job.kind(), pb::DeliveryTrigger::Replay);
+        assert_eq!(finished(&mut tenant, job).await.enqueued, 1);
+        let replayed = eventually("the replay", Duration::from_secs(15), || async {
+            let ids = webhook_ids(&first, 0);
+            (ids.len() == 3).then_some(ids)
+        })
+        .await;
+        assert_eq!(replayed[2], replayed[0], "a replay keeps the delivery id");
+
+        // To every endpoint the event matches now.
+        let job = tenant
+            .recovery
+            .replay_event(authed(&tenant.token, replay("")))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(finished(&mut tenant, job).await.enqueued, 2);
+        for (receiver, count) in [(&first, 4), (&second, 3)] {
+            eventually(
+                "the replay to every match",
+                Duration::from_secs(15),
+                || async { (webhook_ids(receiver, 0).len() == count).then_some(()) },
+            )
+            .await;
+        }
+
+        // Unknown events and other tenants' events are not found.
+        let mut other = stack.tenant().await;
+        for (client, event_id) in [
+            (
+                &mut tenant,
+                herald_core::id::EventId::generate().to_string(),
+            ),
+            (&mut other, events[1].id.to_string()),
+        ] {
+            let error = client
+                .recovery
+                .replay_event(authed(
+                    &client.token,
+                    pb::ReplayEventRequest {
+                        event_id,
+                        endpoint_id: String::new(),
+                    },
+                ))
+                .await
+                .unwrap_err();
+            assert_eq!(error.code(), tonic::Code::NotFound, "{error:?}");
+        }
+        let error = tenant
+            .recovery
+            .replay_event(authed(
+                &tenant.token,
+                pb::ReplayEventRequest {
+                    event_id: "evt_nope".into(),
+                    endpoint_id: String::new(),
+                },
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(error.code(), tonic::Code::InvalidArgument);
     });
 }
 

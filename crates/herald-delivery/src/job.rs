@@ -260,26 +260,10 @@ impl Job {
                 decided
             }
             Err(Unsendable::DeadLetter { reason, url }) => {
-                let mut attempt = self.attempt_record(OffsetDateTime::now_utc());
-                attempt.status = AttemptStatus::Dead.into();
-                attempt.error = reason;
-                attempt.url = url;
-                Decided {
-                    attempt,
-                    outcome: Outcome::Dead,
-                    retry_in: None,
-                }
+                self.not_sent(AttemptStatus::Dead, Outcome::Dead, reason, url)
             }
             Err(Unsendable::Skip { reason, url }) => {
-                let mut attempt = self.attempt_record(OffsetDateTime::now_utc());
-                attempt.status = AttemptStatus::Skipped.into();
-                attempt.error = reason;
-                attempt.url = url;
-                Decided {
-                    attempt,
-                    outcome: Outcome::Skipped,
-                    retry_in: None,
-                }
+                self.not_sent(AttemptStatus::Skipped, Outcome::Skipped, reason, url)
             }
             Err(Unsendable::ForeignEndpoint { tenant }) => {
                 tracing::error!(
@@ -564,6 +548,25 @@ impl Job {
                     retry_in: None,
                 }
             }
+        }
+    }
+
+    /// The record of a job that was not sent, and why.
+    fn not_sent(
+        &self,
+        status: AttemptStatus,
+        outcome: Outcome,
+        reason: String,
+        url: String,
+    ) -> Decided {
+        let mut attempt = self.attempt_record(OffsetDateTime::now_utc());
+        attempt.status = status.into();
+        attempt.error = reason;
+        attempt.url = url;
+        Decided {
+            attempt,
+            outcome,
+            retry_in: None,
         }
     }
 
