@@ -11,6 +11,7 @@ use std::{
 
 pub mod herald_all;
 mod receiver;
+pub mod stack;
 
 pub use herald_testkit::{NatsServer, free_port, http_get, postgres_url, wait_for};
 pub use receiver::{Received, Receiver};

@@ -16,12 +16,13 @@ use axum::{
     routing::post,
 };
 
-/// One request as the receiver saw it.
+/// One request as the receiver saw it, and the status it answered.
 #[derive(Clone, Debug)]
 pub struct Received {
     pub headers: HeaderMap,
     pub body: Bytes,
     pub at: Instant,
+    pub status: u16,
 }
 
 impl Received {
@@ -31,12 +32,37 @@ impl Received {
             .and_then(|value| value.to_str().ok())
             .unwrap_or_default()
     }
+
+    pub fn succeeded(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// The envelope's `data`, as JSON.
+    pub fn data(&self) -> serde_json::Value {
+        let envelope: serde_json::Value = serde_json::from_slice(&self.body).unwrap();
+        envelope["data"].clone()
+    }
 }
 
 #[derive(Debug, Default)]
 struct Shared {
     received: Vec<Received>,
     delay: Duration,
+    /// Answered to every request unless a random failure applies.
+    status: u16,
+    /// The share of requests answered 500 at random.
+    failure_rate: f64,
+    /// xorshift state for the random failures: reproducible, no dependency.
+    random: u64,
+}
+
+impl Shared {
+    fn next_random(&mut self) -> f64 {
+        self.random ^= self.random << 13;
+        self.random ^= self.random >> 7;
+        self.random ^= self.random << 17;
+        (self.random >> 11) as f64 / (1_u64 << 53) as f64
+    }
 }
 
 /// An HTTP receiver on 127.0.0.1, stopped when dropped.
@@ -53,6 +79,9 @@ impl Receiver {
         let shared = Arc::new(Mutex::new(Shared {
             received: Vec::new(),
             delay,
+            status: 200,
+            failure_rate: 0.0,
+            random: 0x9E37_79B9_7F4A_7C15,
         }));
         let app = Router::new()
             .route("/hook", post(receive))
@@ -67,6 +96,16 @@ impl Receiver {
 
     pub fn url(&self) -> String {
         format!("http://{}/hook", self.addr)
+    }
+
+    /// Answers `status` to every request from now on.
+    pub fn answer(&self, status: u16) {
+        self.shared.lock().unwrap().status = status;
+    }
+
+    /// Answers 500 to this share of requests, at random.
+    pub fn fail_randomly(&self, rate: f64) {
+        self.shared.lock().unwrap().failure_rate = rate;
     }
 
     pub fn received(&self) -> Vec<Received> {
@@ -96,15 +135,21 @@ async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> StatusCode {
-    let delay = {
+    let (delay, status) = {
         let mut shared = shared.lock().unwrap();
+        let status = if shared.failure_rate > 0.0 && shared.next_random() < shared.failure_rate {
+            500
+        } else {
+            shared.status
+        };
         shared.received.push(Received {
             headers,
             body,
             at: Instant::now(),
+            status,
         });
-        shared.delay
+        (shared.delay, status)
     };
     tokio::time::sleep(delay).await;
-    StatusCode::OK
+    StatusCode::from_u16(status).unwrap()
 }

@@ -237,7 +237,9 @@ fn each_service_runs_as_its_own_process() {
                 "HERALD_ATTEMPTS",
                 "HERALD_DEAD",
                 "HERALD_EVENTS",
-                "HERALD_JOBS"
+                "HERALD_JOBS",
+                "KV_HERALD_RATE",
+                "KV_HERALD_RECOVERY"
             ]
         );
     });

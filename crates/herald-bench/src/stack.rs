@@ -217,11 +217,7 @@ impl Stack {
         Ok(self
             .bus
             .publish(
-                self.bus.topology().event_subject(
-                    &event.tenant_id,
-                    event.channel,
-                    &event.event_type,
-                ),
+                self.bus.topology().event_subject(&event),
                 &event.idempotency_key,
                 async_nats::HeaderMap::new(),
                 Bytes::from(pb::Event::from(&event).encode_to_vec()),

@@ -45,6 +45,16 @@ pub enum BusError {
         #[source]
         source: PublishError,
     },
+    #[error("cannot create or update key-value bucket {bucket}: {reason}")]
+    Bucket { bucket: String, reason: String },
+    #[error("cannot read stream {stream}: {reason}")]
+    Read { stream: String, reason: String },
+    #[error("cannot purge {subject} from stream {stream}: {reason}")]
+    Purge {
+        stream: String,
+        subject: String,
+        reason: String,
+    },
     #[error("NATS is unavailable: {0}")]
     Unavailable(String),
 }

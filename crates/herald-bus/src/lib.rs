@@ -16,12 +16,20 @@ mod topology;
 
 use std::time::Duration;
 
-use async_nats::jetstream::{self, consumer::PullConsumer, context::PublishAckFuture};
+use async_nats::jetstream::{
+    self,
+    consumer::PullConsumer,
+    context::PublishAckFuture,
+    kv,
+    message::StreamMessage,
+    stream::{self, DirectGetErrorKind},
+};
 use bytes::Bytes;
+use herald_core::id::{EndpointId, EventId, TenantId};
 
 pub use crate::config::BusConfig;
 pub use crate::error::BusError;
-pub use crate::topology::{ConsumerRole, Topology};
+pub use crate::topology::{ConsumerRole, JobLane, Topology};
 pub use async_nats;
 
 /// The oldest NATS server Herald runs against: 2.10 brought the stream and
@@ -81,7 +89,168 @@ impl Bus {
                     source,
                 })?;
         }
+        for bucket in self.topology.bucket_configs(&self.config) {
+            let name = bucket.bucket.clone();
+            self.jetstream
+                .create_or_update_key_value(bucket)
+                .await
+                .map_err(|error| BusError::Bucket {
+                    bucket: name,
+                    reason: error.to_string(),
+                })?;
+        }
         Ok(())
+    }
+
+    /// The shared rate limiter state (created by [`Bus::ensure_streams`]).
+    pub async fn rate_limits(&self) -> Result<kv::Store, BusError> {
+        self.bucket(self.topology.rate_limit_bucket()).await
+    }
+
+    /// Replay, recovery and redrive jobs (created by [`Bus::ensure_streams`]).
+    pub async fn recovery_jobs(&self) -> Result<kv::Store, BusError> {
+        self.bucket(self.topology.recovery_bucket()).await
+    }
+
+    async fn bucket(&self, name: String) -> Result<kv::Store, BusError> {
+        self.jetstream
+            .get_key_value(&name)
+            .await
+            .map_err(|error| BusError::Bucket {
+                bucket: name,
+                reason: error.to_string(),
+            })
+    }
+
+    /// Creates (or updates) the consumer of one FIFO endpoint's lane.
+    pub async fn fifo_consumer(&self, endpoint: &EndpointId) -> Result<PullConsumer, BusError> {
+        let stream_name = self.topology.jobs_stream();
+        let consumer_config = self.topology.fifo_consumer_config(endpoint, &self.config);
+        let consumer_name = consumer_config.durable_name.clone().unwrap_or_default();
+        self.jetstream
+            .get_stream_no_info(&stream_name)
+            .await
+            .map_err(|source| BusError::GetStream {
+                stream: stream_name.clone(),
+                source,
+            })?
+            .create_consumer(consumer_config)
+            .await
+            .map_err(|source| BusError::Consumer {
+                stream: stream_name,
+                consumer: consumer_name,
+                source,
+            })
+    }
+
+    /// The endpoints that have a FIFO lane consumer now.
+    pub async fn fifo_consumer_endpoints(&self) -> Result<Vec<EndpointId>, BusError> {
+        use futures::TryStreamExt;
+        let stream_name = self.topology.jobs_stream();
+        let names: Vec<String> = self
+            .stream_handle(&stream_name)
+            .await?
+            .consumer_names()
+            .try_collect()
+            .await
+            .map_err(|error| BusError::Read {
+                stream: stream_name,
+                reason: error.to_string(),
+            })?;
+        Ok(names
+            .iter()
+            .filter_map(|name| self.topology.fifo_consumer_endpoint(name))
+            .collect())
+    }
+
+    /// Deletes a drained FIFO lane's consumer; already gone is fine.
+    pub async fn delete_fifo_consumer(&self, endpoint: &EndpointId) -> Result<(), BusError> {
+        let stream_name = self.topology.jobs_stream();
+        let name = self.topology.fifo_consumer_name(endpoint);
+        match self
+            .stream_handle(&stream_name)
+            .await?
+            .delete_consumer(&name)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(error) if error.to_string().contains("not found") => Ok(()),
+            Err(error) => Err(BusError::Read {
+                stream: stream_name,
+                reason: format!("cannot delete consumer {name}: {error}"),
+            }),
+        }
+    }
+
+    /// The event with this id, if the tenant has it and the stream still
+    /// holds it (events are kept for the configured retention).
+    pub async fn find_event(
+        &self,
+        tenant: &TenantId,
+        event: &EventId,
+    ) -> Result<Option<StreamMessage>, BusError> {
+        self.next_message(
+            &self.topology.events_stream(),
+            self.topology.event_filter(tenant, event),
+            1,
+        )
+        .await
+    }
+
+    /// The first message at or after `sequence` whose subject matches
+    /// `filter`, read directly from the stream (no consumer).
+    pub async fn next_message(
+        &self,
+        stream_name: &str,
+        filter: String,
+        sequence: u64,
+    ) -> Result<Option<StreamMessage>, BusError> {
+        let read_error = |reason: String| BusError::Read {
+            stream: stream_name.to_owned(),
+            reason,
+        };
+        let stream = self.stream_handle(stream_name).await?;
+        match stream
+            .direct_get_next_for_subject(filter, Some(sequence.max(1)))
+            .await
+        {
+            Ok(message) => Ok(Some(message)),
+            Err(error) if error.kind() == DirectGetErrorKind::NotFound => Ok(None),
+            Err(error) => Err(read_error(error.to_string())),
+        }
+    }
+
+    /// Removes the messages matching `subject`, or only those up to and
+    /// including `up_to`, so a newer message on the same subject survives.
+    pub async fn purge_subject(
+        &self,
+        stream_name: &str,
+        subject: String,
+        up_to: Option<u64>,
+    ) -> Result<u64, BusError> {
+        let stream = self.stream_handle(stream_name).await?;
+        let purge = stream.purge().filter(subject.clone());
+        let purged = match up_to {
+            Some(sequence) => purge.sequence(sequence.saturating_add(1)).await,
+            None => purge.await,
+        };
+        purged
+            .map(|response| response.purged)
+            .map_err(|error| BusError::Purge {
+                stream: stream_name.to_owned(),
+                subject,
+                reason: error.to_string(),
+            })
+    }
+
+    async fn stream_handle(&self, stream_name: &str) -> Result<stream::Stream<()>, BusError> {
+        self.jetstream
+            .get_stream_no_info(stream_name)
+            .await
+            .map_err(|source| BusError::GetStream {
+                stream: stream_name.to_owned(),
+                source,
+            })
     }
 
     /// Creates (or updates) the durable pull consumer a role reads from.

@@ -1,10 +1,9 @@
 use std::time::Duration;
 
-use async_nats::jetstream::{consumer, stream};
+use async_nats::jetstream::{consumer, kv, stream};
 use herald_core::{
-    catalog::EventType,
-    channel::Channel,
-    id::{DeliveryId, EndpointId, TenantId},
+    event::Event,
+    id::{DeliveryId, EndpointId, EventId, TenantId},
 };
 
 use crate::{BusConfig, BusError};
@@ -12,12 +11,15 @@ use crate::{BusConfig, BusError};
 /// The names of every stream, subject and durable consumer, derived from a
 /// namespace (`herald` by default).
 ///
-/// | stream            | subjects                                          |
-/// |-------------------|---------------------------------------------------|
-/// | `HERALD_EVENTS`   | `herald.events.<tenant>.<channel>.<event type>`   |
-/// | `HERALD_JOBS`     | `herald.jobs.<partition>.<endpoint>`              |
-/// | `HERALD_ATTEMPTS` | `herald.attempts.<tenant>.<endpoint>`             |
-/// | `HERALD_DEAD`     | `herald.dead.<tenant>.<endpoint>.<delivery>`      |
+/// | stream            | subjects                                                 |
+/// |-------------------|----------------------------------------------------------|
+/// | `HERALD_EVENTS`   | `herald.events.<tenant>.<event>.<channel>.<event type>`  |
+/// | `HERALD_JOBS`     | `herald.jobs.pool.<partition>.<endpoint>`, `herald.jobs.fifo.<endpoint>` |
+/// | `HERALD_ATTEMPTS` | `herald.attempts.<tenant>.<endpoint>`                    |
+/// | `HERALD_DEAD`     | `herald.dead.<tenant>.<endpoint>.<delivery>`             |
+///
+/// Key-value buckets: `HERALD_RATE` (shared rate limiter state, one key per
+/// endpoint) and `HERALD_RECOVERY` (replay, recovery and redrive jobs).
 #[derive(Clone, Debug)]
 pub struct Topology {
     namespace: String,
@@ -34,6 +36,17 @@ pub enum ConsumerRole {
     Delivery,
     /// The config service's writer of the attempt log.
     AttemptWriter,
+}
+
+const FIFO_CONSUMER_PREFIX: &str = "fifo-";
+
+/// Which part of the jobs stream a job is published to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobLane {
+    /// Delivered concurrently by every replica.
+    Pool,
+    /// Delivered one at a time, in order.
+    Fifo,
 }
 
 impl ConsumerRole {
@@ -91,23 +104,22 @@ impl Topology {
         self.stream_name("DEAD")
     }
 
-    pub fn event_subject(
-        &self,
-        tenant: &TenantId,
-        channel: Channel,
-        event_type: &EventType,
-    ) -> String {
+    /// The event id is a subject token so replay can fetch one event
+    /// directly, without scanning the stream.
+    pub fn event_subject(&self, event: &Event) -> String {
         format!(
-            "{}.events.{tenant}.{}.{}",
+            "{}.events.{}.{}.{}.{}",
             self.namespace,
-            channel.as_str(),
-            event_type.as_str()
+            event.tenant_id,
+            event.id,
+            event.channel.as_str(),
+            event.event_type.as_str()
         )
     }
 
-    /// Every event of one tenant, e.g. for a replay scan.
-    pub fn tenant_events_filter(&self, tenant: &TenantId) -> String {
-        format!("{}.events.{tenant}.>", self.namespace)
+    /// The one event with this id, if it belongs to the tenant.
+    pub fn event_filter(&self, tenant: &TenantId, event: &EventId) -> String {
+        format!("{}.events.{tenant}.{event}.>", self.namespace)
     }
 
     pub fn job_partitions(&self) -> u16 {
@@ -126,12 +138,35 @@ impl Topology {
         (hash % u64::from(self.job_partitions)) as u16
     }
 
-    pub fn job_subject(&self, endpoint: &EndpointId) -> String {
-        format!(
-            "{}.jobs.{}.{endpoint}",
-            self.namespace,
-            self.job_partition(endpoint)
-        )
+    /// Where a job for `endpoint` goes: FIFO endpoints have a lane of their
+    /// own, read one job at a time; every other job shares the pool.
+    pub fn job_subject(&self, endpoint: &EndpointId, lane: JobLane) -> String {
+        match lane {
+            JobLane::Pool => format!(
+                "{}.jobs.pool.{}.{endpoint}",
+                self.namespace,
+                self.job_partition(endpoint)
+            ),
+            JobLane::Fifo => format!("{}.jobs.fifo.{endpoint}", self.namespace),
+        }
+    }
+
+    /// The durable consumer that reads one FIFO endpoint's lane.
+    pub fn fifo_consumer_name(&self, endpoint: &EndpointId) -> String {
+        format!("{FIFO_CONSUMER_PREFIX}{endpoint}")
+    }
+
+    /// The endpoint whose FIFO lane a consumer reads, if it is one.
+    pub fn fifo_consumer_endpoint(&self, consumer: &str) -> Option<EndpointId> {
+        EndpointId::parse(consumer.strip_prefix(FIFO_CONSUMER_PREFIX)?).ok()
+    }
+
+    pub fn rate_limit_bucket(&self) -> String {
+        self.stream_name("RATE")
+    }
+
+    pub fn recovery_bucket(&self) -> String {
+        self.stream_name("RECOVERY")
     }
 
     pub fn attempt_subject(&self, tenant: &TenantId, endpoint: &EndpointId) -> String {
@@ -155,6 +190,16 @@ impl Topology {
     /// Every dead letter of one endpoint.
     pub fn endpoint_dead_letters_filter(&self, tenant: &TenantId, endpoint: &EndpointId) -> String {
         format!("{}.dead.{tenant}.{endpoint}.*", self.namespace)
+    }
+
+    /// One delivery's dead letter, whichever endpoint it was for.
+    pub fn delivery_dead_letter_filter(&self, tenant: &TenantId, delivery: &DeliveryId) -> String {
+        format!("{}.dead.{tenant}.*.{delivery}", self.namespace)
+    }
+
+    /// Every dead letter of one tenant.
+    pub fn tenant_dead_letters_filter(&self, tenant: &TenantId) -> String {
+        format!("{}.dead.{tenant}.*.*", self.namespace)
     }
 
     fn stream_name(&self, suffix: &str) -> String {
@@ -224,6 +269,36 @@ impl Topology {
         ]
     }
 
+    pub(crate) fn bucket_configs(&self, config: &BusConfig) -> Vec<kv::Config> {
+        let storage = if config.memory_storage {
+            stream::StorageType::Memory
+        } else {
+            stream::StorageType::File
+        };
+        vec![
+            kv::Config {
+                bucket: self.rate_limit_bucket(),
+                description: "Rate limiter state shared by delivery replicas".to_owned(),
+                history: 1,
+                // An idle endpoint's state is worthless after a while: its
+                // bucket is full again.
+                max_age: Duration::from_secs(3600),
+                storage,
+                num_replicas: usize::from(config.replicas),
+                ..Default::default()
+            },
+            kv::Config {
+                bucket: self.recovery_bucket(),
+                description: "Replay, recovery and redrive jobs and their progress".to_owned(),
+                history: 1,
+                max_age: config.dead_letter_retention,
+                storage,
+                num_replicas: usize::from(config.replicas),
+                ..Default::default()
+            },
+        ]
+    }
+
     pub(crate) fn consumer_stream(&self, role: ConsumerRole) -> String {
         match role {
             ConsumerRole::Fanout => self.events_stream(),
@@ -259,11 +334,42 @@ impl Topology {
         consumer::pull::Config {
             durable_name: Some(role.durable_name().to_owned()),
             description: Some(description.to_owned()),
+            // A work queue allows no two consumers with overlapping filters:
+            // the pool's excludes every FIFO lane.
+            filter_subject: if role == ConsumerRole::Delivery {
+                format!("{}.jobs.pool.>", self.namespace)
+            } else {
+                String::new()
+            },
             ack_policy: consumer::AckPolicy::Explicit,
             deliver_policy: consumer::DeliverPolicy::All,
             ack_wait,
             max_ack_pending,
             max_deliver: -1,
+            ..Default::default()
+        }
+    }
+
+    /// One FIFO endpoint's lane: one job outstanding at a time, so the lane
+    /// is delivered in publish order whichever replica pulls, and a failing
+    /// head (negatively acknowledged with its retry delay) holds the rest.
+    /// Forgotten by the server once no replica has pulled for a day; the
+    /// jobs stay in the work queue and a new consumer starts at the oldest.
+    pub(crate) fn fifo_consumer_config(
+        &self,
+        endpoint: &EndpointId,
+        config: &BusConfig,
+    ) -> consumer::pull::Config {
+        consumer::pull::Config {
+            durable_name: Some(self.fifo_consumer_name(endpoint)),
+            description: Some(format!("FIFO lane of endpoint {endpoint}")),
+            filter_subject: self.job_subject(endpoint, JobLane::Fifo),
+            ack_policy: consumer::AckPolicy::Explicit,
+            deliver_policy: consumer::DeliverPolicy::All,
+            ack_wait: config.delivery_ack_wait,
+            max_ack_pending: 1,
+            max_deliver: -1,
+            inactive_threshold: Duration::from_secs(24 * 3600),
             ..Default::default()
         }
     }
@@ -296,12 +402,29 @@ mod tests {
         let topology = Topology::new("test-1", 16).unwrap();
         assert_eq!(topology.events_stream(), "TEST_1_EVENTS");
         assert_eq!(topology.dead_letters_stream(), "TEST_1_DEAD");
-        let tenant = TenantId::generate();
-        let event_type = EventType::parse("message.received").unwrap();
+        let now = time::OffsetDateTime::now_utc();
+        let event = Event {
+            id: EventId::generate(),
+            tenant_id: TenantId::generate(),
+            channel: herald_core::channel::Channel::Waba,
+            device_id: None,
+            event_type: herald_core::catalog::EventType::parse("message.received").unwrap(),
+            occurred_at: now,
+            received_at: now,
+            source_ref: None,
+            idempotency_key: "key".to_owned(),
+            data: serde_json::value::RawValue::from_string("{}".to_owned()).unwrap(),
+        };
+        let subject = topology.event_subject(&event);
         assert_eq!(
-            topology.event_subject(&tenant, Channel::Waba, &event_type),
-            format!("test-1.events.{tenant}.waba.message.received")
+            subject,
+            format!(
+                "test-1.events.{}.{}.waba.message.received",
+                event.tenant_id, event.id
+            )
         );
+        let filter = topology.event_filter(&event.tenant_id, &event.id);
+        assert!(subject.starts_with(filter.trim_end_matches('>')));
     }
 
     #[test]
@@ -311,10 +434,13 @@ mod tests {
         let partition = topology.job_partition(&endpoint);
         assert!(partition < 16);
         assert_eq!(topology.job_partition(&endpoint), partition);
-        assert!(
-            topology
-                .job_subject(&endpoint)
-                .ends_with(&format!(".{partition}.{endpoint}"))
+        assert_eq!(
+            topology.job_subject(&endpoint, JobLane::Pool),
+            format!("herald.jobs.pool.{partition}.{endpoint}")
+        );
+        assert_eq!(
+            topology.job_subject(&endpoint, JobLane::Fifo),
+            format!("herald.jobs.fifo.{endpoint}")
         );
     }
 

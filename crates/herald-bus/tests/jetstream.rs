@@ -6,7 +6,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::StreamExt;
 use herald_bus::{Bus, BusConfig, ConsumerRole, async_nats};
-use herald_core::{catalog::EventType, channel::Channel, id::TenantId};
+use herald_core::{
+    catalog::EventType,
+    channel::Channel,
+    event::Event,
+    id::{EventId, TenantId},
+};
 use herald_testkit::{NatsServer, free_port};
 
 fn config(nats: &NatsServer, namespace: &str) -> BusConfig {
@@ -38,7 +43,9 @@ async fn setup_creates_every_stream_and_is_idempotent() {
             "HERALD_ATTEMPTS",
             "HERALD_DEAD",
             "HERALD_EVENTS",
-            "HERALD_JOBS"
+            "HERALD_JOBS",
+            "KV_HERALD_RATE",
+            "KV_HERALD_RECOVERY"
         ]
     );
 
@@ -82,11 +89,11 @@ async fn a_repeated_message_id_is_stored_once() {
         .await
         .unwrap();
     bus.ensure_streams().await.unwrap();
-    let subject = bus.topology().event_subject(
-        &TenantId::generate(),
+    let subject = bus.topology().event_subject(&event(
+        TenantId::generate(),
         Channel::Waba,
-        &EventType::parse("message.received").unwrap(),
-    );
+        EventType::parse("message.received").unwrap(),
+    ));
     let mut duplicates = Vec::new();
     for _ in 0..3 {
         let ack = bus
@@ -140,7 +147,7 @@ async fn namespaces_isolate_installations_on_one_server() {
     let event_type = EventType::parse("contact.created").unwrap();
     one.publish(
         one.topology()
-            .event_subject(&tenant, Channel::Internal, &event_type),
+            .event_subject(&event(tenant, Channel::Internal, event_type)),
         "a",
         async_nats::HeaderMap::new(),
         Bytes::from_static(b"{}"),
@@ -193,5 +200,70 @@ async fn an_unreachable_server_fails_fast_naming_the_url() {
             .to_string()
             .starts_with(&format!("cannot connect to NATS at {url}")),
         "{error}"
+    );
+}
+
+fn event(tenant_id: TenantId, channel: Channel, event_type: EventType) -> Event {
+    let now = time::OffsetDateTime::now_utc();
+    Event {
+        id: EventId::generate(),
+        tenant_id,
+        channel,
+        device_id: None,
+        event_type,
+        occurred_at: now,
+        received_at: now,
+        source_ref: None,
+        idempotency_key: "key".to_owned(),
+        data: serde_json::value::RawValue::from_string("{}".to_owned()).unwrap(),
+    }
+}
+
+#[tokio::test]
+async fn an_event_is_found_by_id_and_only_within_its_tenant() {
+    let nats = NatsServer::start();
+    let bus = Bus::connect(&config(&nats, "herald"), "test")
+        .await
+        .unwrap();
+    bus.ensure_streams().await.unwrap();
+    let tenant = TenantId::generate();
+    let events: Vec<Event> = (0..3)
+        .map(|_| {
+            event(
+                tenant,
+                Channel::Waba,
+                EventType::parse("message.received").unwrap(),
+            )
+        })
+        .collect();
+    for event in &events {
+        bus.publish(
+            bus.topology().event_subject(event),
+            event.id.as_str(),
+            async_nats::HeaderMap::new(),
+            Bytes::from(event.id.to_string()),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    }
+    let found = bus
+        .find_event(&tenant, &events[1].id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.payload, events[1].id.as_str().as_bytes());
+    assert!(
+        bus.find_event(&TenantId::generate(), &events[1].id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        bus.find_event(&tenant, &EventId::generate())
+            .await
+            .unwrap()
+            .is_none()
     );
 }

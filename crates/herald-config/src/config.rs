@@ -37,4 +37,10 @@ pub struct ConfigArgs {
     /// away longer gets a fresh snapshot.
     #[arg(long, env = "HERALD_CHANGE_RETENTION", default_value = "7d", value_parser = humantime::parse_duration)]
     pub change_retention: Duration,
+
+    /// Pause an endpoint (status `failing`, its queued deliveries to the dead
+    /// letters) once it has failed this long without a single success; 0
+    /// never pauses.
+    #[arg(long, env = "HERALD_AUTO_DISABLE_AFTER", default_value = "5d", value_parser = humantime::parse_duration)]
+    pub auto_disable_after: Duration,
 }

@@ -20,6 +20,7 @@ mod error;
 mod grpc;
 mod names;
 mod paging;
+mod recovery;
 pub mod secrets;
 mod state;
 pub mod sweep;
@@ -28,7 +29,8 @@ use std::time::Duration;
 
 use herald_proto::v1::{
     admin_service_server::AdminServiceServer, attempt_service_server::AttemptServiceServer,
-    config_service_server::ConfigServiceServer, watch_service_server::WatchServiceServer,
+    config_service_server::ConfigServiceServer, recovery_service_server::RecoveryServiceServer,
+    watch_service_server::WatchServiceServer,
 };
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -42,10 +44,11 @@ pub use crate::{
 };
 
 /// The gRPC services this crate serves, by their full names.
-pub const SERVICE_NAMES: [&str; 4] = [
+pub const SERVICE_NAMES: [&str; 5] = [
     "herald.v1.AdminService",
     "herald.v1.ConfigService",
     "herald.v1.AttemptService",
+    "herald.v1.RecoveryService",
     "herald.v1.WatchService",
 ];
 
@@ -82,6 +85,10 @@ pub async fn run_with_http(
 ) -> Result<(), ConfigServiceError> {
     tokio::spawn(keep_writing_attempts(state.clone(), shutdown.clone()));
     tokio::spawn(sweep::run(state.clone(), shutdown.clone()));
+    tokio::spawn(recovery::resume_stalled_jobs(
+        state.clone(),
+        shutdown.clone(),
+    ));
 
     let (health_reporter, health) = tonic_health::server::health_reporter();
     for name in SERVICE_NAMES {
@@ -104,6 +111,10 @@ pub async fn run_with_http(
             state.clone(),
         )))
         .add_service(AttemptServiceServer::new(grpc::AttemptApi::new(
+            state.clone(),
+            shutdown.clone(),
+        )))
+        .add_service(RecoveryServiceServer::new(grpc::RecoveryApi::new(
             state.clone(),
             shutdown.clone(),
         )))

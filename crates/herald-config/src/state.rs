@@ -22,8 +22,11 @@ pub struct Settings {
     pub allow_list: AllowList,
     /// Attempts older than this are deleted.
     pub attempt_retention: Duration,
-    /// How often retention is enforced.
+    /// How often retention (and auto-disable) is enforced.
     pub sweep_interval: Duration,
+    /// An endpoint that has failed without a single success this long is
+    /// paused; `None` never pauses.
+    pub auto_disable_after: Option<Duration>,
     /// How long a rotated-out secret stays valid by default.
     pub secret_overlap: Duration,
     /// How long `TestEndpoint` waits for the delivery service by default.

@@ -69,6 +69,7 @@ async fn start(backend: Backend) -> Harness {
         allow_list: AllowList::parse("127.0.0.0/8").unwrap(),
         attempt_retention: Duration::from_secs(30 * 24 * 3600),
         sweep_interval: Duration::from_secs(3600),
+        auto_disable_after: None,
         secret_overlap: Duration::from_secs(24 * 3600),
         test_timeout: Duration::from_secs(5),
         change_retention: Duration::from_secs(7 * 24 * 3600),

@@ -20,14 +20,18 @@
 //!   Standard Webhooks verifier.
 //! - [`retry`]: retry schedules, jitter and `Retry-After` handling.
 //! - [`address`]: endpoint URL rules and the SSRF address classifier.
+//! - [`rate`]: endpoint rate limits (GCRA with reservations).
+//! - [`circuit`]: the per-endpoint circuit breaker.
 
 pub mod address;
 pub mod catalog;
 pub mod channel;
+pub mod circuit;
 pub mod envelope;
 pub mod event;
 pub mod id;
 pub mod matching;
+pub mod rate;
 pub mod retry;
 pub mod signing;
 

@@ -18,16 +18,18 @@ use herald_bus::{
     headers,
 };
 use herald_core::{
+    circuit::Admission,
     envelope::envelope_body,
     event::Event,
     id::{AttemptId, DeliveryId, EndpointId, IdError},
+    rate::RateLimit,
     retry::{Jitter, RetrySchedule},
     signing::{EndpointSecret, SigningScheme, delivery_headers},
 };
 use herald_proto::{
     WireError, timestamp_from_wire, timestamp_to_wire,
     v1::{
-        Attempt, AttemptStatus, DeliveryJob, Endpoint, EndpointSecrets, EndpointSpec,
+        Attempt, AttemptStatus, DeadLetter, DeliveryJob, Endpoint, EndpointSecrets, EndpointSpec,
         EndpointStatus, RetryPolicy, WatchedEndpoint,
     },
 };
@@ -40,9 +42,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     attempt::{record_url, redacted_headers},
+    circuits::Circuits,
     client::{self, Response, Sender},
     limits::EndpointLimits,
     metrics::{DeliveryMetrics, Outcome},
+    rate::RateLimiter,
 };
 
 /// How long a fresh job waits for the cache to catch up with the endpoint
@@ -63,6 +67,8 @@ pub(crate) struct Context {
     pub metrics: DeliveryMetrics,
     pub global: Semaphore,
     pub endpoints: Arc<EndpointLimits>,
+    pub circuits: Circuits,
+    pub rate_limiter: RateLimiter,
     pub progress_every: Duration,
     /// Cancelled at shutdown: jobs that have not started hand themselves back.
     pub stop: CancellationToken,
@@ -98,6 +104,12 @@ enum InvalidJob {
     NoEvent,
     #[error(transparent)]
     Event(#[from] WireError),
+}
+
+impl Decided {
+    fn succeeded(&self) -> bool {
+        self.outcome == Outcome::Succeeded
+    }
 }
 
 /// Runs one job to its settlement.
@@ -146,8 +158,14 @@ struct Job {
     delivery_id: DeliveryId,
     endpoint_id: EndpointId,
     event: Event,
-    /// 1 for the first try.
+    /// The event as it arrived, for a dead letter.
+    wire_event: herald_proto::v1::Event,
+    /// 1 for the first try; a redriven or recovered delivery goes on
+    /// counting from the attempts it made before.
     attempt: u32,
+    /// 1 for the first try since this job was enqueued: where the retry
+    /// schedule stands.
+    attempt_in_job: u32,
     endpoint_revision: u64,
     enqueued_at: Option<OffsetDateTime>,
     trigger: i32,
@@ -170,7 +188,8 @@ impl Job {
             .map_err(|error| InvalidJob::Info(error.to_string()))?
             .delivered;
         let wire = DeliveryJob::decode(message.payload.as_ref())?;
-        let event = Event::try_from(wire.event.ok_or(InvalidJob::NoEvent)?)?;
+        let wire_event = wire.event.ok_or(InvalidJob::NoEvent)?;
+        let event = Event::try_from(wire_event.clone())?;
         // The delivery count is 1 on first delivery and grows with every
         // redelivery, retries included.
         let deliveries = u32::try_from(delivered.max(1)).unwrap_or(u32::MAX);
@@ -178,7 +197,9 @@ impl Job {
             delivery_id: DeliveryId::parse(&wire.delivery_id).map_err(InvalidJob::DeliveryId)?,
             endpoint_id: EndpointId::parse(&wire.endpoint_id).map_err(InvalidJob::EndpointId)?,
             event,
+            wire_event,
             attempt: wire.attempts_made.saturating_add(deliveries),
+            attempt_in_job: deliveries,
             endpoint_revision: wire.endpoint_revision,
             // Only used to bound a wait; a bad value means "no wait budget known".
             enqueued_at: wire
@@ -193,11 +214,24 @@ impl Job {
         if !self.await_config(&context.cache, &context.stop).await {
             return Settlement::Release;
         }
+        // A test is its owner asking for one answer now: it neither waits
+        // for the circuit nor counts against the rate.
+        if !self.test && !self.await_circuit(context).await {
+            return Settlement::Release;
+        }
         let slot = context.endpoints.slot(self.endpoint_id.as_str());
-        // The endpoint's permit first: a job holds a global permit only once
-        // it can actually send.
+        // The endpoint's permit first, then its rate: a job holds a global
+        // permit only once it can actually send.
         let permits = async {
             let endpoint = slot.acquire().await.ok()?;
+            if let Some(limit) = self.rate_limit(&context.cache).filter(|_| !self.test)
+                && !context
+                    .rate_limiter
+                    .wait_turn(self.endpoint_id.as_str(), limit, &context.stop)
+                    .await
+            {
+                return None;
+            }
             let global = context.global.acquire().await.ok()?;
             Some((endpoint, global))
         };
@@ -214,17 +248,22 @@ impl Job {
         let snapshot = context.cache.snapshot();
         let watched = snapshot.endpoints.get(self.endpoint_id.as_str());
         let decided = match self.sendable(watched) {
-            Ok((endpoint, secrets)) => self.deliver(context, endpoint, secrets).await,
-            Err(Unsendable::Skip { reason, url }) => {
-                let mut attempt = self.attempt_record(OffsetDateTime::now_utc());
-                attempt.status = AttemptStatus::Skipped.into();
-                attempt.error = reason;
-                attempt.url = url;
-                Decided {
-                    attempt,
-                    outcome: Outcome::Skipped,
-                    retry_in: None,
+            Ok((endpoint, secrets)) => {
+                let decided = self.deliver(context, endpoint, secrets).await;
+                // A test's failure says nothing new about a receiver the
+                // circuit tracks; its success does.
+                if !self.test || decided.succeeded() {
+                    context
+                        .circuits
+                        .record(self.endpoint_id.as_str(), decided.succeeded());
                 }
+                decided
+            }
+            Err(Unsendable::DeadLetter { reason, url }) => {
+                self.not_sent(AttemptStatus::Dead, Outcome::Dead, reason, url)
+            }
+            Err(Unsendable::Skip { reason, url }) => {
+                self.not_sent(AttemptStatus::Skipped, Outcome::Skipped, reason, url)
             }
             Err(Unsendable::ForeignEndpoint { tenant }) => {
                 tracing::error!(
@@ -238,6 +277,42 @@ impl Job {
             }
         };
         self.record(&context.bus, &context.metrics, decided).await
+    }
+
+    /// Waits while the endpoint's circuit is open, holding the job (and
+    /// extending its ack wait) without a worker slot. False when stopped.
+    async fn await_circuit(&self, context: &Context) -> bool {
+        loop {
+            match context.circuits.admit(self.endpoint_id.as_str()) {
+                Admission::Send | Admission::Probe => return true,
+                Admission::Wait(wait) => {
+                    // Spread the wake-ups so a closing circuit is not met by
+                    // the whole backlog at once.
+                    let wait = wait.mul_f64(1.0 + jitter_sample() * 0.1);
+                    tokio::select! {
+                        _ = context.stop.cancelled() => return false,
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// The endpoint's rate limit, when it has a valid one.
+    fn rate_limit(&self, cache: &ConfigCache) -> Option<RateLimit> {
+        let snapshot = cache.snapshot();
+        let limit = snapshot
+            .endpoints
+            .get(self.endpoint_id.as_str())?
+            .endpoint
+            .as_ref()?
+            .spec
+            .as_ref()?
+            .rate_limit?;
+        if limit.per_second <= 0.0 {
+            return None;
+        }
+        RateLimit::new(limit.per_second, limit.burst).ok()
     }
 
     /// Waits until the cache holds the endpoint at the revision the job was
@@ -287,14 +362,31 @@ impl Job {
         }
         // A test goes to any endpoint that exists: its owner tests a paused
         // or failing endpoint before turning it back on.
+        let url = || {
+            endpoint
+                .spec
+                .as_ref()
+                .map(|spec| record_url(&spec.url))
+                .unwrap_or_default()
+        };
         let refusal = match endpoint.status() {
             EndpointStatus::Active => None,
             _ if self.test => None,
+            // Paused after failing for too long: what is still queued is
+            // kept, in the dead letters, for a redrive once it is fixed.
+            EndpointStatus::Failing => {
+                return Err(Unsendable::DeadLetter {
+                    reason: format!(
+                        "endpoint {} is failing and was paused automatically",
+                        self.endpoint_id
+                    ),
+                    url: url(),
+                });
+            }
             EndpointStatus::PendingTest => {
                 Some("is pending its test (only test deliveries go to it)")
             }
             EndpointStatus::Disabled => Some("is disabled"),
-            EndpointStatus::Failing => Some("is failing and was paused automatically"),
             EndpointStatus::Unspecified => Some("has no status"),
         };
         match refusal {
@@ -304,11 +396,7 @@ impl Job {
             )),
             Some(refusal) => Err(Unsendable::Skip {
                 reason: format!("endpoint {} {refusal}", self.endpoint_id),
-                url: endpoint
-                    .spec
-                    .as_ref()
-                    .map(|spec| record_url(&spec.url))
-                    .unwrap_or_default(),
+                url: url(),
             }),
         }
     }
@@ -414,7 +502,8 @@ impl Job {
         ))
     }
 
-    /// A failed attempt: retrying when the schedule has a next delay, else final.
+    /// A failed attempt: retrying when the schedule has a next delay, else
+    /// dead (a test is only failed: nobody redrives a test).
     fn failed(
         &self,
         mut attempt: Attempt,
@@ -428,7 +517,7 @@ impl Job {
         let next = if self.test {
             None
         } else {
-            schedule.next_delay(self.attempt, retry_after, jitter_sample())
+            schedule.next_delay(self.attempt_in_job, retry_after, jitter_sample())
         };
         match next {
             Some(delay) => {
@@ -443,7 +532,7 @@ impl Job {
                     retry_in: Some(delay),
                 }
             }
-            None => {
+            None if self.test => {
                 attempt.status = AttemptStatus::Failed.into();
                 Decided {
                     attempt,
@@ -451,6 +540,33 @@ impl Job {
                     retry_in: None,
                 }
             }
+            None => {
+                attempt.status = AttemptStatus::Dead.into();
+                Decided {
+                    attempt,
+                    outcome: Outcome::Dead,
+                    retry_in: None,
+                }
+            }
+        }
+    }
+
+    /// The record of a job that was not sent, and why.
+    fn not_sent(
+        &self,
+        status: AttemptStatus,
+        outcome: Outcome,
+        reason: String,
+        url: String,
+    ) -> Decided {
+        let mut attempt = self.attempt_record(OffsetDateTime::now_utc());
+        attempt.status = status.into();
+        attempt.error = reason;
+        attempt.url = url;
+        Decided {
+            attempt,
+            outcome,
+            retry_in: None,
         }
     }
 
@@ -484,6 +600,17 @@ impl Job {
             outcome,
             retry_in,
         } = decided;
+        if outcome == Outcome::Dead {
+            if let Err(error) = self.dead_letter(bus, &attempt).await {
+                tracing::warn!(
+                    delivery = %self.delivery_id,
+                    %error,
+                    "cannot store a dead letter; the job will be redelivered and the attempt repeated"
+                );
+                return Settlement::Redeliver;
+            }
+            metrics.dead_lettered();
+        }
         let mut record_headers = HeaderMap::new();
         record_headers.insert(headers::TENANT, self.event.tenant_id.as_str());
         record_headers.insert(headers::ENDPOINT, self.endpoint_id.as_str());
@@ -531,9 +658,50 @@ impl Job {
     }
 }
 
+impl Job {
+    /// Stores the delivery in the dead letters, replacing an older dead
+    /// letter of the same delivery, and waits for the bus to keep it.
+    async fn dead_letter(&self, bus: &Bus, last: &Attempt) -> Result<(), String> {
+        let dead_letter = DeadLetter {
+            id: self.delivery_id.to_string(),
+            tenant_id: self.event.tenant_id.to_string(),
+            endpoint_id: self.endpoint_id.to_string(),
+            event: Some(self.wire_event.clone()),
+            dead_at: last.attempted_at,
+            // The config service adds every earlier attempt from the log.
+            attempts: vec![last.clone()],
+            reason: last.error.clone(),
+        };
+        let mut dead_headers = HeaderMap::new();
+        dead_headers.insert(headers::TENANT, self.event.tenant_id.as_str());
+        dead_headers.insert(headers::ENDPOINT, self.endpoint_id.as_str());
+        dead_headers.insert(headers::EVENT_ID, self.event.id.as_str());
+        dead_headers.insert(headers::EVENT_TYPE, self.event.event_type.as_str());
+        dead_headers.insert(headers::MESSAGE_TYPE, "herald.v1.DeadLetter");
+        let subject = bus.topology().dead_letter_subject(
+            &self.event.tenant_id,
+            &self.endpoint_id,
+            &self.delivery_id,
+        );
+        bus.publish(
+            subject,
+            &format!("dead.{}", last.id),
+            dead_headers,
+            Bytes::from(dead_letter.encode_to_vec()),
+        )
+        .await
+        .map_err(|error| error.to_string())?
+        .await
+        .map(drop)
+        .map_err(|error| error.to_string())
+    }
+}
+
 /// Why a job is not sent.
 #[derive(Debug)]
 enum Unsendable {
+    /// Recorded as a dead attempt and kept in the dead letters.
+    DeadLetter { reason: String, url: String },
     /// Recorded as a skipped attempt.
     Skip { reason: String, url: String },
     /// The job names another tenant's endpoint: a bug or a forged job.

@@ -20,16 +20,19 @@
 //!   IP literals (which skip resolvers) are checked before sending.
 
 mod attempt;
+mod circuits;
 mod client;
 mod job;
+mod lanes;
 mod limits;
 mod metrics;
+mod rate;
 
 use std::{sync::Arc, time::Duration};
 
 use futures::StreamExt;
 use herald_bus::{Bus, ConsumerRole};
-use herald_core::address::AllowList;
+use herald_core::{address::AllowList, circuit::CircuitPolicy};
 use herald_watch::ConfigCache;
 use tokio::{
     sync::{Semaphore, watch},
@@ -37,8 +40,10 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 
+use crate::{
+    circuits::Circuits, client::Sender, job::Context, limits::EndpointLimits, rate::RateLimiter,
+};
 pub use crate::{client::ClientError, metrics::DeliveryMetrics};
-use crate::{client::Sender, job::Context, limits::EndpointLimits};
 
 /// Jobs pulled per request; JetStream refills as they are handed out.
 const PULL_BATCH: usize = 150;
@@ -55,6 +60,16 @@ pub struct DeliveryArgs {
     /// TCP+TLS connect timeout.
     #[arg(id = "delivery_connect_timeout", long = "connect-timeout", env = "HERALD_DELIVERY_CONNECT_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     pub connect_timeout: std::time::Duration,
+    /// Consecutive failures that open an endpoint's circuit.
+    #[arg(long, env = "HERALD_CIRCUIT_FAILURES", default_value_t = 10)]
+    pub circuit_failures: u32,
+    /// How long an open circuit waits before its first probe; it doubles
+    /// with every failed probe.
+    #[arg(long, env = "HERALD_CIRCUIT_COOLDOWN", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub circuit_cooldown: Duration,
+    /// The longest cooldown.
+    #[arg(long, env = "HERALD_CIRCUIT_MAX_COOLDOWN", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub circuit_max_cooldown: Duration,
 }
 
 /// Everything [`run`] needs besides its connections.
@@ -92,6 +107,20 @@ impl DeliverySettings {
                 });
             }
         }
+        if self.args.circuit_failures == 0 {
+            return Err(DeliveryError::InvalidSetting {
+                flag: "--circuit-failures",
+                reason: "must be at least 1".to_owned(),
+            });
+        }
+        if self.args.circuit_cooldown.is_zero()
+            || self.args.circuit_max_cooldown < self.args.circuit_cooldown
+        {
+            return Err(DeliveryError::InvalidSetting {
+                flag: "--circuit-cooldown",
+                reason: "must be longer than zero and at most --circuit-max-cooldown".to_owned(),
+            });
+        }
         if self.args.connect_timeout.is_zero() {
             return Err(DeliveryError::InvalidSetting {
                 flag: "--connect-timeout",
@@ -127,6 +156,7 @@ pub async fn run(
         }
     }
     let consumer = bus.consumer(ConsumerRole::Delivery).await?;
+    let rate_limits = bus.rate_limits().await?;
     // Progress resets the ack timer; three per ack wait leave room for a
     // slow NATS round trip before the job would be redelivered.
     let progress_every = (consumer.cached_info().config.ack_wait / 3).max(Duration::from_secs(1));
@@ -150,12 +180,22 @@ pub async fn run(
         bus: bus.clone(),
         cache,
         sender,
-        metrics,
+        metrics: metrics.clone(),
         global: Semaphore::new(settings.args.max_in_flight),
         endpoints: Arc::new(EndpointLimits::new(settings.args.max_per_endpoint)),
+        circuits: Circuits::new(
+            CircuitPolicy {
+                failure_threshold: settings.args.circuit_failures,
+                cooldown: settings.args.circuit_cooldown,
+                max_cooldown: settings.args.circuit_max_cooldown,
+            },
+            metrics.clone(),
+        ),
+        rate_limiter: RateLimiter::new(rate_limits),
         progress_every,
         stop: stop.clone(),
     });
+    let lanes = tokio::spawn(lanes::run(context.clone(), stop.clone()));
     let mut jobs = JoinSet::new();
     let outcome = loop {
         tokio::select! {
@@ -184,6 +224,7 @@ pub async fn run(
     while let Some(finished) = jobs.join_next().await {
         report_panic(finished);
     }
+    report_panic(lanes.await);
     // Acknowledgements are buffered publishes: flush them before the caller
     // closes the connection.
     if let Err(error) = bus.client().flush().await {

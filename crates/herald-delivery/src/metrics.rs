@@ -25,6 +25,8 @@ pub(crate) enum Outcome {
     Succeeded,
     Retrying,
     Failed,
+    /// Final failure, moved to the dead letters.
+    Dead,
     Skipped,
 }
 
@@ -34,6 +36,7 @@ impl Outcome {
             Outcome::Succeeded => "succeeded",
             Outcome::Retrying => "retrying",
             Outcome::Failed => "failed",
+            Outcome::Dead => "dead",
             Outcome::Skipped => "skipped",
         }
     }
@@ -45,6 +48,8 @@ pub struct DeliveryMetrics {
     deliveries: Family<OutcomeLabels, Counter>,
     attempt_duration: Histogram,
     in_flight: Gauge,
+    dead_letters: Counter,
+    circuits_open: Gauge,
 }
 
 impl DeliveryMetrics {
@@ -54,10 +59,12 @@ impl DeliveryMetrics {
             // 5 ms to about 41 s; the longest request timeout (60 s) lands in +Inf.
             attempt_duration: Histogram::new(exponential_buckets(0.005, 2.0, 14)),
             in_flight: Gauge::default(),
+            dead_letters: Counter::default(),
+            circuits_open: Gauge::default(),
         };
         registry.register(
             "herald_deliveries",
-            "Delivery attempts recorded, by outcome (succeeded, retrying, failed, skipped)",
+            "Delivery attempts recorded, by outcome (succeeded, retrying, failed, dead, skipped)",
             metrics.deliveries.clone(),
         );
         registry.register(
@@ -70,7 +77,29 @@ impl DeliveryMetrics {
             "HTTP requests to endpoints in progress",
             metrics.in_flight.clone(),
         );
+        registry.register(
+            "herald_dead_letters",
+            "Deliveries moved to the dead letters",
+            metrics.dead_letters.clone(),
+        );
+        registry.register(
+            "herald_endpoint_circuit_open",
+            "Endpoints whose circuit is open or half-open in this replica",
+            metrics.circuits_open.clone(),
+        );
         metrics
+    }
+
+    pub(crate) fn dead_lettered(&self) {
+        self.dead_letters.inc();
+    }
+
+    pub(crate) fn circuit_opened(&self) {
+        self.circuits_open.inc();
+    }
+
+    pub(crate) fn circuit_closed(&self) {
+        self.circuits_open.dec();
     }
 
     pub(crate) fn recorded(&self, outcome: Outcome) {

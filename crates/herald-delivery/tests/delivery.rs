@@ -80,6 +80,9 @@ fn delivery_args() -> DeliveryArgs {
         max_in_flight: 64,
         max_per_endpoint: 8,
         connect_timeout: Duration::from_secs(2),
+        circuit_failures: 10,
+        circuit_cooldown: Duration::from_secs(30),
+        circuit_max_cooldown: Duration::from_secs(600),
     }
 }
 
@@ -110,6 +113,7 @@ async fn start_with(delivery_allow_list: &str, args: DeliveryArgs) -> Harness {
         allow_list: AllowList::parse("127.0.0.0/8").unwrap(),
         attempt_retention: Duration::from_secs(30 * 24 * 3600),
         sweep_interval: Duration::from_secs(3600),
+        auto_disable_after: None,
         secret_overlap: Duration::from_secs(24 * 3600),
         test_timeout: Duration::from_secs(10),
         change_retention: Duration::from_secs(7 * 24 * 3600),
@@ -320,7 +324,9 @@ impl Harness {
         job_headers.insert(headers::MESSAGE_TYPE, "herald.v1.DeliveryJob");
         self.bus
             .publish(
-                self.bus.topology().job_subject(&endpoint_id),
+                self.bus
+                    .topology()
+                    .job_subject(&endpoint_id, herald_bus::JobLane::Pool),
                 &format!("{}:{}", event.id, endpoint_id),
                 job_headers,
                 job.encode_to_vec().into(),
@@ -872,7 +878,7 @@ async fn retry_after_is_honoured_within_the_schedule() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_delivery_that_never_succeeds_ends_failed() {
+async fn a_delivery_that_never_succeeds_ends_dead() {
     let herald = start("127.0.0.0/8").await;
     let tenant = herald.tenant().await;
     let receiver = Receiver::start("127.0.0.1").await;
@@ -889,7 +895,7 @@ async fn a_delivery_that_never_succeeds_ends_failed() {
         [
             pb::AttemptStatus::Retrying,
             pb::AttemptStatus::Retrying,
-            pb::AttemptStatus::Failed
+            pb::AttemptStatus::Dead
         ]
     );
     assert!(attempts[2].next_attempt_at.is_none());
@@ -1109,7 +1115,7 @@ async fn a_slow_endpoint_does_not_hold_up_another_and_shutdown_drains() {
         DeliveryArgs {
             max_in_flight: 3,
             max_per_endpoint: 2,
-            connect_timeout: Duration::from_secs(2),
+            ..delivery_args()
         },
     )
     .await;

@@ -233,7 +233,8 @@ async fn publish_job(
         }
     }
     bus.publish(
-        bus.topology().job_subject(&matched.endpoint_id),
+        bus.topology()
+            .job_subject(&matched.endpoint_id, matched.lane),
         &format!("{}:{}", event.id, matched.endpoint_id),
         job_headers,
         Bytes::from(job.encode_to_vec()),

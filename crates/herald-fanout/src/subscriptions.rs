@@ -1,27 +1,33 @@
 //! The subscription index, kept current by the Watch stream.
 
 use std::{
-    collections::{BTreeSet, HashMap},
+    collections::HashMap,
     sync::{Arc, RwLock},
 };
 
+use herald_bus::JobLane;
 use herald_core::{
-    catalog::EventType,
     event::Event,
-    id::{DeviceId, EndpointId, TenantId},
-    matching::{DeviceFilter, EndpointStatus, EventTypeFilter, Subscription, SubscriptionIndex},
+    id::EndpointId,
+    matching::{EndpointStatus, SubscriptionIndex},
 };
 use herald_proto::v1::{
     self as pb, WatchedEndpoint, WatchedKind, WatchedObject, WatchedRef, watched_object::Object,
 };
 use herald_watch::WatchHandler;
 
-/// Every active endpoint's subscription, and the configuration revision of
-/// each endpoint (jobs carry it).
+/// Every active endpoint's subscription, and where each endpoint's jobs go.
 #[derive(Debug, Default)]
 struct Index {
     subscriptions: SubscriptionIndex,
-    revisions: HashMap<EndpointId, u64>,
+    routes: HashMap<EndpointId, Route>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Route {
+    /// The configuration revision (jobs carry it).
+    revision: u64,
+    lane: JobLane,
 }
 
 impl Index {
@@ -33,11 +39,21 @@ impl Index {
             tracing::warn!(endpoint = %endpoint.id, "ignoring an endpoint with an invalid id");
             return;
         };
-        match subscription(endpoint) {
+        match herald_proto::endpoint_subscription(endpoint) {
             Ok(subscription) => {
                 self.subscriptions
                     .upsert(endpoint_id, subscription, status(endpoint.status()));
-                self.revisions.insert(endpoint_id, endpoint.revision);
+                let fifo = endpoint
+                    .spec
+                    .as_ref()
+                    .is_some_and(|spec| spec.ordering() == pb::Ordering::Fifo);
+                self.routes.insert(
+                    endpoint_id,
+                    Route {
+                        revision: endpoint.revision,
+                        lane: if fifo { JobLane::Fifo } else { JobLane::Pool },
+                    },
+                );
             }
             Err(reason) => {
                 // An endpoint Herald cannot read must not receive guesses.
@@ -49,7 +65,7 @@ impl Index {
 
     fn remove(&mut self, endpoint_id: &EndpointId) {
         self.subscriptions.remove(endpoint_id);
-        self.revisions.remove(endpoint_id);
+        self.routes.remove(endpoint_id);
     }
 }
 
@@ -64,38 +80,6 @@ fn status(status: pb::EndpointStatus) -> EndpointStatus {
     }
 }
 
-fn subscription(endpoint: &pb::Endpoint) -> Result<Subscription, String> {
-    let spec = endpoint.spec.clone().unwrap_or_default();
-    let tenant_id = TenantId::parse(&endpoint.tenant_id).map_err(|error| error.to_string())?;
-    let devices = if spec.all_devices || spec.device_ids.is_empty() {
-        DeviceFilter::All
-    } else {
-        DeviceFilter::Only(
-            spec.device_ids
-                .iter()
-                .map(|id| DeviceId::parse(id))
-                .collect::<Result<BTreeSet<_>, _>>()
-                .map_err(|error| error.to_string())?,
-        )
-    };
-    let event_types = if spec.all_event_types || spec.event_types.is_empty() {
-        EventTypeFilter::All
-    } else {
-        EventTypeFilter::Only(
-            spec.event_types
-                .iter()
-                .map(|name| EventType::parse(name))
-                .collect::<Result<BTreeSet<_>, _>>()
-                .map_err(|error| error.to_string())?,
-        )
-    };
-    Ok(Subscription {
-        tenant_id,
-        devices,
-        event_types,
-    })
-}
-
 /// The index shared between the Watch task (writer) and the fanout loop.
 #[derive(Clone, Debug, Default)]
 pub struct Subscriptions {
@@ -107,6 +91,7 @@ pub struct Subscriptions {
 pub struct Match {
     pub endpoint_id: EndpointId,
     pub revision: u64,
+    pub lane: JobLane,
 }
 
 impl Subscriptions {
@@ -125,13 +110,13 @@ impl Subscriptions {
             .subscriptions
             .matches(event)
             .into_iter()
-            .map(|endpoint_id| Match {
-                endpoint_id,
-                revision: index
-                    .revisions
-                    .get(&endpoint_id)
-                    .copied()
-                    .unwrap_or_default(),
+            .map(|endpoint_id| {
+                let route = index.routes.get(&endpoint_id);
+                Match {
+                    endpoint_id,
+                    revision: route.map(|route| route.revision).unwrap_or_default(),
+                    lane: route.map_or(JobLane::Pool, |route| route.lane),
+                }
             })
             .collect()
     }
@@ -212,7 +197,12 @@ impl WatchHandler for SubscriptionHandler {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use herald_core::{channel::Channel, event::parse_data, id::EventId};
+    use herald_core::{
+        catalog::EventType,
+        channel::Channel,
+        event::parse_data,
+        id::{DeviceId, EventId, TenantId},
+    };
     use time::OffsetDateTime;
 
     fn watched(
@@ -285,10 +275,12 @@ mod tests {
             Match {
                 endpoint_id: read,
                 revision: 7,
+                lane: JobLane::Pool,
             },
             Match {
                 endpoint_id: all,
                 revision: 8,
+                lane: JobLane::Pool,
             },
         ];
         expected.sort_by_key(|m| m.endpoint_id);
@@ -297,7 +289,8 @@ mod tests {
             subscriptions.matches(&event(tenant, "message.sent")),
             [Match {
                 endpoint_id: all,
-                revision: 8
+                revision: 8,
+                lane: JobLane::Pool,
             }]
         );
         assert!(
@@ -337,7 +330,8 @@ mod tests {
             subscriptions.matches(&event(tenant, "contact.created")),
             [Match {
                 endpoint_id: new,
-                revision: 2
+                revision: 2,
+                lane: JobLane::Pool,
             }]
         );
     }

@@ -109,8 +109,7 @@ async fn publish_event(bus: &Bus, event: &Event, message_id: &str) {
         "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
     );
     bus.publish(
-        bus.topology()
-            .event_subject(&event.tenant_id, event.channel, &event.event_type),
+        bus.topology().event_subject(event),
         message_id,
         event_headers,
         Bytes::from(pb::Event::from(event).encode_to_vec()),

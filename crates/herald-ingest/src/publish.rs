@@ -53,9 +53,7 @@ pub(crate) async fn publish_all(
 ) -> Vec<Result<Acked, String>> {
     let mut pending = Vec::with_capacity(events.len());
     for event in events {
-        let subject =
-            bus.topology()
-                .event_subject(&event.tenant_id, event.channel, &event.event_type);
+        let subject = bus.topology().event_subject(event);
         let mut message_headers = HeaderMap::new();
         message_headers.insert(headers::TENANT, event.tenant_id.as_str());
         message_headers.insert(headers::EVENT_ID, event.id.as_str());

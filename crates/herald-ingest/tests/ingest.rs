@@ -82,6 +82,7 @@ async fn start() -> Harness {
         allow_list: AllowList::parse("127.0.0.0/8").unwrap(),
         attempt_retention: Duration::from_secs(30 * 24 * 3600),
         sweep_interval: Duration::from_secs(3600),
+        auto_disable_after: None,
         secret_overlap: Duration::from_secs(24 * 3600),
         test_timeout: Duration::from_secs(10),
         change_retention: Duration::from_secs(7 * 24 * 3600),
@@ -364,7 +365,10 @@ async fn a_waba_batch_becomes_twelve_events_once() {
     for (subject, headers, event) in &events {
         assert_eq!(
             subject,
-            &format!("herald.events.{}.waba.{}", tenant.id, event.r#type)
+            &format!(
+                "herald.events.{}.{}.waba.{}",
+                tenant.id, event.id, event.r#type
+            )
         );
         assert_eq!(event.tenant_id, tenant.id);
         assert_eq!(event.device_id, device);
@@ -593,7 +597,10 @@ async fn telegram_and_gateway_webhooks_are_authenticated_and_published_once() {
     assert_eq!(events[2].2.r#type, "message.received");
     assert_eq!(
         events[2].0,
-        format!("herald.events.{}.whatsapp.message.received", tenant.id)
+        format!(
+            "herald.events.{}.{}.whatsapp.message.received",
+            tenant.id, events[2].2.id
+        )
     );
     assert_eq!(events[3].2.r#type, "message.read");
 

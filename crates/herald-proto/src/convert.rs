@@ -4,11 +4,14 @@
 //! error names the offending field, so a malformed message from another
 //! process is refused at the boundary instead of travelling further.
 
+use std::collections::BTreeSet;
+
 use herald_core::{
     catalog::EventType,
     channel::Channel,
     event::{Event, parse_data},
     id::{DeviceId, EventId, TenantId},
+    matching::{DeviceFilter, EventTypeFilter, Subscription},
 };
 use time::OffsetDateTime;
 
@@ -21,6 +24,40 @@ pub struct WireError {
     /// The protobuf field, e.g. `event.tenant_id`.
     pub field: &'static str,
     pub reason: String,
+}
+
+/// What an endpoint subscribes to, as fanout and replay match events.
+pub fn endpoint_subscription(endpoint: &v1::Endpoint) -> Result<Subscription, WireError> {
+    let spec = endpoint.spec.clone().unwrap_or_default();
+    let tenant_id = TenantId::parse(&endpoint.tenant_id)
+        .map_err(|error| WireError::new("endpoint.tenant_id", error))?;
+    let devices = if spec.all_devices || spec.device_ids.is_empty() {
+        DeviceFilter::All
+    } else {
+        DeviceFilter::Only(
+            spec.device_ids
+                .iter()
+                .map(|id| DeviceId::parse(id))
+                .collect::<Result<BTreeSet<_>, _>>()
+                .map_err(|error| WireError::new("endpoint.spec.device_ids", error))?,
+        )
+    };
+    let event_types = if spec.all_event_types || spec.event_types.is_empty() {
+        EventTypeFilter::All
+    } else {
+        EventTypeFilter::Only(
+            spec.event_types
+                .iter()
+                .map(|name| EventType::parse(name))
+                .collect::<Result<BTreeSet<_>, _>>()
+                .map_err(|error| WireError::new("endpoint.spec.event_types", error))?,
+        )
+    };
+    Ok(Subscription {
+        tenant_id,
+        devices,
+        event_types,
+    })
 }
 
 impl WireError {

@@ -7,7 +7,9 @@
 mod convert;
 pub mod json;
 
-pub use crate::convert::{WireError, signing_scheme_name, timestamp_from_wire, timestamp_to_wire};
+pub use crate::convert::{
+    WireError, endpoint_subscription, signing_scheme_name, timestamp_from_wire, timestamp_to_wire,
+};
 
 /// Generated code for package `herald.v1`.
 #[allow(

@@ -11,7 +11,10 @@ use time::OffsetDateTime;
 use crate::{
     Store, StoreError, clamp_limit, db_error,
     entity::{attempt, record, records},
-    records::{AttemptCursor, AttemptFilter, AttemptRecord, DeliveryCounts},
+    records::{
+        AttemptCursor, AttemptFilter, AttemptRecord, DeliveryCounts, FailedDelivery,
+        FailingEndpoint,
+    },
     timestamp::to_micros,
 };
 
@@ -178,6 +181,173 @@ impl Store {
             failed: get("failed")?,
             pending: get("pending")?,
         })
+    }
+
+    /// The endpoint's deliveries (tests aside) whose latest attempt is
+    /// `failed` or `dead`, made at or after `since`, and that never
+    /// succeeded: at most `limit`, by delivery id.
+    pub async fn failed_deliveries(
+        &self,
+        tenant_id: &str,
+        endpoint_id: &str,
+        since: OffsetDateTime,
+        limit: u64,
+    ) -> Result<Vec<FailedDelivery>, StoreError> {
+        let operation = "finding failed deliveries";
+        let attempt_number = || Expr::col(attempt::Column::Attempt);
+        let is_final_failure = || {
+            Expr::col(attempt::Column::Status)
+                .is_in(["failed", "dead"])
+                .and(Expr::col(attempt::Column::AttemptedAt).gte(to_micros(since)))
+        };
+        let query = Query::select()
+            .column(attempt::Column::DeliveryId)
+            .expr_as(
+                Func::min(Expr::col(attempt::Column::EventId)),
+                Alias::new("event_id"),
+            )
+            .expr_as(Func::max(attempt_number()), Alias::new("last_attempt"))
+            .from(attempt::Entity)
+            .and_where(attempt::Column::TenantId.eq(tenant_id))
+            .and_where(attempt::Column::EndpointId.eq(endpoint_id))
+            .and_where(attempt::Column::Test.eq(false))
+            .group_by_col(attempt::Column::DeliveryId)
+            .and_having(
+                Func::count(Expr::case(
+                    Expr::col(attempt::Column::Status).eq("succeeded"),
+                    1,
+                ))
+                .eq(0),
+            )
+            // The latest attempt is a final failure within the window.
+            .and_having(
+                Func::max(Expr::case(is_final_failure(), attempt_number()))
+                    .eq(Func::max(attempt_number())),
+            )
+            .order_by(attempt::Column::DeliveryId, sea_orm::Order::Asc)
+            .limit(clamp_limit(limit))
+            .to_owned();
+        let rows = self
+            .connection
+            .query_all(&query)
+            .await
+            .map_err(db_error(operation))?;
+        rows.iter()
+            .map(|row| {
+                Ok(FailedDelivery {
+                    delivery_id: row
+                        .try_get("", "delivery_id")
+                        .map_err(db_error(operation))?,
+                    event_id: row.try_get("", "event_id").map_err(db_error(operation))?,
+                    last_attempt: row
+                        .try_get("", "last_attempt")
+                        .map_err(db_error(operation))?,
+                })
+            })
+            .collect()
+    }
+
+    /// Endpoints whose attempts (tests aside) have all failed since at
+    /// least `failing_before`, that were still being attempted after it,
+    /// and that have not succeeded since: what auto-disable pauses.
+    pub async fn endpoints_failing_since(
+        &self,
+        failing_before: OffsetDateTime,
+    ) -> Result<Vec<FailingEndpoint>, StoreError> {
+        let operation = "finding failing endpoints";
+        let failure = || Expr::col(attempt::Column::Status).is_in(["retrying", "failed", "dead"]);
+        let at = || Expr::col(attempt::Column::AttemptedAt);
+        // Candidates: no success at or after the cut-off, failures after it.
+        let candidates = Query::select()
+            .column(attempt::Column::TenantId)
+            .column(attempt::Column::EndpointId)
+            .expr_as(
+                Func::max(Expr::case(
+                    Expr::col(attempt::Column::Status).eq("succeeded"),
+                    at(),
+                )),
+                Alias::new("last_success"),
+            )
+            .from(attempt::Entity)
+            .and_where(attempt::Column::Test.eq(false))
+            .group_by_col(attempt::Column::TenantId)
+            .group_by_col(attempt::Column::EndpointId)
+            .and_having(
+                Func::count(Expr::case(
+                    failure().and(at().gte(to_micros(failing_before))),
+                    1,
+                ))
+                .gt(0),
+            )
+            .and_having(
+                Func::count(Expr::case(
+                    Expr::col(attempt::Column::Status)
+                        .eq("succeeded")
+                        .and(at().gte(to_micros(failing_before))),
+                    1,
+                ))
+                .eq(0),
+            )
+            .to_owned();
+        let rows = self
+            .connection
+            .query_all(&candidates)
+            .await
+            .map_err(db_error(operation))?;
+        let mut failing = Vec::new();
+        for row in rows {
+            let tenant_id: String = row.try_get("", "tenant_id").map_err(db_error(operation))?;
+            let endpoint_id: String = row
+                .try_get("", "endpoint_id")
+                .map_err(db_error(operation))?;
+            let last_success: Option<i64> = row
+                .try_get("", "last_success")
+                .map_err(db_error(operation))?;
+            // The first failure after the last success starts the run.
+            let mut first_failure = attempt::Entity::find()
+                .filter(attempt::Column::EndpointId.eq(&endpoint_id))
+                .filter(attempt::Column::Test.eq(false))
+                .filter(attempt::Column::Status.is_in(["retrying", "failed", "dead"]));
+            if let Some(last_success) = last_success {
+                first_failure = first_failure.filter(attempt::Column::AttemptedAt.gt(last_success));
+            }
+            let first_failure = first_failure
+                .order_by_asc(attempt::Column::AttemptedAt)
+                .one(&self.connection)
+                .await
+                .map_err(db_error(operation))?;
+            if let Some(first) = first_failure
+                && first.attempted_at <= to_micros(failing_before)
+            {
+                failing.push(FailingEndpoint {
+                    tenant_id,
+                    endpoint_id,
+                    failing_since: crate::timestamp::from_micros(
+                        "attempt",
+                        &first.id,
+                        "attempted_at",
+                        first.attempted_at,
+                    )?,
+                });
+            }
+        }
+        Ok(failing)
+    }
+
+    /// The highest attempt number recorded for a delivery, if any.
+    pub async fn last_attempt_number(
+        &self,
+        tenant_id: &str,
+        delivery_id: &str,
+    ) -> Result<Option<i32>, StoreError> {
+        let model = attempt::Entity::find()
+            .filter(attempt::Column::TenantId.eq(tenant_id))
+            .filter(attempt::Column::DeliveryId.eq(delivery_id))
+            .order_by_desc(attempt::Column::Attempt)
+            .one(&self.connection)
+            .await
+            .map_err(db_error("reading a delivery's last attempt"))?;
+        Ok(model.map(|model| model.attempt))
     }
 
     /// Deletes every tenant's attempts from before `cutoff` (retention).

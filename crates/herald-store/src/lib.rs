@@ -54,8 +54,8 @@ use sea_orm_migration::MigratorTrait;
 
 pub use records::{
     AttemptCursor, AttemptFilter, AttemptRecord, ChangeRecord, DeliveryCounts, DeviceRecord,
-    EndpointFilter, EndpointRecord, EventTypeRecord, ObjectKind, Snapshot, TenantRecord,
-    TokenRecord,
+    EndpointFilter, EndpointRecord, EventTypeRecord, FailedDelivery, FailingEndpoint, ObjectKind,
+    Snapshot, TenantRecord, TokenRecord,
 };
 
 /// The PostgreSQL advisory lock every transaction that appends to the change

@@ -199,6 +199,25 @@ pub struct EndpointFilter {
     pub status: Option<String>,
 }
 
+/// A delivery that ended failed or dead and has not succeeded since: what
+/// a recovery re-sends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FailedDelivery {
+    pub delivery_id: String,
+    pub event_id: String,
+    /// The highest attempt number so far; a re-sent delivery goes on from it.
+    pub last_attempt: i32,
+}
+
+/// An endpoint whose deliveries have failed, without a single success,
+/// since `failing_since`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FailingEndpoint {
+    pub tenant_id: String,
+    pub endpoint_id: String,
+    pub failing_since: OffsetDateTime,
+}
+
 /// Deliveries (distinct `delivery_id`s) by outcome.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DeliveryCounts {

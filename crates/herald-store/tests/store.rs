@@ -151,6 +151,8 @@ on_both_backends!(
     attempts_are_stored_once,
     attempts_list_newest_first_with_filters_and_cursor,
     delivery_counts_classify_deliveries,
+    failed_deliveries_are_those_ending_failed_since_a_time,
+    endpoints_failing_without_success_are_found,
     retention_deletes_old_attempts,
     every_mutation_logs_one_change,
     deleting_a_tenant_deletes_and_logs_everything_it_owns,
@@ -1602,5 +1604,92 @@ async fn corrupt_rows_are_errors(store: &Store) {
     assert!(
         matches!(error, StoreError::Corrupt { kind: "change", .. }),
         "{error}"
+    );
+}
+
+async fn failed_deliveries_are_those_ending_failed_since_a_time(store: &Store) {
+    let numbered =
+        |id: &str, delivery: &str, status: &str, offset: i64, number: i32| AttemptRecord {
+            attempt: number,
+            ..attempt(id, delivery, status, offset)
+        };
+    store
+        .insert_attempts(&[
+            // Dead after two attempts, within the window.
+            numbered("a1", "d1", "retrying", 10, 1),
+            numbered("a2", "d1", "dead", 20, 2),
+            // Dead, but before the window.
+            numbered("a3", "d2", "dead", 1, 1),
+            // Failed, then succeeded when redriven.
+            numbered("a4", "d3", "dead", 20, 1),
+            numbered("a5", "d3", "succeeded", 30, 2),
+            // Still retrying.
+            numbered("a6", "d4", "retrying", 20, 1),
+            // Failed, then retrying again after a recovery.
+            numbered("a7", "d5", "failed", 20, 1),
+            numbered("a8", "d5", "retrying", 30, 2),
+            // A failed test.
+            AttemptRecord {
+                test: true,
+                ..numbered("a9", "d6", "failed", 20, 1)
+            },
+            // Another endpoint's.
+            AttemptRecord {
+                endpoint_id: "ep2".to_owned(),
+                ..numbered("a10", "d7", "dead", 20, 1)
+            },
+        ])
+        .await
+        .unwrap();
+    let failed = store
+        .failed_deliveries("t1", "ep1", at(5), 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        failed,
+        [herald_store::FailedDelivery {
+            delivery_id: "d1".to_owned(),
+            event_id: "evt-d1".to_owned(),
+            last_attempt: 2,
+        }]
+    );
+    assert_eq!(
+        store.last_attempt_number("t1", "d5").await.unwrap(),
+        Some(2)
+    );
+    assert_eq!(store.last_attempt_number("t1", "nope").await.unwrap(), None);
+    assert_eq!(store.last_attempt_number("t2", "d5").await.unwrap(), None);
+}
+
+async fn endpoints_failing_without_success_are_found(store: &Store) {
+    let on = |endpoint: &str, id: &str, status: &str, offset: i64| AttemptRecord {
+        endpoint_id: endpoint.to_owned(),
+        ..attempt(id, id, status, offset)
+    };
+    store
+        .insert_attempts(&[
+            // Succeeded, then failing since 10 and still being tried at 50.
+            on("long", "a1", "succeeded", 5),
+            on("long", "a2", "retrying", 10),
+            on("long", "a3", "dead", 50),
+            // Failing only since 40.
+            on("recent", "a4", "retrying", 40),
+            on("recent", "a5", "dead", 50),
+            // Failing long ago, but it succeeded since.
+            on("healed", "a6", "dead", 10),
+            on("healed", "a7", "succeeded", 45),
+            // Failed long ago and nothing since.
+            on("idle", "a8", "dead", 10),
+        ])
+        .await
+        .unwrap();
+    let failing = store.endpoints_failing_since(at(30)).await.unwrap();
+    assert_eq!(
+        failing,
+        [herald_store::FailingEndpoint {
+            tenant_id: "t1".to_owned(),
+            endpoint_id: "long".to_owned(),
+            failing_since: at(10),
+        }]
     );
 }

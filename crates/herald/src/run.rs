@@ -447,6 +447,7 @@ fn config_settings(
         allow_list,
         attempt_retention: args.attempt_retention,
         sweep_interval: args.retention_sweep_interval,
+        auto_disable_after: Some(args.auto_disable_after).filter(|after| !after.is_zero()),
         secret_overlap: args.secret_overlap,
         test_timeout: args.test_timeout,
         change_retention: args.change_retention,

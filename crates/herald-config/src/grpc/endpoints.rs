@@ -286,6 +286,84 @@ impl ConfigState {
         convert::endpoint(&updated)
     }
 
+    /// Pauses an endpoint that has failed without a single success since
+    /// `failing_since` (auto-disable), and publishes `endpoint.disabled` so
+    /// its owner hears of it through their own subscription. `None` when it
+    /// is not active any more (paused by its owner, or already).
+    pub(crate) async fn pause_failing_endpoint(
+        &self,
+        tenant_id: &str,
+        endpoint_id: &str,
+        failing_since: OffsetDateTime,
+    ) -> ApiResult<Option<Endpoint>> {
+        let Some(mut record) = self.store.get_endpoint(tenant_id, endpoint_id).await? else {
+            return Ok(None);
+        };
+        if names::parse_endpoint_status(&record.status) != EndpointStatus::Active {
+            return Ok(None);
+        }
+        let since = failing_since
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        record.status = names::endpoint_status(EndpointStatus::Failing).to_owned();
+        record.status_reason =
+            format!("paused automatically: every delivery has failed since {since}");
+        let updated = self.save(record, OffsetDateTime::now_utc()).await?;
+        self.publish_endpoint_disabled(&updated, &since).await?;
+        convert::endpoint(&updated).map(Some)
+    }
+
+    async fn publish_endpoint_disabled(
+        &self,
+        endpoint: &EndpointRecord,
+        failing_since: &str,
+    ) -> ApiResult<()> {
+        let corrupt = |what: &'static str, error: String| ApiError::Corrupt {
+            what,
+            reason: error,
+        };
+        let data = serde_json::json!({
+            "endpoint_id": endpoint.id,
+            "name": endpoint.name,
+            "url": endpoint.url,
+            "status": "failing",
+            "reason": endpoint.status_reason,
+            "failing_since": failing_since,
+        });
+        let now = OffsetDateTime::now_utc();
+        let event = Event {
+            id: EventId::generate(),
+            tenant_id: TenantId::parse(&endpoint.tenant_id)
+                .map_err(|error| corrupt("tenant id", error.to_string()))?,
+            channel: Channel::Internal,
+            device_id: None,
+            event_type: EventType::endpoint_disabled(),
+            occurred_at: now,
+            received_at: now,
+            source_ref: Some(endpoint.id.clone()),
+            // Replicas sweeping at once publish it once.
+            idempotency_key: format!("endpoint.disabled:{}:{failing_since}", endpoint.id),
+            data: parse_data(data.to_string().as_bytes())
+                .map_err(|error| corrupt("endpoint.disabled payload", error.to_string()))?,
+        };
+        let mut event_headers = HeaderMap::new();
+        event_headers.insert(headers::TENANT, endpoint.tenant_id.as_str());
+        event_headers.insert(headers::EVENT_ID, event.id.as_str());
+        event_headers.insert(headers::EVENT_TYPE, event.event_type.as_str());
+        event_headers.insert(headers::MESSAGE_TYPE, "herald.v1.Event");
+        self.bus
+            .publish(
+                self.bus.topology().event_subject(&event),
+                &event.idempotency_key,
+                event_headers,
+                Bytes::from(herald_proto::v1::Event::from(&event).encode_to_vec()),
+            )
+            .await?
+            .await
+            .map_err(|error| ApiError::Bus(herald_bus::BusError::Unavailable(error.to_string())))?;
+        Ok(())
+    }
+
     pub async fn enable_endpoint(
         &self,
         tenant_id: &str,
@@ -445,7 +523,7 @@ impl ConfigState {
         job_headers.insert(headers::MESSAGE_TYPE, "herald.v1.DeliveryJob");
         self.bus
             .publish(
-                topology.job_subject(&endpoint),
+                topology.job_subject(&endpoint, herald_bus::JobLane::Pool),
                 delivery_id.as_str(),
                 job_headers,
                 Bytes::from(job.encode_to_vec()),

@@ -7,10 +7,12 @@ mod catalog;
 mod config;
 mod devices;
 mod endpoints;
+mod recovery;
 mod watch;
 
 pub use admin::AdminApi;
 pub use attempts::AttemptApi;
 pub use config::ConfigApi;
 pub use endpoints::MIN_SEARCH_CHARS;
+pub use recovery::RecoveryApi;
 pub use watch::WatchApi;

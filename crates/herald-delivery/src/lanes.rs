@@ -1,0 +1,166 @@
+//! FIFO lanes: every FIFO endpoint's jobs have a subject and a consumer of
+//! their own that hands out one job at a time (see herald-bus). Every
+//! replica pulls every lane; the server gives the single outstanding job to
+//! one of them, so order holds across replicas and restarts. A lane's head
+//! that fails is negatively acknowledged with its retry delay and comes back
+//! before anything behind it; once it is delivered or dead-lettered the
+//! next one follows.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use futures::StreamExt;
+use herald_core::id::EndpointId;
+use herald_proto::v1::Ordering;
+use herald_watch::ConfigCache;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::job::{self, Context};
+
+/// How often the set of FIFO endpoints is compared with the running lanes.
+const RESCAN: Duration = Duration::from_millis(500);
+/// How often a lane whose endpoint stopped being FIFO checks whether it is
+/// drained.
+const DRAIN_CHECK: Duration = Duration::from_secs(5);
+const RETRY_DELAY: Duration = Duration::from_secs(1);
+
+/// Runs a lane for every FIFO endpoint until `stop`, then waits for the
+/// lanes' jobs in progress to settle.
+pub(crate) async fn run(context: Arc<Context>, stop: CancellationToken) {
+    let mut lanes: HashMap<EndpointId, JoinHandle<()>> = HashMap::new();
+    for endpoint in existing_lanes(&context).await {
+        lanes.insert(endpoint, spawn_lane(&context, endpoint, &stop));
+    }
+    loop {
+        lanes.retain(|_, lane| !lane.is_finished());
+        for endpoint in fifo_endpoints(&context.cache) {
+            lanes
+                .entry(endpoint)
+                .or_insert_with(|| spawn_lane(&context, endpoint, &stop));
+        }
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tokio::time::sleep(RESCAN) => {}
+        }
+    }
+    for (_, lane) in lanes {
+        if let Err(error) = lane.await {
+            tracing::error!(%error, "a FIFO lane panicked; its job will be redelivered");
+        }
+    }
+}
+
+fn spawn_lane(
+    context: &Arc<Context>,
+    endpoint: EndpointId,
+    stop: &CancellationToken,
+) -> JoinHandle<()> {
+    tokio::spawn(run_lane(context.clone(), endpoint, stop.clone()))
+}
+
+fn is_fifo(cache: &ConfigCache, endpoint: &EndpointId) -> bool {
+    cache
+        .snapshot()
+        .endpoints
+        .get(endpoint.as_str())
+        .and_then(|watched| watched.endpoint.as_ref())
+        .and_then(|endpoint| endpoint.spec.as_ref())
+        .is_some_and(|spec| spec.ordering() == Ordering::Fifo)
+}
+
+fn fifo_endpoints(cache: &ConfigCache) -> Vec<EndpointId> {
+    cache
+        .snapshot()
+        .endpoints
+        .values()
+        .filter_map(|watched| watched.endpoint.as_ref())
+        .filter(|endpoint| {
+            endpoint
+                .spec
+                .as_ref()
+                .is_some_and(|spec| spec.ordering() == Ordering::Fifo)
+        })
+        .filter_map(|endpoint| EndpointId::parse(&endpoint.id).ok())
+        .collect()
+}
+
+/// Lanes left from before: an endpoint that stopped being FIFO while no
+/// replica ran still has jobs in its lane, which must drain.
+async fn existing_lanes(context: &Context) -> Vec<EndpointId> {
+    match context.bus.fifo_consumer_endpoints().await {
+        Ok(endpoints) => endpoints,
+        Err(error) => {
+            tracing::warn!(%error, "cannot list existing FIFO lanes; lanes of current FIFO endpoints still run");
+            Vec::new()
+        }
+    }
+}
+
+async fn run_lane(context: Arc<Context>, endpoint: EndpointId, stop: CancellationToken) {
+    while !stop.is_cancelled() {
+        match pull_lane(&context, &endpoint, &stop).await {
+            Ok(LaneEnd::Stopped) => return,
+            Ok(LaneEnd::Drained) => {
+                tracing::info!(%endpoint, "FIFO lane drained and closed");
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(%endpoint, %error, "FIFO lane failed; restarting it");
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(RETRY_DELAY) => {}
+                }
+            }
+        }
+    }
+}
+
+enum LaneEnd {
+    Stopped,
+    /// The endpoint is no longer FIFO and its lane is empty.
+    Drained,
+}
+
+async fn pull_lane(
+    context: &Arc<Context>,
+    endpoint: &EndpointId,
+    stop: &CancellationToken,
+) -> Result<LaneEnd, String> {
+    let mut consumer = context
+        .bus
+        .fifo_consumer(endpoint)
+        .await
+        .map_err(|error| error.to_string())?;
+    let mut messages = consumer
+        .stream()
+        .max_messages_per_batch(1)
+        .messages()
+        .await
+        .map_err(|error| error.to_string())?;
+    let mut drain_check = tokio::time::interval(DRAIN_CHECK);
+    loop {
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => return Ok(LaneEnd::Stopped),
+            message = messages.next() => match message {
+                // One job at a time: the next pull waits for this settlement.
+                Some(Ok(message)) => job::handle(context.clone(), message).await,
+                Some(Err(error)) => {
+                    tracing::warn!(%endpoint, %error, "FIFO lane consumer error; it reconnects by itself");
+                }
+                None => return Err("the lane's message stream ended".to_owned()),
+            },
+            _ = drain_check.tick() => {
+                if is_fifo(&context.cache, endpoint) {
+                    continue;
+                }
+                let info = consumer.info().await.map_err(|error| error.to_string())?;
+                if info.num_pending == 0 && info.num_ack_pending == 0 {
+                    drop(messages);
+                    context.bus.delete_fifo_consumer(endpoint).await.map_err(|error| error.to_string())?;
+                    return Ok(LaneEnd::Drained);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,703 @@
+//! Delivery guarantees through separate Herald processes: dead letters and
+//! redrive, recovery of failed deliveries, FIFO order across two delivery
+//! replicas (one killed mid-run), a rate limit shared by two replicas, and
+//! the circuit breaker.
+#![allow(clippy::unwrap_used)]
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    future::Future,
+    time::{Duration, Instant},
+};
+
+use futures::StreamExt;
+use herald_proto::{timestamp_to_wire, v1 as pb};
+use herald_tests::{
+    Receiver,
+    stack::{Stack, TenantClient, authed, publish_events},
+};
+use time::OffsetDateTime;
+
+/// For tests of retries and dead letters: a circuit opening after a few
+/// failures would hold the retries back for its cooldown.
+const NO_CIRCUIT: (&str, &str) = ("HERALD_CIRCUIT_FAILURES", "1000");
+
+/// Polls `check` until it returns `Some`, for at most `timeout`.
+async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn millis(value: u64) -> prost_types::Duration {
+    prost_types::Duration::try_from(Duration::from_millis(value)).unwrap()
+}
+
+fn spec(url: &str, retry_delays_ms: &[u64]) -> pb::EndpointSpec {
+    pb::EndpointSpec {
+        name: "Receiver".into(),
+        url: url.into(),
+        retry: Some(pb::RetryPolicy {
+            delays: retry_delays_ms.iter().map(|delay| millis(*delay)).collect(),
+            jitter: 0.0,
+            use_default: false,
+        }),
+        timeout: Some(millis(2_000)),
+        ..Default::default()
+    }
+}
+
+async fn dead_letters(tenant: &mut TenantClient, endpoint_id: &str) -> Vec<pb::DeadLetter> {
+    let mut all = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = tenant
+            .recovery
+            .list_dead_letters(authed(
+                &tenant.token,
+                pb::ListDeadLettersRequest {
+                    endpoint_id: endpoint_id.to_owned(),
+                    page_size: 2,
+                    page_token,
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        all.extend(page.dead_letters);
+        if page.next_page_token.is_empty() {
+            return all;
+        }
+        page_token = page.next_page_token;
+    }
+}
+
+/// Follows a job's progress stream to its end.
+async fn finished(tenant: &mut TenantClient, job: pb::RecoveryJob) -> pb::RecoveryJob {
+    let mut updates = tenant
+        .recovery
+        .watch_recovery_job(authed(
+            &tenant.token,
+            pb::GetRecoveryJobRequest { job_id: job.id },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut last = None;
+    while let Some(update) = updates.next().await {
+        last = Some(update.unwrap());
+    }
+    let last = last.unwrap();
+    assert_eq!(last.state(), pb::RecoveryJobState::Succeeded, "{last:?}");
+    last
+}
+
+/// The webhook-ids of the receiver's requests from `from` on, tests aside.
+fn webhook_ids(receiver: &Receiver, from: usize) -> Vec<String> {
+    receiver.received()[from..]
+        .iter()
+        .filter(|received| received.data().get("index").is_some())
+        .map(|received| received.header("webhook-id").to_owned())
+        .collect()
+}
+
+#[test]
+fn dead_letters_are_redriven_once_with_their_original_webhook_ids() {
+    let stack = Stack::start(1, &[NO_CIRCUIT]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let receiver = Receiver::start(Duration::ZERO).await;
+        let mut tenant = stack.tenant().await;
+        let created = tenant
+            .active_endpoint(spec(&receiver.url(), &[100, 100]))
+            .await;
+        let endpoint_id = created.endpoint.unwrap().id;
+        receiver.answer(500);
+        let bus = stack.bus().await;
+        publish_events(&bus, &tenant.id, 0, 5).await;
+
+        let dead = eventually("five dead letters", Duration::from_secs(30), || async {
+            let dead = dead_letters(&mut tenant.clone(), &endpoint_id).await;
+            let complete = dead.len() == 5 && dead.iter().all(|letter| letter.attempts.len() == 3);
+            complete.then_some(dead)
+        })
+        .await;
+        for letter in &dead {
+            let statuses: Vec<_> = letter.attempts.iter().map(pb::Attempt::status).collect();
+            assert_eq!(
+                statuses,
+                [
+                    pb::AttemptStatus::Retrying,
+                    pb::AttemptStatus::Retrying,
+                    pb::AttemptStatus::Dead
+                ]
+            );
+            assert_eq!(letter.attempts[2].response_code, 500);
+            assert_eq!(letter.endpoint_id, endpoint_id);
+            assert!(letter.event.is_some());
+        }
+        let failed_ids: BTreeSet<String> = webhook_ids(&receiver, 0).into_iter().collect();
+        assert_eq!(failed_ids.len(), 5);
+        let dead_ids: BTreeSet<String> = dead.iter().map(|letter| letter.id.clone()).collect();
+        assert_eq!(
+            dead_ids, failed_ids,
+            "dead letters are keyed by delivery id"
+        );
+
+        receiver.answer(200);
+        let before = receiver.received().len();
+        let redrive = pb::RedriveDeadLettersRequest {
+            all_of_endpoint: endpoint_id.clone(),
+            use_current_endpoint: true,
+            ..Default::default()
+        };
+        let job = tenant
+            .recovery
+            .redrive_dead_letters(authed(&tenant.token, redrive.clone()))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(job.kind(), pb::DeliveryTrigger::Redrive);
+        let done = finished(&mut tenant, job.clone()).await;
+        assert_eq!((done.total, done.enqueued, done.skipped), (5, 5, 0));
+
+        let redriven = eventually(
+            "five redriven deliveries",
+            Duration::from_secs(15),
+            || async {
+                let ids = webhook_ids(&receiver, before);
+                (ids.len() >= 5).then_some(ids)
+            },
+        )
+        .await;
+        let redriven_set: BTreeSet<String> = redriven.iter().cloned().collect();
+        assert_eq!(redriven_set, failed_ids, "redrive keeps the delivery ids");
+        assert!(dead_letters(&mut tenant, &endpoint_id).await.is_empty());
+
+        // The same request again is the same job; naming the deliveries
+        // again finds nothing left to redrive.
+        let again = tenant
+            .recovery
+            .redrive_dead_letters(authed(&tenant.token, redrive))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(again.id, job.id);
+        let by_id = tenant
+            .recovery
+            .redrive_dead_letters(authed(
+                &tenant.token,
+                pb::RedriveDeadLettersRequest {
+                    delivery_ids: failed_ids.iter().cloned().collect(),
+                    use_current_endpoint: true,
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        let by_id = finished(&mut tenant, by_id).await;
+        assert_eq!((by_id.enqueued, by_id.skipped), (0, 5));
+        tokio::time::sleep(Duration::from_millis(1_000)).await;
+        let counts = receiver.counts_by_webhook_id();
+        for id in &failed_ids {
+            // Three failed attempts, then exactly one redriven success.
+            assert_eq!(counts[id], 4, "{id}");
+        }
+
+        // Bad requests name their field; other tenants see nothing.
+        let error = tenant
+            .recovery
+            .redrive_dead_letters(authed(
+                &tenant.token,
+                pb::RedriveDeadLettersRequest::default(),
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(error.code(), tonic::Code::InvalidArgument);
+        assert!(error.message().contains("delivery_ids"), "{error:?}");
+        let mut other = stack.tenant().await;
+        assert!(dead_letters(&mut other, "").await.is_empty());
+    });
+}
+
+#[test]
+fn recover_failed_resends_exactly_the_failures_since_a_time() {
+    let stack = Stack::start(1, &[NO_CIRCUIT]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let receiver = Receiver::start(Duration::ZERO).await;
+        let mut tenant = stack.tenant().await;
+        let created = tenant.active_endpoint(spec(&receiver.url(), &[])).await;
+        let endpoint_id = created.endpoint.unwrap().id;
+        receiver.answer(500);
+        let bus = stack.bus().await;
+        publish_events(&bus, &tenant.id, 0, 3).await;
+        eventually("the first failures", Duration::from_secs(30), || async {
+            (dead_letters(&mut tenant.clone(), &endpoint_id).await.len() == 3).then_some(())
+        })
+        .await;
+        let early_ids: BTreeSet<String> = webhook_ids(&receiver, 0).into_iter().collect();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let since = OffsetDateTime::now_utc();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        publish_events(&bus, &tenant.id, 3, 4).await;
+        eventually("the later failures", Duration::from_secs(30), || async {
+            (dead_letters(&mut tenant.clone(), &endpoint_id).await.len() == 7).then_some(())
+        })
+        .await;
+        let all_ids: BTreeSet<String> = webhook_ids(&receiver, 0).into_iter().collect();
+        let late_ids: BTreeSet<String> = all_ids.difference(&early_ids).cloned().collect();
+        assert_eq!(late_ids.len(), 4);
+
+        receiver.answer(200);
+        let before = receiver.received().len();
+        let request = pb::RecoverFailedRequest {
+            endpoint_id: endpoint_id.clone(),
+            since: Some(timestamp_to_wire(since)),
+        };
+        // The attempt log is written asynchronously: wait until it holds
+        // every failure before recovering.
+        let done = eventually("a recovery of four", Duration::from_secs(15), || {
+            let mut client = tenant.clone();
+            let request = request.clone();
+            async move {
+                let job = client
+                    .recovery
+                    .recover_failed(authed(&client.token, request))
+                    .await
+                    .unwrap()
+                    .into_inner();
+                let done = finished(&mut client, job).await;
+                (done.enqueued == 4).then_some(done)
+            }
+        })
+        .await;
+        assert_eq!(done.kind(), pb::DeliveryTrigger::Recover);
+        let resent = eventually(
+            "four recovered deliveries",
+            Duration::from_secs(15),
+            || async {
+                let ids = webhook_ids(&receiver, before);
+                (ids.len() >= 4).then_some(ids)
+            },
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(webhook_ids(&receiver, before).len(), 4);
+        assert_eq!(resent.into_iter().collect::<BTreeSet<_>>(), late_ids);
+        // The early failures stay dead; the recovered ones left the dead letters.
+        let remaining: BTreeSet<String> = dead_letters(&mut tenant, &endpoint_id)
+            .await
+            .into_iter()
+            .map(|letter| letter.id)
+            .collect();
+        assert_eq!(remaining, early_ids);
+        // Asked again, the recovery is the same job: nothing is sent twice.
+        let again = tenant
+            .recovery
+            .recover_failed(authed(&tenant.token, request))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(again.id, done.id);
+
+        // What is left can be purged deliberately.
+        let purged = tenant
+            .recovery
+            .purge_dead_letters(authed(
+                &tenant.token,
+                pb::PurgeDeadLettersRequest {
+                    all_of_endpoint: endpoint_id.clone(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(purged.purged, 3);
+        assert!(dead_letters(&mut tenant, &endpoint_id).await.is_empty());
+    });
+}
+
+#[test]
+fn a_replay_resends_one_event_with_its_delivery_id() {
+    let stack = Stack::start(1, &[]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let first = Receiver::start(Duration::ZERO).await;
+        let second = Receiver::start(Duration::ZERO).await;
+        let mut tenant = stack.tenant().await;
+        let first_id = tenant
+            .active_endpoint(spec(&first.url(), &[]))
+            .await
+            .endpoint
+            .unwrap()
+            .id;
+        tenant.active_endpoint(spec(&second.url(), &[])).await;
+        let bus = stack.bus().await;
+        let events = publish_events(&bus, &tenant.id, 0, 2).await;
+        for receiver in [&first, &second] {
+            eventually("the live deliveries", Duration::from_secs(15), || async {
+                (webhook_ids(receiver, 0).len() == 2).then_some(())
+            })
+            .await;
+        }
+        let replay = |endpoint_id: &str| pb::ReplayEventRequest {
+            event_id: events[0].id.to_string(),
+            endpoint_id: endpoint_id.to_owned(),
+        };
+
+        // To one endpoint.
+        let job = tenant
+            .recovery
+            .replay_event(authed(&tenant.token, replay(&first_id)))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(job.kind(), pb::DeliveryTrigger::Replay);
+        assert_eq!(finished(&mut tenant, job).await.enqueued, 1);
+        let replayed = eventually("the replay", Duration::from_secs(15), || async {
+            let ids = webhook_ids(&first, 0);
+            (ids.len() == 3).then_some(ids)
+        })
+        .await;
+        assert_eq!(replayed[2], replayed[0], "a replay keeps the delivery id");
+
+        // To every endpoint the event matches now.
+        let job = tenant
+            .recovery
+            .replay_event(authed(&tenant.token, replay("")))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(finished(&mut tenant, job).await.enqueued, 2);
+        for (receiver, count) in [(&first, 4), (&second, 3)] {
+            eventually(
+                "the replay to every match",
+                Duration::from_secs(15),
+                || async { (webhook_ids(receiver, 0).len() == count).then_some(()) },
+            )
+            .await;
+        }
+
+        // Unknown events and other tenants' events are not found.
+        let mut other = stack.tenant().await;
+        for (client, event_id) in [
+            (
+                &mut tenant,
+                herald_core::id::EventId::generate().to_string(),
+            ),
+            (&mut other, events[1].id.to_string()),
+        ] {
+            let error = client
+                .recovery
+                .replay_event(authed(
+                    &client.token,
+                    pb::ReplayEventRequest {
+                        event_id,
+                        endpoint_id: String::new(),
+                    },
+                ))
+                .await
+                .unwrap_err();
+            assert_eq!(error.code(), tonic::Code::NotFound, "{error:?}");
+        }
+        let error = tenant
+            .recovery
+            .replay_event(authed(
+                &tenant.token,
+                pb::ReplayEventRequest {
+                    event_id: "evt_nope".into(),
+                    endpoint_id: String::new(),
+                },
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(error.code(), tonic::Code::InvalidArgument);
+    });
+}
+
+#[test]
+fn a_fifo_endpoint_gets_every_event_in_order_across_two_replicas_and_a_crash() {
+    const EVENTS: usize = 200;
+    let mut stack = Stack::start(2, &[]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let receiver = Receiver::start(Duration::ZERO).await;
+        let mut tenant = stack.tenant().await;
+        let mut fifo = spec(&receiver.url(), &[20; 20]);
+        fifo.ordering = pb::Ordering::Fifo.into();
+        tenant.active_endpoint(fifo).await;
+        receiver.fail_randomly(0.3);
+        let bus = stack.bus().await;
+        publish_events(&bus, &tenant.id, 0, EVENTS).await;
+
+        let succeeded = |receiver: &Receiver| {
+            receiver
+                .received()
+                .iter()
+                .filter(|received| received.succeeded() && received.data().get("index").is_some())
+                .count()
+        };
+        eventually("a quarter delivered", Duration::from_secs(60), || async {
+            (succeeded(&receiver) >= EVENTS / 4).then_some(())
+        })
+        .await;
+        stack.deliveries.remove(0).kill();
+        let restarted = stack.start_delivery();
+        stack.deliveries.push(restarted);
+
+        let delivered: BTreeSet<i64> =
+            eventually("every event", Duration::from_secs(120), || async {
+                let indexes: BTreeSet<i64> = receiver
+                    .received()
+                    .iter()
+                    .filter(|received| received.succeeded())
+                    .filter_map(|received| received.data()["index"].as_i64())
+                    .collect();
+                (indexes.len() == EVENTS).then_some(indexes)
+            })
+            .await;
+        assert_eq!(delivered.len(), EVENTS);
+
+        // In arrival order, no event is sent before every earlier one has
+        // succeeded; a repeat (at-least-once after the crash) only ever
+        // repeats the latest.
+        let mut highest_succeeded: i64 = -1;
+        let mut failures = 0;
+        for received in receiver.received() {
+            let Some(index) = received.data()["index"].as_i64() else {
+                continue;
+            };
+            assert!(
+                index <= highest_succeeded + 1,
+                "event {index} was sent before event {} succeeded",
+                highest_succeeded + 1
+            );
+            if received.succeeded() {
+                highest_succeeded = highest_succeeded.max(index);
+            } else {
+                failures += 1;
+            }
+        }
+        assert_eq!(highest_succeeded, i64::try_from(EVENTS).unwrap() - 1);
+        assert!(failures > 20, "the receiver failed only {failures} times");
+        println!("fifo: {EVENTS} events in order, {failures} failed attempts retried in place");
+    });
+}
+
+#[test]
+fn a_rate_limit_holds_across_two_replicas() {
+    const EVENTS: usize = 1_000;
+    const RATE: f64 = 50.0;
+    let stack = Stack::start(2, &[]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let receiver = Receiver::start(Duration::ZERO).await;
+        let mut tenant = stack.tenant().await;
+        let mut limited = spec(&receiver.url(), &[1_000]);
+        limited.rate_limit = Some(pb::RateLimit {
+            per_second: RATE,
+            burst: 1,
+        });
+        tenant.active_endpoint(limited).await;
+        let bus = stack.bus().await;
+        publish_events(&bus, &tenant.id, 0, EVENTS).await;
+        let arrivals = eventually("every delivery", Duration::from_secs(60), || async {
+            let arrivals: Vec<Instant> = receiver
+                .received()
+                .iter()
+                .filter(|received| received.data().get("index").is_some())
+                .map(|received| received.at)
+                .collect();
+            (arrivals.len() >= EVENTS).then_some(arrivals)
+        })
+        .await;
+        let span = arrivals[EVENTS - 1] - arrivals[0];
+        let rate = (EVENTS - 1) as f64 / span.as_secs_f64();
+        println!("rate limit {RATE}/s: measured {rate:.1}/s over {span:?}");
+        assert!(
+            (RATE * 0.9..=RATE * 1.1).contains(&rate),
+            "measured {rate:.1}/s for a limit of {RATE}/s"
+        );
+        // Both replicas took part.
+        for delivery in &stack.deliveries {
+            let (_, metrics) = delivery.get("/metrics").unwrap();
+            let succeeded = metrics
+                .lines()
+                .find(|line| line.starts_with("herald_deliveries_total{outcome=\"succeeded\"}"))
+                .and_then(|line| line.rsplit(' ').next())
+                .and_then(|value| value.parse::<f64>().ok())
+                .unwrap_or(0.0);
+            assert!(succeeded > 50.0, "a replica delivered only {succeeded}");
+        }
+    });
+}
+
+#[test]
+fn an_open_circuit_sends_only_probes_and_the_backlog_drains_after() {
+    const EVENTS: usize = 50;
+    let stack = Stack::start(
+        1,
+        &[
+            ("HERALD_CIRCUIT_FAILURES", "5"),
+            ("HERALD_CIRCUIT_COOLDOWN", "1s"),
+            ("HERALD_CIRCUIT_MAX_COOLDOWN", "4s"),
+        ],
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let receiver = Receiver::start(Duration::ZERO).await;
+        let mut tenant = stack.tenant().await;
+        tenant
+            .active_endpoint(spec(&receiver.url(), &[500; 20]))
+            .await;
+        receiver.answer(503);
+        let outage = Instant::now();
+        let bus = stack.bus().await;
+        publish_events(&bus, &tenant.id, 0, EVENTS).await;
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let arrivals: Vec<Duration> = receiver
+            .received()
+            .iter()
+            .filter(|received| received.at > outage)
+            .map(|received| received.at - outage)
+            .collect();
+        // The first failures arrive together (as many as run at once);
+        // after the circuit opened only probes get through.
+        let late: Vec<&Duration> = arrivals
+            .iter()
+            .filter(|at| **at > Duration::from_secs(2))
+            .collect();
+        println!(
+            "circuit: {} requests during a 10 s outage, {} after its first 2 s: {late:?}",
+            arrivals.len(),
+            late.len()
+        );
+        assert!(
+            late.len() <= 5,
+            "{} requests reached a dead receiver: {late:?}",
+            late.len()
+        );
+
+        receiver.answer(200);
+        let counts: HashMap<String, usize> =
+            eventually("the backlog", Duration::from_secs(30), || async {
+                let succeeded: HashMap<String, usize> = receiver
+                    .received()
+                    .iter()
+                    .filter(|received| {
+                        received.succeeded() && received.data().get("index").is_some()
+                    })
+                    .fold(HashMap::new(), |mut counts, received| {
+                        *counts
+                            .entry(received.header("webhook-id").to_owned())
+                            .or_default() += 1;
+                        counts
+                    });
+                (succeeded.len() == EVENTS).then_some(succeeded)
+            })
+            .await;
+        assert!(counts.values().all(|count| *count == 1));
+    });
+}
+
+#[test]
+fn an_endpoint_failing_too_long_is_paused_its_backlog_dead_lettered_and_its_owner_told() {
+    const EVENTS: usize = 5;
+    let stack = Stack::start(
+        1,
+        &[
+            NO_CIRCUIT,
+            ("HERALD_AUTO_DISABLE_AFTER", "3s"),
+            ("HERALD_RETENTION_SWEEP_INTERVAL", "500ms"),
+        ],
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let failing_receiver = Receiver::start(Duration::ZERO).await;
+        let owner_receiver = Receiver::start(Duration::ZERO).await;
+        let mut tenant = stack.tenant().await;
+        let failing = tenant
+            .active_endpoint(spec(&failing_receiver.url(), &[500; 20]))
+            .await
+            .endpoint
+            .unwrap()
+            .id;
+        let mut notifications = spec(&owner_receiver.url(), &[]);
+        notifications.event_types = vec!["endpoint.disabled".into()];
+        tenant.active_endpoint(notifications).await;
+        failing_receiver.answer(500);
+        let bus = stack.bus().await;
+        publish_events(&bus, &tenant.id, 0, EVENTS).await;
+
+        let paused = eventually("the endpoint paused", Duration::from_secs(30), || {
+            let mut client = tenant.clone();
+            let failing = failing.clone();
+            async move {
+                let endpoint = client
+                    .config
+                    .get_endpoint(authed(
+                        &client.token,
+                        pb::GetEndpointRequest {
+                            endpoint_id: failing,
+                        },
+                    ))
+                    .await
+                    .unwrap()
+                    .into_inner();
+                (endpoint.status() == pb::EndpointStatus::Failing).then_some(endpoint)
+            }
+        })
+        .await;
+        assert!(
+            paused.status_reason.contains("paused automatically"),
+            "{}",
+            paused.status_reason
+        );
+        let told = eventually("endpoint.disabled", Duration::from_secs(15), || async {
+            owner_receiver
+                .received()
+                .into_iter()
+                .find(|received| received.data()["endpoint_id"] == failing.as_str())
+        })
+        .await;
+        assert_eq!(told.data()["status"], "failing");
+        let dead = eventually(
+            "the backlog in the dead letters",
+            Duration::from_secs(15),
+            || async {
+                // Its own endpoint.disabled may be among them, when fanout
+                // matched it before it heard of the pause.
+                let dead: Vec<pb::DeadLetter> = dead_letters(&mut tenant.clone(), &failing)
+                    .await
+                    .into_iter()
+                    .filter(|letter| {
+                        letter
+                            .event
+                            .as_ref()
+                            .is_some_and(|event| event.r#type == "contact.created")
+                    })
+                    .collect();
+                (dead.len() == EVENTS).then_some(dead)
+            },
+        )
+        .await;
+        assert!(
+            dead.iter()
+                .all(|letter| letter.reason.contains("paused automatically")),
+            "{dead:?}"
+        );
+    });
+}
