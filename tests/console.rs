@@ -540,15 +540,105 @@ async fn a_customer_sets_up_tests_and_follows_an_endpoint_in_the_browser() {
     );
     page.screenshot("12-attempt").await;
 
+    // Replay sends the same delivery again, with its webhook-id.
+    let delivery_id = attempt["delivery_id"].as_str().unwrap().to_owned();
+    page.follow(".page-actions form[action$='/replay'] button")
+        .await;
+    assert!(page.text(".flash").await.contains("Replay"));
+    page.screenshot("13-replayed").await;
+    wait_for_attempt(
+        &api,
+        &format!("/api/v1/attempts?endpoint_id={endpoint_id}"),
+        |attempt| attempt["event_id"] == event_id.as_str() && attempt["trigger"] == "replay",
+    )
+    .await;
+    assert_eq!(receiver.counts_by_webhook_id()[&delivery_id], 2);
+
+    // A delivery that fails every retry is a dead letter; redriving it delivers it.
+    let flaky_receiver = Receiver::start(Duration::ZERO).await;
+    let (_, flaky) = api
+        .post(
+            "/api/v1/endpoints",
+            json!({ "name": "Flaky CRM", "url": flaky_receiver.url(), "retry": { "delays_seconds": [0.1, 0.1] } }),
+        )
+        .await;
+    let flaky_id = flaky["endpoint"]["id"].as_str().unwrap().to_owned();
+    let (_, tested) = api
+        .post(&format!("/api/v1/endpoints/{flaky_id}/test"), json!({}))
+        .await;
+    assert_eq!(tested["endpoint"]["status"], "active");
+    // Fanout learns of the activation through its Watch stream: a live
+    // delivery arriving proves it has.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    'learned: loop {
+        publish(&stack, &tenant, &devices[0], "message.received").await;
+        for _ in 0..20 {
+            let live = flaky_receiver
+                .received()
+                .iter()
+                .any(|received| !String::from_utf8_lossy(&received.body).contains("\"test\":true"));
+            if live {
+                break 'learned;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "fanout never delivered to the new endpoint"
+        );
+    }
+    flaky_receiver.answer(500);
+    publish(&stack, &tenant, &devices[0], "message.received").await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let dead_id = loop {
+        let (_, dead) = api
+            .get(&format!("/api/v1/dead-letters?endpoint_id={flaky_id}"))
+            .await;
+        if let Some(letter) = dead["dead_letters"].as_array().unwrap().first() {
+            assert_eq!(letter["attempts"].as_array().unwrap().len(), 3, "{letter}");
+            break letter["id"].as_str().unwrap().to_owned();
+        }
+        if Instant::now() > deadline {
+            let (_, attempts) = api
+                .get(&format!("/api/v1/attempts?endpoint_id={flaky_id}"))
+                .await;
+            panic!("no dead letter: {dead}; attempts {attempts}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    flaky_receiver.answer(200);
+    page.goto("/console/").await;
+    page.follow("nav a[href='/console/dead-letters']").await;
+    assert_eq!(page.count("#dead-letter-rows tr").await, 1);
+    assert!(page.text("#dead-letter-rows").await.contains("Flaky CRM"));
+    page.screenshot("14-dead-letters").await;
+    page.follow(&format!("button[name=one][value='{dead_id}']"))
+        .await;
+    assert!(page.text(".flash").await.contains("Redrive"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !flaky_receiver
+        .received()
+        .iter()
+        .any(|received| received.header("webhook-id") == dead_id && received.succeeded())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the redriven delivery never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    page.goto("/console/dead-letters").await;
+    assert!(page.text(".empty").await.contains("No dead letters"));
+
     // Disable, then delete after the confirmation page.
     page.goto(&endpoint_path).await;
     page.follow(".page-actions form[action$='/disable'] button")
         .await;
     assert!(page.text(".flash").await.contains("Disabled"));
     assert_eq!(page.text(".status-line .badge").await, "Disabled");
-    page.screenshot("13-endpoint-disabled").await;
+    page.screenshot("15-endpoint-disabled").await;
     page.follow(".page-actions a[href$='/delete']").await;
-    page.screenshot("14-delete-confirmation").await;
+    page.screenshot("16-delete-confirmation").await;
     page.follow("button.danger").await;
     assert!(page.text(".flash").await.contains("deleted"));
     assert!(!page.source().await.contains(&endpoint_id));
@@ -650,6 +740,19 @@ async fn a_tenant_never_sees_another_tenants_data() {
         attempts["attempts"].as_array().unwrap().is_empty(),
         "{attempts}"
     );
+    let (_, dead) = globex_api.get("/api/v1/dead-letters").await;
+    assert!(
+        dead["dead_letters"].as_array().unwrap().is_empty(),
+        "{dead}"
+    );
+    let acme_event = tested["attempt"]["event_id"].as_str().unwrap();
+    let (status, body) = globex_api
+        .post(
+            &format!("/api/v1/events/{acme_event}/replay"),
+            json!({ "endpoint_id": acme_endpoint }),
+        )
+        .await;
+    assert_eq!(status, 404, "{body}");
     let (status, still) = acme_api
         .get(&format!("/api/v1/endpoints/{acme_endpoint}"))
         .await;

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use axum::http::HeaderMap;
-use herald_config::{AttemptApi, ConfigApi, ConfigState, TENANT_METADATA_KEY};
+use herald_config::{AttemptApi, ConfigApi, ConfigState, RecoveryApi, TENANT_METADATA_KEY};
 use tokio_util::sync::CancellationToken;
 use tonic::metadata::{AsciiMetadataValue, MetadataMap};
 
@@ -18,13 +18,15 @@ use tonic::metadata::{AsciiMetadataValue, MetadataMap};
 pub struct Backend {
     config: Arc<ConfigApi>,
     attempts: Arc<AttemptApi>,
+    recovery: Arc<RecoveryApi>,
 }
 
 impl Backend {
     pub fn new(state: ConfigState, shutdown: CancellationToken) -> Backend {
         Backend {
             config: Arc::new(ConfigApi::new(state.clone())),
-            attempts: Arc::new(AttemptApi::new(state, shutdown)),
+            attempts: Arc::new(AttemptApi::new(state.clone(), shutdown.clone())),
+            recovery: Arc::new(RecoveryApi::new(state, shutdown)),
         }
     }
 
@@ -36,6 +38,11 @@ impl Backend {
     /// `herald.v1.AttemptService`: the attempt log.
     pub fn attempts(&self) -> &AttemptApi {
         &self.attempts
+    }
+
+    /// `herald.v1.RecoveryService`: dead letters, redrive, replay, recovery.
+    pub fn recovery(&self) -> &RecoveryApi {
+        &self.recovery
     }
 }
 

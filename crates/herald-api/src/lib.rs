@@ -42,7 +42,7 @@ pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
     info(
         title = "Herald API",
         version = "1",
-        description = "Endpoints, devices, test deliveries, the attempt log and the event-type catalog of a Herald tenant. \
+        description = "Endpoints, devices, test deliveries, the attempt log, dead letters and replays, and the event-type catalog of a Herald tenant. \
 Authenticate with a tenant token: `Authorization: Bearer hrld_…`. \
 Errors are `{\"error\": {\"code\", \"message\", \"field\"}}` with the HTTP status of the gRPC code."
     ),
@@ -69,6 +69,12 @@ Errors are `{\"error\": {\"code\", \"message\", \"field\"}}` with the HTTP statu
         v1::catalog::sample,
         v1::catalog::delete,
         v1::catalog::summary,
+        v1::recovery::list_dead_letters,
+        v1::recovery::redrive_dead_letters,
+        v1::recovery::purge_dead_letters,
+        v1::recovery::replay_event,
+        v1::recovery::recover_failed,
+        v1::recovery::get_recovery_job,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail)),
     modifiers(&BearerAuth),
@@ -79,6 +85,7 @@ Errors are `{\"error\": {\"code\", \"message\", \"field\"}}` with the HTTP statu
         (name = "attempts", description = "Every delivery attempt"),
         (name = "event types", description = "The catalog and custom types, with sample envelopes"),
         (name = "summary", description = "The overview's counts"),
+        (name = "recovery", description = "Dead letters, redrive, replay and recovery jobs"),
     )
 )]
 pub struct ApiDoc;
@@ -99,7 +106,7 @@ impl Modify for BearerAuth {
 /// shares a listener with them), a JSON 404 under `/api/`, plain text
 /// elsewhere.
 pub fn router(backend: Backend) -> Router {
-    use v1::{attempts, catalog, devices, endpoints};
+    use v1::{attempts, catalog, devices, endpoints, recovery};
     Router::new()
         .route(OPENAPI_PATH, get(openapi))
         .route(
@@ -154,6 +161,27 @@ pub fn router(backend: Backend) -> Router {
             get(catalog::sample),
         )
         .route("/api/v1/summary", get(catalog::summary))
+        .route("/api/v1/dead-letters", get(recovery::list_dead_letters))
+        .route(
+            "/api/v1/dead-letters/redrive",
+            post(recovery::redrive_dead_letters),
+        )
+        .route(
+            "/api/v1/dead-letters/purge",
+            post(recovery::purge_dead_letters),
+        )
+        .route(
+            "/api/v1/events/{event_id}/replay",
+            post(recovery::replay_event),
+        )
+        .route(
+            "/api/v1/endpoints/{endpoint_id}/recover",
+            post(recovery::recover_failed),
+        )
+        .route(
+            "/api/v1/recovery-jobs/{job_id}",
+            get(recovery::get_recovery_job),
+        )
         .fallback(fallback)
         .with_state(backend)
 }
@@ -182,6 +210,7 @@ pub fn document() -> serde_json::Value {
                 "test_endpoint",
                 "rotate_endpoint_secret",
                 "get_endpoint_secret",
+                "recover_failed",
             ],
         ),
         (

@@ -904,3 +904,176 @@ pub struct RegisterEventType {
     #[schema(value_type = Option<Object>)]
     pub sample_data: Option<Box<serde_json::value::RawValue>>,
 }
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RecoveryJobState {
+    Running,
+    Succeeded,
+    Failed,
+}
+
+/// A replay, recovery or redrive running on the server.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct RecoveryJob {
+    /// `rcv_…`
+    pub id: String,
+    pub kind: Trigger,
+    pub state: RecoveryJobState,
+    /// Known once the job has counted its work.
+    pub total: u64,
+    pub enqueued: u64,
+    pub skipped: u64,
+    pub error: String,
+    #[schema(format = DateTime)]
+    pub created_at: Option<String>,
+    #[schema(format = DateTime)]
+    pub finished_at: Option<String>,
+}
+
+impl RecoveryJob {
+    pub fn from_wire(job: &pb::RecoveryJob) -> RecoveryJob {
+        RecoveryJob {
+            id: job.id.clone(),
+            kind: Trigger::from_wire(job.kind()),
+            state: match job.state() {
+                pb::RecoveryJobState::Succeeded => RecoveryJobState::Succeeded,
+                pb::RecoveryJobState::Failed => RecoveryJobState::Failed,
+                pb::RecoveryJobState::Running | pb::RecoveryJobState::Unspecified => {
+                    RecoveryJobState::Running
+                }
+            },
+            total: job.total,
+            enqueued: job.enqueued,
+            skipped: job.skipped,
+            error: job.error.clone(),
+            created_at: timestamp(job.created_at.as_ref()),
+            finished_at: timestamp(job.finished_at.as_ref()),
+        }
+    }
+}
+
+/// The event a dead letter carries (its `data` left out; replaying sends it).
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct EventSummary {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// `whatsapp`, `telegram`, `waba` or `internal`.
+    pub channel: String,
+    pub device_id: Option<String>,
+    #[schema(format = DateTime)]
+    pub occurred_at: Option<String>,
+}
+
+/// A delivery that used up its retries.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct DeadLetter {
+    /// The delivery id (`dlv_…`): what redrive and purge take.
+    pub id: String,
+    pub endpoint_id: String,
+    pub event: Option<EventSummary>,
+    #[schema(format = DateTime)]
+    pub dead_at: Option<String>,
+    /// Every attempt, oldest first.
+    pub attempts: Vec<Attempt>,
+    pub reason: String,
+}
+
+impl DeadLetter {
+    pub fn from_wire(letter: &pb::DeadLetter) -> DeadLetter {
+        DeadLetter {
+            id: letter.id.clone(),
+            endpoint_id: letter.endpoint_id.clone(),
+            event: letter.event.as_ref().map(|event| EventSummary {
+                id: event.id.clone(),
+                event_type: event.r#type.clone(),
+                channel: match event.channel() {
+                    pb::Channel::Whatsapp => "whatsapp",
+                    pb::Channel::Telegram => "telegram",
+                    pb::Channel::Waba => "waba",
+                    _ => "internal",
+                }
+                .to_owned(),
+                device_id: Some(event.device_id.clone()).filter(|id| !id.is_empty()),
+                occurred_at: timestamp(event.occurred_at.as_ref()),
+            }),
+            dead_at: timestamp(letter.dead_at.as_ref()),
+            attempts: letter.attempts.iter().map(Attempt::from_wire).collect(),
+            reason: letter.reason.clone(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct DeadLetterList {
+    pub dead_letters: Vec<DeadLetter>,
+    pub next_page_token: String,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListDeadLettersQuery {
+    pub endpoint_id: Option<String>,
+    pub event_type: Option<String>,
+    /// RFC 3339; dead at or after it.
+    #[param(format = DateTime)]
+    pub since: Option<String>,
+    /// RFC 3339; dead before it.
+    #[param(format = DateTime)]
+    pub until: Option<String>,
+    pub page_size: Option<u32>,
+    pub page_token: Option<String>,
+}
+
+impl ListDeadLettersQuery {
+    pub fn to_wire(&self) -> Result<pb::ListDeadLettersRequest, HttpError> {
+        Ok(pb::ListDeadLettersRequest {
+            page_size: self.page_size.unwrap_or_default(),
+            page_token: self.page_token.clone().unwrap_or_default(),
+            endpoint_id: self.endpoint_id.clone().unwrap_or_default(),
+            event_type: self.event_type.clone().unwrap_or_default(),
+            since: self
+                .since
+                .as_deref()
+                .map(|since| parse_time("since", since))
+                .transpose()?,
+            until: self
+                .until
+                .as_deref()
+                .map(|until| parse_time("until", until))
+                .transpose()?,
+        })
+    }
+}
+
+/// Which dead letters: some by delivery id, or all of one endpoint.
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({ "all_of_endpoint": "ep_01jd3m6b8q2w4e6r8t0y2u4i6o" }))]
+pub struct SelectDeadLetters {
+    #[serde(default)]
+    pub delivery_ids: Vec<String>,
+    /// Every dead letter of this endpoint, when `delivery_ids` is empty.
+    pub all_of_endpoint: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Purged {
+    pub purged: u64,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayEvent {
+    /// Only this endpoint; every endpoint the event matches now when absent.
+    pub endpoint_id: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecoverFailed {
+    /// RFC 3339: every failed or dead delivery of the endpoint since then.
+    #[schema(format = DateTime)]
+    pub since: String,
+}

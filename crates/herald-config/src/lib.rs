@@ -39,7 +39,7 @@ pub use crate::{
     auth::{TENANT_METADATA_KEY, hash_token},
     config::ConfigArgs,
     error::FIELD_METADATA_KEY,
-    grpc::{AdminApi, AttemptApi, ConfigApi, MIN_SEARCH_CHARS},
+    grpc::{AdminApi, AttemptApi, ConfigApi, MIN_SEARCH_CHARS, RecoveryApi},
     state::{ConfigState, Settings},
 };
 

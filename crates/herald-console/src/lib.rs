@@ -49,7 +49,7 @@ impl std::fmt::Debug for Console {
 
 /// The `/console` routes.
 pub fn router(backend: Backend, key: MasterKey) -> Router {
-    use pages::{endpoint, endpoint_form, logs, overview, sign_in};
+    use pages::{dead_letters, endpoint, endpoint_form, logs, overview, sign_in};
     Router::new()
         .route(
             "/console",
@@ -91,6 +91,9 @@ pub fn router(backend: Backend, key: MasterKey) -> Router {
         )
         .route("/console/logs", get(logs::list))
         .route("/console/logs/{attempt_id}", get(logs::show))
+        .route("/console/logs/{attempt_id}/replay", post(logs::replay))
+        .route("/console/dead-letters", get(dead_letters::list))
+        .route("/console/dead-letters/redrive", post(dead_letters::redrive))
         .route("/console/{*rest}", get(not_found))
         .with_state(Console { backend, key })
 }

@@ -11,6 +11,7 @@ use crate::{assets, session::Session};
 pub enum Nav {
     Webhooks,
     Logs,
+    DeadLetters,
 }
 
 /// A one-line message shown at the top of the next page.
@@ -97,6 +98,7 @@ pub fn page(
                             ul {
                                 li { a href="/console/" aria-current=[current(Nav::Webhooks)] { "Webhooks" } }
                                 li { a href="/console/logs" aria-current=[current(Nav::Logs)] { "Logs" } }
+                                li { a href="/console/dead-letters" aria-current=[current(Nav::DeadLetters)] { "Dead letters" } }
                             }
                         }
                         form class="sign-out" method="post" action="/console/sign-out" {

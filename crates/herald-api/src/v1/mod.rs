@@ -4,3 +4,4 @@ pub mod attempts;
 pub mod catalog;
 pub mod devices;
 pub mod endpoints;
+pub mod recovery;

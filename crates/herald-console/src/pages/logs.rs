@@ -5,9 +5,12 @@ use std::collections::BTreeMap;
 
 use axum::{
     extract::{Path, Query, State},
+    http::HeaderMap,
     response::Response,
 };
-use herald_proto::v1::{self as pb, attempt_service_server::AttemptService};
+use herald_proto::v1::{
+    self as pb, attempt_service_server::AttemptService, recovery_service_server::RecoveryService,
+};
 use maud::{Markup, html};
 use serde::Deserialize;
 use time::{OffsetDateTime, PrimitiveDateTime, macros::format_description};
@@ -15,9 +18,11 @@ use time::{OffsetDateTime, PrimitiveDateTime, macros::format_description};
 use crate::{
     Console,
     error::PageError,
-    html_page,
+    form::Form,
+    html_page, page_clearing_flash, redirect_with_flash,
     render::{self, Nav, Pager},
     session::Session,
+    take_flash,
 };
 
 const PAGE_SIZE: u32 = 25;
@@ -236,8 +241,10 @@ fn shown_header_value<'a>(name: &str, value: &'a str) -> &'a str {
 pub async fn show(
     State(console): State<Console>,
     session: Session,
+    headers: HeaderMap,
     Path(attempt_id): Path<String>,
 ) -> Result<Response, PageError> {
+    let flash = take_flash(&headers);
     let attempt = console
         .backend
         .attempts()
@@ -318,6 +325,12 @@ pub async fn show(
     };
     let actions = html! {
         a class="button ghost" href={ "/console/logs?endpoint=" (attempt.endpoint_id) } { "← Endpoint’s logs" }
+        @if !attempt.test {
+            form method="post" action={ "/console/logs/" (attempt.id) "/replay" } {
+                input type="hidden" name="csrf" value=(session.csrf);
+                button class="button primary" type="submit" { "Replay" }
+            }
+        }
     };
     let title = format!(
         "{} · {}",
@@ -326,14 +339,45 @@ pub async fn show(
             render::to_time(attempt.attempted_at.as_ref()).unwrap_or(OffsetDateTime::UNIX_EPOCH),
         )
     );
-    Ok(html_page(render::page(
-        &session,
-        Nav::Logs,
-        &title,
-        None,
-        actions,
-        body,
-    )))
+    Ok(page_clearing_flash(
+        &headers,
+        flash.is_some(),
+        render::page(&session, Nav::Logs, &title, flash.as_ref(), actions, body),
+    ))
+}
+
+/// Sends the attempt's event to its endpoint again, with the same delivery
+/// id, through a replay job.
+pub async fn replay(
+    State(console): State<Console>,
+    session: Session,
+    headers: HeaderMap,
+    Path(attempt_id): Path<String>,
+    form: Form,
+) -> Result<Response, PageError> {
+    session.check_csrf(&form.get("csrf"))?;
+    let attempt = console
+        .backend
+        .attempts()
+        .get_attempt(session.credentials.request(pb::GetAttemptRequest {
+            attempt_id: attempt_id.clone(),
+        }))
+        .await?
+        .into_inner();
+    let job = console
+        .backend
+        .recovery()
+        .replay_event(session.credentials.request(pb::ReplayEventRequest {
+            event_id: attempt.event_id,
+            endpoint_id: attempt.endpoint_id,
+        }))
+        .await?
+        .into_inner();
+    Ok(redirect_with_flash(
+        &headers,
+        &format!("/console/logs/{attempt_id}"),
+        &super::job_flash("Replay", &job),
+    ))
 }
 
 #[cfg(test)]

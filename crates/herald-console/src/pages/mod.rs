@@ -1,5 +1,6 @@
 //! One module per page; what several pages read is here.
 
+pub mod dead_letters;
 pub mod endpoint;
 pub mod endpoint_form;
 pub mod logs;
@@ -10,7 +11,7 @@ use std::collections::BTreeMap;
 
 use herald_proto::v1::{self as pb, config_service_server::ConfigService};
 
-use crate::{Console, error::PageError, session::Session};
+use crate::{Console, error::PageError, render::Flash, session::Session};
 
 /// The most items a page fetches for a picker or a lookup (the API's page
 /// limit): devices, endpoints, event types.
@@ -76,4 +77,19 @@ pub async fn endpoint_names(
             (endpoint.id, name)
         })
         .collect())
+}
+
+/// What a started replay or redrive says on the next page.
+pub fn job_flash(what: &str, job: &pb::RecoveryJob) -> Flash {
+    match job.state() {
+        pb::RecoveryJobState::Failed => Flash::warning(format!("{what} failed: {}", job.error)),
+        pb::RecoveryJobState::Succeeded => Flash::success(format!(
+            "{what} done: {} of {} sent again (job {}).",
+            job.enqueued, job.total, job.id
+        )),
+        _ => Flash::info(format!(
+            "{what} started: deliveries are sent again in the background (job {}).",
+            job.id
+        )),
+    }
 }
