@@ -89,6 +89,17 @@ fn screenshot_dir() -> PathBuf {
     dir
 }
 
+/// Forgets the screenshots an earlier run saved under `prefix`.
+fn clear_screenshots(prefix: &str) {
+    for entry in std::fs::read_dir(screenshot_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with(prefix) {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+}
+
 /// A browser session on the console, saving a screenshot of each page.
 struct Page {
     client: Client,
@@ -174,6 +185,15 @@ impl Page {
         match url.query() {
             Some(query) => format!("{}?{query}", url.path()),
             None => url.path().to_owned(),
+        }
+    }
+
+    fn new(client: Client, base: String, name_prefix: &'static str) -> Page {
+        clear_screenshots(name_prefix);
+        Page {
+            client,
+            base,
+            name_prefix,
         }
     }
 
@@ -318,11 +338,7 @@ async fn a_customer_sets_up_tests_and_follows_an_endpoint_in_the_browser() {
     let receiver = Receiver::start(Duration::ZERO).await;
     let api = Api::new(&stack, &tenant);
     let driver = Driver::start();
-    let page = Page {
-        client: driver.browser(false).await,
-        base: stack.url(""),
-        name_prefix: "",
-    };
+    let page = Page::new(driver.browser(false).await, stack.url(""), "flow-");
 
     // Sign in: a wrong token is refused on the form, the right one opens the overview.
     page.goto("/console/").await;
@@ -646,11 +662,7 @@ async fn a_customer_sets_up_tests_and_follows_an_endpoint_in_the_browser() {
     assert_eq!(status, 404);
 
     // At phone width the overview still works.
-    let phone = Page {
-        client: driver.browser(true).await,
-        base: stack.url(""),
-        name_prefix: "phone-",
-    };
+    let phone = Page::new(driver.browser(true).await, stack.url(""), "phone-");
     phone.sign_in(&tenant.token).await;
     phone.screenshot("overview").await;
     phone.client.close().await.unwrap();
@@ -760,11 +772,7 @@ async fn a_tenant_never_sees_another_tenants_data() {
 
     // Through the browser: Globex's session shows none of it either.
     let driver = Driver::start();
-    let page = Page {
-        client: driver.browser(false).await,
-        base: stack.url(""),
-        name_prefix: "isolation-",
-    };
+    let page = Page::new(driver.browser(false).await, stack.url(""), "isolation-");
     page.sign_in(&globex.token).await;
     let overview = page.source().await;
     assert!(overview.contains("Globex own"));
