@@ -37,6 +37,7 @@ run: build nats
 	export HERALD_OPS_ADDR=$${HERALD_OPS_ADDR:-127.0.0.1:7090}
 	echo "Database:         $$DATABASE_URL"
 	echo "Health, metrics:  http://$$HERALD_OPS_ADDR/healthz /readyz /metrics (gRPC health and reflection on the same port)"
+	echo "Console, JSON API: http://$${HERALD_CONFIG_ADDR:-127.0.0.1:7070}/console, /api/v1 (gRPC on the same port)"
 	"$$target_dir/debug/herald" --log-format pretty all
 
 ## test: formatting, clippy with warnings denied, every test, and deploy-check.

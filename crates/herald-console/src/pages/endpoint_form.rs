@@ -704,7 +704,7 @@ fn created_page(session: &Session, endpoint: &pb::Endpoint, secret: &str) -> Mar
         section class="card" {
             h2 { "Signing secret" }
             p { "Copy it now and store it with your receiver: it verifies that deliveries come from Herald. "
-                "You can reveal it later by rotating it." }
+                "If you lose it, rotate it to get a new one." }
             div class="secret-box" {
                 code id="secret-value" { (secret) }
                 (render::copy_button("secret-value"))
