@@ -456,6 +456,61 @@ async fn a_customer_sets_up_tests_and_follows_an_endpoint_in_the_browser() {
     page.screenshot("06-endpoint-tested").await;
     assert_eq!(receiver.received().len(), 1);
 
+    // Editing where deliveries go puts it back to Pending test, and says so.
+    page.follow(".page-actions a[href$='/edit']").await;
+    assert_eq!(
+        page.find("#name")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .unwrap(),
+        "Storefront"
+    );
+    page.fill("#url", &format!("{}?store=eu", receiver.url()))
+        .await;
+    page.follow("form.stack button[type=submit]").await;
+    assert!(page.text(".flash").await.contains("back to Pending test"));
+    assert_eq!(page.text(".status-line .badge").await, "Pending test");
+    page.screenshot("07-endpoint-edited").await;
+    page.follow(".page-actions form[action$='/test'] button")
+        .await;
+    assert_eq!(page.text(".status-line .badge").await, "Active");
+
+    // Rotating shows the new secret once.
+    page.follow("form[action$='/rotate-secret'] button").await;
+    let rotated = page.text("#secret-value").await;
+    assert!(
+        rotated.starts_with("whsec_") && rotated != secret,
+        "{rotated}"
+    );
+
+    // The JSON API refuses what the form refused, naming the field, and
+    // offers the event catalog with sample envelopes.
+    let (status, refused) = api
+        .post(
+            "/api/v1/endpoints",
+            json!({ "name": "Bad", "url": "ftp://example.com" }),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(refused["error"]["code"], "invalid_argument");
+    assert_eq!(refused["error"]["field"], "url");
+    let (_, catalog) = api.get("/api/v1/event-types").await;
+    let received = catalog["event_types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|event_type| event_type["name"] == "message.received")
+        .unwrap();
+    assert_eq!(received["sample"]["event"], "message.received");
+    assert!(received["sample"]["data"]["text"].is_string());
+    let (status, sample) = api.get("/api/v1/event-types/form.submitted/sample").await;
+    assert_eq!(
+        (status, sample["event"].as_str()),
+        (200, Some("form.submitted"))
+    );
+
     // Sixty more endpoints through the JSON API, some tested, some paused.
     for index in 1..=60 {
         let name = format!("{} {index:02}", NAMES[index % NAMES.len()]);
@@ -497,18 +552,18 @@ async fn a_customer_sets_up_tests_and_follows_an_endpoint_in_the_browser() {
     page.follow("form.search button").await;
     assert!(page.text(".search-hint").await.contains("3 characters"));
     assert_eq!(page.count("table.data tbody tr").await, 25);
-    page.screenshot("07-search-hint").await;
+    page.screenshot("08-search-hint").await;
     page.fill("#q", "CRM").await;
     page.follow("form.search button").await;
     assert_eq!(page.count("table.data tbody tr").await, 10);
     assert!(page.text("table.data tbody").await.contains("CRM 07"));
-    page.screenshot("08-search-results").await;
+    page.screenshot("09-search-results").await;
 
     // Paging through 61 endpoints: 25, 25, 11, and back.
     page.goto("/console/").await;
     assert_eq!(page.text(".stat-row .stat:first-child dd").await, "61");
     assert_eq!(page.count("table.data tbody tr").await, 25);
-    page.screenshot("09-overview").await;
+    page.screenshot("10-overview").await;
     page.follow("a[rel=next]").await;
     assert_eq!(page.text(".pager-page").await, "Page 2");
     assert_eq!(page.count("table.data tbody tr").await, 25);
@@ -534,13 +589,13 @@ async fn a_customer_sets_up_tests_and_follows_an_endpoint_in_the_browser() {
         .map(|received| received.header("webhook-signature").to_owned())
         .unwrap();
     page.goto("/console/logs").await;
-    page.screenshot("10-logs").await;
+    page.screenshot("11-logs").await;
     page.goto(&format!(
         "/console/logs?endpoint={endpoint_id}&event_type=message.received&status=succeeded"
     ))
     .await;
-    assert_eq!(page.count("table.data tbody tr").await, 2);
-    page.screenshot("11-logs-filtered").await;
+    assert_eq!(page.count("table.data tbody tr").await, 3);
+    page.screenshot("12-logs-filtered").await;
     page.follow("table.data tbody tr:first-child a.row-link")
         .await;
     let detail = page.source().await;
@@ -554,14 +609,14 @@ async fn a_customer_sets_up_tests_and_follows_an_endpoint_in_the_browser() {
         !detail.contains(signature_value),
         "the signature is redacted"
     );
-    page.screenshot("12-attempt").await;
+    page.screenshot("13-attempt").await;
 
     // Replay sends the same delivery again, with its webhook-id.
     let delivery_id = attempt["delivery_id"].as_str().unwrap().to_owned();
     page.follow(".page-actions form[action$='/replay'] button")
         .await;
     assert!(page.text(".flash").await.contains("Replay"));
-    page.screenshot("13-replayed").await;
+    page.screenshot("14-replayed").await;
     wait_for_attempt(
         &api,
         &format!("/api/v1/attempts?endpoint_id={endpoint_id}"),
@@ -627,7 +682,7 @@ async fn a_customer_sets_up_tests_and_follows_an_endpoint_in_the_browser() {
     page.follow("nav a[href='/console/dead-letters']").await;
     assert_eq!(page.count("#dead-letter-rows tr").await, 1);
     assert!(page.text("#dead-letter-rows").await.contains("Flaky CRM"));
-    page.screenshot("14-dead-letters").await;
+    page.screenshot("15-dead-letters").await;
     page.follow(&format!("button[name=one][value='{dead_id}']"))
         .await;
     assert!(page.text(".flash").await.contains("Redrive"));
@@ -652,9 +707,9 @@ async fn a_customer_sets_up_tests_and_follows_an_endpoint_in_the_browser() {
         .await;
     assert!(page.text(".flash").await.contains("Disabled"));
     assert_eq!(page.text(".status-line .badge").await, "Disabled");
-    page.screenshot("15-endpoint-disabled").await;
+    page.screenshot("16-endpoint-disabled").await;
     page.follow(".page-actions a[href$='/delete']").await;
-    page.screenshot("16-delete-confirmation").await;
+    page.screenshot("17-delete-confirmation").await;
     page.follow("button.danger").await;
     assert!(page.text(".flash").await.contains("deleted"));
     assert!(!page.source().await.contains(&endpoint_id));

@@ -281,7 +281,7 @@ async fn render_page(
         div class="status-line" {
             (render::endpoint_status_badge(status))
             @if !endpoint.status_reason.is_empty() { span class="muted" { (endpoint.status_reason) } }
-            @if status == pb::EndpointStatus::PendingTest {
+            @if status == pb::EndpointStatus::PendingTest && endpoint.status_reason.is_empty() {
                 span class="muted" { "Press Test: a 200 or 201 from your receiver activates it." }
             }
         }
