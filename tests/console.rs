@@ -393,13 +393,22 @@ async fn a_customer_sets_up_tests_and_follows_an_endpoint_in_the_browser() {
     page.follow("a[href='/console/endpoints/new']").await;
     page.click("input[data-select-all='devices-whatsapp']")
         .await;
+    let returns_line = format!("input[name=device][value='{}']", devices[1]);
+    assert!(page.find(&returns_line).await.is_selected().await.unwrap());
+    // "All devices" and single devices exclude each other.
+    page.click("input[name=all_devices]").await;
+    assert!(!page.find(&returns_line).await.is_selected().await.unwrap());
+    page.click("input[data-select-all='devices-whatsapp']")
+        .await;
     assert!(
-        page.find(&format!("input[name=device][value='{}']", devices[1]))
+        !page
+            .find("input[name=all_devices]")
             .await
             .is_selected()
             .await
             .unwrap()
     );
+    assert!(page.find(&returns_line).await.is_selected().await.unwrap());
     page.fill("#name", "Storefront").await;
     page.fill("#url", "http://example.com/hook").await;
     page.click("input[name=event_type][value='message.received']")

@@ -60,6 +60,28 @@
     sync();
   });
 
+  // "All devices" and ticking single devices exclude each other (the
+  // server lets "all" win when both arrive).
+  document.querySelectorAll("[data-all-of]").forEach(function (all) {
+    var fieldset = all.closest("fieldset");
+    if (!fieldset) return;
+    var selector = "input[name=" + all.getAttribute("data-all-of") + "]";
+    all.addEventListener("change", function () {
+      if (!all.checked) return;
+      fieldset.querySelectorAll(selector + ", [data-select-all]").forEach(function (input) {
+        input.checked = false;
+        input.indeterminate = false;
+      });
+    });
+    fieldset.addEventListener("change", function (event) {
+      if (event.target === all) return;
+      var any = Array.prototype.some.call(fieldset.querySelectorAll(selector), function (input) {
+        return input.checked;
+      });
+      if (any) all.checked = false;
+    });
+  });
+
   // Slow forms (a test delivery waits for the receiver) say they are busy.
   document.querySelectorAll("form[data-busy]").forEach(function (form) {
     form.addEventListener("submit", function () {

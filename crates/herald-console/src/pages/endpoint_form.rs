@@ -537,7 +537,7 @@ async fn render_form(
                 fieldset class={ "field" @if error("devices").is_some() { " invalid" } } id="devices" {
                     legend { "Which devices’ events to send" }
                     label class="check strong" {
-                        input type="checkbox" name="all_devices" value="1" checked[values.all_devices];
+                        input type="checkbox" name="all_devices" value="1" checked[values.all_devices] data-all-of="device";
                         span { "All devices, including ones added later" }
                     }
                     @if devices.is_empty() {
@@ -571,7 +571,7 @@ async fn render_form(
                 fieldset class={ "field" @if error("events").is_some() { " invalid" } } id="events" {
                     legend { "Which event types to send" }
                     label class="check strong" {
-                        input type="checkbox" name="all_events" value="1" checked[values.all_events];
+                        input type="checkbox" name="all_events" value="1" checked[values.all_events] data-all-of="event_type";
                         span { "All event types" }
                     }
                     div class="group" id="event-types" {
