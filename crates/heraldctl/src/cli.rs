@@ -3,6 +3,7 @@
 use std::{path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
 #[derive(Debug, Parser)]
 #[command(name = "heraldctl", version, about = "Herald from the command line")]
@@ -58,9 +59,17 @@ pub enum Command {
     /// The attempt log.
     #[command(subcommand)]
     Logs(LogsCommand),
-    /// Publish events through the ingest service.
+    /// Publish events through the ingest service, or send one again.
     #[command(subcommand)]
     Events(EventsCommand),
+    /// Send an endpoint's failed and dead deliveries since a time again.
+    Recover(RecoverArgs),
+    /// Dead letters: deliveries that used up their retries.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+    /// Replay, recovery and redrive jobs.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
     /// Check a received webhook's signature locally (Standard Webhooks).
     Verify(VerifyArgs),
     /// Every service's gRPC health.
@@ -210,6 +219,33 @@ pub struct EndpointFields {
     /// Request timeout, e.g. `10s`.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub timeout: Option<Duration>,
+    /// Delays between tries, comma-separated (`5s,25s,2m`); `none` for a
+    /// single try, `default` for Herald's schedule.
+    #[arg(long, value_parser = parse_retry)]
+    pub retry: Option<Retry>,
+}
+
+/// An endpoint's retry schedule as `--retry` gives it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Retry {
+    Default,
+    /// The delays after the first try, none for a single try.
+    Delays(Vec<Duration>),
+}
+
+fn parse_retry(value: &str) -> Result<Retry, String> {
+    match value {
+        "default" => Ok(Retry::Default),
+        "none" => Ok(Retry::Delays(Vec::new())),
+        delays => delays
+            .split(',')
+            .map(|delay| {
+                humantime::parse_duration(delay.trim())
+                    .map_err(|error| format!("{delay:?}: {error}"))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Retry::Delays),
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -323,6 +359,123 @@ pub enum EventsCommand {
         #[arg(long)]
         key: Option<String>,
     },
+    /// Send an event again, with its original delivery ids (`webhook-id`).
+    Replay {
+        event_id: String,
+        /// Only to this endpoint; else to every endpoint it matches now.
+        #[arg(long)]
+        endpoint: Option<String>,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// Print the job at once instead of following it to its end.
+    #[arg(long)]
+    pub no_wait: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RecoverArgs {
+    #[arg(long)]
+    pub endpoint: String,
+    /// Failures at or after this: a duration ago (`2h`, `30m`, `7d`, counted
+    /// from the start of the current minute, so running the command again
+    /// soon is the same request) or an RFC 3339 time.
+    #[arg(long, value_parser = parse_moment)]
+    pub since: Moment,
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// Dead letters, oldest first.
+    List {
+        #[arg(long)]
+        endpoint: Option<String>,
+        #[arg(long = "type")]
+        event_type: Option<String>,
+        /// Dead at or after this: a duration ago (`2h`) or an RFC 3339 time.
+        #[arg(long, value_parser = parse_moment)]
+        since: Option<Moment>,
+        /// Dead before this: a duration ago (`30m`) or an RFC 3339 time.
+        #[arg(long, value_parser = parse_moment)]
+        until: Option<Moment>,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Deliver dead letters again (to the endpoint's current URL and secret).
+    Redrive {
+        #[command(flatten)]
+        selection: DeadLetterSelection,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Delete dead letters for good.
+    Purge {
+        #[command(flatten)]
+        selection: DeadLetterSelection,
+        /// Purge every dead letter of `--endpoint` without asking.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+/// Which dead letters: named, or all of one endpoint.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct DeadLetterSelection {
+    /// Delivery ids (the `webhook-id` the receiver saw).
+    #[arg(value_name = "DELIVERY_ID")]
+    pub delivery_ids: Vec<String>,
+    /// Every dead letter of this endpoint.
+    #[arg(long)]
+    pub endpoint: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// A job as it is now.
+    Get { job_id: String },
+    /// Follow a job's progress to its end.
+    Watch { job_id: String },
+}
+
+/// A point in time given on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Moment {
+    Ago(time::Duration),
+    At(OffsetDateTime),
+}
+
+impl Moment {
+    /// The time this names, counting a duration back from `now`.
+    pub fn before(self, now: OffsetDateTime) -> Result<OffsetDateTime, crate::error::CtlError> {
+        match self {
+            Moment::At(at) => Ok(at),
+            Moment::Ago(ago) => now.checked_sub(ago).ok_or_else(|| {
+                crate::error::CtlError::Usage(format!("{ago} ago is before any time"))
+            }),
+        }
+    }
+}
+
+fn parse_moment(value: &str) -> Result<Moment, String> {
+    if let Ok(at) = OffsetDateTime::parse(value, &Rfc3339) {
+        return Ok(Moment::At(at));
+    }
+    let expected = "expected a duration ago such as 2h, 30m or 7d, or an RFC 3339 time such as 2026-01-02T15:04:05Z";
+    let ago = humantime::parse_duration(value)
+        .ok()
+        .and_then(|ago| time::Duration::try_from(ago).ok())
+        .ok_or_else(|| expected.to_owned())?;
+    OffsetDateTime::now_utc()
+        .checked_sub(ago)
+        .map(|_| Moment::Ago(ago))
+        .ok_or_else(|| format!("{value} ago is before any time"))
 }
 
 #[derive(Debug, Args)]
@@ -357,5 +510,61 @@ pub fn read_argument(value: &str) -> Result<Vec<u8>, crate::error::CtlError> {
             })
         }
         None => Ok(value.as_bytes().to_vec()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_tree_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn moments_are_durations_ago_or_rfc_3339_times() {
+        assert_eq!(
+            parse_moment("2h"),
+            Ok(Moment::Ago(time::Duration::hours(2)))
+        );
+        assert_eq!(parse_moment("7d"), Ok(Moment::Ago(time::Duration::days(7))));
+        assert_eq!(
+            parse_moment("2026-01-02T15:04:05.5+01:00"),
+            Ok(Moment::At(
+                time::macros::datetime!(2026-01-02 15:04:05.5 +01:00)
+            ))
+        );
+        assert!(parse_moment("yesterday").is_err());
+        assert!(parse_moment("100000000000y").is_err());
+        let now = time::macros::datetime!(2026-01-02 15:04:05 UTC);
+        assert_eq!(
+            Moment::Ago(time::Duration::minutes(30)).before(now).ok(),
+            Some(time::macros::datetime!(2026-01-02 14:34:05 UTC))
+        );
+    }
+
+    #[test]
+    fn a_dead_letter_selection_is_ids_or_an_endpoint() {
+        let parse = |args: &[&str]| Cli::try_parse_from([&["heraldctl", "dlq"], args].concat());
+        assert!(parse(&["redrive", "dlv_1", "dlv_2"]).is_ok());
+        assert!(parse(&["purge", "--endpoint", "ep_1", "--yes"]).is_ok());
+        assert!(parse(&["redrive"]).is_err());
+        assert!(parse(&["redrive", "dlv_1", "--endpoint", "ep_1"]).is_err());
+    }
+
+    #[test]
+    fn retry_schedules_are_lists_of_delays() {
+        assert_eq!(
+            parse_retry("100ms,2s"),
+            Ok(Retry::Delays(vec![
+                Duration::from_millis(100),
+                Duration::from_secs(2)
+            ]))
+        );
+        assert_eq!(parse_retry("none"), Ok(Retry::Delays(Vec::new())));
+        assert_eq!(parse_retry("default"), Ok(Retry::Default));
+        assert!(parse_retry("5s,soon").is_err());
     }
 }

@@ -7,20 +7,25 @@ use futures::StreamExt;
 use herald_proto::v1::{
     self as pb, admin_service_client::AdminServiceClient,
     attempt_service_client::AttemptServiceClient, config_service_client::ConfigServiceClient,
-    ingest_service_client::IngestServiceClient,
+    ingest_service_client::IngestServiceClient, recovery_service_client::RecoveryServiceClient,
 };
+use time::OffsetDateTime;
+use tonic::transport::Channel;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 use crate::{
     cli::{
-        AttemptStatusName, ChannelName, Cli, Command, DevicesCommand, EndpointFields,
-        EndpointsCommand, EventsCommand, Format, LogFilter, LogsCommand, PageArgs, SchemeName,
-        Scope, StatusName, TenantsCommand, TokensCommand, VerificationArgs, VerifyArgs,
+        AttemptStatusName, ChannelName, Cli, Command, DeadLetterSelection, DevicesCommand,
+        DlqCommand, EndpointFields, EndpointsCommand, EventsCommand, Format, JobsCommand,
+        LogFilter, LogsCommand, Moment, PageArgs, RecoverArgs, Retry, SchemeName, Scope,
+        StatusName, TenantsCommand, TokensCommand, VerificationArgs, VerifyArgs, WaitArgs,
         read_argument,
     },
     connection::Target,
     error::CtlError,
-    output::{Table, badge, print_list, print_one, print_table, print_value, relative},
+    output::{
+        Table, badge, print_list, print_one, print_table, print_value, progress_bar, relative,
+    },
     settings,
 };
 
@@ -36,6 +41,9 @@ pub async fn run(cli: Cli) -> Result<(), CtlError> {
         Command::Summary => summary(&target, format).await,
         Command::Logs(command) => logs(&target, format, command).await,
         Command::Events(command) => events(&target, format, command).await,
+        Command::Recover(args) => recover(&target, format, args).await,
+        Command::Dlq(command) => dlq(&target, format, command).await,
+        Command::Jobs(command) => jobs(&target, format, command).await,
         Command::Verify(args) => verify(format, args),
         Command::Health => health(&target, format).await,
         Command::Completions { shell } => {
@@ -374,6 +382,20 @@ fn endpoint_spec(fields: EndpointFields) -> (pb::EndpointSpec, Vec<String>) {
     if let Some(timeout) = fields.timeout {
         spec.timeout = Some(duration(timeout));
         set("timeout");
+    }
+    if let Some(retry) = fields.retry {
+        spec.retry = Some(match retry {
+            Retry::Default => pb::RetryPolicy {
+                use_default: true,
+                ..pb::RetryPolicy::default()
+            },
+            Retry::Delays(delays) => pb::RetryPolicy {
+                delays: delays.into_iter().map(duration).collect(),
+                jitter: 0.0,
+                use_default: false,
+            },
+        });
+        set("retry");
     }
     (spec, paths)
 }
@@ -760,12 +782,40 @@ async fn logs(target: &Target, format: Format, command: LogsCommand) -> Result<(
 }
 
 async fn events(target: &Target, format: Format, command: EventsCommand) -> Result<(), CtlError> {
-    let EventsCommand::Publish {
-        event_type,
-        device,
-        data,
-        key,
-    } = command;
+    match command {
+        EventsCommand::Publish {
+            event_type,
+            device,
+            data,
+            key,
+        } => publish(target, format, event_type, device, data, key).await,
+        EventsCommand::Replay {
+            event_id,
+            endpoint,
+            wait,
+        } => {
+            let mut recovery = RecoveryServiceClient::new(target.config_channel().await?);
+            let job = recovery
+                .replay_event(target.request(pb::ReplayEventRequest {
+                    event_id,
+                    endpoint_id: endpoint.unwrap_or_default(),
+                })?)
+                .await?
+                .into_inner();
+            note_earlier_job(&job);
+            finish_job(target, &mut recovery, format, job, &wait).await
+        }
+    }
+}
+
+async fn publish(
+    target: &Target,
+    format: Format,
+    event_type: String,
+    device: Option<String>,
+    data: String,
+    key: Option<String>,
+) -> Result<(), CtlError> {
     let data = read_argument(&data)?;
     serde_json::from_slice::<serde_json::Value>(&data)
         .map_err(|error| CtlError::Usage(format!("--data is not JSON: {error}")))?;
@@ -813,6 +863,295 @@ async fn events(target: &Target, format: Format, command: EventsCommand) -> Resu
             "the ingest service answered with no result".into(),
         )),
     }
+}
+
+async fn recover(target: &Target, format: Format, args: RecoverArgs) -> Result<(), CtlError> {
+    // Counting a duration back from the start of the minute makes the same
+    // command run again soon the same request, which the server answers with
+    // the job it already started instead of sending everything again.
+    let since = args
+        .since
+        .before(OffsetDateTime::now_utc().truncate_to_minute())?;
+    let mut recovery = RecoveryServiceClient::new(target.config_channel().await?);
+    let job = recovery
+        .recover_failed(target.request(pb::RecoverFailedRequest {
+            endpoint_id: args.endpoint,
+            since: Some(herald_proto::timestamp_to_wire(since)),
+        })?)
+        .await?
+        .into_inner();
+    note_earlier_job(&job);
+    finish_job(target, &mut recovery, format, job, &args.wait).await
+}
+
+const DEAD_LETTER_COLUMNS: [&str; 7] = [
+    "DELIVERY ID",
+    "ENDPOINT",
+    "EVENT TYPE",
+    "DEAD",
+    "ATTEMPTS",
+    "CODE",
+    "REASON",
+];
+
+fn dead_letter_row(letter: &pb::DeadLetter) -> Vec<String> {
+    // Attempt numbers continue across redrives, so the highest is the count.
+    let attempts = letter
+        .attempts
+        .iter()
+        .map(|attempt| attempt.attempt)
+        .max()
+        .unwrap_or_default();
+    let code = letter
+        .attempts
+        .last()
+        .map(|attempt| attempt.response_code)
+        .filter(|code| *code != 0)
+        .map_or_else(|| "-".to_owned(), |code| code.to_string());
+    let reason = match letter.reason.lines().next() {
+        Some(line) if line.chars().count() > 80 => {
+            format!("{}…", line.chars().take(79).collect::<String>())
+        }
+        Some(line) if !line.is_empty() => line.to_owned(),
+        _ => "-".to_owned(),
+    };
+    vec![
+        letter.id.clone(),
+        letter.endpoint_id.clone(),
+        letter
+            .event
+            .as_ref()
+            .map(|event| event.r#type.clone())
+            .unwrap_or_default(),
+        relative(letter.dead_at.as_ref()),
+        attempts.to_string(),
+        code,
+        reason,
+    ]
+}
+
+async fn dlq(target: &Target, format: Format, command: DlqCommand) -> Result<(), CtlError> {
+    match command {
+        DlqCommand::List {
+            endpoint,
+            event_type,
+            since,
+            until,
+            page,
+        } => {
+            let now = OffsetDateTime::now_utc();
+            let bound = |moment: Option<Moment>| {
+                moment
+                    .map(|moment| moment.before(now).map(herald_proto::timestamp_to_wire))
+                    .transpose()
+            };
+            let (since, until) = (bound(since)?, bound(until)?);
+            let recovery = RecoveryServiceClient::new(target.config_channel().await?);
+            let listed = pages(&page, |page_size, page_token| {
+                let mut recovery = recovery.clone();
+                let request = target.request(pb::ListDeadLettersRequest {
+                    page_size,
+                    page_token,
+                    endpoint_id: endpoint.clone().unwrap_or_default(),
+                    event_type: event_type.clone().unwrap_or_default(),
+                    since,
+                    until,
+                });
+                async move {
+                    let response = recovery.list_dead_letters(request?).await?.into_inner();
+                    Ok((response.dead_letters, response.next_page_token))
+                }
+            })
+            .await?;
+            print_list(
+                format,
+                "herald.v1.DeadLetter",
+                &DEAD_LETTER_COLUMNS,
+                &listed,
+                dead_letter_row,
+            )
+        }
+        DlqCommand::Redrive { selection, wait } => {
+            let DeadLetterSelection {
+                delivery_ids,
+                endpoint,
+            } = selection;
+            let mut recovery = RecoveryServiceClient::new(target.config_channel().await?);
+            let job = recovery
+                .redrive_dead_letters(target.request(pb::RedriveDeadLettersRequest {
+                    delivery_ids,
+                    all_of_endpoint: endpoint.unwrap_or_default(),
+                    use_current_endpoint: true,
+                })?)
+                .await?
+                .into_inner();
+            note_earlier_job(&job);
+            finish_job(target, &mut recovery, format, job, &wait).await
+        }
+        DlqCommand::Purge { selection, yes } => {
+            let DeadLetterSelection {
+                delivery_ids,
+                endpoint,
+            } = selection;
+            if let Some(endpoint) = &endpoint
+                && !yes
+            {
+                confirm_purge(endpoint)?;
+            }
+            let mut recovery = RecoveryServiceClient::new(target.config_channel().await?);
+            let purged = recovery
+                .purge_dead_letters(target.request(pb::PurgeDeadLettersRequest {
+                    delivery_ids,
+                    all_of_endpoint: endpoint.unwrap_or_default(),
+                })?)
+                .await?
+                .into_inner();
+            match format {
+                Format::Table => {
+                    println!("purged {}", purged.purged);
+                    Ok(())
+                }
+                _ => print_one(format, "herald.v1.PurgeDeadLettersResponse", &purged),
+            }
+        }
+    }
+}
+
+/// Asks before all of an endpoint's dead letters go; without a terminal to
+/// ask on, only `--yes` will do.
+fn confirm_purge(endpoint: &str) -> Result<(), CtlError> {
+    if !std::io::stdin().is_terminal() {
+        return Err(CtlError::Usage(format!(
+            "purging every dead letter of {endpoint} needs --yes when there is no terminal to confirm it on"
+        )));
+    }
+    // Standard error is unbuffered: the question shows before the read.
+    eprint!("Purge every dead letter of {endpoint}? They cannot be redriven afterwards. [y/N] ");
+    let mut answer = String::new();
+    std::io::stdin()
+        .read_line(&mut answer)
+        .map_err(|source| CtlError::Io {
+            path: "standard input".into(),
+            source,
+        })?;
+    match answer.trim().to_ascii_lowercase().as_str() {
+        "y" | "yes" => Ok(()),
+        _ => Err(CtlError::Cancelled("nothing was purged".into())),
+    }
+}
+
+async fn jobs(target: &Target, format: Format, command: JobsCommand) -> Result<(), CtlError> {
+    let mut recovery = RecoveryServiceClient::new(target.config_channel().await?);
+    let (job_id, no_wait) = match command {
+        JobsCommand::Get { job_id } => (job_id, true),
+        JobsCommand::Watch { job_id } => (job_id, false),
+    };
+    let job = recovery
+        .get_recovery_job(target.request(pb::GetRecoveryJobRequest { job_id })?)
+        .await?
+        .into_inner();
+    finish_job(target, &mut recovery, format, job, &WaitArgs { no_wait }).await
+}
+
+/// A new job always starts running; a finished one is the server's answer to
+/// an identical recent request.
+fn note_earlier_job(job: &pb::RecoveryJob) {
+    if job.state() != pb::RecoveryJobState::Running {
+        eprintln!(
+            "an identical request finished {}; this is its job, and nothing was sent again",
+            relative(job.finished_at.as_ref())
+        );
+    }
+}
+
+fn job_state(job: &pb::RecoveryJob) -> String {
+    job.state()
+        .as_str_name()
+        .trim_start_matches("RECOVERY_JOB_STATE_")
+        .to_lowercase()
+}
+
+/// Follows a job to its end (unless `--no-wait`), with a progress bar on a
+/// terminal, then prints it; a failed job fails the command.
+async fn finish_job(
+    target: &Target,
+    recovery: &mut RecoveryServiceClient<Channel>,
+    format: Format,
+    job: pb::RecoveryJob,
+    wait: &WaitArgs,
+) -> Result<(), CtlError> {
+    let job = if wait.no_wait || job.state() != pb::RecoveryJobState::Running {
+        job
+    } else {
+        follow_job(target, recovery, job).await?
+    };
+    match format {
+        Format::Table => print_table(&Table {
+            columns: vec![
+                "JOB ID", "KIND", "STATE", "TOTAL", "ENQUEUED", "SKIPPED", "STARTED", "FINISHED",
+                "ERROR",
+            ],
+            rows: vec![vec![
+                job.id.clone(),
+                job.kind()
+                    .as_str_name()
+                    .trim_start_matches("DELIVERY_TRIGGER_")
+                    .to_lowercase(),
+                badge(&job_state(&job)),
+                job.total.to_string(),
+                job.enqueued.to_string(),
+                job.skipped.to_string(),
+                relative(job.created_at.as_ref()),
+                relative(job.finished_at.as_ref()),
+                job.error.clone(),
+            ]],
+        })?,
+        _ => print_one(format, "herald.v1.RecoveryJob", &job)?,
+    }
+    if job.state() == pb::RecoveryJobState::Failed {
+        return Err(CtlError::JobFailed {
+            id: job.id,
+            reason: job.error,
+        });
+    }
+    Ok(())
+}
+
+/// The job once it has finished, as its progress stream ends.
+async fn follow_job(
+    target: &Target,
+    recovery: &mut RecoveryServiceClient<Channel>,
+    job: pb::RecoveryJob,
+) -> Result<pb::RecoveryJob, CtlError> {
+    let mut updates = recovery
+        .watch_recovery_job(target.request(pb::GetRecoveryJobRequest {
+            job_id: job.id.clone(),
+        })?)
+        .await?
+        .into_inner();
+    let show_progress = std::io::stderr().is_terminal();
+    let mut last = job;
+    while let Some(update) = updates.next().await {
+        last = update?;
+        if show_progress {
+            // Clear the line: the counts may get shorter.
+            eprint!(
+                "\r\u{1b}[2K{} {}",
+                last.id,
+                progress_bar(last.enqueued, last.skipped, last.total)
+            );
+        }
+    }
+    if show_progress {
+        eprintln!();
+    }
+    if last.state() == pb::RecoveryJobState::Running {
+        return Err(CtlError::Status(tonic::Status::unavailable(format!(
+            "the server stopped reporting job {id} before it finished; see `heraldctl jobs watch {id}`",
+            id = last.id
+        ))));
+    }
+    Ok(last)
 }
 
 fn verify(format: Format, args: VerifyArgs) -> Result<(), CtlError> {

@@ -22,6 +22,10 @@ pub enum CtlError {
     Output(String),
     #[error(transparent)]
     Settings(#[from] SettingsError),
+    #[error("recovery job {id} failed: {reason}")]
+    JobFailed { id: String, reason: String },
+    #[error("cancelled: {0}")]
+    Cancelled(String),
 }
 
 impl From<tonic::Status> for CtlError {

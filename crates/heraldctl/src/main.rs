@@ -73,7 +73,9 @@ impl CtlError {
             CtlError::Verify(_)
             | CtlError::Io { .. }
             | CtlError::Output(_)
-            | CtlError::Settings(_) => exit_code::OTHER,
+            | CtlError::Settings(_)
+            | CtlError::JobFailed { .. }
+            | CtlError::Cancelled(_) => exit_code::OTHER,
         }
     }
 }

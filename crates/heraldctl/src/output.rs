@@ -136,11 +136,34 @@ pub fn badge(text: &str) -> String {
     }
     let colour = match text {
         "active" | "succeeded" => "32",
-        "pending_test" | "retrying" => "33",
+        "pending_test" | "retrying" | "running" => "33",
         "failing" | "failed" | "dead" => "31",
         _ => "90",
     };
     format!("\u{1b}[{colour}m{text}\u{1b}[0m")
+}
+
+/// A recovery job's progress as one terminal line: a bar of the work done
+/// (enqueued or skipped) out of the total, then the counts.
+pub fn progress_bar(enqueued: u64, skipped: u64, total: u64) -> String {
+    const WIDTH: usize = 30;
+    if total == 0 {
+        return format!("[{}] counting…", " ".repeat(WIDTH));
+    }
+    let done = enqueued.saturating_add(skipped).min(total);
+    let filled = usize::try_from(u128::from(done) * WIDTH as u128 / u128::from(total))
+        .unwrap_or(WIDTH)
+        .min(WIDTH);
+    let skipped = if skipped > 0 {
+        format!(", {skipped} skipped")
+    } else {
+        String::new()
+    };
+    format!(
+        "[{}{}] {enqueued}/{total} enqueued{skipped}",
+        "#".repeat(filled),
+        " ".repeat(WIDTH - filled)
+    )
 }
 
 /// `3m ago`, `in 2h`, or `-` when unset.
@@ -242,6 +265,31 @@ mod tests {
         assert_eq!(relative(Some(&at(now - 90))), "1m ago");
         assert_eq!(relative(Some(&at(now + 7_200))), "in 2h");
         assert_eq!(relative(None), "-");
+    }
+
+    #[test]
+    fn progress_fills_with_the_work_done() {
+        assert_eq!(
+            progress_bar(0, 0, 0),
+            format!("[{}] counting…", " ".repeat(30))
+        );
+        assert_eq!(
+            progress_bar(10, 5, 30),
+            format!(
+                "[{}{}] 10/30 enqueued, 5 skipped",
+                "#".repeat(15),
+                " ".repeat(15)
+            )
+        );
+        assert_eq!(
+            progress_bar(u64::MAX, 1, u64::MAX),
+            format!(
+                "[{}] {}/{} enqueued, 1 skipped",
+                "#".repeat(30),
+                u64::MAX,
+                u64::MAX
+            )
+        );
     }
 
     #[test]
