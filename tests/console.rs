@@ -729,6 +729,10 @@ async fn a_customer_sets_up_tests_and_follows_an_endpoint_in_the_browser() {
     let phone = Page::new(driver.browser(true).await, stack.url(""), "phone-");
     phone.sign_in(&tenant.token).await;
     phone.screenshot("overview").await;
+    phone.goto("/console/endpoints/new").await;
+    phone.screenshot("endpoint-form").await;
+    phone.goto("/console/logs").await;
+    phone.screenshot("logs").await;
     phone.client.close().await.unwrap();
 
     // Signing out ends the session.
