@@ -146,6 +146,15 @@ fn dead_letters_are_redriven_once_with_their_original_webhook_ids() {
             assert_eq!(letter.endpoint_id, endpoint_id);
             assert!(letter.event.is_some());
         }
+        let summary = |mut tenant: TenantClient| async move {
+            tenant
+                .config
+                .get_summary(authed(&tenant.token, pb::GetSummaryRequest::default()))
+                .await
+                .unwrap()
+                .into_inner()
+        };
+        assert_eq!(summary(tenant.clone()).await.dead_letters, 5);
         let failed_ids: BTreeSet<String> = webhook_ids(&receiver, 0).into_iter().collect();
         assert_eq!(failed_ids.len(), 5);
         let dead_ids: BTreeSet<String> = dead.iter().map(|letter| letter.id.clone()).collect();
@@ -183,6 +192,7 @@ fn dead_letters_are_redriven_once_with_their_original_webhook_ids() {
         let redriven_set: BTreeSet<String> = redriven.iter().cloned().collect();
         assert_eq!(redriven_set, failed_ids, "redrive keeps the delivery ids");
         assert!(dead_letters(&mut tenant, &endpoint_id).await.is_empty());
+        assert_eq!(summary(tenant.clone()).await.dead_letters, 0);
 
         // The same request again is the same job; naming the deliveries
         // again finds nothing left to redrive.

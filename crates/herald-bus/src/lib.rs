@@ -220,6 +220,37 @@ impl Bus {
         }
     }
 
+    /// How many messages of a stream match `filter`, counted by the server
+    /// (through a short-lived consumer) without reading them.
+    pub async fn count_messages(&self, stream_name: &str, filter: String) -> Result<u64, BusError> {
+        let read_error = |reason: String| BusError::Read {
+            stream: stream_name.to_owned(),
+            reason,
+        };
+        let stream = self.stream_handle(stream_name).await?;
+        let mut counter: PullConsumer = stream
+            .create_consumer(jetstream::consumer::pull::Config {
+                filter_subject: filter,
+                ack_policy: jetstream::consumer::AckPolicy::None,
+                memory_storage: true,
+                // Removed by the server even if the delete below is lost.
+                inactive_threshold: Duration::from_secs(10),
+                ..Default::default()
+            })
+            .await
+            .map_err(|error| read_error(error.to_string()))?;
+        let pending = counter
+            .info()
+            .await
+            .map_err(|error| read_error(error.to_string()))?
+            .num_pending;
+        let name = counter.cached_info().name.clone();
+        if let Err(error) = stream.delete_consumer(&name).await {
+            tracing::debug!(%error, "cannot delete a counting consumer; the server removes it when idle");
+        }
+        Ok(pending)
+    }
+
     /// Removes the messages matching `subject`, or only those up to and
     /// including `up_to`, so a newer message on the same subject survives.
     pub async fn purge_subject(

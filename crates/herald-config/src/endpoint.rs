@@ -55,6 +55,19 @@ pub async fn normalise_spec(
     if spec.name.is_empty() {
         return Err(ApiError::invalid("spec.name", "must not be empty"));
     }
+    if spec.name.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            "spec.name",
+            "must not contain control characters",
+        ));
+    }
+    // Text columns cannot hold NUL on PostgreSQL; line breaks are fine here.
+    if spec.description.contains('\0') {
+        return Err(ApiError::invalid(
+            "spec.description",
+            "must not contain NUL characters",
+        ));
+    }
     if spec.name.chars().count() > MAX_NAME_CHARS {
         return Err(ApiError::invalid(
             "spec.name",

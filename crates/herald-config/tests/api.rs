@@ -414,6 +414,17 @@ async fn bad_input_names_the_field_and_writes_nothing(backend: Backend) {
             "spec.name",
         ),
         (
+            spec("Nul\u{0}byte", "https://hooks.example.com/x"),
+            "spec.name",
+        ),
+        (
+            pb::EndpointSpec {
+                description: "nul\u{0}".into(),
+                ..spec("Described", "https://hooks.example.com/x")
+            },
+            "spec.description",
+        ),
+        (
             pb::EndpointSpec {
                 event_types: vec!["message.received".into(), "made.up".into()],
                 ..spec("Types", "https://hooks.example.com/x")
@@ -455,6 +466,18 @@ async fn bad_input_names_the_field_and_writes_nothing(backend: Backend) {
         .await
         .unwrap_err();
     assert_eq!(field_of(&too_big), "page_size");
+    let control = herald
+        .config()
+        .list_endpoints(authed(
+            &tenant.token,
+            pb::ListEndpointsRequest {
+                search: "abc\u{0}".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(field_of(&control), "search");
 
     // An allow-listed loopback receiver may use plain HTTP (tests, local dev).
     herald

@@ -163,6 +163,19 @@ impl ConfigState {
         summary.deliveries_succeeded = counts.succeeded;
         summary.deliveries_failed = counts.failed;
         summary.deliveries_pending = counts.pending;
+        let tenant =
+            herald_core::id::TenantId::parse(tenant_id).map_err(|error| ApiError::Corrupt {
+                what: "tenant id",
+                reason: error.to_string(),
+            })?;
+        let topology = self.bus.topology();
+        summary.dead_letters = self
+            .bus
+            .count_messages(
+                &topology.dead_letters_stream(),
+                topology.tenant_dead_letters_filter(&tenant),
+            )
+            .await?;
         Ok(summary)
     }
 }

@@ -156,6 +156,12 @@ impl ConfigState {
         let size = paging::page_size(request.page_size)?;
         let after: Option<String> = paging::decode(&request.page_token)?;
         let search = request.search.trim();
+        if search.chars().any(char::is_control) {
+            return Err(ApiError::invalid(
+                "search",
+                "must not contain control characters",
+            ));
+        }
         let search = match search.chars().count() {
             0 => None,
             count if count < MIN_SEARCH_CHARS => {
