@@ -30,6 +30,7 @@ use herald_proto::v1::{
     admin_service_server::AdminServiceServer, attempt_service_server::AttemptServiceServer,
     config_service_server::ConfigServiceServer, watch_service_server::WatchServiceServer,
 };
+use herald_telemetry::server::RequestMetrics;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -63,9 +64,13 @@ pub enum ConfigServiceError {
 /// Serves the config API on `listener`, and runs the attempt writer and the
 /// retention sweep, until `shutdown` is cancelled. The database must be
 /// migrated first ([`herald_store::Store::migrate`]).
+///
+/// Every call is counted in `requests` and traced, continuing the caller's
+/// trace from its `traceparent` metadata.
 pub async fn run(
     listener: TcpListener,
     state: ConfigState,
+    requests: RequestMetrics,
     shutdown: CancellationToken,
 ) -> Result<(), ConfigServiceError> {
     tokio::spawn(keep_writing_attempts(state.clone(), shutdown.clone()));
@@ -83,6 +88,7 @@ pub async fn run(
         .build_v1()?;
 
     tonic::transport::Server::builder()
+        .layer(requests.grpc_layer())
         .add_service(health)
         .add_service(reflection)
         .add_service(AdminServiceServer::new(grpc::AdminApi::new(state.clone())))

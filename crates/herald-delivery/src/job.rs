@@ -37,12 +37,14 @@ use reqwest::Url;
 use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::{
     attempt::{record_url, redacted_headers},
     client::{self, Response, Sender},
     limits::EndpointLimits,
     metrics::{DeliveryMetrics, Outcome},
+    spans,
 };
 
 /// How long a fresh job waits for the cache to catch up with the endpoint
@@ -100,8 +102,13 @@ enum InvalidJob {
     Event(#[from] WireError),
 }
 
-/// Runs one job to its settlement.
+/// Runs one job to its settlement, in the span of this attempt.
 pub(crate) async fn handle(context: Arc<Context>, message: Message) {
+    let span = spans::attempt(&message);
+    settle(context, message).instrument(span).await
+}
+
+async fn settle(context: Arc<Context>, message: Message) {
     let settlement = match Job::decode(&message) {
         Ok(job) => with_progress(&message, context.progress_every, job.process(&context)).await,
         Err(error) => {
@@ -190,6 +197,10 @@ impl Job {
     }
 
     async fn process(&self, context: &Context) -> Settlement {
+        let span = tracing::Span::current();
+        span.record("herald.delivery.id", self.delivery_id.as_str());
+        span.record("herald.attempt", self.attempt);
+        span.record("herald.test", self.test);
         if !self.await_config(&context.cache, &context.stop).await {
             return Settlement::Release;
         }
@@ -517,7 +528,8 @@ impl Job {
             );
             return Settlement::Redeliver;
         }
-        metrics.recorded(outcome);
+        metrics.recorded(outcome, &attempt, self.event.received_at);
+        spans::recorded(&attempt);
         let status = attempt.status().as_str_name();
         if outcome == Outcome::Succeeded {
             tracing::debug!(delivery = %self.delivery_id, endpoint = %self.endpoint_id, attempt = self.attempt, status, code = attempt.response_code, "delivered");

@@ -24,6 +24,7 @@ mod client;
 mod job;
 mod limits;
 mod metrics;
+mod spans;
 
 use std::{sync::Arc, time::Duration};
 

@@ -3,6 +3,10 @@
 
 use std::time::Duration;
 
+use herald_proto::{
+    timestamp_from_wire,
+    v1::{Attempt, DeliveryTrigger},
+};
 use prometheus_client::{
     encoding::EncodeLabelSet,
     metrics::{
@@ -13,6 +17,7 @@ use prometheus_client::{
     },
     registry::Registry,
 };
+use time::OffsetDateTime;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
@@ -45,6 +50,9 @@ pub struct DeliveryMetrics {
     deliveries: Family<OutcomeLabels, Counter>,
     attempt_duration: Histogram,
     in_flight: Gauge,
+    end_to_end: Histogram,
+    attempts_per_delivery: Histogram,
+    retries_scheduled: Counter,
 }
 
 impl DeliveryMetrics {
@@ -54,6 +62,12 @@ impl DeliveryMetrics {
             // 5 ms to about 41 s; the longest request timeout (60 s) lands in +Inf.
             attempt_duration: Histogram::new(exponential_buckets(0.005, 2.0, 14)),
             in_flight: Gauge::default(),
+            // 5 ms to about 3 hours: retries stretch a delivery over hours.
+            end_to_end: Histogram::new(exponential_buckets(0.005, 2.0, 22)),
+            attempts_per_delivery: Histogram::new([
+                1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 15.0, 20.0,
+            ]),
+            retries_scheduled: Counter::default(),
         };
         registry.register(
             "herald_deliveries",
@@ -70,15 +84,56 @@ impl DeliveryMetrics {
             "HTTP requests to endpoints in progress",
             metrics.in_flight.clone(),
         );
+        registry.register(
+            "herald_delivery_latency_seconds",
+            "End to end, from ingest accepting the event to the endpoint's 2xx, of live deliveries that succeeded (retries included)",
+            metrics.end_to_end.clone(),
+        );
+        registry.register(
+            "herald_delivery_attempts",
+            "Attempts a delivery took, counted when it succeeded or finally failed",
+            metrics.attempts_per_delivery.clone(),
+        );
+        registry.register(
+            "herald_delivery_retries_scheduled",
+            "Failed attempts scheduled for another try",
+            metrics.retries_scheduled.clone(),
+        );
         metrics
     }
 
-    pub(crate) fn recorded(&self, outcome: Outcome) {
+    /// Counts an attempt once its record is stored. `received_at` is when
+    /// ingest accepted the event.
+    pub(crate) fn recorded(
+        &self,
+        outcome: Outcome,
+        attempt: &Attempt,
+        received_at: OffsetDateTime,
+    ) {
         self.deliveries
             .get_or_create(&OutcomeLabels {
                 outcome: outcome.label(),
             })
             .inc();
+        match outcome {
+            Outcome::Retrying => {
+                self.retries_scheduled.inc();
+            }
+            Outcome::Succeeded | Outcome::Failed => {
+                self.attempts_per_delivery
+                    .observe(f64::from(attempt.attempt));
+            }
+            Outcome::Skipped => {}
+        }
+        if outcome == Outcome::Succeeded
+            && !attempt.test
+            && attempt.trigger == i32::from(DeliveryTrigger::Live)
+            && let Some(answered_at) = answered_at(attempt)
+        {
+            let latency = (answered_at - received_at).as_seconds_f64();
+            // A clock step between ingest and delivery can make it negative.
+            self.end_to_end.observe(latency.max(0.0));
+        }
     }
 
     pub(crate) fn attempt_took(&self, duration: Duration) {
@@ -91,6 +146,16 @@ impl DeliveryMetrics {
         self.in_flight.inc();
         InFlight(self.in_flight.clone())
     }
+}
+
+/// When the endpoint answered: the attempt's start plus its duration.
+fn answered_at(attempt: &Attempt) -> Option<OffsetDateTime> {
+    let started = timestamp_from_wire("attempted_at", attempt.attempted_at).ok()?;
+    let took = attempt
+        .duration
+        .and_then(|duration| Duration::try_from(duration).ok())
+        .unwrap_or_default();
+    started.checked_add(time::Duration::try_from(took).ok()?)
 }
 
 pub(crate) struct InFlight(Gauge);
