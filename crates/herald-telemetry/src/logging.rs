@@ -199,3 +199,68 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// Collects what the fmt layer writes.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn json_records_carry_the_trace_and_span_ids_of_their_span() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let provider = SdkTracerProvider::builder().build();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")))
+            .with(
+                fmt::layer()
+                    .event_format(WithTraceIds(
+                        fmt::format()
+                            .json()
+                            .flatten_event(true)
+                            .with_current_span(false),
+                    ))
+                    .fmt_fields(JsonFields::new())
+                    .with_writer(move || writer.clone()),
+            );
+        let (trace_id, span_id) = tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(outside = true, "before any span");
+            let span = tracing::info_span!("work");
+            let _entered = span.enter();
+            tracing::info!(inside = true, "in the span");
+            let context = opentelemetry::Context::current();
+            let span = context.span();
+            let ids = span.span_context();
+            (ids.trace_id().to_string(), ids.span_id().to_string())
+        });
+        let output = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let records: Vec<serde_json::Value> = output
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        assert_eq!(records.len(), 2, "{output}");
+        assert_eq!(records[0]["message"], "before any span");
+        assert!(records[0].get("trace_id").is_none());
+        assert_eq!(records[1]["message"], "in the span");
+        assert_eq!(records[1]["inside"], true);
+        assert_eq!(records[1]["trace_id"], trace_id.as_str());
+        assert_eq!(records[1]["span_id"], span_id.as_str());
+        assert_eq!(trace_id.len(), 32);
+    }
+}
