@@ -96,12 +96,7 @@ pub fn init(format: LogFormat, service: &str) -> Result<Telemetry, TelemetryErro
         LogFormat::Json => registry
             .with(
                 fmt::layer()
-                    .event_format(WithTraceIds(
-                        fmt::format()
-                            .json()
-                            .flatten_event(true)
-                            .with_current_span(false),
-                    ))
+                    .event_format(WithTraceIds::json())
                     .fmt_fields(JsonFields::new())
                     .with_writer(std::io::stderr)
                     .with_filter(logs()),
@@ -170,6 +165,20 @@ fn resource(service: &str) -> Resource {
 /// ids added, so a log line leads to its trace.
 struct WithTraceIds(Format<Json>);
 
+impl WithTraceIds {
+    /// The event's own fields at the top level, and no span fields: the
+    /// ids lead to the trace, which has them.
+    fn json() -> WithTraceIds {
+        WithTraceIds(
+            fmt::format()
+                .json()
+                .flatten_event(true)
+                .with_current_span(false)
+                .with_span_list(false),
+        )
+    }
+}
+
 impl<S, N> FormatEvent<S, N> for WithTraceIds
 where
     S: tracing::Subscriber + for<'lookup> LookupSpan<'lookup>,
@@ -230,12 +239,7 @@ mod tests {
             .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")))
             .with(
                 fmt::layer()
-                    .event_format(WithTraceIds(
-                        fmt::format()
-                            .json()
-                            .flatten_event(true)
-                            .with_current_span(false),
-                    ))
+                    .event_format(WithTraceIds::json())
                     .fmt_fields(JsonFields::new())
                     .with_writer(move || writer.clone()),
             );
@@ -261,6 +265,7 @@ mod tests {
         assert_eq!(records[1]["inside"], true);
         assert_eq!(records[1]["trace_id"], trace_id.as_str());
         assert_eq!(records[1]["span_id"], span_id.as_str());
+        assert!(records[1].get("spans").is_none(), "{output}");
         assert_eq!(trace_id.len(), 32);
     }
 }
