@@ -2,8 +2,8 @@
 //! every acknowledgement awaited (pipelined), and the caller answers only
 //! once it has them all.
 //!
-//! Each event is published in its own span, a child of the request's, and
-//! carries that span's trace context to fanout.
+//! A request's events are published in one producer span, a child of the
+//! request's, and carry that span's trace context to fanout.
 
 use bytes::Bytes;
 use futures::future::join_all;
@@ -23,67 +23,71 @@ pub(crate) struct Acked {
 /// Publishes every event, then awaits every acknowledgement. Results are
 /// in the order of `events`; an error is the bus's, as text for the log.
 pub(crate) async fn publish_all(bus: &Bus, events: &[Event]) -> Vec<Result<Acked, String>> {
-    let mut pending = Vec::with_capacity(events.len());
-    for event in events {
-        let subject =
-            bus.topology()
-                .event_subject(&event.tenant_id, event.channel, &event.event_type);
-        let mut message_headers = HeaderMap::new();
-        message_headers.insert(headers::TENANT, event.tenant_id.as_str());
-        message_headers.insert(headers::EVENT_ID, event.id.as_str());
-        message_headers.insert(headers::EVENT_TYPE, event.event_type.as_str());
-        message_headers.insert(headers::MESSAGE_TYPE, "herald.v1.Event");
-        let span = publish_span(bus, event, &subject);
-        let payload = Bytes::from(herald_proto::v1::Event::from(event).encode_to_vec());
-        let sent = bus
-            .publish(subject, &event.idempotency_key, message_headers, payload)
-            .instrument(span.clone())
-            .await;
-        pending.push((span, sent));
-    }
-    join_all(pending.into_iter().map(|(span, sent)| {
-        async move {
+    let span = publish_span(bus, events);
+    async {
+        let mut pending = Vec::with_capacity(events.len());
+        for event in events {
+            let subject =
+                bus.topology()
+                    .event_subject(&event.tenant_id, event.channel, &event.event_type);
+            let mut message_headers = HeaderMap::new();
+            message_headers.insert(headers::TENANT, event.tenant_id.as_str());
+            message_headers.insert(headers::EVENT_ID, event.id.as_str());
+            message_headers.insert(headers::EVENT_TYPE, event.event_type.as_str());
+            message_headers.insert(headers::MESSAGE_TYPE, "herald.v1.Event");
+            let payload = Bytes::from(herald_proto::v1::Event::from(event).encode_to_vec());
+            pending.push(
+                bus.publish(subject, &event.idempotency_key, message_headers, payload)
+                    .await,
+            );
+        }
+        let acked = join_all(pending.into_iter().map(|sent| async move {
             let ack = sent.map_err(|error| error.to_string())?;
-            let acked = ack
-                .await
+            ack.await
                 .map(|ack| Acked {
                     duplicate: ack.duplicate,
                     sequence: ack.sequence,
                 })
-                .map_err(|error| error.to_string());
-            let span = tracing::Span::current();
-            match &acked {
-                Ok(acked) => {
-                    span.record("herald.duplicate", acked.duplicate);
-                }
-                Err(_) => {
-                    span.record("otel.status_code", "ERROR");
-                }
-            }
-            acked
+                .map_err(|error| error.to_string())
+        }))
+        .await;
+        let span = tracing::Span::current();
+        let duplicates = acked
+            .iter()
+            .filter(|acked| acked.as_ref().is_ok_and(|acked| acked.duplicate))
+            .count();
+        span.record("herald.duplicates", duplicates);
+        if acked.iter().any(Result::is_err) {
+            span.record("otel.status_code", "ERROR");
         }
-        .instrument(span)
-    }))
+        acked
+    }
+    .instrument(span)
     .await
 }
 
-/// The producer span of one event, from its publish to JetStream's
-/// acknowledgement.
-fn publish_span(bus: &Bus, event: &Event, subject: &str) -> tracing::Span {
+/// The producer span of a request's events, from their publish to
+/// JetStream's last acknowledgement. One per request, not per event: a
+/// Publish call may carry thousands.
+fn publish_span(bus: &Bus, events: &[Event]) -> tracing::Span {
+    let stream = bus.topology().events_stream();
+    // A single event (the usual webhook) is named on the span.
+    let single = match events {
+        [event] => Some(event),
+        _ => None,
+    };
     tracing::info_span!(
         "publish",
-        otel.name = %format!("send {}", bus.topology().events_stream()),
+        otel.name = %format!("send {stream}"),
         otel.kind = "producer",
         otel.status_code = tracing::field::Empty,
         messaging.system = "nats",
         messaging.operation.type = "send",
-        messaging.destination.name = %subject,
-        messaging.message.id = %event.idempotency_key,
-        herald.event.id = %event.id,
-        herald.event.type = %event.event_type.as_str(),
-        herald.tenant.id = %event.tenant_id,
-        herald.channel = %event.channel.as_str(),
-        herald.duplicate = tracing::field::Empty,
+        messaging.destination.name = %stream,
+        messaging.batch.message_count = events.len(),
+        herald.event.id = single.map(|event| event.id.to_string()),
+        herald.event.type = single.map(|event| event.event_type.as_str()),
+        herald.duplicates = tracing::field::Empty,
     )
 }
 

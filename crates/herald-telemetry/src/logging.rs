@@ -13,6 +13,8 @@
 //! at `info` whatever the log level, so turning logs down never breaks a
 //! trace.
 
+use std::time::Duration;
+
 use opentelemetry::{
     KeyValue,
     trace::{TraceContextExt, TracerProvider as _},
@@ -52,6 +54,10 @@ pub enum TelemetryError {
     Exporter(#[from] opentelemetry_otlp::ExporterBuildError),
 }
 
+/// How long a stopping process waits for its last spans to be exported: an
+/// unreachable collector must not hold it past Kubernetes' grace period.
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The trace pipeline; [`Telemetry::shutdown`] exports what is still queued.
 #[derive(Debug)]
 #[must_use = "dropping it without shutdown() loses the spans still queued"]
@@ -67,13 +73,13 @@ impl Telemetry {
     }
 
     /// Exports every span still queued and stops the exporter. Blocks for at
-    /// most the export timeout, so call it outside async code, while the
+    /// most [`SHUTDOWN_TIMEOUT`], so call it outside async code, while the
     /// runtime the exporter was built in still runs (tonic needs it).
     pub fn shutdown(self) {
         if !self.exporting {
             return;
         }
-        if let Err(error) = self.provider.shutdown() {
+        if let Err(error) = self.provider.shutdown_with_timeout(SHUTDOWN_TIMEOUT) {
             eprintln!("warning: cannot export the last spans: {error}");
         }
     }
