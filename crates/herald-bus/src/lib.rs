@@ -311,6 +311,9 @@ impl Bus {
     /// stream's duplicate window is stored once. The returned future resolves
     /// to JetStream's acknowledgement; awaiting many of them together
     /// pipelines publishes.
+    ///
+    /// The message carries the current span's trace context (unless
+    /// `headers` has one), so whoever consumes it continues the trace.
     pub async fn publish(
         &self,
         subject: String,
@@ -319,10 +322,39 @@ impl Bus {
         payload: Bytes,
     ) -> Result<PublishAckFuture, BusError> {
         headers.insert(headers::MESSAGE_ID, message_id);
+        headers::inject_current_trace(&mut headers);
         self.jetstream
             .publish_with_headers(subject.clone(), headers, payload)
             .await
             .map_err(|source| BusError::Publish { subject, source })
+    }
+
+    /// How far a role's durable consumer is behind, from JetStream's
+    /// consumer info. `Ok(None)` while the consumer does not exist yet.
+    pub async fn consumer_lag(&self, role: ConsumerRole) -> Result<Option<ConsumerLag>, BusError> {
+        let stream = self.topology.consumer_stream(role);
+        let handle = self
+            .jetstream
+            .get_stream_no_info(&stream)
+            .await
+            .map_err(|source| BusError::GetStream {
+                stream: stream.clone(),
+                source,
+            })?;
+        match handle.consumer_info(role.durable_name()).await {
+            Ok(info) => Ok(Some(ConsumerLag {
+                stream,
+                pending: info.num_pending,
+                ack_pending: u64::try_from(info.num_ack_pending).unwrap_or(u64::MAX),
+            })),
+            Err(error)
+                if error.kind()
+                    == async_nats::jetstream::context::ConsumerInfoErrorKind::NotFound =>
+            {
+                Ok(None)
+            }
+            Err(error) => Err(BusError::Unavailable(error.to_string())),
+        }
     }
 
     /// Answers whether NATS and JetStream respond now; used by readiness.
@@ -359,6 +391,18 @@ impl Bus {
     pub fn server_version(&self) -> String {
         self.client.server_info().version
     }
+}
+
+/// A durable consumer's backlog.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsumerLag {
+    /// The stream the consumer reads.
+    pub stream: String,
+    /// Messages not yet delivered to the consumer.
+    pub pending: u64,
+    /// Messages delivered and not yet acknowledged (in progress, or waiting
+    /// for a retry).
+    pub ack_pending: u64,
 }
 
 fn version_at_least(version: &str, (major, minor): (u64, u64)) -> bool {

@@ -8,10 +8,13 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use herald_bus::{ConsumerRole, async_nats::jetstream::AckKind};
+use herald_bus::{ConsumerRole, async_nats::jetstream::AckKind, headers};
 use herald_proto::v1::Attempt;
+use opentelemetry::trace::TraceContextExt;
 use prost::Message;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::{convert, state::ConfigState};
 
@@ -81,7 +84,8 @@ pub async fn run(
         if records.is_empty() {
             continue;
         }
-        match state.store.insert_attempts(&records).await {
+        let span = batch_span(&messages);
+        match state.store.insert_attempts(&records).instrument(span).await {
             Ok(inserted) => {
                 tracing::debug!(
                     received = records.len(),
@@ -103,4 +107,23 @@ pub async fn run(
             }
         }
     }
+}
+
+/// One span per batch, linked to the attempt span of every record in it: a
+/// batch serves many traces, so it is a child of none.
+fn batch_span(messages: &[herald_bus::async_nats::jetstream::Message]) -> tracing::Span {
+    let span = tracing::info_span!(
+        "attempt_writer",
+        otel.name = "process attempts",
+        otel.kind = "consumer",
+        messaging.system = "nats",
+        messaging.operation.type = "process",
+        messaging.consumer.group.name = ConsumerRole::AttemptWriter.durable_name(),
+        messaging.batch.message_count = messages.len(),
+    );
+    for message in messages {
+        let context = headers::trace_context(message.headers.as_ref());
+        span.add_link(context.span().span_context().clone());
+    }
+    span
 }

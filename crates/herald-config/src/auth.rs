@@ -119,8 +119,9 @@ impl Authenticator {
 
     /// The tenant a call acts on: the token's own, or for the admin the one
     /// named in `herald-tenant`.
+    /// The call's span names the tenant.
     pub async fn tenant(&self, metadata: &MetadataMap, access: Access) -> ApiResult<String> {
-        match self.caller(metadata).await? {
+        let tenant = match self.caller(metadata).await? {
             Caller::Tenant(tenant) => {
                 let allowed = matches!(
                     (tenant.scope, access),
@@ -153,7 +154,9 @@ impl Authenticator {
             Caller::Service => Err(ApiError::PermissionDenied(
                 "the service credential cannot use the tenant API".into(),
             )),
-        }
+        }?;
+        tracing::Span::current().record("herald.tenant.id", tenant.as_str());
+        Ok(tenant)
     }
 }
 

@@ -32,6 +32,7 @@ use herald_proto::v1::{
     config_service_server::ConfigServiceServer, recovery_service_server::RecoveryServiceServer,
     watch_service_server::WatchServiceServer,
 };
+use herald_telemetry::server::RequestMetrics;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -66,12 +67,23 @@ pub enum ConfigServiceError {
 /// Serves the config API on `listener`, and runs the attempt writer and the
 /// retention sweep, until `shutdown` is cancelled. The database must be
 /// migrated first ([`herald_store::Store::migrate`]).
+///
+/// Every call is counted in `requests` and traced, continuing the caller's
+/// trace from its `traceparent` metadata.
 pub async fn run(
     listener: TcpListener,
     state: ConfigState,
+    requests: RequestMetrics,
     shutdown: CancellationToken,
 ) -> Result<(), ConfigServiceError> {
-    run_with_http(listener, state, tonic::service::Routes::default(), shutdown).await
+    run_with_http(
+        listener,
+        state,
+        requests,
+        tonic::service::Routes::default(),
+        shutdown,
+    )
+    .await
 }
 
 /// [`run`], also serving the HTTP routes `http` (the JSON API and the
@@ -80,6 +92,7 @@ pub async fn run(
 pub async fn run_with_http(
     listener: TcpListener,
     state: ConfigState,
+    requests: RequestMetrics,
     http: tonic::service::Routes,
     shutdown: CancellationToken,
 ) -> Result<(), ConfigServiceError> {
@@ -103,6 +116,7 @@ pub async fn run_with_http(
 
     tonic::transport::Server::builder()
         .accept_http1(true)
+        .layer(requests.grpc_layer())
         .add_routes(http)
         .add_service(health)
         .add_service(reflection)

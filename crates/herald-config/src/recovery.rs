@@ -209,6 +209,15 @@ struct Resend {
     attempts_made: u32,
     /// The dead letter to remove once the delivery is back on the bus.
     dead_letter: Option<(String, u64)>,
+    /// The trace the delivery belongs to, from the message it is re-sent from.
+    trace: HeaderMap,
+}
+
+/// The trace context `message` carries.
+fn trace_of(message: &StreamMessage) -> HeaderMap {
+    let mut trace = HeaderMap::new();
+    headers::copy_trace_context(Some(&message.headers), &mut trace);
+    trace
 }
 
 /// The keyset position of a page of dead letters: the next stream sequence.
@@ -684,7 +693,7 @@ impl ConfigState {
             enqueued_at: Some(timestamp_to_wire(OffsetDateTime::now_utc())),
             recovery_job_id: job.id.clone(),
         };
-        let mut job_headers = HeaderMap::new();
+        let mut job_headers = resend.trace.clone();
         job_headers.insert(headers::TENANT, job.tenant_id.as_str());
         job_headers.insert(headers::ENDPOINT, endpoint.id.as_str());
         job_headers.insert(headers::EVENT_ID, resend.event.id.as_str());
@@ -723,7 +732,7 @@ impl ConfigState {
             } => {
                 let event_id = EventId::parse(event_id)
                     .map_err(|error| ApiError::invalid("event_id", error))?;
-                let Some(wire) = self.event_on_bus(&tenant, &event_id).await? else {
+                let Some((wire, trace)) = self.event_on_bus(&tenant, &event_id).await? else {
                     return Err(ApiError::not_found("event", event_id.to_string()));
                 };
                 let endpoints = if endpoint_id.is_empty() {
@@ -743,6 +752,7 @@ impl ConfigState {
                         endpoint_id,
                         event: wire.clone(),
                         dead_letter: None,
+                        trace: trace.clone(),
                     });
                 }
             }
@@ -763,9 +773,9 @@ impl ConfigState {
                         continue;
                     };
                     let dead = self.find_dead_letter(&tenant, &delivery_id).await?;
-                    let (event, dead_letter) = match dead {
+                    let (found, dead_letter) = match dead {
                         Some((message, dead_letter)) => (
-                            dead_letter.event,
+                            dead_letter.event.map(|event| (event, trace_of(&message))),
                             Some((message.subject.to_string(), message.sequence)),
                         ),
                         None => match EventId::parse(&delivery.event_id) {
@@ -774,7 +784,7 @@ impl ConfigState {
                         },
                     };
                     // Past the bus's retention the event is gone.
-                    let Some(event) = event else {
+                    let Some((event, trace)) = found else {
                         plan.skipped += 1;
                         continue;
                     };
@@ -784,6 +794,7 @@ impl ConfigState {
                         event,
                         attempts_made: u32::try_from(delivery.last_attempt).unwrap_or(0),
                         dead_letter,
+                        trace,
                     });
                 }
             }
@@ -829,6 +840,7 @@ impl ConfigState {
                         delivery_id: dead_letter.id,
                         endpoint_id: dead_letter.endpoint_id,
                         event,
+                        trace: trace_of(&message),
                         dead_letter: Some((message.subject.to_string(), message.sequence)),
                     });
                 }
@@ -852,16 +864,17 @@ impl ConfigState {
         Ok(logged.max(known).unwrap_or(0))
     }
 
+    /// The event, and the trace it was accepted in.
     async fn event_on_bus(
         &self,
         tenant: &TenantId,
         event: &EventId,
-    ) -> ApiResult<Option<pb::Event>> {
+    ) -> ApiResult<Option<(pb::Event, HeaderMap)>> {
         let Some(message) = self.bus.find_event(tenant, event).await? else {
             return Ok(None);
         };
         pb::Event::decode(message.payload.as_ref())
-            .map(Some)
+            .map(|event| Some((event, trace_of(&message))))
             .map_err(|error| ApiError::Corrupt {
                 what: "event on the bus",
                 reason: error.to_string(),

@@ -78,7 +78,12 @@ async fn start(backend: Backend) -> Harness {
     let addr: SocketAddr = listener.local_addr().unwrap();
     let shutdown = CancellationToken::new();
     let state = ConfigState::new(store.clone(), bus.clone(), settings);
-    tokio::spawn(herald_config::run(listener, state, shutdown.clone()));
+    tokio::spawn(herald_config::run(
+        listener,
+        state,
+        herald_telemetry::server::RequestMetrics::default(),
+        shutdown.clone(),
+    ));
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
         .unwrap()
         .connect()

@@ -21,8 +21,9 @@ use reqwest::{
 };
 use rustls_platform_verifier::BuilderVerifierExt;
 use time::OffsetDateTime;
+use tracing::Instrument;
 
-use crate::DeliveryArgs;
+use crate::{DeliveryArgs, spans};
 
 /// How much of a response body the attempt record keeps.
 pub(crate) const MAX_RESPONSE_EXCERPT: usize = 4096;
@@ -101,13 +102,22 @@ impl Sender {
         })
     }
 
-    /// Sends `request`, reading at most [`MAX_RESPONSE_EXCERPT`] bytes of
-    /// the answer.
+    /// Sends `request` in an HTTP client span whose context the receiver
+    /// gets in `traceparent`, reading at most [`MAX_RESPONSE_EXCERPT`] bytes
+    /// of the answer.
     pub(crate) async fn send(&self, request: Request) -> Response {
+        let span = spans::http_client(&request.url);
+        let response = self.send_in(request, &span).instrument(span.clone()).await;
+        spans::answered(&span, &response);
+        response
+    }
+
+    async fn send_in(&self, request: Request, span: &tracing::Span) -> Response {
         // IP-literal hosts never reach the resolver, so they are checked here.
         if let Some(ip) = literal_ip(&request.url)
             && let Err(refused) = check_address(ip, &self.allow_list)
         {
+            span.record("error.type", "address_refused");
             return Response::NoAnswer {
                 error: refused.to_string(),
             };
@@ -118,12 +128,24 @@ impl Sender {
             .post(request.url)
             .timeout(timeout)
             .body(request.body);
+        let trace_headers = herald_telemetry::trace::headers_for(span);
         for (name, value) in request.headers {
+            // Herald's own trace context replaces one set on the endpoint.
+            if trace_headers
+                .iter()
+                .any(|(trace_name, _)| name.eq_ignore_ascii_case(trace_name))
+            {
+                continue;
+            }
+            builder = builder.header(name, value);
+        }
+        for (name, value) in trace_headers {
             builder = builder.header(name, value);
         }
         let mut response = match builder.send().await {
             Ok(response) => response,
             Err(error) => {
+                span.record("error.type", error_type(&error));
                 return Response::NoAnswer {
                     error: self.describe(error, timeout),
                 };
@@ -173,6 +195,19 @@ impl Sender {
         }
         // The URL is in the record already.
         chain(&error.without_url())
+    }
+}
+
+/// A short, bounded name for why a request got no answer (`error.type`).
+fn error_type(error: &reqwest::Error) -> &'static str {
+    if find_source::<ResolveError>(error).is_some() {
+        "address_refused"
+    } else if error.is_timeout() {
+        "timeout"
+    } else if error.is_connect() {
+        "connect"
+    } else {
+        "request"
     }
 }
 

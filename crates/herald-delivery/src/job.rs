@@ -39,6 +39,7 @@ use reqwest::Url;
 use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::{
     attempt::{record_url, redacted_headers},
@@ -47,6 +48,7 @@ use crate::{
     limits::EndpointLimits,
     metrics::{DeliveryMetrics, Outcome},
     rate::RateLimiter,
+    spans,
 };
 
 /// How long a fresh job waits for the cache to catch up with the endpoint
@@ -112,8 +114,13 @@ impl Decided {
     }
 }
 
-/// Runs one job to its settlement.
+/// Runs one job to its settlement, in the span of this attempt.
 pub(crate) async fn handle(context: Arc<Context>, message: Message) {
+    let span = spans::attempt(&message);
+    settle(context, message).instrument(span).await
+}
+
+async fn settle(context: Arc<Context>, message: Message) {
     let settlement = match Job::decode(&message) {
         Ok(job) => with_progress(&message, context.progress_every, job.process(&context)).await,
         Err(error) => {
@@ -211,6 +218,10 @@ impl Job {
     }
 
     async fn process(&self, context: &Context) -> Settlement {
+        let span = tracing::Span::current();
+        span.record("herald.delivery.id", self.delivery_id.as_str());
+        span.record("herald.attempt", self.attempt);
+        span.record("herald.test", self.test);
         if !self.await_config(&context.cache, &context.stop).await {
             return Settlement::Release;
         }
@@ -600,16 +611,15 @@ impl Job {
             outcome,
             retry_in,
         } = decided;
-        if outcome == Outcome::Dead {
-            if let Err(error) = self.dead_letter(bus, &attempt).await {
-                tracing::warn!(
-                    delivery = %self.delivery_id,
-                    %error,
-                    "cannot store a dead letter; the job will be redelivered and the attempt repeated"
-                );
-                return Settlement::Redeliver;
-            }
-            metrics.dead_lettered();
+        if outcome == Outcome::Dead
+            && let Err(error) = self.dead_letter(bus, &attempt).await
+        {
+            tracing::warn!(
+                delivery = %self.delivery_id,
+                %error,
+                "cannot store a dead letter; the job will be redelivered and the attempt repeated"
+            );
+            return Settlement::Redeliver;
         }
         let mut record_headers = HeaderMap::new();
         record_headers.insert(headers::TENANT, self.event.tenant_id.as_str());
@@ -644,7 +654,8 @@ impl Job {
             );
             return Settlement::Redeliver;
         }
-        metrics.recorded(outcome);
+        metrics.recorded(outcome, &attempt, self.event.received_at);
+        spans::recorded(&attempt);
         let status = attempt.status().as_str_name();
         if outcome == Outcome::Succeeded {
             tracing::debug!(delivery = %self.delivery_id, endpoint = %self.endpoint_id, attempt = self.attempt, status, code = attempt.response_code, "delivered");

@@ -27,6 +27,7 @@ mod lanes;
 mod limits;
 mod metrics;
 mod rate;
+mod spans;
 
 use std::{sync::Arc, time::Duration};
 

@@ -3,6 +3,10 @@
 
 use std::time::Duration;
 
+use herald_proto::{
+    timestamp_from_wire,
+    v1::{Attempt, DeliveryTrigger},
+};
 use prometheus_client::{
     encoding::EncodeLabelSet,
     metrics::{
@@ -13,6 +17,7 @@ use prometheus_client::{
     },
     registry::Registry,
 };
+use time::OffsetDateTime;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
@@ -50,6 +55,9 @@ pub struct DeliveryMetrics {
     in_flight: Gauge,
     dead_letters: Counter,
     circuits_open: Gauge,
+    end_to_end: Histogram,
+    attempts_per_delivery: Histogram,
+    retries_scheduled: Counter,
 }
 
 impl DeliveryMetrics {
@@ -61,6 +69,12 @@ impl DeliveryMetrics {
             in_flight: Gauge::default(),
             dead_letters: Counter::default(),
             circuits_open: Gauge::default(),
+            // 5 ms to about 3 hours: retries stretch a delivery over hours.
+            end_to_end: Histogram::new(exponential_buckets(0.005, 2.0, 22)),
+            attempts_per_delivery: Histogram::new([
+                1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 15.0, 20.0,
+            ]),
+            retries_scheduled: Counter::default(),
         };
         registry.register(
             "herald_deliveries",
@@ -87,11 +101,22 @@ impl DeliveryMetrics {
             "Endpoints whose circuit is open or half-open in this replica",
             metrics.circuits_open.clone(),
         );
+        registry.register(
+            "herald_delivery_latency_seconds",
+            "End to end, from ingest accepting the event to the endpoint's 2xx, of live deliveries that succeeded (retries included)",
+            metrics.end_to_end.clone(),
+        );
+        registry.register(
+            "herald_delivery_attempts",
+            "Attempts a delivery took, counted when it succeeded or finally failed",
+            metrics.attempts_per_delivery.clone(),
+        );
+        registry.register(
+            "herald_delivery_retries_scheduled",
+            "Failed attempts scheduled for another try",
+            metrics.retries_scheduled.clone(),
+        );
         metrics
-    }
-
-    pub(crate) fn dead_lettered(&self) {
-        self.dead_letters.inc();
     }
 
     pub(crate) fn circuit_opened(&self) {
@@ -102,12 +127,43 @@ impl DeliveryMetrics {
         self.circuits_open.dec();
     }
 
-    pub(crate) fn recorded(&self, outcome: Outcome) {
+    /// Counts an attempt once its record is stored. `received_at` is when
+    /// ingest accepted the event.
+    pub(crate) fn recorded(
+        &self,
+        outcome: Outcome,
+        attempt: &Attempt,
+        received_at: OffsetDateTime,
+    ) {
         self.deliveries
             .get_or_create(&OutcomeLabels {
                 outcome: outcome.label(),
             })
             .inc();
+        match outcome {
+            Outcome::Retrying => {
+                self.retries_scheduled.inc();
+            }
+            Outcome::Succeeded | Outcome::Failed => {
+                self.attempts_per_delivery
+                    .observe(f64::from(attempt.attempt));
+            }
+            Outcome::Dead => {
+                self.attempts_per_delivery
+                    .observe(f64::from(attempt.attempt));
+                self.dead_letters.inc();
+            }
+            Outcome::Skipped => {}
+        }
+        if outcome == Outcome::Succeeded
+            && !attempt.test
+            && attempt.trigger == i32::from(DeliveryTrigger::Live)
+            && let Some(answered_at) = answered_at(attempt)
+        {
+            let latency = (answered_at - received_at).as_seconds_f64();
+            // A clock step between ingest and delivery can make it negative.
+            self.end_to_end.observe(latency.max(0.0));
+        }
     }
 
     pub(crate) fn attempt_took(&self, duration: Duration) {
@@ -120,6 +176,16 @@ impl DeliveryMetrics {
         self.in_flight.inc();
         InFlight(self.in_flight.clone())
     }
+}
+
+/// When the endpoint answered: the attempt's start plus its duration.
+fn answered_at(attempt: &Attempt) -> Option<OffsetDateTime> {
+    let started = timestamp_from_wire("attempted_at", attempt.attempted_at).ok()?;
+    let took = attempt
+        .duration
+        .and_then(|duration| Duration::try_from(duration).ok())
+        .unwrap_or_default();
+    started.checked_add(time::Duration::try_from(took).ok()?)
 }
 
 pub(crate) struct InFlight(Gauge);

@@ -122,7 +122,12 @@ async fn start_with(delivery_allow_list: &str, args: DeliveryArgs) -> Harness {
     let addr: SocketAddr = listener.local_addr().unwrap();
     let shutdown = CancellationToken::new();
     let state = ConfigState::new(store, bus.clone(), settings);
-    tokio::spawn(herald_config::run(listener, state, shutdown.clone()));
+    tokio::spawn(herald_config::run(
+        listener,
+        state,
+        herald_telemetry::server::RequestMetrics::default(),
+        shutdown.clone(),
+    ));
 
     let cache = ConfigCache::new();
     let (synced_sender, synced) = watch::channel(false);

@@ -7,6 +7,7 @@
 //! Nothing is consumed before the first complete configuration arrived: an
 //! event matched against an empty index would be acknowledged and lost.
 
+mod spans;
 mod subscriptions;
 
 use std::time::Duration;
@@ -32,6 +33,7 @@ use prost::Message;
 use time::OffsetDateTime;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 pub use crate::subscriptions::{Match, SubscriptionHandler, Subscriptions};
 
@@ -140,6 +142,7 @@ async fn fan_out_batch(
 ) {
     let mut pending = Vec::with_capacity(messages.len());
     for message in messages {
+        let span = spans::process_event(&message);
         let wire = match pb::Event::decode(message.payload.as_ref()) {
             Ok(wire) => wire,
             Err(error) => {
@@ -160,13 +163,18 @@ async fn fan_out_batch(
         } else {
             "matched"
         });
+        span.record("herald.matches", matches.len());
         let mut acks = Vec::with_capacity(matches.len());
         for matched in matches {
-            acks.push(publish_job(bus, &message, &event, &wire, matched).await);
+            acks.push(
+                publish_job(bus, &event, &wire, matched)
+                    .instrument(span.clone())
+                    .await,
+            );
         }
-        pending.push((message, acks));
+        pending.push((message, acks, span));
     }
-    for (message, acks) in pending {
+    for (message, acks, span) in pending {
         let mut published = 0_u64;
         let mut failed = false;
         for ack in join_all(acks.into_iter().map(|ack| async move {
@@ -187,9 +195,12 @@ async fn fan_out_batch(
         }
         metrics.jobs.inc_by(published);
         let settled = if failed {
-            message.ack_with(AckKind::Nak(Some(RETRY_DELAY))).await
+            message
+                .ack_with(AckKind::Nak(Some(RETRY_DELAY)))
+                .instrument(span)
+                .await
         } else {
-            message.ack().await
+            message.ack().instrument(span).await
         };
         if let Err(error) = settled {
             // Unacknowledged, the event comes back after the ack wait and its
@@ -201,7 +212,6 @@ async fn fan_out_batch(
 
 async fn publish_job(
     bus: &Bus,
-    message: &herald_bus::async_nats::jetstream::Message,
     event: &Event,
     wire: &pb::Event,
     matched: Match,
@@ -224,14 +234,6 @@ async fn publish_job(
     job_headers.insert(headers::EVENT_TYPE, event.event_type.as_str());
     job_headers.insert(headers::ENDPOINT, matched.endpoint_id.as_str());
     job_headers.insert(headers::MESSAGE_TYPE, "herald.v1.DeliveryJob");
-    // The trace that accepted the event continues into its deliveries.
-    if let Some(incoming) = &message.headers {
-        for name in [headers::TRACEPARENT, headers::TRACESTATE] {
-            if let Some(value) = incoming.get(name) {
-                job_headers.insert(name, value.as_str());
-            }
-        }
-    }
     bus.publish(
         bus.topology()
             .job_subject(&matched.endpoint_id, matched.lane),

@@ -28,7 +28,7 @@ use tonic::{Request, Response, Status, Streaming, metadata::MetadataMap};
 
 use crate::{
     normalise::sha256_hex,
-    publish::{TraceContext, publish_all, stored_event_id},
+    publish::{publish_all, stored_event_id},
     receive::Shared,
 };
 
@@ -86,12 +86,11 @@ impl IngestService for PublishApi {
     ) -> Result<Response<PublishResponse>, Status> {
         let outcome = async {
             let tenant = self.authenticate(request.metadata())?;
-            let trace = trace(request.metadata());
             let items = request.into_inner().items;
             if items.len() > MAX_ITEMS {
                 return Err(GrpcError::TooManyItems);
             }
-            let results = self.publish_items(&tenant, items, 0, &trace).await;
+            let results = self.publish_items(&tenant, items, 0).await;
             all_failed_on_bus(&results)?;
             Ok(PublishResponse { results })
         }
@@ -105,7 +104,6 @@ impl IngestService for PublishApi {
     ) -> Result<Response<PublishResponse>, Status> {
         let outcome = async {
             let tenant = self.authenticate(request.metadata())?;
-            let trace = trace(request.metadata());
             let mut stream = request.into_inner();
             let mut results = Vec::new();
             // Each message is published as it arrives, so a long stream is
@@ -119,10 +117,7 @@ impl IngestService for PublishApi {
                     return Err(GrpcError::TooManyItems);
                 }
                 let offset = results.len();
-                results.extend(
-                    self.publish_items(&tenant, batch.items, offset, &trace)
-                        .await,
-                );
+                results.extend(self.publish_items(&tenant, batch.items, offset).await);
             }
             all_failed_on_bus(&results)?;
             Ok(Ok(PublishResponse { results }))
@@ -185,7 +180,9 @@ impl PublishApi {
             TokenScope::Read => return Err(GrpcError::Scope("read")),
             TokenScope::Unspecified => return Err(GrpcError::Scope("unscoped")),
         }
-        TenantId::parse(&found.tenant_id).map_err(|_| GrpcError::Corrupt)
+        let tenant = TenantId::parse(&found.tenant_id).map_err(|_| GrpcError::Corrupt)?;
+        tracing::Span::current().record("herald.tenant.id", tenant.as_str());
+        Ok(tenant)
     }
 
     /// Validates every item, publishes the valid ones together and answers
@@ -195,7 +192,6 @@ impl PublishApi {
         tenant: &TenantId,
         items: Vec<PublishItem>,
         offset: usize,
-        trace: &TraceContext,
     ) -> Vec<PublishResult> {
         let now = OffsetDateTime::now_utc();
         let mut results: Vec<Option<Outcome>> = Vec::with_capacity(items.len());
@@ -216,7 +212,7 @@ impl PublishApi {
             }
         }
         let events: Vec<Event> = valid.iter().map(|(_, event)| event.clone()).collect();
-        let acks = publish_all(&self.shared.bus, &events, trace).await;
+        let acks = publish_all(&self.shared.bus, &events).await;
         for ((index, event), ack) in valid.into_iter().zip(acks) {
             let outcome = match ack {
                 Ok(acked) if acked.duplicate => {
@@ -270,13 +266,6 @@ fn all_failed_on_bus(results: &[PublishResult]) -> Result<(), GrpcError> {
     } else {
         Ok(())
     }
-}
-
-fn trace(metadata: &MetadataMap) -> TraceContext {
-    TraceContext::from_values(
-        metadata.get("traceparent").map(|value| value.as_bytes()),
-        metadata.get("tracestate").map(|value| value.as_bytes()),
-    )
 }
 
 /// `(".field", message)` of an invalid item.

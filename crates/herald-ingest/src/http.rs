@@ -25,7 +25,6 @@ use time::OffsetDateTime;
 use crate::{
     gateway,
     normalise::{NormalisedEvent, ParseError},
-    publish::TraceContext,
     receive::{DeviceContext, DeviceError, Shared, canonical, publish_request},
     telegram, verify,
     verify::VerifyError,
@@ -74,9 +73,11 @@ impl HttpError {
     }
 }
 
-/// The routes, with the body limit applied to them (not to gRPC).
+/// The routes, with the body limit applied to them (not to gRPC), each
+/// request counted and traced by its route template.
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     let limit = shared.max_body_bytes;
+    let requests = shared.metrics.requests.http_layer();
     Router::new()
         .route(
             "/inbound/waba/{device_id}",
@@ -85,6 +86,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/inbound/telegram/{device_id}", post(telegram_post))
         .route("/inbound/whatsapp/{device_id}", post(gateway_post))
         .layer(DefaultBodyLimit::max(limit))
+        .layer(requests)
         .with_state(shared)
 }
 
@@ -163,24 +165,17 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a [u8]> {
     headers.get(name).map(|value| value.as_bytes())
 }
 
-fn trace(headers: &HeaderMap) -> TraceContext {
-    TraceContext::from_values(
-        header(headers, "traceparent"),
-        header(headers, "tracestate"),
-    )
-}
-
 /// Canonicalises and publishes; the empty 200 once every event is acked.
 async fn accept(
     shared: &Arc<Shared>,
     device: &Device,
     channel: Channel,
     normalised: Vec<NormalisedEvent>,
-    headers: &HeaderMap,
 ) -> Result<Response, HttpError> {
     let context = DeviceContext::new(device, channel)?;
+    tracing::Span::current().record("herald.tenant.id", context.tenant.as_str());
     let events = canonical(normalised, &context, OffsetDateTime::now_utc())?;
-    publish_request(shared, &events, &trace(headers))
+    publish_request(shared, &events)
         .await
         .map_err(HttpError::Bus)?;
     Ok(StatusCode::OK.into_response())
@@ -239,7 +234,7 @@ async fn waba_post(
         };
         verify::waba_signature(secret, &raw, header(&headers, verify::WABA_SIGNATURE))?;
         let events = waba::parse(&raw)?;
-        accept(&shared, &device, Channel::Waba, events, &headers).await
+        accept(&shared, &device, Channel::Waba, events).await
     }
     .await;
     answer(&shared, Channel::Waba, &device_id, outcome)
@@ -260,7 +255,7 @@ async fn telegram_post(
         };
         verify::telegram_secret(secret, header(&headers, verify::TELEGRAM_SECRET))?;
         let event = telegram::parse(&raw)?;
-        accept(&shared, &device, Channel::Telegram, vec![event], &headers).await
+        accept(&shared, &device, Channel::Telegram, vec![event]).await
     }
     .await;
     answer(&shared, Channel::Telegram, &device_id, outcome)
@@ -286,7 +281,7 @@ async fn gateway_post(
             header(&headers, verify::GATEWAY_HMAC_ALGORITHM),
         )?;
         let event = gateway::parse(&raw)?;
-        accept(&shared, &device, Channel::Whatsapp, vec![event], &headers).await
+        accept(&shared, &device, Channel::Whatsapp, vec![event]).await
     }
     .await;
     answer(&shared, Channel::Whatsapp, &device_id, outcome)

@@ -116,7 +116,8 @@ pub async fn run(
         .add_service(reflection)
         .clone()
         .routes()
-        .into_axum_router();
+        .into_axum_router()
+        .layer(shared.metrics.requests.grpc_layer());
     tokio::spawn(follow_sync(synced, reporter, shutdown.clone()));
     tracing::info!(
         addr = %listener.local_addr()?,

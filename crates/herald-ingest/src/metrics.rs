@@ -2,6 +2,7 @@
 //! counts as `custom`, and routes are the three channels and two RPCs.
 
 use herald_core::{catalog::EventType, channel::Channel};
+use herald_telemetry::server::RequestMetrics;
 use prometheus_client::{
     encoding::EncodeLabelSet,
     metrics::{counter::Counter, family::Family},
@@ -24,14 +25,20 @@ struct RequestLabels {
 #[derive(Clone, Debug)]
 pub struct IngestMetrics {
     events: Family<EventLabels, Counter>,
-    requests: Family<RequestLabels, Counter>,
+    requests_by_channel: Family<RequestLabels, Counter>,
+    /// The process's HTTP and gRPC request metrics, which the listener's
+    /// layers keep.
+    pub(crate) requests: RequestMetrics,
 }
 
 impl IngestMetrics {
-    pub fn register(registry: &mut Registry) -> IngestMetrics {
+    /// Registers the ingest service's own metrics; `requests` are the
+    /// process's, registered once (see [`RequestMetrics::register`]).
+    pub fn register(registry: &mut Registry, requests: RequestMetrics) -> IngestMetrics {
         let metrics = IngestMetrics {
             events: Family::default(),
-            requests: Family::default(),
+            requests_by_channel: Family::default(),
+            requests,
         };
         registry.register(
             "herald_ingest_events",
@@ -41,7 +48,7 @@ impl IngestMetrics {
         registry.register(
             "herald_ingest_requests",
             "Webhook and Publish requests answered, by route and status",
-            metrics.requests.clone(),
+            metrics.requests_by_channel.clone(),
         );
         metrics
     }
@@ -60,7 +67,7 @@ impl IngestMetrics {
     }
 
     pub(crate) fn request(&self, route: &'static str, status: &str) {
-        self.requests
+        self.requests_by_channel
             .get_or_create(&RequestLabels {
                 route,
                 status: status.to_owned(),

@@ -1,40 +1,16 @@
 //! Putting events on the bus: every publish of a request is sent first, then
 //! every acknowledgement awaited (pipelined), and the caller answers only
 //! once it has them all.
+//!
+//! A request's events are published in one producer span, a child of the
+//! request's, and carry that span's trace context to fanout.
 
 use bytes::Bytes;
 use futures::future::join_all;
 use herald_bus::{Bus, async_nats::HeaderMap, headers};
 use herald_core::event::Event;
 use prost::Message;
-
-/// W3C trace context carried from the request onto each message.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct TraceContext {
-    pub traceparent: Option<String>,
-    pub tracestate: Option<String>,
-}
-
-impl TraceContext {
-    /// Keeps a header only when it is plausible trace context: visible ASCII
-    /// of reasonable length, so a hostile header cannot bloat every message.
-    pub(crate) fn from_values(traceparent: Option<&[u8]>, tracestate: Option<&[u8]>) -> Self {
-        let keep = |value: Option<&[u8]>| {
-            value
-                .filter(|value| {
-                    !value.is_empty()
-                        && value.len() <= 512
-                        && value.iter().all(|byte| (0x20..0x7f).contains(byte))
-                })
-                .and_then(|value| std::str::from_utf8(value).ok())
-                .map(str::to_owned)
-        };
-        TraceContext {
-            traceparent: keep(traceparent),
-            tracestate: keep(tracestate),
-        }
-    }
-}
+use tracing::Instrument;
 
 /// What JetStream said about one publish.
 #[derive(Clone, Copy, Debug)]
@@ -46,41 +22,71 @@ pub(crate) struct Acked {
 
 /// Publishes every event, then awaits every acknowledgement. Results are
 /// in the order of `events`; an error is the bus's, as text for the log.
-pub(crate) async fn publish_all(
-    bus: &Bus,
-    events: &[Event],
-    trace: &TraceContext,
-) -> Vec<Result<Acked, String>> {
-    let mut pending = Vec::with_capacity(events.len());
-    for event in events {
-        let subject = bus.topology().event_subject(event);
-        let mut message_headers = HeaderMap::new();
-        message_headers.insert(headers::TENANT, event.tenant_id.as_str());
-        message_headers.insert(headers::EVENT_ID, event.id.as_str());
-        message_headers.insert(headers::EVENT_TYPE, event.event_type.as_str());
-        message_headers.insert(headers::MESSAGE_TYPE, "herald.v1.Event");
-        if let Some(traceparent) = &trace.traceparent {
-            message_headers.insert(headers::TRACEPARENT, traceparent.as_str());
+pub(crate) async fn publish_all(bus: &Bus, events: &[Event]) -> Vec<Result<Acked, String>> {
+    let span = publish_span(bus, events);
+    async {
+        let mut pending = Vec::with_capacity(events.len());
+        for event in events {
+            let subject = bus.topology().event_subject(event);
+            let mut message_headers = HeaderMap::new();
+            message_headers.insert(headers::TENANT, event.tenant_id.as_str());
+            message_headers.insert(headers::EVENT_ID, event.id.as_str());
+            message_headers.insert(headers::EVENT_TYPE, event.event_type.as_str());
+            message_headers.insert(headers::MESSAGE_TYPE, "herald.v1.Event");
+            let payload = Bytes::from(herald_proto::v1::Event::from(event).encode_to_vec());
+            pending.push(
+                bus.publish(subject, &event.idempotency_key, message_headers, payload)
+                    .await,
+            );
         }
-        if let Some(tracestate) = &trace.tracestate {
-            message_headers.insert(headers::TRACESTATE, tracestate.as_str());
+        let acked = join_all(pending.into_iter().map(|sent| async move {
+            let ack = sent.map_err(|error| error.to_string())?;
+            ack.await
+                .map(|ack| Acked {
+                    duplicate: ack.duplicate,
+                    sequence: ack.sequence,
+                })
+                .map_err(|error| error.to_string())
+        }))
+        .await;
+        let span = tracing::Span::current();
+        let duplicates = acked
+            .iter()
+            .filter(|acked| acked.as_ref().is_ok_and(|acked| acked.duplicate))
+            .count();
+        span.record("herald.duplicates", duplicates);
+        if acked.iter().any(Result::is_err) {
+            span.record("otel.status_code", "ERROR");
         }
-        let payload = Bytes::from(herald_proto::v1::Event::from(event).encode_to_vec());
-        pending.push(
-            bus.publish(subject, &event.idempotency_key, message_headers, payload)
-                .await,
-        );
+        acked
     }
-    join_all(pending.into_iter().map(|sent| async move {
-        let ack = sent.map_err(|error| error.to_string())?;
-        ack.await
-            .map(|ack| Acked {
-                duplicate: ack.duplicate,
-                sequence: ack.sequence,
-            })
-            .map_err(|error| error.to_string())
-    }))
+    .instrument(span)
     .await
+}
+
+/// The producer span of a request's events, from their publish to
+/// JetStream's last acknowledgement. One per request, not per event: a
+/// Publish call may carry thousands.
+fn publish_span(bus: &Bus, events: &[Event]) -> tracing::Span {
+    let stream = bus.topology().events_stream();
+    // A single event (the usual webhook) is named on the span.
+    let single = match events {
+        [event] => Some(event),
+        _ => None,
+    };
+    tracing::info_span!(
+        "publish",
+        otel.name = %format!("send {stream}"),
+        otel.kind = "producer",
+        otel.status_code = tracing::field::Empty,
+        messaging.system = "nats",
+        messaging.operation.type = "send",
+        messaging.destination.name = %stream,
+        messaging.batch.message_count = events.len(),
+        herald.event.id = single.map(|event| event.id.to_string()),
+        herald.event.type = single.map(|event| event.event_type.as_str()),
+        herald.duplicates = tracing::field::Empty,
+    )
 }
 
 /// The id of the event stored at `sequence`, read from its header: what a

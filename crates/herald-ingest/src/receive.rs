@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use crate::{
     metrics::IngestMetrics,
     normalise::{NormalisedEvent, idempotency_key},
-    publish::{TraceContext, publish_all},
+    publish::publish_all,
 };
 
 /// Everything the HTTP and gRPC edges share.
@@ -101,12 +101,8 @@ pub(crate) fn canonical(
 /// Publishes a request's events; `Err` (with the bus's reason) unless every
 /// one was acknowledged. A retry of the same webhook republishes them all
 /// and JetStream stores only the ones it lacks.
-pub(crate) async fn publish_request(
-    shared: &Arc<Shared>,
-    events: &[Event],
-    trace: &TraceContext,
-) -> Result<(), String> {
-    let results = publish_all(&shared.bus, events, trace).await;
+pub(crate) async fn publish_request(shared: &Arc<Shared>, events: &[Event]) -> Result<(), String> {
+    let results = publish_all(&shared.bus, events).await;
     let mut failure = None;
     for (event, result) in events.iter().zip(results) {
         match result {

@@ -18,6 +18,7 @@ use herald_proto::v1::{
     publish_result::Outcome,
 };
 use herald_store::{Store, StoreOptions};
+use herald_telemetry::server::RequestMetrics;
 use herald_testkit::NatsServer;
 use herald_watch::{ConfigCache, WatchConfig};
 use hmac::{Hmac, KeyInit, Mac};
@@ -62,6 +63,7 @@ impl Drop for Harness {
 
 async fn start() -> Harness {
     let _ = rustls::crypto::ring::default_provider().install_default();
+    herald_testkit::trace_spans();
     let nats = NatsServer::start();
     let dir = tempfile::tempdir().unwrap();
     let store = Store::connect_with(&StoreOptions {
@@ -91,7 +93,12 @@ async fn start() -> Harness {
     let config_addr = listener.local_addr().unwrap();
     let shutdown = CancellationToken::new();
     let state = ConfigState::new(store, bus.clone(), settings);
-    tokio::spawn(herald_config::run(listener, state, shutdown.clone()));
+    tokio::spawn(herald_config::run(
+        listener,
+        state,
+        herald_telemetry::server::RequestMetrics::default(),
+        shutdown.clone(),
+    ));
 
     let cache = ConfigCache::new();
     let (synced_sender, synced) = watch::channel(false);
@@ -106,7 +113,8 @@ async fn start() -> Harness {
         shutdown.clone(),
     ));
     let mut registry = Registry::default();
-    let metrics = IngestMetrics::register(&mut registry);
+    let requests = RequestMetrics::register(&mut registry);
+    let metrics = IngestMetrics::register(&mut registry, requests);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let ingest = listener.local_addr().unwrap();
     tokio::spawn(herald_ingest::run(
@@ -392,10 +400,18 @@ async fn a_waba_batch_becomes_twelve_events_once() {
             headers.get(headers::MESSAGE_TYPE).unwrap().as_str(),
             "herald.v1.Event"
         );
-        assert_eq!(
-            headers.get(headers::TRACEPARENT).unwrap().as_str(),
-            traceparent
-        );
+        // The webhook's trace continues: same trace, sampled, and the
+        // parent is ingest's own span now, not the caller's.
+        let onward = headers.get(headers::TRACEPARENT).unwrap().as_str();
+        let (trace, rest) = traceparent
+            .rsplit_once('-')
+            .unwrap()
+            .0
+            .rsplit_once('-')
+            .unwrap();
+        assert!(onward.starts_with(&format!("{trace}-")), "{onward}");
+        assert!(!onward.contains(rest), "{onward}");
+        assert!(onward.ends_with("-01"), "{onward}");
         let data: serde_json::Value = serde_json::from_slice(&event.data).unwrap();
         assert!(data["original"].is_object());
     }
@@ -455,6 +471,19 @@ async fn a_waba_batch_becomes_twelve_events_once() {
     );
     assert!(metrics.contains(r#"herald_ingest_requests_total{route="waba",status="200"} 2"#));
     assert!(metrics.contains(r#"herald_ingest_requests_total{route="waba",status="403"} 2"#));
+    // By route template: one series however many devices post.
+    assert!(
+        metrics.contains(
+            r#"herald_http_requests_total{method="POST",route="/inbound/waba/{device_id}",status="200"} 2"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            r#"herald_http_request_duration_seconds_count{method="POST",route="/inbound/waba/{device_id}"} 7"#
+        ),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -861,7 +890,7 @@ async fn before_the_configuration_is_loaded_receivers_answer_503() {
             ingest_addr: addr,
             max_body_bytes: 1024,
         },
-        IngestMetrics::register(&mut registry),
+        IngestMetrics::register(&mut registry, RequestMetrics::default()),
         harness.shutdown.clone(),
     ));
     for channel in ["waba", "telegram", "whatsapp"] {

@@ -227,3 +227,26 @@ fn binary(name: &str) -> PathBuf {
     );
     path
 }
+
+/// Gives Herald's spans trace context, as the `herald` binary's subscriber
+/// does (without exporting them), so a test of a service library can follow
+/// `traceparent` from hop to hop. Installs a global subscriber once per
+/// test binary; later calls do nothing.
+pub fn trace_spans() {
+    use opentelemetry::trace::TracerProvider as _;
+    use tracing_subscriber::{Layer as _, layer::SubscriberExt as _, util::SubscriberInitExt as _};
+
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+        let spans = tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer("herald-test"))
+            .with_filter(
+                tracing_subscriber::filter::Targets::new()
+                    .with_target("herald", tracing::Level::INFO),
+            );
+        // Another subscriber installed first wins; its test then sees no
+        // trace context and says so in its assertions.
+        let _ = tracing_subscriber::registry().with(spans).try_init();
+    });
+}

@@ -41,6 +41,19 @@ pub enum Command {
     Delivery(DeliveryCommand),
 }
 
+impl Command {
+    /// The OpenTelemetry `service.name` of the process.
+    pub fn service_name(&self) -> &'static str {
+        match self {
+            Command::All(_) => "herald",
+            Command::Config(_) => "herald-config",
+            Command::Ingest(_) => "herald-ingest",
+            Command::Fanout(_) => "herald-fanout",
+            Command::Delivery(_) => "herald-delivery",
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct IngestCommand {
     #[command(flatten)]

@@ -7,6 +7,7 @@
 
 mod cli;
 mod credentials;
+mod lag;
 mod run;
 
 use std::process::ExitCode;
@@ -20,10 +21,6 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(error) => return cli::report_usage_error(error),
     };
-    if let Err(error) = herald_telemetry::logging::init(cli.log_format) {
-        eprintln!("error: {error}");
-        return ExitCode::FAILURE;
-    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("herald")
@@ -35,7 +32,28 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run::run(cli.command)) {
+    // TLS clients built without an explicit provider (the OTLP exporters)
+    // use ring, like delivery; only the first install can succeed.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    // The gRPC trace exporter's channel lives on the runtime.
+    let telemetry = {
+        let _entered = runtime.enter();
+        herald_telemetry::logging::init(cli.log_format, cli.command.service_name())
+    };
+    let telemetry = match telemetry {
+        Ok(telemetry) => telemetry,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if telemetry.exporting() {
+        tracing::info!("exporting traces over OTLP (OTEL_EXPORTER_OTLP_* settings)");
+    }
+    let outcome = runtime.block_on(run::run(cli.command));
+    // After the services stopped, while the runtime still runs the exporter.
+    telemetry.shutdown();
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             // `{:#}` prints the whole cause chain on one line.

@@ -4,7 +4,7 @@ use std::{net::SocketAddr, path::Path, time::Duration};
 
 use anyhow::Context;
 use futures::FutureExt;
-use herald_bus::Bus;
+use herald_bus::{Bus, ConsumerRole};
 use herald_config::{ConfigArgs, ConfigState, Settings, secrets::MasterKey};
 use herald_core::address::AllowList;
 use herald_delivery::{DeliveryArgs, DeliveryMetrics, DeliverySettings};
@@ -15,6 +15,7 @@ use herald_store::{Store, StoreOptions};
 use herald_telemetry::{
     Readiness,
     ops::{self, OpsMetrics, OpsService},
+    server::RequestMetrics,
 };
 use herald_watch::{ConfigCache, WatchConfig, WatchHandler};
 use prometheus_client::registry::Registry;
@@ -25,6 +26,7 @@ use tracing::info;
 use crate::{
     cli::{Command, CommonArgs},
     credentials::{self, Source},
+    lag::{self, ConsumerLagMetrics},
 };
 
 /// How long a readiness probe waits for NATS or the database.
@@ -98,6 +100,23 @@ impl Plan {
     }
 }
 
+impl Plan {
+    /// The durable consumers this process reads from, whose lag it reports.
+    fn consumer_roles(&self) -> Vec<ConsumerRole> {
+        let mut roles = Vec::new();
+        if self.fanout {
+            roles.push(ConsumerRole::Fanout);
+        }
+        if self.delivery.is_some() {
+            roles.push(ConsumerRole::Delivery);
+        }
+        if self.config.is_some() {
+            roles.push(ConsumerRole::AttemptWriter);
+        }
+        roles
+    }
+}
+
 /// The address to reach a listener bound to `address` from this machine.
 fn local_address(address: SocketAddr) -> SocketAddr {
     if address.ip().is_unspecified() {
@@ -121,11 +140,13 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
 
     // Metrics are registered before the ops listener takes the registry.
     let mut registry = Registry::default();
+    let requests = RequestMetrics::register(&mut registry);
+    let lag_metrics = ConsumerLagMetrics::register(&mut registry);
     let fanout_metrics = plan.fanout.then(|| FanoutMetrics::register(&mut registry));
     let ingest_metrics = plan
         .ingest
         .is_some()
-        .then(|| IngestMetrics::register(&mut registry));
+        .then(|| IngestMetrics::register(&mut registry, requests.clone()));
     let delivery_metrics = plan
         .delivery
         .is_some()
@@ -175,6 +196,13 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
     )?;
     log_credential("service token", &source);
 
+    tokio::spawn(lag::sample(
+        bus.clone(),
+        plan.consumer_roles(),
+        lag_metrics,
+        shutdown.clone(),
+    ));
+
     if let Some((store_options, args)) = &plan.config {
         start_config(
             store_options,
@@ -185,6 +213,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                 service_token: &service_token,
                 allow_list: &allow_list,
                 readiness: &readiness,
+                requests: &requests,
                 shutdown: &shutdown,
             },
             &mut tasks,
@@ -300,6 +329,7 @@ struct ConfigContext<'a> {
     service_token: &'a str,
     allow_list: &'a AllowList,
     readiness: &'a Readiness,
+    requests: &'a RequestMetrics,
     shutdown: &'a CancellationToken,
 }
 
@@ -354,12 +384,13 @@ async fn start_config(
         args.config_addr
     );
     let state = ConfigState::new(store, context.bus.clone(), settings);
-    let shutdown = context.shutdown.clone();
+    let (requests, shutdown) = (context.requests.clone(), context.shutdown.clone());
     let backend = herald_api::Backend::new(state.clone(), shutdown.clone());
     let http = herald_api::router(backend.clone())
-        .merge(herald_console::router(backend, state.key().clone()));
+        .merge(herald_console::router(backend, state.key().clone()))
+        .layer(requests.http_layer());
     tasks.spawn(async move {
-        herald_config::run_with_http(listener, state, http.into(), shutdown)
+        herald_config::run_with_http(listener, state, requests, http.into(), shutdown)
             .await
             .context("the config service failed")
     });
