@@ -59,6 +59,9 @@ impl Stack {
                 ("HERALD_ALLOW_CIDRS", "127.0.0.0/8".to_owned()),
                 ("HERALD_STATE_DIR", state_dir.clone()),
                 ("DATABASE_URL", database_url.clone()),
+                // The failing endpoint's retries are counted: a circuit
+                // opening after a few failures would hold them back.
+                ("HERALD_CIRCUIT_FAILURES", "1000".to_owned()),
             ]);
             let envs: Vec<(&str, &str)> = extra
                 .iter()
@@ -570,9 +573,10 @@ fn metrics_count_the_deliveries_made() {
     let tests = 3;
 
     // Delivery: every counted event succeeded at the good endpoint and
-    // failed twice at the doomed one; the tests and probes succeeded.
+    // failed twice at the doomed one (then went to the dead letters); the
+    // tests and probes succeeded.
     let delivery = scrape_until(&stack.delivery, "every delivery to settle", |metrics| {
-        metrics.value("herald_deliveries_total", &[("outcome", "failed")]) == Some(counted as f64)
+        metrics.value("herald_deliveries_total", &[("outcome", "dead")]) == Some(counted as f64)
             && metrics.value("herald_deliveries_total", &[("outcome", "succeeded")])
                 == Some((counted + tests + probe.received().len() - 1) as f64)
     });
@@ -591,6 +595,14 @@ fn metrics_count_the_deliveries_made() {
     assert_eq!(
         delivery.value("herald_delivery_retries_scheduled_total", &[]),
         Some(counted as f64)
+    );
+    assert_eq!(
+        delivery.value("herald_dead_letters_total", &[]),
+        Some(counted as f64)
+    );
+    assert_eq!(
+        delivery.value("herald_endpoint_circuit_open", &[]),
+        Some(0.0)
     );
     assert_eq!(
         delivery.value("herald_deliveries_total", &[("outcome", "skipped")]),
