@@ -156,8 +156,11 @@ fn herald_all_on_sqlite_is_ready_follows_nats_and_stops_on_sigterm() {
 
     // One registry for every service of the process, each family once
     // (labelled families appear with their first series).
-    let metrics = herald_tests::scrape(herald.ops_addr);
-    assert_eq!(metrics.value("herald_ready", &[]), Some(1.0));
+    // The gauge follows readiness on its own tick, so it may lag /readyz.
+    let metrics = wait_for("herald_ready to be 1", Duration::from_secs(10), || {
+        let metrics = herald_tests::scrape(herald.ops_addr);
+        (metrics.value("herald_ready", &[]) == Some(1.0)).then_some(metrics)
+    });
     for family in [
         "herald_build",
         "herald_fanout_jobs",
