@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::{
+    future::Future,
     net::SocketAddr,
     path::Path,
     process::{Child, Command, ExitStatus, Output, Stdio},
@@ -10,9 +11,10 @@ use std::{
 };
 
 mod receiver;
+pub mod signatures;
 pub mod stack;
 
-pub use herald_testkit::{NatsServer, free_port, http_get, postgres_url, wait_for};
+pub use herald_testkit::{NatsServer, free_port, http_get, http_post, postgres_url, wait_for};
 pub use receiver::{Received, Receiver};
 
 /// A running `herald` process, killed when dropped.
@@ -22,6 +24,10 @@ pub struct HeraldProcess {
     pub ops_addr: SocketAddr,
     pub config_addr: SocketAddr,
     pub ingest_addr: SocketAddr,
+    /// The command line and environment it was started with, so
+    /// [`HeraldProcess::restart`] can start it again exactly so.
+    args: Vec<String>,
+    envs: Vec<(String, String)>,
     /// Where the process keeps generated credentials, unless `envs` named
     /// another directory.
     _state_dir: tempfile::TempDir,
@@ -35,23 +41,44 @@ impl HeraldProcess {
         let config_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let ingest_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let state_dir = tempfile::tempdir().unwrap();
-        let child = herald_command(args, &[])
-            .env("HERALD_OPS_ADDR", ops_addr.to_string())
-            .env("HERALD_CONFIG_ADDR", config_addr.to_string())
-            .env("HERALD_INGEST_ADDR", ingest_addr.to_string())
-            .env("HERALD_STATE_DIR", state_dir.path())
-            .envs(envs.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
+        let mut all_envs: Vec<(String, String)> = vec![
+            ("HERALD_OPS_ADDR".into(), ops_addr.to_string()),
+            ("HERALD_CONFIG_ADDR".into(), config_addr.to_string()),
+            ("HERALD_INGEST_ADDR".into(), ingest_addr.to_string()),
+            (
+                "HERALD_STATE_DIR".into(),
+                state_dir.path().to_str().unwrap().to_owned(),
+            ),
+        ];
+        all_envs.extend(
+            envs.iter()
+                .map(|(key, value)| ((*key).to_owned(), (*value).to_owned())),
+        );
+        let args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
         HeraldProcess {
-            child,
+            child: spawn(&args, &all_envs),
             ops_addr,
             config_addr,
             ingest_addr,
+            args,
+            envs: all_envs,
             _state_dir: state_dir,
         }
+    }
+
+    /// How the process ended, if it did.
+    pub fn exit_status(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().unwrap()
+    }
+
+    /// Kills the process with SIGKILL, as a crash would, and starts it
+    /// again with the same command line, environment and addresses (so its
+    /// peers reconnect to it), and waits until it is ready.
+    pub fn restart(&mut self, timeout: Duration) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn(&self.args, &self.envs);
+        self.wait_until_ready(timeout);
     }
 
     /// The status and JSON body of an ops HTTP path.
@@ -110,6 +137,16 @@ impl Drop for HeraldProcess {
     }
 }
 
+fn spawn(args: &[String], envs: &[(String, String)]) -> Child {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    herald_command(&args, &[])
+        .envs(envs.iter().map(|(key, value)| (key, value)))
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap()
+}
+
 /// `herald <args>` with a clean environment of Herald variables, so the
 /// developer's own settings never leak into a test.
 pub fn herald_command(args: &[&str], envs: &[(&str, &str)]) -> Command {
@@ -150,4 +187,21 @@ pub fn run_herald(args: &[&str], envs: &[(&str, &str)], timeout: Duration) -> Ou
 /// A SQLite URL inside `dir`.
 pub fn sqlite_url(dir: &Path) -> String {
     format!("sqlite:{}", dir.join("herald.db").display())
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, or panics naming
+/// `what` after `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
