@@ -12,9 +12,9 @@ mod subscriptions;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::{StreamExt, future::join_all};
+use futures::StreamExt;
 use herald_bus::{
-    Bus, ConsumerRole,
+    Bus, ConsumerRole, Outgoing,
     async_nats::{HeaderMap, jetstream::AckKind},
     headers,
 };
@@ -138,7 +138,9 @@ async fn fan_out_batch(
     metrics: &FanoutMetrics,
     messages: Vec<herald_bus::async_nats::jetstream::Message>,
 ) {
-    let mut pending = Vec::with_capacity(messages.len());
+    // Each event with how many of the batch's jobs are its own, in order.
+    let mut events = Vec::with_capacity(messages.len());
+    let mut jobs = Vec::new();
     for message in messages {
         let wire = match pb::Event::decode(message.payload.as_ref()) {
             Ok(wire) => wire,
@@ -160,23 +162,17 @@ async fn fan_out_batch(
         } else {
             "matched"
         });
-        let mut acks = Vec::with_capacity(matches.len());
+        let count = matches.len();
         for matched in matches {
-            acks.push(publish_job(bus, &message, &event, &wire, matched).await);
+            jobs.push(job_message(bus, &message, &event, &wire, matched));
         }
-        pending.push((message, acks));
+        events.push((message, count));
     }
-    for (message, acks) in pending {
+    let mut acks = bus.publish_all(jobs).await.into_iter();
+    for (message, count) in events {
         let mut published = 0_u64;
         let mut failed = false;
-        for ack in join_all(acks.into_iter().map(|ack| async move {
-            match ack {
-                Ok(future) => future.await.map_err(|error| error.to_string()),
-                Err(error) => Err(error.to_string()),
-            }
-        }))
-        .await
-        {
+        for ack in acks.by_ref().take(count) {
             match ack {
                 Ok(_) => published += 1,
                 Err(error) => {
@@ -199,13 +195,13 @@ async fn fan_out_batch(
     }
 }
 
-async fn publish_job(
+fn job_message(
     bus: &Bus,
     message: &herald_bus::async_nats::jetstream::Message,
     event: &Event,
     wire: &pb::Event,
     matched: Match,
-) -> Result<herald_bus::async_nats::jetstream::context::PublishAckFuture, herald_bus::BusError> {
+) -> Outgoing {
     let delivery_id = DeliveryId::for_event_endpoint(&event.id, &matched.endpoint_id);
     let job = pb::DeliveryJob {
         delivery_id: delivery_id.to_string(),
@@ -232,14 +228,14 @@ async fn publish_job(
             }
         }
     }
-    bus.publish(
-        bus.topology()
+    Outgoing {
+        subject: bus
+            .topology()
             .job_subject(&matched.endpoint_id, matched.lane),
-        &format!("{}:{}", event.id, matched.endpoint_id),
-        job_headers,
-        Bytes::from(job.encode_to_vec()),
-    )
-    .await
+        message_id: format!("{}:{}", event.id, matched.endpoint_id),
+        headers: job_headers,
+        payload: Bytes::from(job.encode_to_vec()),
+    }
 }
 
 /// An event that can never be fanned out must not block the stream.
