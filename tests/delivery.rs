@@ -16,6 +16,7 @@ use herald_core::{
 use herald_proto::v1 as pb;
 use herald_tests::{
     Receiver,
+    signatures::hmac_sha256_hex,
     stack::{Stack, TenantClient, authed, publish_events},
 };
 use prost::Message;
@@ -256,27 +257,4 @@ fn one_event_reaches_exactly_its_matching_endpoints_each_signed_its_way() {
             assert!(delivered.header("X-Idempotency-Key").starts_with("dlv_"));
         }
     });
-}
-
-/// HMAC-SHA256 written out from RFC 2104 in the test, independent of the
-/// code under test.
-fn hmac_sha256_hex(key: &[u8], message: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    let mut block = [0u8; 64];
-    if key.len() > 64 {
-        block[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        block[..key.len()].copy_from_slice(key);
-    }
-    let inner_key: Vec<u8> = block.iter().map(|byte| byte ^ 0x36).collect();
-    let outer_key: Vec<u8> = block.iter().map(|byte| byte ^ 0x5c).collect();
-    let inner = Sha256::new()
-        .chain_update(&inner_key)
-        .chain_update(message)
-        .finalize();
-    let outer = Sha256::new()
-        .chain_update(&outer_key)
-        .chain_update(inner)
-        .finalize();
-    outer.iter().map(|byte| format!("{byte:02x}")).collect()
 }

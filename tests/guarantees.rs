@@ -6,55 +6,20 @@
 
 use std::{
     collections::{BTreeSet, HashMap},
-    future::Future,
     time::{Duration, Instant},
 };
 
 use futures::StreamExt;
 use herald_proto::{timestamp_to_wire, v1 as pb};
 use herald_tests::{
-    Receiver,
-    stack::{Stack, TenantClient, authed, publish_events},
+    Receiver, eventually,
+    stack::{Stack, TenantClient, authed, publish_events, spec},
 };
 use time::OffsetDateTime;
 
 /// For tests of retries and dead letters: a circuit opening after a few
 /// failures would hold the retries back for its cooldown.
 const NO_CIRCUIT: (&str, &str) = ("HERALD_CIRCUIT_FAILURES", "1000");
-
-/// Polls `check` until it returns `Some`, for at most `timeout`.
-async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn millis(value: u64) -> prost_types::Duration {
-    prost_types::Duration::try_from(Duration::from_millis(value)).unwrap()
-}
-
-fn spec(url: &str, retry_delays_ms: &[u64]) -> pb::EndpointSpec {
-    pb::EndpointSpec {
-        name: "Receiver".into(),
-        url: url.into(),
-        retry: Some(pb::RetryPolicy {
-            delays: retry_delays_ms.iter().map(|delay| millis(*delay)).collect(),
-            jitter: 0.0,
-            use_default: false,
-        }),
-        timeout: Some(millis(2_000)),
-        ..Default::default()
-    }
-}
 
 async fn dead_letters(tenant: &mut TenantClient, endpoint_id: &str) -> Vec<pb::DeadLetter> {
     let mut all = Vec::new();

@@ -3,8 +3,8 @@
 #![allow(clippy::unwrap_used)]
 
 use std::{
-    io::{Read, Write},
-    net::{SocketAddr, TcpStream},
+    future::Future,
+    net::SocketAddr,
     path::Path,
     process::{Child, Command, ExitStatus, Output, Stdio},
     time::{Duration, Instant},
@@ -14,11 +14,12 @@ mod collector;
 mod exposition;
 pub mod herald_all;
 mod receiver;
+pub mod signatures;
 pub mod stack;
 
 pub use collector::{CollectedSpan, Collector};
 pub use exposition::{Exposition, MetricFamily, Sample};
-pub use herald_testkit::{NatsServer, free_port, http_get, postgres_url, wait_for};
+pub use herald_testkit::{NatsServer, free_port, http_get, http_post, postgres_url, wait_for};
 pub use receiver::{Received, Receiver};
 
 /// A running `herald` process, killed when dropped.
@@ -28,6 +29,10 @@ pub struct HeraldProcess {
     pub ops_addr: SocketAddr,
     pub config_addr: SocketAddr,
     pub ingest_addr: SocketAddr,
+    /// The command line and environment it was started with, so
+    /// [`HeraldProcess::restart`] can start it again exactly so.
+    args: Vec<String>,
+    envs: Vec<(String, String)>,
     /// Where the process keeps generated credentials, unless `envs` named
     /// another directory.
     _state_dir: tempfile::TempDir,
@@ -41,23 +46,44 @@ impl HeraldProcess {
         let config_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let ingest_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let state_dir = tempfile::tempdir().unwrap();
-        let child = herald_command(args, &[])
-            .env("HERALD_OPS_ADDR", ops_addr.to_string())
-            .env("HERALD_CONFIG_ADDR", config_addr.to_string())
-            .env("HERALD_INGEST_ADDR", ingest_addr.to_string())
-            .env("HERALD_STATE_DIR", state_dir.path())
-            .envs(envs.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
+        let mut all_envs: Vec<(String, String)> = vec![
+            ("HERALD_OPS_ADDR".into(), ops_addr.to_string()),
+            ("HERALD_CONFIG_ADDR".into(), config_addr.to_string()),
+            ("HERALD_INGEST_ADDR".into(), ingest_addr.to_string()),
+            (
+                "HERALD_STATE_DIR".into(),
+                state_dir.path().to_str().unwrap().to_owned(),
+            ),
+        ];
+        all_envs.extend(
+            envs.iter()
+                .map(|(key, value)| ((*key).to_owned(), (*value).to_owned())),
+        );
+        let args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
         HeraldProcess {
-            child,
+            child: spawn(&args, &all_envs),
             ops_addr,
             config_addr,
             ingest_addr,
+            args,
+            envs: all_envs,
             _state_dir: state_dir,
         }
+    }
+
+    /// How the process ended, if it did.
+    pub fn exit_status(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().unwrap()
+    }
+
+    /// Kills the process with SIGKILL, as a crash would, and starts it
+    /// again with the same command line, environment and addresses (so its
+    /// peers reconnect to it), and waits until it is ready.
+    pub fn restart(&mut self, timeout: Duration) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn(&self.args, &self.envs);
+        self.wait_until_ready(timeout);
     }
 
     /// The status and JSON body of an ops HTTP path.
@@ -116,6 +142,16 @@ impl Drop for HeraldProcess {
     }
 }
 
+fn spawn(args: &[String], envs: &[(String, String)]) -> Child {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    herald_command(&args, &[])
+        .envs(envs.iter().map(|(key, value)| (key, value)))
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap()
+}
+
 /// `herald <args>` with a clean environment of Herald variables, so the
 /// developer's own settings never leak into a test.
 pub fn herald_command(args: &[&str], envs: &[(&str, &str)]) -> Command {
@@ -158,44 +194,26 @@ pub fn sqlite_url(dir: &Path) -> String {
     format!("sqlite:{}", dir.join("herald.db").display())
 }
 
-/// POSTs `body` over plain HTTP/1.1 and returns the status and body text.
-pub fn http_post(
-    addr: SocketAddr,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let mut request = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    stream.write_all(request.as_bytes()).unwrap();
-    stream.write_all(body).unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap();
-    let text = response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default();
-    (status, text)
-}
-
 /// Scrapes and parses a process's `/metrics`.
 pub fn scrape(ops_addr: SocketAddr) -> Exposition {
     let (status, text) = http_get(ops_addr, "/metrics").unwrap();
     assert_eq!(status, 200, "{text}");
     Exposition::parse(&text).unwrap_or_else(|error| panic!("{error}\n{text}"))
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, or panics naming
+/// `what` after `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -224,7 +224,8 @@ impl Stack {
             &format!("/inbound/waba/{device}"),
             &headers,
             body,
-        );
+        )
+        .unwrap();
         assert!(
             status == 200 || status == 403,
             "ingest answered {status}: {text}"
@@ -564,6 +565,7 @@ fn metrics_count_the_deliveries_made() {
             &[("X-Hub-Signature-256", "sha256=00")],
             &forged,
         )
+        .unwrap()
         .0;
         assert_eq!(status, 403);
         (good, probe, probes)

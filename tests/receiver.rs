@@ -112,6 +112,12 @@ impl Receiver {
         self.shared.lock().unwrap().received.clone()
     }
 
+    /// Runs `look` over everything received so far without copying it
+    /// (requests wait meanwhile), for receivers that got many.
+    pub fn inspect<T>(&self, look: impl FnOnce(&[Received]) -> T) -> T {
+        look(&self.shared.lock().unwrap().received)
+    }
+
     /// How many times each webhook-id arrived.
     pub fn counts_by_webhook_id(&self) -> BTreeMap<String, usize> {
         let mut counts = BTreeMap::new();

@@ -101,6 +101,17 @@ impl Stack {
         )
     }
 
+    /// An ingest process (channel webhooks and the Publish API), ready.
+    pub fn start_ingest(&self) -> HeraldProcess {
+        start_process(
+            &["ingest"],
+            &self.nats,
+            &self.state,
+            &self.extra,
+            &[("HERALD_CONFIG_URL", &self.config_url())],
+        )
+    }
+
     pub fn admin_token(&self) -> String {
         std::fs::read_to_string(self.state.path().join("admin.token"))
             .unwrap()
@@ -155,6 +166,26 @@ fn start_process(
     let mut process = HeraldProcess::start(args, &envs);
     process.wait_until_ready(Duration::from_secs(30));
     process
+}
+
+pub fn millis(value: u64) -> prost_types::Duration {
+    prost_types::Duration::try_from(Duration::from_millis(value)).unwrap()
+}
+
+/// An endpoint at `url` receiving every event, retried after each of
+/// `retry_delays_ms` (no jitter), with a 2 s request timeout.
+pub fn spec(url: &str, retry_delays_ms: &[u64]) -> pb::EndpointSpec {
+    pb::EndpointSpec {
+        name: "Receiver".into(),
+        url: url.into(),
+        retry: Some(pb::RetryPolicy {
+            delays: retry_delays_ms.iter().map(|delay| millis(*delay)).collect(),
+            jitter: 0.0,
+            use_default: false,
+        }),
+        timeout: Some(millis(2_000)),
+        ..Default::default()
+    }
 }
 
 /// A tenant of a running Herald, and clients holding its token.

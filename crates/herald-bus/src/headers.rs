@@ -47,7 +47,7 @@ pub fn copy_trace_context(from: Option<&HeaderMap>, to: &mut HeaderMap) {
 
 /// Writes the current span's trace context into `headers`, unless they
 /// carry one already.
-pub(crate) fn inject_current_trace(headers: &mut HeaderMap) {
+pub fn inject_current_trace(headers: &mut HeaderMap) {
     if headers.get(TRACEPARENT).is_some() {
         return;
     }

@@ -22,9 +22,11 @@ use async_nats::jetstream::{
     context::PublishAckFuture,
     kv,
     message::StreamMessage,
+    publish::PublishAck,
     stream::{self, DirectGetErrorKind},
 };
 use bytes::Bytes;
+use futures::{FutureExt, StreamExt, stream::FuturesOrdered};
 use herald_core::id::{EndpointId, EventId, TenantId};
 
 pub use crate::config::BusConfig;
@@ -36,6 +38,22 @@ pub use async_nats;
 /// consumer features (multiple filter subjects, create-or-update actions) the
 /// topology relies on.
 pub const MINIMUM_SERVER_VERSION: (u64, u64) = (2, 10);
+
+/// Most publishes of one [`Bus::publish_all`] awaiting their
+/// acknowledgement at once: enough to keep the connection busy, and a small
+/// share of async-nats's 5,000, which all callers of a process share.
+pub const MAX_PENDING_ACKS: usize = 512;
+
+/// One message for [`Bus::publish_all`].
+#[derive(Debug)]
+pub struct Outgoing {
+    pub subject: String,
+    /// `Nats-Msg-Id`: the stream stores one message per id within its
+    /// duplicate window.
+    pub message_id: String,
+    pub headers: async_nats::HeaderMap,
+    pub payload: Bytes,
+}
 
 /// A connection to NATS with JetStream, and the topology it serves.
 #[derive(Clone, Debug)]
@@ -309,8 +327,9 @@ impl Bus {
 
     /// Publishes with `Nats-Msg-Id` set, so a retried publish inside the
     /// stream's duplicate window is stored once. The returned future resolves
-    /// to JetStream's acknowledgement; awaiting many of them together
-    /// pipelines publishes.
+    /// to JetStream's acknowledgement. To pipeline many publishes use
+    /// [`Bus::publish_all`]: holding more than a few thousand of these
+    /// futures unawaited stalls every publish of the process.
     ///
     /// The message carries the current span's trace context (unless
     /// `headers` has one), so whoever consumes it continues the trace.
@@ -355,6 +374,55 @@ impl Bus {
             }
             Err(error) => Err(BusError::Unavailable(error.to_string())),
         }
+    }
+
+    /// Publishes every message in order, pipelined, and returns JetStream's
+    /// acknowledgement (or the error) of each, in the same order.
+    ///
+    /// async-nats lets 5,000 acknowledgements per connection be awaited at
+    /// once and makes the next publish wait for one of them to arrive. A
+    /// caller that publishes everything before awaiting any acknowledgement
+    /// therefore stalls for good past 5,000 messages, and several callers
+    /// holding a few thousand each stall one another. Here at most
+    /// [`MAX_PENDING_ACKS`] await their acknowledgement at a time, and they
+    /// are polled while the next publish waits, so the permits always come
+    /// back.
+    pub async fn publish_all(&self, messages: Vec<Outgoing>) -> Vec<Result<PublishAck, BusError>> {
+        let mut results = Vec::with_capacity(messages.len());
+        let mut pending = FuturesOrdered::new();
+        for message in messages {
+            while pending.len() >= MAX_PENDING_ACKS {
+                if let Some(result) = pending.next().await {
+                    results.push(result);
+                }
+            }
+            let subject = message.subject.clone();
+            let publish = self.publish(
+                message.subject,
+                &message.message_id,
+                message.headers,
+                message.payload,
+            );
+            tokio::pin!(publish);
+            let published = loop {
+                tokio::select! {
+                    published = &mut publish => break published,
+                    Some(result) = pending.next(), if !pending.is_empty() => results.push(result),
+                }
+            };
+            pending.push_back(
+                async move {
+                    published?
+                        .await
+                        .map_err(|source| BusError::Publish { subject, source })
+                }
+                .boxed(),
+            );
+        }
+        while let Some(result) = pending.next().await {
+            results.push(result);
+        }
+        results
     }
 
     /// Answers whether NATS and JetStream respond now; used by readiness.

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use herald_bus::{Bus, BusConfig, ConsumerRole, async_nats};
+use herald_bus::{Bus, BusConfig, ConsumerRole, Outgoing, async_nats};
 use herald_core::{
     catalog::EventType,
     channel::Channel,
@@ -112,6 +112,55 @@ async fn a_repeated_message_id_is_stored_once() {
     assert_eq!(duplicates, [false, true, true]);
     let mut events = bus.jetstream().get_stream("HERALD_EVENTS").await.unwrap();
     assert_eq!(events.info().await.unwrap().state.messages, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_all_pipelines_more_than_async_nats_lets_await_at_once() {
+    let nats = NatsServer::start();
+    let bus = Bus::connect(&config(&nats, "herald"), "test")
+        .await
+        .unwrap();
+    bus.ensure_streams().await.unwrap();
+    let subject = bus.topology().event_subject(&event(
+        TenantId::generate(),
+        Channel::Internal,
+        EventType::parse("message.received").unwrap(),
+    ));
+    // async-nats lets 5,000 acknowledgements be awaited per connection;
+    // one caller with 12,000 and four at once with 3,000 each go past it.
+    let messages = |caller: usize, count: usize| -> Vec<Outgoing> {
+        (0..count)
+            .map(|index| Outgoing {
+                subject: subject.clone(),
+                message_id: format!("bulk-{caller}-{index}"),
+                headers: async_nats::HeaderMap::new(),
+                payload: Bytes::from_static(b"{}"),
+            })
+            .collect()
+    };
+    let publish = |caller: usize, count: usize| {
+        let (bus, messages) = (bus.clone(), messages(caller, count));
+        tokio::spawn(async move {
+            tokio::time::timeout(Duration::from_secs(60), bus.publish_all(messages))
+                .await
+                .expect("publish_all returns")
+        })
+    };
+    let mut callers = vec![publish(0, 12_000)];
+    callers.extend((1..=4).map(|caller| publish(caller, 3_000)));
+    let mut sequences = Vec::new();
+    for caller in callers {
+        for ack in caller.await.unwrap() {
+            let ack = ack.unwrap();
+            assert!(!ack.duplicate);
+            sequences.push(ack.sequence);
+        }
+    }
+    // Each caller's messages were stored in the order given.
+    assert!(sequences[..12_000].is_sorted());
+    assert_eq!(sequences.len(), 24_000);
+    let mut events = bus.jetstream().get_stream("HERALD_EVENTS").await.unwrap();
+    assert_eq!(events.info().await.unwrap().state.messages, 24_000);
 }
 
 #[tokio::test]

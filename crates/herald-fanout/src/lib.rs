@@ -13,9 +13,9 @@ mod subscriptions;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::{StreamExt, future::join_all};
+use futures::StreamExt;
 use herald_bus::{
-    Bus, ConsumerRole,
+    Bus, ConsumerRole, Outgoing,
     async_nats::{HeaderMap, jetstream::AckKind},
     headers,
 };
@@ -132,15 +132,17 @@ pub async fn run(
     }
 }
 
-/// Publishes every job of the batch, then settles each event by whether all
-/// of its jobs were acknowledged.
+/// Publishes every job of the batch (pipelined, see [`Bus::publish_all`]),
+/// then settles each event by whether all of its jobs were acknowledged.
 async fn fan_out_batch(
     bus: &Bus,
     subscriptions: &Subscriptions,
     metrics: &FanoutMetrics,
     messages: Vec<herald_bus::async_nats::jetstream::Message>,
 ) {
-    let mut pending = Vec::with_capacity(messages.len());
+    // Each event with how many of the batch's jobs are its own, in order.
+    let mut events = Vec::with_capacity(messages.len());
+    let mut jobs = Vec::new();
     for message in messages {
         let span = spans::process_event(&message);
         let wire = match pb::Event::decode(message.payload.as_ref()) {
@@ -164,27 +166,18 @@ async fn fan_out_batch(
             "matched"
         });
         span.record("herald.matches", matches.len());
-        let mut acks = Vec::with_capacity(matches.len());
+        let count = matches.len();
         for matched in matches {
-            acks.push(
-                publish_job(bus, &event, &wire, matched)
-                    .instrument(span.clone())
-                    .await,
-            );
+            // The job continues the trace of this event's span.
+            jobs.push(span.in_scope(|| job_message(bus, &event, &wire, matched)));
         }
-        pending.push((message, acks, span));
+        events.push((message, count, span));
     }
-    for (message, acks, span) in pending {
+    let mut acks = bus.publish_all(jobs).await.into_iter();
+    for (message, count, span) in events {
         let mut published = 0_u64;
         let mut failed = false;
-        for ack in join_all(acks.into_iter().map(|ack| async move {
-            match ack {
-                Ok(future) => future.await.map_err(|error| error.to_string()),
-                Err(error) => Err(error.to_string()),
-            }
-        }))
-        .await
-        {
+        for ack in acks.by_ref().take(count) {
             match ack {
                 Ok(_) => published += 1,
                 Err(error) => {
@@ -210,12 +203,7 @@ async fn fan_out_batch(
     }
 }
 
-async fn publish_job(
-    bus: &Bus,
-    event: &Event,
-    wire: &pb::Event,
-    matched: Match,
-) -> Result<herald_bus::async_nats::jetstream::context::PublishAckFuture, herald_bus::BusError> {
+fn job_message(bus: &Bus, event: &Event, wire: &pb::Event, matched: Match) -> Outgoing {
     let delivery_id = DeliveryId::for_event_endpoint(&event.id, &matched.endpoint_id);
     let job = pb::DeliveryJob {
         delivery_id: delivery_id.to_string(),
@@ -234,14 +222,15 @@ async fn publish_job(
     job_headers.insert(headers::EVENT_TYPE, event.event_type.as_str());
     job_headers.insert(headers::ENDPOINT, matched.endpoint_id.as_str());
     job_headers.insert(headers::MESSAGE_TYPE, "herald.v1.DeliveryJob");
-    bus.publish(
-        bus.topology()
+    headers::inject_current_trace(&mut job_headers);
+    Outgoing {
+        subject: bus
+            .topology()
             .job_subject(&matched.endpoint_id, matched.lane),
-        &format!("{}:{}", event.id, matched.endpoint_id),
-        job_headers,
-        Bytes::from(job.encode_to_vec()),
-    )
-    .await
+        message_id: format!("{}:{}", event.id, matched.endpoint_id),
+        headers: job_headers,
+        payload: Bytes::from(job.encode_to_vec()),
+    }
 }
 
 /// An event that can never be fanned out must not block the stream.

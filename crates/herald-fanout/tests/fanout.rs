@@ -332,3 +332,46 @@ async fn nothing_is_consumed_before_the_configuration_arrived() {
     herald.synced.send_replace(true);
     assert_eq!(wait_for_jobs(&herald.bus, 1).await.len(), 1);
 }
+
+#[tokio::test]
+async fn a_batch_of_more_jobs_than_async_nats_lets_await_at_once_is_fanned_out() {
+    const ENDPOINTS: usize = 100;
+    const EVENTS: usize = 200;
+    let herald = start().await;
+    let tenant = TenantId::generate();
+    let device = DeviceId::generate();
+    let mut handler = herald.subscriptions.handler();
+    handler.begin_snapshot();
+    for _ in 0..ENDPOINTS {
+        let (_, object) = endpoint(tenant, pb::EndpointStatus::Active, &[], &[]);
+        handler.upsert(object);
+    }
+    handler.end_snapshot();
+    // Published before fanout starts consuming, so they come in full
+    // batches: 200 events of 100 jobs each, four times what async-nats lets
+    // await an acknowledgement at once.
+    for index in 0..EVENTS {
+        let event = event(tenant, device, "message.received");
+        publish_event(&herald.bus, &event, &format!("bulk-{index}")).await;
+    }
+    herald.synced.send_replace(true);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while events_outstanding(&herald.bus).await > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "fanout stalled with {} events outstanding",
+            events_outstanding(&herald.bus).await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut jobs = herald
+        .bus
+        .jetstream()
+        .get_stream(herald.bus.topology().jobs_stream())
+        .await
+        .unwrap();
+    assert_eq!(
+        jobs.info().await.unwrap().state.messages,
+        u64::try_from(ENDPOINTS * EVENTS).unwrap()
+    );
+}

@@ -1,13 +1,11 @@
-//! Putting events on the bus: every publish of a request is sent first, then
-//! every acknowledgement awaited (pipelined), and the caller answers only
-//! once it has them all.
+//! Putting events on the bus: the publishes of a request are pipelined, and
+//! the caller answers only once it has every acknowledgement.
 //!
 //! A request's events are published in one producer span, a child of the
 //! request's, and carry that span's trace context to fanout.
 
 use bytes::Bytes;
-use futures::future::join_all;
-use herald_bus::{Bus, async_nats::HeaderMap, headers};
+use herald_bus::{Bus, Outgoing, async_nats::HeaderMap, headers};
 use herald_core::event::Event;
 use prost::Message;
 use tracing::Instrument;
@@ -20,35 +18,40 @@ pub(crate) struct Acked {
     pub sequence: u64,
 }
 
-/// Publishes every event, then awaits every acknowledgement. Results are
-/// in the order of `events`; an error is the bus's, as text for the log.
+/// Publishes every event, pipelined (see [`Bus::publish_all`]), and awaits
+/// every acknowledgement. Results are in the order of `events`; an error is
+/// the bus's, as text for the log.
 pub(crate) async fn publish_all(bus: &Bus, events: &[Event]) -> Vec<Result<Acked, String>> {
     let span = publish_span(bus, events);
     async {
-        let mut pending = Vec::with_capacity(events.len());
-        for event in events {
-            let subject = bus.topology().event_subject(event);
-            let mut message_headers = HeaderMap::new();
-            message_headers.insert(headers::TENANT, event.tenant_id.as_str());
-            message_headers.insert(headers::EVENT_ID, event.id.as_str());
-            message_headers.insert(headers::EVENT_TYPE, event.event_type.as_str());
-            message_headers.insert(headers::MESSAGE_TYPE, "herald.v1.Event");
-            let payload = Bytes::from(herald_proto::v1::Event::from(event).encode_to_vec());
-            pending.push(
-                bus.publish(subject, &event.idempotency_key, message_headers, payload)
-                    .await,
-            );
-        }
-        let acked = join_all(pending.into_iter().map(|sent| async move {
-            let ack = sent.map_err(|error| error.to_string())?;
-            ack.await
-                .map(|ack| Acked {
+        let messages = events
+            .iter()
+            .map(|event| {
+                let mut message_headers = HeaderMap::new();
+                message_headers.insert(headers::TENANT, event.tenant_id.as_str());
+                message_headers.insert(headers::EVENT_ID, event.id.as_str());
+                message_headers.insert(headers::EVENT_TYPE, event.event_type.as_str());
+                message_headers.insert(headers::MESSAGE_TYPE, "herald.v1.Event");
+                Outgoing {
+                    subject: bus.topology().event_subject(event),
+                    message_id: event.idempotency_key.clone(),
+                    headers: message_headers,
+                    payload: Bytes::from(herald_proto::v1::Event::from(event).encode_to_vec()),
+                }
+            })
+            .collect();
+        let acked: Vec<Result<Acked, String>> = bus
+            .publish_all(messages)
+            .await
+            .into_iter()
+            .map(|ack| {
+                ack.map(|ack| Acked {
                     duplicate: ack.duplicate,
                     sequence: ack.sequence,
                 })
                 .map_err(|error| error.to_string())
-        }))
-        .await;
+            })
+            .collect();
         let span = tracing::Span::current();
         let duplicates = acked
             .iter()

@@ -934,3 +934,43 @@ async fn a_stream_over_the_item_limit_is_refused_not_hung() {
     assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
     assert!(refused.message().contains("items"), "{}", refused.message());
 }
+
+#[tokio::test]
+async fn a_call_of_ten_thousand_items_is_published_whole() {
+    let harness = start().await;
+    let tenant = harness.tenant().await;
+    let publisher = harness
+        .token(&tenant.id, pb::TokenScope::Publish, None)
+        .await;
+    // More items than async-nats lets await their acknowledgement at once
+    // (5,000), in one call and in two calls at the same time.
+    let items = |call: usize| pb::PublishRequest {
+        items: (0..10_000)
+            .map(|index| pb::PublishItem {
+                idempotency_key: format!("bulk-{call}-{index}"),
+                ..item("message.received", "{}")
+            })
+            .collect(),
+    };
+    let publish = |call: usize| {
+        let mut client = harness.ingest_client();
+        let request = authed(&publisher, items(call));
+        async move {
+            tokio::time::timeout(std::time::Duration::from_secs(120), client.publish(request))
+                .await
+                .expect("the call is answered")
+                .unwrap()
+                .into_inner()
+        }
+    };
+    let (first, second) = futures::join!(publish(0), publish(1));
+    for response in [first, second] {
+        assert_eq!(response.results.len(), 10_000);
+        assert!(
+            response
+                .results
+                .iter()
+                .all(|result| matches!(result.outcome, Some(Outcome::Accepted(_))))
+        );
+    }
+}
