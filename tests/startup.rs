@@ -429,3 +429,20 @@ fn authed<T>(token: &str, message: T) -> tonic::Request<T> {
         .insert("authorization", format!("Bearer {token}").parse().unwrap());
     request
 }
+
+#[test]
+fn every_service_stops_on_sigterm_while_nats_is_down() {
+    let mut stack = herald_tests::stack::Stack::start(1, &[]);
+    let ingest = stack.start_ingest();
+    stack.nats.stop();
+    let processes = [
+        ("ingest", ingest),
+        ("fanout", stack.fanout),
+        ("delivery", stack.deliveries.remove(0)),
+        ("config", stack.config),
+    ];
+    for (name, process) in processes {
+        let status = process.terminate(Duration::from_secs(30));
+        assert!(status.success(), "herald {name} exited with {status}");
+    }
+}

@@ -1,11 +1,12 @@
-//! The benchmark's webhook receiver: answers 200 at once, counts, and
-//! measures each delivery's latency from the send time the event carries.
+//! The benchmark's webhook receiver: answers at once (200, or 500 when told
+//! to fail), counts, and measures each successful delivery's latency from
+//! the send time the event carries.
 
 use std::{
     net::SocketAddr,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
 };
 
@@ -14,6 +15,7 @@ use axum::{Router, body::Bytes, extract::State, http::StatusCode, routing::post}
 #[derive(Debug, Default)]
 struct Counters {
     received: AtomicU64,
+    failing: AtomicBool,
     latencies_ms: Mutex<Vec<f64>>,
 }
 
@@ -43,8 +45,14 @@ impl BenchReceiver {
         format!("http://{}/hook", self.addr)
     }
 
+    /// Requests answered 2xx since the last reset.
     pub fn received(&self) -> u64 {
         self.counters.received.load(Ordering::Relaxed)
+    }
+
+    /// From now on answer 500 (`true`) or 200 (`false`).
+    pub fn fail(&self, failing: bool) {
+        self.counters.failing.store(failing, Ordering::Relaxed);
     }
 
     pub fn reset(&self) {
@@ -64,6 +72,9 @@ impl BenchReceiver {
 }
 
 async fn receive(State(counters): State<Arc<Counters>>, body: Bytes) -> StatusCode {
+    if counters.failing.load(Ordering::Relaxed) {
+        return StatusCode::INTERNAL_SERVER_ERROR;
+    }
     let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
     counters.received.fetch_add(1, Ordering::Relaxed);
     let sent = serde_json::from_slice::<serde_json::Value>(&body)

@@ -2,6 +2,7 @@
 //! and active endpoints pointing at the benchmark receiver.
 
 use std::{
+    future::Future,
     net::SocketAddr,
     path::Path,
     process::{Child, Command, Stdio},
@@ -31,9 +32,10 @@ use crate::receiver::BenchReceiver;
 const SERVICE_TOKEN: &str = "hrld_svc_bench";
 
 pub struct Stack {
-    _nats: NatsServer,
+    nats: NatsServer,
     _state: tempfile::TempDir,
-    children: Vec<Child>,
+    /// Each Herald service's process, by its name.
+    children: Vec<(&'static str, Child)>,
     bus: Bus,
     tenant: TenantId,
     fanout: usize,
@@ -45,19 +47,60 @@ pub struct Stack {
 /// The WABA device's app secret: the key of `X-Hub-Signature-256`.
 const APP_SECRET: &str = "bench-app-secret";
 
+/// A latency distribution in milliseconds.
+#[derive(Clone, Copy, Debug)]
 pub struct Latency {
     pub p50: f64,
     pub p99: f64,
     pub max: f64,
 }
 
+impl Latency {
+    pub fn of(mut samples_ms: Vec<f64>) -> anyhow::Result<Latency> {
+        anyhow::ensure!(!samples_ms.is_empty(), "no latency was measured");
+        samples_ms.sort_by(f64::total_cmp);
+        let at = |quantile: f64| {
+            samples_ms[((samples_ms.len() as f64 - 1.0) * quantile).round() as usize]
+        };
+        Ok(Latency {
+            p50: at(0.5),
+            p99: at(0.99),
+            max: at(1.0),
+        })
+    }
+}
+
+/// How the stack's NATS server stores streams.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// nats-server's default: acknowledged once written, synced to disk
+    /// every two minutes.
+    Default,
+    /// `jetstream { sync_interval: always }`: synced before every
+    /// acknowledgement.
+    SyncAlways,
+}
+
+impl Durability {
+    pub fn nats_server(self) -> NatsServer {
+        match self {
+            Durability::Default => NatsServer::start(),
+            Durability::SyncAlways => {
+                NatsServer::start_with_config(Some("jetstream { sync_interval: always }\n"))
+            }
+        }
+    }
+}
+
 impl Stack {
+    /// Herald's four services on a fresh NATS server and SQLite, with one
+    /// active endpoint per URL in `endpoints`.
     pub async fn start(
         binary: &Path,
-        receiver: &BenchReceiver,
-        fanout: usize,
+        endpoints: &[String],
+        durability: Durability,
     ) -> anyhow::Result<Stack> {
-        let nats = NatsServer::start();
+        let nats = durability.nats_server();
         let state = tempfile::tempdir()?;
         let config_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let ingest_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
@@ -94,7 +137,7 @@ impl Stack {
                         binary.display()
                     )
                 })?;
-            children.push(child);
+            children.push((service, child));
             wait_ready(ops, service).await?;
         }
 
@@ -147,14 +190,14 @@ impl Stack {
             ))
             .await?
             .into_inner();
-        for index in 0..fanout {
+        for (index, url) in endpoints.iter().enumerate() {
             let endpoint = config
                 .create_endpoint(authed(
                     &token,
                     pb::CreateEndpointRequest {
                         spec: Some(pb::EndpointSpec {
                             name: format!("bench {index}"),
-                            url: receiver.url(),
+                            url: url.clone(),
                             ..Default::default()
                         }),
                         secret: String::new(),
@@ -183,12 +226,12 @@ impl Stack {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let bus = Bus::connect(&BusConfig::for_url(nats.url()), "bench").await?;
         Ok(Stack {
-            _nats: nats,
+            nats,
             _state: state,
             children,
             bus,
             tenant: TenantId::parse(&tenant.id)?,
-            fanout,
+            fanout: endpoints.len(),
             ingest_addr,
             token,
             device_id: device.id,
@@ -226,8 +269,13 @@ impl Stack {
     }
 
     /// Deliveries per second, from the first publish to the last 2xx, with
-    /// `events` published as fast as the bus takes them.
-    pub async fn throughput(&self, receiver: &BenchReceiver, events: usize) -> anyhow::Result<f64> {
+    /// `events` published as fast as the bus takes them; and how many
+    /// deliveries that was.
+    pub async fn throughput(
+        &self,
+        receiver: &BenchReceiver,
+        events: usize,
+    ) -> anyhow::Result<(f64, u64)> {
         receiver.reset();
         let started = Instant::now();
         let mut acks = Vec::new();
@@ -244,9 +292,15 @@ impl Stack {
         }
         let deliveries = u64::try_from(events * self.fanout)?;
         let finished = wait_for_count(receiver, deliveries, Duration::from_secs(300)).await?;
-        Ok(deliveries as f64 / (finished - started).as_secs_f64())
+        Ok((
+            deliveries as f64 / (finished - started).as_secs_f64(),
+            deliveries,
+        ))
     }
 
+    /// Latency from publishing (the moment ingest would accept) to the
+    /// receiver's 2xx, with `per_second` events published at a steady rate
+    /// for `duration`; `receiver` must be the URL of exactly one endpoint.
     pub async fn latency(
         &self,
         receiver: &BenchReceiver,
@@ -254,24 +308,15 @@ impl Stack {
         duration: Duration,
     ) -> anyhow::Result<Latency> {
         receiver.reset();
-        let mut interval =
-            tokio::time::interval(Duration::from_secs(1) / u32::try_from(per_second)?);
         let events = per_second * duration.as_secs();
-        for index in 0..events {
-            interval.tick().await;
+        paced(per_second, events, |index| async move {
             let ack = self.publish(usize::try_from(index)?).await?;
             tokio::spawn(async move { ack.await });
-        }
-        wait_for_count(receiver, events, Duration::from_secs(60)).await?;
-        let mut latencies = receiver.latencies_ms();
-        latencies.sort_by(f64::total_cmp);
-        let at =
-            |quantile: f64| latencies[((latencies.len() as f64 - 1.0) * quantile).round() as usize];
-        Ok(Latency {
-            p50: at(0.5),
-            p99: at(0.99),
-            max: at(1.0),
+            Ok(())
         })
+        .await?;
+        wait_for_count(receiver, events, Duration::from_secs(120)).await?;
+        Latency::of(receiver.latencies_ms())
     }
 
     /// Events accepted per second through gRPC `PublishStream`, in
@@ -372,25 +417,45 @@ impl Stack {
         Ok((events.div_ceil(50) * 50) as f64 / started.elapsed().as_secs_f64())
     }
 
-    pub fn resident_memory_mib(&self) -> f64 {
+    /// Resident memory of each Herald process now and at its peak
+    /// (`VmRSS`, `VmHWM`), in MiB.
+    pub fn memory_mib(&self) -> Vec<(&'static str, f64, f64)> {
         self.children
             .iter()
-            .filter_map(|child| {
-                std::fs::read_to_string(format!("/proc/{}/status", child.id())).ok()
+            .map(|(service, child)| {
+                let status = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
+                    .unwrap_or_default();
+                let field = |name: &str| {
+                    status
+                        .lines()
+                        .find(|line| line.starts_with(name))
+                        .and_then(|line| line.split_whitespace().nth(1))
+                        .and_then(|kib| kib.parse::<f64>().ok())
+                        .unwrap_or(0.0)
+                        / 1024.0
+                };
+                (*service, field("VmRSS:"), field("VmHWM:"))
             })
-            .filter_map(|status| {
-                status
-                    .lines()
-                    .find(|line| line.starts_with("VmRSS:"))
-                    .and_then(|line| line.split_whitespace().nth(1))
-                    .and_then(|kib| kib.parse::<f64>().ok())
-            })
-            .sum::<f64>()
-            / 1024.0
+            .collect()
     }
 
-    pub fn stop(mut self) {
-        for child in &mut self.children {
+    /// CPU time (user and system) the Herald processes used so far, and
+    /// the NATS server's, in seconds.
+    pub fn cpu_seconds(&self) -> (f64, f64) {
+        let herald = self
+            .children
+            .iter()
+            .map(|(_, child)| cpu_seconds(child.id()))
+            .sum();
+        let nats = self.nats.pid().map_or(0.0, cpu_seconds);
+        (herald, nats)
+    }
+}
+
+/// The Herald processes end with the stack, also when a measurement fails.
+impl Drop for Stack {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.children {
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -441,7 +506,58 @@ fn hmac_sha256_hex(key: &[u8], body: &[u8]) -> String {
         .collect()
 }
 
-async fn wait_for_count(
+/// Calls `send` for indexes `0..count`, `per_second` of them a second:
+/// every millisecond, all that are due.
+pub async fn paced<F, Fut>(per_second: u64, count: u64, mut send: F) -> anyhow::Result<()>
+where
+    F: FnMut(u64) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let started = Instant::now();
+    let mut interval = tokio::time::interval(Duration::from_millis(1));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut sent = 0;
+    while sent < count {
+        interval.tick().await;
+        let due = ((started.elapsed().as_secs_f64() * per_second as f64) as u64).min(count);
+        while sent < due {
+            send(sent).await?;
+            sent += 1;
+        }
+    }
+    Ok(())
+}
+
+/// User plus system CPU seconds of a process (`/proc/<pid>/stat`), 0 when
+/// it cannot be read.
+fn cpu_seconds(pid: u32) -> f64 {
+    static TICKS_PER_SECOND: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    let ticks_per_second = *TICKS_PER_SECOND.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|output| String::from_utf8(output.stdout).ok())
+            .and_then(|ticks| ticks.trim().parse().ok())
+            .unwrap_or(100.0)
+    });
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The command name may hold spaces; the fields after it do not.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |index: usize| {
+        fields
+            .get(index)
+            .and_then(|value| value.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of stat(5); `fields` starts at 3.
+    (ticks(11) + ticks(12)) / ticks_per_second
+}
+
+pub async fn wait_for_count(
     receiver: &BenchReceiver,
     expected: u64,
     timeout: Duration,

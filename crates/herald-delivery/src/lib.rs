@@ -48,6 +48,8 @@ pub use crate::{client::ClientError, metrics::DeliveryMetrics};
 
 /// Jobs pulled per request; JetStream refills as they are handed out.
 const PULL_BATCH: usize = 150;
+/// How long shutdown waits for NATS to confirm the last acknowledgements.
+const FINAL_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The delivery service's flags.
 #[derive(Clone, Debug, clap::Args)]
@@ -227,9 +229,16 @@ pub async fn run(
     }
     report_panic(lanes.await);
     // Acknowledgements are buffered publishes: flush them before the caller
-    // closes the connection.
-    if let Err(error) = bus.client().flush().await {
-        tracing::warn!(%error, "cannot flush the last acknowledgements; those jobs will be redelivered");
+    // closes the connection. A flush waits for the server, so with NATS
+    // down it would hold the shutdown forever.
+    match tokio::time::timeout(FINAL_FLUSH_TIMEOUT, bus.client().flush()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "cannot flush the last acknowledgements; those jobs will be redelivered");
+        }
+        Err(_) => {
+            tracing::warn!(timeout = ?FINAL_FLUSH_TIMEOUT, "NATS did not confirm the last acknowledgements; those jobs will be redelivered");
+        }
     }
     outcome
 }

@@ -84,18 +84,35 @@ pub struct NatsServer {
     port: u16,
     monitor_port: u16,
     store: tempfile::TempDir,
+    /// A configuration file the server reads besides its flags.
+    config_file: Option<PathBuf>,
 }
 
 impl NatsServer {
     /// Starts a server with JetStream on free ports and waits until
     /// JetStream answers its health check.
     pub fn start() -> NatsServer {
+        Self::start_with_config(None)
+    }
+
+    /// Like [`NatsServer::start`], with `config` (nats-server configuration
+    /// text) as its configuration file; the flags for the ports and the
+    /// storage still apply. For example the durable setting that syncs
+    /// every write to disk before acknowledging it:
+    /// `jetstream { sync_interval: always }`.
+    pub fn start_with_config(config: Option<&str>) -> NatsServer {
         let store = tempfile::tempdir().expect("temporary directory for JetStream");
+        let config_file = config.map(|config| {
+            let path = store.path().join("nats-server.conf");
+            std::fs::write(&path, config).expect("the nats-server configuration is written");
+            path
+        });
         let mut server = NatsServer {
             child: None,
             port: free_port(),
             monitor_port: free_port(),
             store,
+            config_file,
         };
         server.spawn();
         server
@@ -107,6 +124,11 @@ impl NatsServer {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The server's process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     pub fn store_dir(&self) -> &Path {
@@ -129,7 +151,11 @@ impl NatsServer {
 
     fn spawn(&mut self) {
         let log = self.store.path().join("nats-server.log");
-        let child = Command::new(nats_server_binary())
+        let mut command = Command::new(nats_server_binary());
+        if let Some(config_file) = &self.config_file {
+            command.arg("-c").arg(config_file);
+        }
+        let child = command
             .args(["-a", "127.0.0.1", "-p"])
             .arg(self.port.to_string())
             .args(["-m"])
