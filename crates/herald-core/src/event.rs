@@ -145,6 +145,9 @@ pub enum EventError {
     /// `data` is not valid JSON.
     #[error("event data is not valid JSON: {0}")]
     InvalidData(#[source] serde_json::Error),
+    /// `data` holds half of a UTF-16 surrogate pair as a `\u` escape.
+    #[error("event data is not valid Unicode: a lone surrogate escape at byte {offset}")]
+    InvalidEscape { offset: usize },
 }
 
 impl Event {
@@ -244,13 +247,77 @@ pub fn parse_data_with_limit(
             limit: max_data_bytes,
         });
     }
-    serde_json::from_slice(bytes).map_err(EventError::InvalidData)
+    let data: Box<RawValue> = serde_json::from_slice(bytes).map_err(EventError::InvalidData)?;
+    check_unicode_escapes(bytes)?;
+    Ok(data)
+}
+
+/// Refuses JSON text (already known to be valid JSON) with a `\u` escape
+/// that is half of a surrogate pair. JSON's grammar allows it and raw
+/// values keep escapes as written, but it is not Unicode, and receivers'
+/// JSON parsers refuse it.
+pub fn check_unicode_escapes(json: &[u8]) -> Result<(), EventError> {
+    let code_unit = |at: usize| -> Option<u32> {
+        let hex = json.get(at..at + 4)?;
+        u32::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()
+    };
+    let mut index = 0;
+    while index < json.len() {
+        if json[index] != b'\\' {
+            index += 1;
+            continue;
+        }
+        if json.get(index + 1) != Some(&b'u') {
+            // Any other escape is two bytes long.
+            index += 2;
+            continue;
+        }
+        let start = index;
+        let unit = code_unit(index + 2).ok_or(EventError::InvalidEscape { offset: start })?;
+        index += 6;
+        match unit {
+            0xD800..=0xDBFF => {
+                let low = (json.get(index..index + 2) == Some(b"\\u"))
+                    .then(|| code_unit(index + 2))
+                    .flatten();
+                if !matches!(low, Some(0xDC00..=0xDFFF)) {
+                    return Err(EventError::InvalidEscape { offset: start });
+                }
+                index += 6;
+            }
+            0xDC00..=0xDFFF => return Err(EventError::InvalidEscape { offset: start }),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
     use time::macros::datetime;
+
+    #[test]
+    fn data_with_a_lone_surrogate_escape_is_refused() {
+        for lone in [
+            br#"{"text":"\udc99"}"#.as_slice(),
+            br#"{"text":"\ud83d"}"#,
+            br#"{"text":"\ud83d\u0041"}"#,
+        ] {
+            assert!(
+                matches!(
+                    parse_data(lone),
+                    Err(EventError::InvalidEscape { offset: 9 })
+                ),
+                "{lone:?}"
+            );
+        }
+        let emoji = br#"{"text":"\ud83d\ude00 \\udc99 is text","n":1E345678901234567890}"#;
+        assert_eq!(
+            parse_data(emoji).unwrap().get().as_bytes(),
+            emoji.as_slice()
+        );
+    }
 
     /// A valid event for tests across the crate.
     pub(crate) fn sample_event() -> Event {

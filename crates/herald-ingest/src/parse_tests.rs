@@ -371,7 +371,7 @@ proptest! {
     fn waba_never_panics_on_mutated_fixtures(body in mutated(WABA_FIXTURES)) {
         if let Ok(events) = waba::parse(&body) {
             for event in events {
-                prop_assert!(serde_json::from_str::<Value>(event.data.get()).is_ok());
+                prop_assert!(herald_core::event::parse_data(event.data.get().as_bytes()).is_ok());
             }
         }
     }
@@ -379,14 +379,14 @@ proptest! {
     #[test]
     fn telegram_never_panics_on_mutated_fixtures(body in mutated(TELEGRAM)) {
         if let Ok(event) = telegram::parse(&body) {
-            prop_assert!(serde_json::from_str::<Value>(event.data.get()).is_ok());
+            prop_assert!(herald_core::event::parse_data(event.data.get().as_bytes()).is_ok());
         }
     }
 
     #[test]
     fn gateway_never_panics_on_mutated_fixtures(body in mutated(GATEWAY)) {
         if let Ok(event) = gateway::parse(&body) {
-            prop_assert!(serde_json::from_str::<Value>(event.data.get()).is_ok());
+            prop_assert!(herald_core::event::parse_data(event.data.get().as_bytes()).is_ok());
         }
     }
 

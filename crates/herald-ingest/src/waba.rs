@@ -63,6 +63,11 @@ struct ChangeValue<'a> {
 pub fn parse(body: &[u8]) -> Result<Vec<NormalisedEvent>, ParseError> {
     let notification: Notification<'_> =
         serde_json::from_slice(body).map_err(|error| ParseError::from_serde(EXPECTED, &error))?;
+    // The events keep slices of the body as they are.
+    herald_core::event::check_unicode_escapes(body).map_err(|_| ParseError::Missing {
+        expected: EXPECTED,
+        reason: "it holds a \\u escape that is not Unicode (a lone surrogate)",
+    })?;
     let mut events = Vec::new();
     for change in notification.entry.iter().flat_map(|entry| &entry.changes) {
         let field = change.field.as_deref().unwrap_or("unknown");
