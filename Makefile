@@ -13,7 +13,7 @@ CARGO ?= cargo
 # Not 4222: a system NATS often listens there already.
 LOCAL_NATS_PORT ?= 4223
 
-.PHONY: run test bench chaos nats build fmt clean
+.PHONY: run test check bench chaos nats build fmt clean
 
 ## run: build, then start a local JetStream (unless NATS_URL is set) and
 ## `herald all` on SQLite in ./.herald. Ctrl-C stops everything it started.
@@ -39,6 +39,13 @@ run: build nats
 	echo "Health, metrics:  http://$$HERALD_OPS_ADDR/healthz /readyz /metrics (gRPC health and reflection on the same port)"
 	echo "Console, JSON API: http://$${HERALD_CONFIG_ADDR:-127.0.0.1:7070}/console, /api/v1 (gRPC on the same port)"
 	"$$target_dir/debug/herald" --log-format pretty all
+
+## check: the fast gear while working: formatting, clippy with warnings
+## denied and the unit tests, which need no NATS, database server or browser.
+check:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) test --workspace --lib --bins
 
 ## test: formatting, clippy with warnings denied, every test, and deploy-check.
 test: nats deploy-check test-tools
