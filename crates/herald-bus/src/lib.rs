@@ -10,6 +10,7 @@
 //! start of every service.
 
 mod config;
+mod dedupe;
 mod error;
 pub mod headers;
 mod topology;
@@ -30,14 +31,15 @@ use futures::{FutureExt, StreamExt, stream::FuturesOrdered};
 use herald_core::id::{EndpointId, EventId, TenantId};
 
 pub use crate::config::BusConfig;
+pub use crate::dedupe::{Claim, DedupeKeys};
 pub use crate::error::BusError;
 pub use crate::topology::{ConsumerRole, JobLane, Topology};
 pub use async_nats;
 
 /// The oldest NATS server Herald runs against: 2.10 brought the stream and
 /// consumer features (multiple filter subjects, create-or-update actions) the
-/// topology relies on.
-pub const MINIMUM_SERVER_VERSION: (u64, u64) = (2, 10);
+/// topology relies on, 2.11 the per-key TTLs of the deduplication bucket.
+pub const MINIMUM_SERVER_VERSION: (u64, u64) = (2, 11);
 
 /// Most publishes of one [`Bus::publish_all`] awaiting their
 /// acknowledgement at once: enough to keep the connection busy, and a small
@@ -128,6 +130,15 @@ impl Bus {
     /// Replay, recovery and redrive jobs (created by [`Bus::ensure_streams`]).
     pub async fn recovery_jobs(&self) -> Result<kv::Store, BusError> {
         self.bucket(self.topology.recovery_bucket()).await
+    }
+
+    /// Claims of channel idempotency keys (created by [`Bus::ensure_streams`]).
+    pub async fn dedupe_keys(&self) -> Result<DedupeKeys, BusError> {
+        let bucket = self.topology.dedupe_bucket();
+        Ok(DedupeKeys {
+            store: self.bucket(bucket.clone()).await?,
+            bucket,
+        })
     }
 
     async fn bucket(&self, name: String) -> Result<kv::Store, BusError> {
@@ -491,17 +502,18 @@ mod tests {
     #[test]
     fn server_versions_are_compared_numerically() {
         for (version, expected) in [
-            ("2.10.0", true),
+            ("2.10.0", false),
+            ("2.11.0", true),
             ("2.15.1", true),
             ("v2.11.3", true),
             ("3.0.0", true),
             ("2.9.10", false),
             ("2.2.0", false),
-            ("2.10.0-beta.1", true),
+            ("2.11.0-beta.1", true),
             ("", false),
             ("garbage", false),
         ] {
-            assert_eq!(version_at_least(version, (2, 10)), expected, "{version}");
+            assert_eq!(version_at_least(version, (2, 11)), expected, "{version}");
         }
     }
 }

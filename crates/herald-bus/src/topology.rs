@@ -19,7 +19,8 @@ use crate::{BusConfig, BusError};
 /// | `HERALD_DEAD`     | `herald.dead.<tenant>.<endpoint>.<delivery>`             |
 ///
 /// Key-value buckets: `HERALD_RATE` (shared rate limiter state, one key per
-/// endpoint) and `HERALD_RECOVERY` (replay, recovery and redrive jobs).
+/// endpoint), `HERALD_RECOVERY` (replay, recovery and redrive jobs) and
+/// `HERALD_DEDUPE` (channel idempotency keys for their retry horizon).
 #[derive(Clone, Debug)]
 pub struct Topology {
     namespace: String,
@@ -169,6 +170,10 @@ impl Topology {
         self.stream_name("RECOVERY")
     }
 
+    pub fn dedupe_bucket(&self) -> String {
+        self.stream_name("DEDUPE")
+    }
+
     pub fn attempt_subject(&self, tenant: &TenantId, endpoint: &EndpointId) -> String {
         format!("{}.attempts.{tenant}.{endpoint}", self.namespace)
     }
@@ -292,6 +297,18 @@ impl Topology {
                 description: "Replay, recovery and redrive jobs and their progress".to_owned(),
                 history: 1,
                 max_age: config.dead_letter_retention,
+                storage,
+                num_replicas: usize::from(config.replicas),
+                ..Default::default()
+            },
+            kv::Config {
+                bucket: self.dedupe_bucket(),
+                description: "Channel idempotency keys, each kept for its channel's retry horizon"
+                    .to_owned(),
+                history: 1,
+                // Every key expires by its own TTL; this turns per-key TTLs
+                // on (the markers of removed keys live a second).
+                limit_markers: Some(Duration::from_secs(1)),
                 storage,
                 num_replicas: usize::from(config.replicas),
                 ..Default::default()

@@ -175,7 +175,7 @@ async fn accept(
     let context = DeviceContext::new(device, channel)?;
     tracing::Span::current().record("herald.tenant.id", context.tenant.as_str());
     let events = canonical(normalised, &context, OffsetDateTime::now_utc())?;
-    publish_request(shared, &events)
+    publish_request(shared, events)
         .await
         .map_err(HttpError::Bus)?;
     Ok(StatusCode::OK.into_response())

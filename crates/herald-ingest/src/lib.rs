@@ -15,7 +15,10 @@
 //!   status>`, `telegram:<device>:<update_id>`, `whatsapp:<device>:<message
 //!   id>:received` or `…:<participant>:ack:<level>`. A retried webhook
 //!   therefore adds only the events JetStream lacks, within the stream's
-//!   duplicate window (`--duplicate-window`, default 1 h). Publish API keys
+//!   duplicate window (`--duplicate-window`, default 1 h), and beyond it
+//!   for the channel's retry horizon (`--dedupe-horizon-*`: WABA 7 days,
+//!   Telegram and gateways 24 hours), through the keys each channel event
+//!   claims in the `HERALD_DEDUPE` bucket before it is published. Publish API keys
 //!   are `publish:<tenant>:<caller's key>`; an item without a key gets its
 //!   event id, so retrying it makes a second event.
 //! - Signatures are checked over the raw bytes before any parsing, in
@@ -55,7 +58,7 @@ pub mod telegram;
 pub mod verify;
 pub mod waba;
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use herald_bus::Bus;
 use herald_proto::v1::ingest_service_server::IngestServiceServer;
@@ -64,7 +67,10 @@ use tokio::{net::TcpListener, sync::watch};
 use tokio_util::sync::CancellationToken;
 
 pub use crate::metrics::IngestMetrics;
-use crate::{grpc::PublishApi, receive::Shared};
+use crate::{
+    grpc::PublishApi,
+    receive::{DedupeHorizons, Shared},
+};
 
 /// The ingest service's flags.
 #[derive(Clone, Debug, clap::Args)]
@@ -75,10 +81,45 @@ pub struct IngestArgs {
     /// Largest webhook body accepted (Meta's own limit is 3 MiB).
     #[arg(long, env = "HERALD_INGEST_MAX_BODY_BYTES", default_value_t = 3 * 1024 * 1024)]
     pub max_body_bytes: usize,
+    /// How long a WABA event's key is remembered, so a webhook Meta retries
+    /// makes no second event: Meta retries for up to 7 days.
+    #[arg(long, env = "HERALD_DEDUPE_HORIZON_WABA", default_value = "7d", value_parser = parse_horizon)]
+    pub dedupe_horizon_waba: Duration,
+    /// The same for Telegram, which gives up on an update after about a day.
+    #[arg(long, env = "HERALD_DEDUPE_HORIZON_TELEGRAM", default_value = "24h", value_parser = parse_horizon)]
+    pub dedupe_horizon_telegram: Duration,
+    /// The same for WhatsApp gateways (their webhook retries last hours).
+    #[arg(long, env = "HERALD_DEDUPE_HORIZON_WHATSAPP", default_value = "24h", value_parser = parse_horizon)]
+    pub dedupe_horizon_whatsapp: Duration,
+}
+
+impl IngestArgs {
+    /// Defaults for a listener at `ingest_addr`: what the flags give when unset.
+    pub fn for_addr(ingest_addr: SocketAddr) -> IngestArgs {
+        const DAY: Duration = Duration::from_secs(24 * 3600);
+        IngestArgs {
+            ingest_addr,
+            max_body_bytes: 3 * 1024 * 1024,
+            dedupe_horizon_waba: DAY.saturating_mul(7),
+            dedupe_horizon_telegram: DAY,
+            dedupe_horizon_whatsapp: DAY,
+        }
+    }
+}
+
+/// A retry horizon: a key expires in whole seconds, so at least one.
+fn parse_horizon(value: &str) -> Result<Duration, String> {
+    let horizon = humantime::parse_duration(value).map_err(|error| error.to_string())?;
+    if horizon < Duration::from_secs(1) {
+        return Err("must be at least 1s".to_owned());
+    }
+    Ok(horizon)
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
+    #[error(transparent)]
+    Bus(#[from] herald_bus::BusError),
     #[error("cannot build the gRPC reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("the ingest listener failed: {0}")]
@@ -97,11 +138,17 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), IngestError> {
     let shared = Arc::new(Shared {
+        dedupe: bus.dedupe_keys().await?,
         bus,
         cache,
         synced: synced.clone(),
         metrics,
         max_body_bytes: args.max_body_bytes,
+        horizons: DedupeHorizons {
+            waba: args.dedupe_horizon_waba,
+            telegram: args.dedupe_horizon_telegram,
+            whatsapp: args.dedupe_horizon_whatsapp,
+        },
     });
     let (reporter, health) = tonic_health::server::health_reporter();
     let reflection = tonic_reflection::server::Builder::configure()

@@ -1,9 +1,10 @@
 //! What the three channel receivers share once a body is authenticated and
 //! parsed: turning normalised events into canonical ones and publishing them.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
-use herald_bus::Bus;
+use futures::future::join_all;
+use herald_bus::{Bus, Claim, DedupeKeys};
 use herald_core::{
     channel::Channel,
     event::{Event, EventError},
@@ -28,6 +29,28 @@ pub(crate) struct Shared {
     pub synced: watch::Receiver<bool>,
     pub metrics: IngestMetrics,
     pub max_body_bytes: usize,
+    pub dedupe: DedupeKeys,
+    pub horizons: DedupeHorizons,
+}
+
+/// How long each channel's idempotency keys are remembered: as long as the
+/// channel retries a webhook that was not answered 200.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct DedupeHorizons {
+    pub waba: Duration,
+    pub telegram: Duration,
+    pub whatsapp: Duration,
+}
+
+impl DedupeHorizons {
+    fn of(&self, channel: Channel) -> Duration {
+        match channel {
+            Channel::Waba => self.waba,
+            Channel::Telegram => self.telegram,
+            // Herald's own events never come through a receiver.
+            Channel::Whatsapp | Channel::Internal => self.whatsapp,
+        }
+    }
 }
 
 impl Shared {
@@ -99,10 +122,16 @@ pub(crate) fn canonical(
 }
 
 /// Publishes a request's events; `Err` (with the bus's reason) unless every
-/// one was acknowledged. A retry of the same webhook republishes them all
-/// and JetStream stores only the ones it lacks.
-pub(crate) async fn publish_request(shared: &Arc<Shared>, events: &[Event]) -> Result<(), String> {
-    let results = publish_all(&shared.bus, events).await;
+/// one was stored. A retry of the same webhook republishes only what is not
+/// stored yet: within the stream's duplicate window JetStream drops repeated
+/// message ids, and beyond it, for the channel's retry horizon, the claimed
+/// idempotency keys do (see [`claim_keys`]).
+pub(crate) async fn publish_request(
+    shared: &Arc<Shared>,
+    events: Vec<Event>,
+) -> Result<(), String> {
+    let events = claim_keys(shared, events).await?;
+    let results = publish_all(&shared.bus, &events).await;
     let mut failure = None;
     for (event, result) in events.iter().zip(results) {
         match result {
@@ -116,4 +145,43 @@ pub(crate) async fn publish_request(shared: &Arc<Shared>, events: &[Event]) -> R
         }
     }
     failure.map_or(Ok(()), Err)
+}
+
+/// The events still to publish: each claims its idempotency key first, and
+/// one whose key an earlier event holds is left out if that event is stored.
+/// A key can be held by an event that was never stored (the process died
+/// between claim and publish): that event is published now, under the id
+/// the claim names, so a key still maps to one event.
+async fn claim_keys(shared: &Shared, events: Vec<Event>) -> Result<Vec<Event>, String> {
+    let claims = join_all(events.iter().map(|event| {
+        shared.dedupe.claim(
+            &event.idempotency_key,
+            event.id.as_str(),
+            shared.horizons.of(event.channel),
+        )
+    }))
+    .await;
+    let mut to_publish = Vec::with_capacity(events.len());
+    for (mut event, claim) in events.into_iter().zip(claims) {
+        match claim.map_err(|error| error.to_string())? {
+            Claim::New => to_publish.push(event),
+            Claim::Held(holder) => {
+                let Ok(holder) = EventId::parse(&holder) else {
+                    return Err(format!(
+                        "the deduplication bucket names an invalid event id {holder:?}"
+                    ));
+                };
+                let stored = shared
+                    .bus
+                    .find_event(&event.tenant_id, &holder)
+                    .await
+                    .map_err(|error| error.to_string())?;
+                if stored.is_none() {
+                    event.id = holder;
+                    to_publish.push(event);
+                }
+            }
+        }
+    }
+    Ok(to_publish)
 }

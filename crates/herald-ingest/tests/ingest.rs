@@ -62,6 +62,11 @@ impl Drop for Harness {
 }
 
 async fn start() -> Harness {
+    start_with(|_, _| {}).await
+}
+
+/// A harness whose bus and ingest settings `adjust` changed first.
+async fn start_with(adjust: impl FnOnce(&mut BusConfig, &mut IngestArgs)) -> Harness {
     let _ = rustls::crypto::ring::default_provider().install_default();
     herald_testkit::trace_spans();
     let nats = NatsServer::start();
@@ -73,9 +78,15 @@ async fn start() -> Harness {
     .await
     .unwrap();
     store.migrate().await.unwrap();
-    let bus = Bus::connect(&BusConfig::for_url(nats.url()), "test")
-        .await
-        .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut bus_config = BusConfig::for_url(nats.url());
+    let mut args = IngestArgs {
+        max_body_bytes: 64 * 1024,
+        ..IngestArgs::for_addr(listener.local_addr().unwrap())
+    };
+    adjust(&mut bus_config, &mut args);
+    let ingest_listener = listener;
+    let bus = Bus::connect(&bus_config, "test").await.unwrap();
     bus.ensure_streams().await.unwrap();
     let settings = Settings {
         admin_token: ADMIN.to_owned(),
@@ -115,17 +126,13 @@ async fn start() -> Harness {
     let mut registry = Registry::default();
     let requests = RequestMetrics::register(&mut registry);
     let metrics = IngestMetrics::register(&mut registry, requests);
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let ingest = listener.local_addr().unwrap();
+    let ingest = ingest_listener.local_addr().unwrap();
     tokio::spawn(herald_ingest::run(
-        listener,
+        ingest_listener,
         bus.clone(),
         cache.clone(),
         synced,
-        IngestArgs {
-            ingest_addr: ingest,
-            max_body_bytes: 64 * 1024,
-        },
+        args,
         metrics,
         shutdown.clone(),
     ));
@@ -887,8 +894,8 @@ async fn before_the_configuration_is_loaded_receivers_answer_503() {
         ConfigCache::new(),
         synced,
         IngestArgs {
-            ingest_addr: addr,
             max_body_bytes: 1024,
+            ..IngestArgs::for_addr(addr)
         },
         IngestMetrics::register(&mut registry, RequestMetrics::default()),
         harness.shutdown.clone(),
@@ -973,4 +980,88 @@ async fn a_call_of_ten_thousand_items_is_published_whole() {
                 .all(|result| matches!(result.outcome, Some(Outcome::Accepted(_))))
         );
     }
+}
+
+/// One WABA message, `wamid.<id>`.
+fn waba_message(id: &str) -> Vec<u8> {
+    format!(
+        r#"{{"object":"whatsapp_business_account","entry":[{{"id":"1","changes":[{{"field":"messages","value":{{"metadata":{{"display_phone_number":"1"}},"messages":[{{"from":"2","id":"wamid.{id}","timestamp":"1749416383","type":"text","text":{{"body":"x"}}}}]}}}}]}}]}}"#
+    )
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn topology_channel_retry_beyond_the_duplicate_window_makes_no_new_event() {
+    let harness = start_with(|bus, args| {
+        bus.duplicate_window = Duration::from_secs(1);
+        args.dedupe_horizon_waba = Duration::from_secs(4);
+    })
+    .await;
+    let tenant = harness.tenant().await;
+    let device = harness.waba_device(&tenant).await;
+    let body = waba_message("HORIZON1");
+    let started = Instant::now();
+    assert_eq!(harness.post_waba(&device, &body).await.0, 200);
+    assert_eq!(harness.events().await.len(), 1);
+
+    // Past the stream's duplicate window, inside the horizon: Meta's retry
+    // of the same wamid is still the same event.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(harness.post_waba(&device, &body).await.0, 200);
+    assert_eq!(
+        harness.events().await.len(),
+        1,
+        "a retry made a second event"
+    );
+
+    // Past the horizon the key is forgotten, as configured.
+    loop {
+        assert_eq!(harness.post_waba(&device, &body).await.0, 200);
+        if harness.events().await.len() == 2 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the key outlived its horizon"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(started.elapsed() >= Duration::from_secs(4));
+}
+
+#[tokio::test]
+async fn topology_a_key_claimed_by_an_event_never_stored_publishes_that_event() {
+    let harness = start().await;
+    let tenant = harness.tenant().await;
+    let device = harness.waba_device(&tenant).await;
+    // What a process that died between claiming and publishing leaves behind.
+    let orphan = "evt_01jabcdefghjkmnpqrstvwxyz2";
+    let claim = harness
+        .bus
+        .dedupe_keys()
+        .await
+        .unwrap()
+        .claim(
+            &format!("waba:{device}:wamid.ORPHAN:received"),
+            orphan,
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    assert_eq!(claim, herald_bus::Claim::New);
+
+    assert_eq!(
+        harness.post_waba(&device, &waba_message("ORPHAN")).await.0,
+        200
+    );
+    assert_eq!(
+        harness.post_waba(&device, &waba_message("ORPHAN")).await.0,
+        200
+    );
+    let events = harness.events().await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        events[0].2.id, orphan,
+        "the event takes the id its key names"
+    );
 }
