@@ -529,6 +529,65 @@ fn a_rate_limit_holds_across_two_replicas() {
     });
 }
 
+/// With per-replica circuits every replica sent its own probe per cooldown;
+/// shared ones let one through for all of them.
+#[test]
+fn topology_shared_circuit_sends_one_probe_per_cooldown_across_replicas() {
+    const EVENTS: usize = 50;
+    const OUTAGE: Duration = Duration::from_secs(16);
+    let stack = Stack::start(
+        2,
+        &[
+            ("HERALD_CIRCUIT_FAILURES", "5"),
+            ("HERALD_CIRCUIT_COOLDOWN", "1s"),
+            ("HERALD_CIRCUIT_MAX_COOLDOWN", "2s"),
+        ],
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let receiver = Receiver::start(Duration::ZERO).await;
+        let mut tenant = stack.tenant().await;
+        tenant
+            .active_endpoint(spec(&receiver.url(), &[500; 20]))
+            .await;
+        receiver.answer(503);
+        let outage = Instant::now();
+        let bus = stack.bus().await;
+        publish_events(&bus, &tenant.id, 0, EVENTS).await;
+        tokio::time::sleep(OUTAGE).await;
+        let late: Vec<Duration> = receiver
+            .received()
+            .iter()
+            .filter(|received| received.at > outage + Duration::from_secs(2))
+            .map(|received| received.at - outage)
+            .collect();
+        // Cooldowns of 1 s, then 2 s: about 7 probes in the 14 s after the
+        // first burst, and twice as many if each replica probed on its own.
+        println!(
+            "shared circuit, 2 replicas: {} probes in the last {} s of the outage: {late:?}",
+            late.len(),
+            OUTAGE.as_secs() - 2
+        );
+        assert!(
+            late.len() <= 9,
+            "{} probes reached a dead receiver: {late:?}",
+            late.len()
+        );
+
+        receiver.answer(200);
+        eventually("the backlog", Duration::from_secs(30), || async {
+            let delivered: BTreeSet<String> = receiver
+                .received()
+                .iter()
+                .filter(|received| received.succeeded() && received.data().get("index").is_some())
+                .map(|received| received.header("webhook-id").to_owned())
+                .collect();
+            (delivered.len() == EVENTS).then_some(())
+        })
+        .await;
+    });
+}
+
 #[test]
 fn an_open_circuit_sends_only_probes_and_the_backlog_drains_after() {
     const EVENTS: usize = 50;

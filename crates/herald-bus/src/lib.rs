@@ -127,6 +127,11 @@ impl Bus {
         self.bucket(self.topology.rate_limit_bucket()).await
     }
 
+    /// Open circuits shared by delivery replicas (created by [`Bus::ensure_streams`]).
+    pub async fn circuits(&self) -> Result<kv::Store, BusError> {
+        self.bucket(self.topology.circuit_bucket()).await
+    }
+
     /// Replay, recovery and redrive jobs (created by [`Bus::ensure_streams`]).
     pub async fn recovery_jobs(&self) -> Result<kv::Store, BusError> {
         self.bucket(self.topology.recovery_bucket()).await

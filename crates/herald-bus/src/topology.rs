@@ -166,6 +166,10 @@ impl Topology {
         self.stream_name("RATE")
     }
 
+    pub fn circuit_bucket(&self) -> String {
+        self.stream_name("CIRCUITS")
+    }
+
     pub fn recovery_bucket(&self) -> String {
         self.stream_name("RECOVERY")
     }
@@ -288,6 +292,17 @@ impl Topology {
                 // An idle endpoint's state is worthless after a while: its
                 // bucket is full again.
                 max_age: Duration::from_secs(3600),
+                storage,
+                num_replicas: usize::from(config.replicas),
+                ..Default::default()
+            },
+            kv::Config {
+                bucket: self.circuit_bucket(),
+                description: "Open and half-open circuits shared by delivery replicas".to_owned(),
+                history: 1,
+                // The longest cooldown is minutes: a circuit nobody touched
+                // for a day is stale, and a missing one is closed.
+                max_age: Duration::from_secs(24 * 3600),
                 storage,
                 num_replicas: usize::from(config.replicas),
                 ..Default::default()

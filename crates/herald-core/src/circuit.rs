@@ -7,8 +7,9 @@
 //! instead of every queued delivery, and its backlog waits outside the
 //! delivery workers.
 //!
-//! Time is a `Duration` since any fixed origin (a monotonic clock's start),
-//! passed in by the caller.
+//! Time is a `Duration` since any fixed origin, passed in by the caller.
+//! Replicas that share one circuit (see [`Circuit::encode`]) use the Unix
+//! epoch, so their clocks agree to within NTP's error.
 
 use std::time::Duration;
 
@@ -37,6 +38,14 @@ impl Default for CircuitPolicy {
 const PROBE_DEADLINE: Duration = Duration::from_secs(120);
 /// How long deliveries wait while a probe is out.
 const PROBE_WAIT: Duration = Duration::from_secs(2);
+
+/// The length of [`Circuit::encode`]'s output.
+pub const ENCODED_LEN: usize = 13;
+
+/// Whole microseconds, saturating (a time past the year 586,000 is "never").
+fn micros(time: Duration) -> u64 {
+    u64::try_from(time.as_micros()).unwrap_or(u64::MAX)
+}
 
 /// What a delivery may do now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -131,6 +140,49 @@ impl Circuit {
         }
     }
 
+    /// A circuit that has just opened after its threshold of failures: what
+    /// a replica shares once its own run of failures reached the threshold.
+    pub fn tripped(policy: &CircuitPolicy, now: Duration) -> Circuit {
+        let mut circuit = Circuit::default();
+        circuit.open(policy, now);
+        circuit
+    }
+
+    /// The circuit as 13 bytes (state, its time or count, openings), for
+    /// replicas that share it through a key-value store.
+    pub fn encode(&self) -> [u8; ENCODED_LEN] {
+        let (tag, value) = match self.state {
+            State::Closed { failures } => (0_u8, u64::from(failures)),
+            State::Open { until } => (1, micros(until)),
+            State::HalfOpen { probe_started } => (2, micros(probe_started)),
+        };
+        let mut bytes = [0_u8; ENCODED_LEN];
+        bytes[0] = tag;
+        bytes[1..9].copy_from_slice(&value.to_be_bytes());
+        bytes[9..].copy_from_slice(&self.openings.to_be_bytes());
+        bytes
+    }
+
+    /// The circuit [`Circuit::encode`] wrote; `None` for anything else.
+    pub fn decode(bytes: &[u8]) -> Option<Circuit> {
+        let bytes: &[u8; ENCODED_LEN] = bytes.try_into().ok()?;
+        let value = u64::from_be_bytes(bytes[1..9].try_into().ok()?);
+        let openings = u32::from_be_bytes(bytes[9..].try_into().ok()?);
+        let state = match bytes[0] {
+            0 => State::Closed {
+                failures: u32::try_from(value).ok()?,
+            },
+            1 => State::Open {
+                until: Duration::from_micros(value),
+            },
+            2 => State::HalfOpen {
+                probe_started: Duration::from_micros(value),
+            },
+            _ => return None,
+        };
+        Some(Circuit { state, openings })
+    }
+
     fn open(&mut self, policy: &CircuitPolicy, now: Duration) {
         let factor = 1_u32.checked_shl(self.openings.min(31)).unwrap_or(u32::MAX);
         let cooldown = policy
@@ -212,6 +264,40 @@ mod tests {
             Admission::Wait(PROBE_WAIT)
         );
         assert_eq!(circuit.admit(secs(30) + PROBE_DEADLINE), Admission::Probe);
+    }
+
+    #[test]
+    fn a_tripped_circuit_is_open_for_the_first_cooldown() {
+        let mut circuit = Circuit::tripped(&POLICY, secs(5));
+        assert_eq!(circuit.state(), CircuitState::Open);
+        assert_eq!(circuit.admit(secs(5)), Admission::Wait(secs(30)));
+        assert_eq!(circuit.admit(secs(35)), Admission::Probe);
+    }
+
+    #[test]
+    fn every_state_survives_encoding() {
+        let mut half_open = Circuit::tripped(&POLICY, secs(1_700_000_000));
+        assert_eq!(half_open.admit(secs(1_700_000_030)), Admission::Probe);
+        let mut closed = Circuit::default();
+        failing(&mut closed, secs(0), 2);
+        for circuit in [
+            Circuit::default(),
+            closed,
+            Circuit::tripped(&POLICY, secs(1_700_000_000)),
+            half_open,
+        ] {
+            assert_eq!(Circuit::decode(&circuit.encode()), Some(circuit));
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..32)) {
+            if let Some(circuit) = Circuit::decode(&bytes) {
+                let encoded = circuit.encode();
+                proptest::prop_assert_eq!(encoded.as_slice(), bytes.as_slice());
+            }
+        }
     }
 
     #[test]

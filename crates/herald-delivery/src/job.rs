@@ -266,7 +266,8 @@ impl Job {
                 if !self.test || decided.succeeded() {
                     context
                         .circuits
-                        .record(self.endpoint_id.as_str(), decided.succeeded());
+                        .record(self.endpoint_id.as_str(), decided.succeeded())
+                        .await;
                 }
                 decided
             }
@@ -294,7 +295,7 @@ impl Job {
     /// extending its ack wait) without a worker slot. False when stopped.
     async fn await_circuit(&self, context: &Context) -> bool {
         loop {
-            match context.circuits.admit(self.endpoint_id.as_str()) {
+            match context.circuits.admit(self.endpoint_id.as_str()).await {
                 Admission::Send | Admission::Probe => return true,
                 Admission::Wait(wait) => {
                     // Spread the wake-ups so a closing circuit is not met by

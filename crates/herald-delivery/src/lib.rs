@@ -11,6 +11,8 @@
 //! - The endpoint, its secrets and its status come from the Watch-fed cache
 //!   when the job runs, not when it was made, so rotations and disables apply
 //!   to queued jobs and to retries.
+//! - Circuits are shared by every replica (see `circuits`): one probe per
+//!   cooldown reaches a dead receiver, however many replicas there are.
 //! - Concurrency is bounded twice: per endpoint, then globally. A job first
 //!   waits for its endpoint's permit and only then takes a global one, so a
 //!   slow endpoint holds at most its own share of global permits and never
@@ -160,6 +162,7 @@ pub async fn run(
     }
     let consumer = bus.consumer(ConsumerRole::Delivery).await?;
     let rate_limits = bus.rate_limits().await?;
+    let circuit_bucket = bus.circuits().await?;
     // Progress resets the ack timer; three per ack wait leave room for a
     // slow NATS round trip before the job would be redelivered.
     let progress_every = (consumer.cached_info().config.ack_wait / 3).max(Duration::from_secs(1));
@@ -192,11 +195,17 @@ pub async fn run(
                 cooldown: settings.args.circuit_cooldown,
                 max_cooldown: settings.args.circuit_max_cooldown,
             },
+            circuit_bucket,
             metrics.clone(),
         ),
         rate_limiter: RateLimiter::new(rate_limits),
         progress_every,
         stop: stop.clone(),
+    });
+    let circuits = tokio::spawn({
+        let context = context.clone();
+        let stop = stop.clone();
+        async move { context.circuits.follow(stop).await }
     });
     let lanes = tokio::spawn(lanes::run(context.clone(), stop.clone()));
     let mut jobs = JoinSet::new();
@@ -228,6 +237,7 @@ pub async fn run(
         report_panic(finished);
     }
     report_panic(lanes.await);
+    report_panic(circuits.await);
     // Acknowledgements are buffered publishes: flush them before the caller
     // closes the connection. A flush waits for the server, so with NATS
     // down it would hold the shutdown forever.

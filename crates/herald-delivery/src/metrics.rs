@@ -98,7 +98,7 @@ impl DeliveryMetrics {
         );
         registry.register(
             "herald_endpoint_circuit_open",
-            "Endpoints whose circuit is open or half-open in this replica",
+            "Endpoints whose circuit is open or half-open (shared by every replica)",
             metrics.circuits_open.clone(),
         );
         registry.register(
@@ -119,12 +119,9 @@ impl DeliveryMetrics {
         metrics
     }
 
-    pub(crate) fn circuit_opened(&self) {
-        self.circuits_open.inc();
-    }
-
-    pub(crate) fn circuit_closed(&self) {
-        self.circuits_open.dec();
+    pub(crate) fn circuits_open(&self, count: usize) {
+        self.circuits_open
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 
     /// Counts an attempt once its record is stored. `received_at` is when
