@@ -481,6 +481,82 @@ fn a_fifo_endpoint_gets_every_event_in_order_across_two_replicas_and_a_crash() {
     });
 }
 
+/// Two fanout replicas used to publish a lane's jobs in whichever order
+/// their batches finished; now one pinned replica publishes each lane in
+/// stream order, and another takes over when it dies.
+#[test]
+fn topology_02_fifo_order_holds_with_two_fanout_replicas_and_a_fanout_crash() {
+    const EVENTS: usize = 2_000;
+    let mut stack = Stack::start(2, &[]);
+    let mut fanouts = [stack.start_fanout()];
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let receiver = Receiver::start(Duration::ZERO).await;
+        let mut tenant = stack.tenant().await;
+        let mut fifo = spec(&receiver.url(), &[20; 20]);
+        fifo.ordering = pb::Ordering::Fifo.into();
+        tenant.active_endpoint(fifo).await;
+        let bus = stack.bus().await;
+        publish_events(&bus, &tenant.id, 0, EVENTS / 2).await;
+        let delivered = |receiver: &Receiver| {
+            receiver
+                .received()
+                .iter()
+                .filter_map(|received| received.data()["index"].as_i64())
+                .collect::<BTreeSet<i64>>()
+                .len()
+        };
+        eventually("a quarter delivered", Duration::from_secs(60), || async {
+            (delivered(&receiver) >= EVENTS / 4).then_some(())
+        })
+        .await;
+        // Whichever replica holds the pin dies: each is killed in turn
+        // (and started again) while the lane is busy.
+        let killed = std::time::Instant::now();
+        stack.fanout.restart(Duration::from_secs(30));
+        publish_events(&bus, &tenant.id, EVENTS / 2, EVENTS / 2).await;
+        eventually("half delivered", Duration::from_secs(60), || async {
+            (delivered(&receiver) >= EVENTS / 2).then_some(())
+        })
+        .await;
+        fanouts[0].restart(Duration::from_secs(30));
+
+        eventually("every event", Duration::from_secs(180), || async {
+            (delivered(&receiver) == EVENTS).then_some(())
+        })
+        .await;
+
+        let arrivals: Vec<(i64, std::time::Instant)> = receiver
+            .received()
+            .iter()
+            .filter_map(|received| Some((received.data()["index"].as_i64()?, received.at)))
+            .collect();
+        let mut highest: i64 = -1;
+        let mut out_of_order = Vec::new();
+        for (index, _) in &arrivals {
+            if *index > highest + 1 || *index < highest {
+                out_of_order.push(*index);
+            }
+            highest = highest.max(*index);
+        }
+        let longest_pause = arrivals
+            .windows(2)
+            .filter(|pair| pair[1].1 > killed)
+            .map(|pair| pair[1].1 - pair[0].1)
+            .max()
+            .unwrap_or_default();
+        println!(
+            "fifo with 2 fanout replicas: {EVENTS} events, {} out of order, longest pause after the fanout crash {longest_pause:?}",
+            out_of_order.len()
+        );
+        assert!(out_of_order.is_empty(), "out of order: {out_of_order:?}");
+        assert!(
+            longest_pause <= Duration::from_secs(10),
+            "a pause of {longest_pause:?} after the fanout crash"
+        );
+    });
+}
+
 #[test]
 fn a_rate_limit_holds_across_two_replicas() {
     const EVENTS: usize = 1_000;

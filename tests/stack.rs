@@ -90,6 +90,17 @@ impl Stack {
         format!("http://{}", self.config.config_addr)
     }
 
+    /// One more fanout replica, ready.
+    pub fn start_fanout(&self) -> HeraldProcess {
+        start_process(
+            &["fanout"],
+            &self.nats,
+            &self.state,
+            &self.extra,
+            &[("HERALD_CONFIG_URL", &self.config_url())],
+        )
+    }
+
     /// One more delivery replica, ready.
     pub fn start_delivery(&self) -> HeraldProcess {
         start_process(

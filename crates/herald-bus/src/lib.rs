@@ -33,7 +33,10 @@ use herald_core::id::{EndpointId, EventId, TenantId};
 pub use crate::config::BusConfig;
 pub use crate::dedupe::{Claim, DedupeKeys};
 pub use crate::error::BusError;
-pub use crate::topology::{ConsumerRole, JobLane, Topology};
+pub use crate::topology::{
+    ConsumerRole, FIFO_FANOUT_ACK_WAIT, FIFO_FANOUT_BATCH, FIFO_FANOUT_GROUP,
+    FIFO_FANOUT_PULL_EXPIRY, JobLane, Topology,
+};
 pub use async_nats;
 
 /// The oldest NATS server Herald runs against: 2.10 brought the stream and
@@ -47,7 +50,7 @@ pub const MINIMUM_SERVER_VERSION: (u64, u64) = (2, 11);
 pub const MAX_PENDING_ACKS: usize = 512;
 
 /// One message for [`Bus::publish_all`].
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Outgoing {
     pub subject: String,
     /// `Nats-Msg-Id`: the stream stores one message per id within its

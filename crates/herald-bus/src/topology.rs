@@ -31,8 +31,11 @@ pub struct Topology {
 /// of one role share its consumer, so each message goes to one of them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConsumerRole {
-    /// Reads events, writes delivery jobs.
+    /// Reads events, writes delivery jobs for the pool.
     Fanout,
+    /// Reads events in stream order, one replica at a time (the pinned
+    /// client of [`FIFO_FANOUT_GROUP`]), and writes the jobs of FIFO lanes.
+    FanoutFifo,
     /// Reads delivery jobs, POSTs, writes attempt records.
     Delivery,
     /// The config service's writer of the attempt log.
@@ -40,6 +43,23 @@ pub enum ConsumerRole {
 }
 
 const FIFO_CONSUMER_PREFIX: &str = "fifo-";
+
+/// The priority group of [`ConsumerRole::FanoutFifo`]: the server hands its
+/// events to one pinned client at a time.
+pub const FIFO_FANOUT_GROUP: &str = "ordered";
+
+/// Most events the ordered fanout has handed out and not acknowledged: one
+/// batch. A replica that dies with a batch leaves nothing beyond it handed
+/// out, so the next pinned replica gets that batch again first, in order.
+pub const FIFO_FANOUT_BATCH: usize = 200;
+
+/// How soon events handed to a replica that stopped go to the next one.
+pub const FIFO_FANOUT_ACK_WAIT: Duration = Duration::from_secs(5);
+/// How long the pinned replica may go without pulling before another one is
+/// pinned; its pulls expire well within it.
+pub const FIFO_FANOUT_PIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// The ordered fanout's pull expiry: well below the pin timeout.
+pub const FIFO_FANOUT_PULL_EXPIRY: Duration = Duration::from_secs(2);
 
 /// Which part of the jobs stream a job is published to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,6 +74,7 @@ impl ConsumerRole {
     pub fn durable_name(self) -> &'static str {
         match self {
             ConsumerRole::Fanout => "fanout",
+            ConsumerRole::FanoutFifo => "fanout-fifo",
             ConsumerRole::Delivery => "delivery",
             ConsumerRole::AttemptWriter => "attempt-writer",
         }
@@ -333,7 +354,7 @@ impl Topology {
 
     pub(crate) fn consumer_stream(&self, role: ConsumerRole) -> String {
         match role {
-            ConsumerRole::Fanout => self.events_stream(),
+            ConsumerRole::Fanout | ConsumerRole::FanoutFifo => self.events_stream(),
             ConsumerRole::Delivery => self.jobs_stream(),
             ConsumerRole::AttemptWriter => self.attempts_stream(),
         }
@@ -362,7 +383,15 @@ impl Topology {
                 10_000,
                 "Writes attempt records into the attempt log",
             ),
+            // The pinned replica reports progress while a batch waits on a
+            // lane, so this is how soon a dead replica's batch moves on.
+            ConsumerRole::FanoutFifo => (
+                FIFO_FANOUT_ACK_WAIT,
+                i64::try_from(FIFO_FANOUT_BATCH).unwrap_or(i64::MAX),
+                "Publishes the jobs of FIFO lanes in the order events were accepted",
+            ),
         };
+        let ordered = role == ConsumerRole::FanoutFifo;
         consumer::pull::Config {
             durable_name: Some(role.durable_name().to_owned()),
             description: Some(description.to_owned()),
@@ -378,6 +407,21 @@ impl Topology {
             ack_wait,
             max_ack_pending,
             max_deliver: -1,
+            priority_policy: if ordered {
+                consumer::PriorityPolicy::PinnedClient
+            } else {
+                consumer::PriorityPolicy::None
+            },
+            priority_groups: if ordered {
+                vec![FIFO_FANOUT_GROUP.to_owned()]
+            } else {
+                Vec::new()
+            },
+            priority_timeout: if ordered {
+                FIFO_FANOUT_PIN_TIMEOUT
+            } else {
+                Duration::ZERO
+            },
             ..Default::default()
         }
     }

@@ -7,6 +7,7 @@
 //! Nothing is consumed before the first complete configuration arrived: an
 //! event matched against an empty index would be acknowledged and lost.
 
+mod ordered;
 mod spans;
 mod subscriptions;
 
@@ -15,7 +16,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::StreamExt;
 use herald_bus::{
-    Bus, ConsumerRole, Outgoing,
+    Bus, ConsumerRole, JobLane, Outgoing,
     async_nats::{HeaderMap, jetstream::AckKind},
     headers,
 };
@@ -104,6 +105,26 @@ pub async fn run(
         endpoints = subscriptions.len(),
         "subscription index loaded; fanning out"
     );
+    tokio::try_join!(
+        fan_out_pool(&bus, &subscriptions, &metrics, &shutdown),
+        ordered::run(
+            bus.clone(),
+            subscriptions.clone(),
+            metrics.clone(),
+            shutdown.clone()
+        ),
+    )
+    .map(|_| ())
+}
+
+/// The pool's fanout: every replica takes batches, their jobs published
+/// pipelined.
+async fn fan_out_pool(
+    bus: &Bus,
+    subscriptions: &Subscriptions,
+    metrics: &FanoutMetrics,
+    shutdown: &CancellationToken,
+) -> Result<(), FanoutError> {
     let consumer = bus.consumer(ConsumerRole::Fanout).await?;
     let messages = consumer
         .stream()
@@ -128,7 +149,7 @@ pub async fn run(
                     .ok()
             })
             .collect();
-        fan_out_batch(&bus, &subscriptions, &metrics, messages).await;
+        fan_out_batch(bus, subscriptions, metrics, messages).await;
     }
 }
 
@@ -144,7 +165,7 @@ async fn fan_out_batch(
     let mut events = Vec::with_capacity(messages.len());
     let mut jobs = Vec::new();
     for message in messages {
-        let span = spans::process_event(&message);
+        let span = spans::process_event(&message, ConsumerRole::Fanout);
         let wire = match pb::Event::decode(message.payload.as_ref()) {
             Ok(wire) => wire,
             Err(error) => {
@@ -160,12 +181,16 @@ async fn fan_out_batch(
             }
         };
         let matches = subscriptions.matches(&event);
-        metrics.event(if matches.is_empty() {
+        // FIFO lanes get their jobs from the ordered fanout (see `ordered`).
+        let (matches, ordered): (Vec<Match>, Vec<Match>) = matches
+            .into_iter()
+            .partition(|matched| matched.lane == JobLane::Pool);
+        metrics.event(if matches.is_empty() && ordered.is_empty() {
             "unmatched"
         } else {
             "matched"
         });
-        span.record("herald.matches", matches.len());
+        span.record("herald.matches", matches.len() + ordered.len());
         let count = matches.len();
         for matched in matches {
             // The job continues the trace of this event's span.
@@ -203,7 +228,7 @@ async fn fan_out_batch(
     }
 }
 
-fn job_message(bus: &Bus, event: &Event, wire: &pb::Event, matched: Match) -> Outgoing {
+pub(crate) fn job_message(bus: &Bus, event: &Event, wire: &pb::Event, matched: Match) -> Outgoing {
     let delivery_id = DeliveryId::for_event_endpoint(&event.id, &matched.endpoint_id);
     let job = pb::DeliveryJob {
         delivery_id: delivery_id.to_string(),

@@ -5,7 +5,7 @@
 use herald_bus::{ConsumerRole, async_nats::jetstream::Message, headers};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-pub(crate) fn process_event(message: &Message) -> tracing::Span {
+pub(crate) fn process_event(message: &Message, role: ConsumerRole) -> tracing::Span {
     let header = |name: &str| {
         message
             .headers
@@ -21,7 +21,7 @@ pub(crate) fn process_event(message: &Message) -> tracing::Span {
         messaging.system = "nats",
         messaging.operation.type = "process",
         messaging.destination.name = %message.subject,
-        messaging.consumer.group.name = ConsumerRole::Fanout.durable_name(),
+        messaging.consumer.group.name = role.durable_name(),
         herald.event.id = %header(headers::EVENT_ID),
         herald.event.type = %header(headers::EVENT_TYPE),
         herald.tenant.id = %header(headers::TENANT),

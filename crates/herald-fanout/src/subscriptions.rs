@@ -121,6 +121,18 @@ impl Subscriptions {
             .collect()
     }
 
+    /// Whether any indexed endpoint wants its jobs in order.
+    pub fn has_fifo(&self) -> bool {
+        let index = match self.index.read() {
+            Ok(index) => index,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        index
+            .routes
+            .values()
+            .any(|route| route.lane == JobLane::Fifo)
+    }
+
     /// How many active endpoints are indexed.
     pub fn len(&self) -> usize {
         match self.index.read() {

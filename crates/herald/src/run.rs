@@ -106,6 +106,7 @@ impl Plan {
         let mut roles = Vec::new();
         if self.fanout {
             roles.push(ConsumerRole::Fanout);
+            roles.push(ConsumerRole::FanoutFifo);
         }
         if self.delivery.is_some() {
             roles.push(ConsumerRole::Delivery);

@@ -1,0 +1,187 @@
+//! The ordered fanout: the jobs of FIFO lanes, in the order ingest accepted
+//! their events, whatever the number of fanout replicas.
+//!
+//! The pool's fanout hands batches to every replica at once, and a failed
+//! publish is retried a second later, so jobs reach a lane out of order. The
+//! lanes therefore get their jobs from a consumer of their own,
+//! `fanout-fifo`, which the server hands to one replica at a time (the
+//! pinned client of a priority group) and never more than one batch ahead.
+//! That replica goes through the batch in stream order and publishes each
+//! lane's jobs one after another, each awaiting its acknowledgement and
+//! retried in place until it is stored: a later job never overtakes an
+//! earlier one. Lanes of different endpoints proceed independently.
+//!
+//! When the pinned replica dies, the pin moves after
+//! [`FIFO_FANOUT_PIN_TIMEOUT`](herald_bus) and its unacknowledged batch is
+//! handed out again, first and in order, after the ack wait; jobs it had
+//! published already are deduplicated by their message ids.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use futures::{StreamExt, future::join_all};
+use herald_bus::{
+    Bus, ConsumerRole, FIFO_FANOUT_ACK_WAIT, FIFO_FANOUT_BATCH, FIFO_FANOUT_GROUP,
+    FIFO_FANOUT_PULL_EXPIRY, JobLane, Outgoing,
+    async_nats::jetstream::{AckKind, Message},
+};
+use herald_core::{event::Event, id::EndpointId};
+use herald_proto::v1 as pb;
+use prost::Message as _;
+use tokio_util::sync::CancellationToken;
+
+use crate::{FanoutError, FanoutMetrics, Subscriptions, job_message, spans};
+
+/// The first wait before a failed lane publish is tried again; it doubles
+/// up to [`MAX_RETRY_DELAY`].
+const RETRY_DELAY: Duration = Duration::from_millis(100);
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(2);
+
+/// Publishes FIFO lanes' jobs until `shutdown`.
+pub(crate) async fn run(
+    bus: Bus,
+    subscriptions: Subscriptions,
+    metrics: FanoutMetrics,
+    shutdown: CancellationToken,
+) -> Result<(), FanoutError> {
+    let consumer = bus.consumer(ConsumerRole::FanoutFifo).await?;
+    let messages = consumer
+        .stream()
+        .group(FIFO_FANOUT_GROUP)
+        .expires(FIFO_FANOUT_PULL_EXPIRY)
+        .heartbeat(FIFO_FANOUT_PULL_EXPIRY / 4)
+        .max_messages_per_batch(FIFO_FANOUT_BATCH)
+        .messages()
+        .await
+        .map_err(|error| FanoutError::Consume(error.to_string()))?;
+    let mut batches = messages.ready_chunks(FIFO_FANOUT_BATCH);
+    loop {
+        let batch = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            batch = batches.next() => batch,
+        };
+        let Some(batch) = batch else {
+            return Err(FanoutError::Consume(
+                "the ordered consumer stream ended".to_owned(),
+            ));
+        };
+        let messages: Vec<Message> = batch
+            .into_iter()
+            .filter_map(|message| {
+                message
+                    .map_err(|error| tracing::warn!(%error, "ordered event consumer error; it reconnects by itself"))
+                    .ok()
+            })
+            .collect();
+        if !publish_batch(&bus, &subscriptions, &metrics, &messages, &shutdown).await {
+            // Stopped midway: the unacknowledged events are handed out
+            // again, in order, to whichever replica holds the pin next.
+            return Ok(());
+        }
+        for message in &messages {
+            if let Err(error) = message.ack().await {
+                tracing::warn!(%error, "cannot acknowledge an ordered event; it comes back and its jobs deduplicate");
+            }
+        }
+    }
+}
+
+/// Publishes the batch's FIFO jobs, each lane in stream order. False when
+/// `shutdown` came first.
+async fn publish_batch(
+    bus: &Bus,
+    subscriptions: &Subscriptions,
+    metrics: &FanoutMetrics,
+    messages: &[Message],
+    shutdown: &CancellationToken,
+) -> bool {
+    if !subscriptions.has_fifo() {
+        return true;
+    }
+    let mut lanes: BTreeMap<EndpointId, Vec<Outgoing>> = BTreeMap::new();
+    for message in messages {
+        let span = spans::process_event(message, ConsumerRole::FanoutFifo);
+        let Some((event, wire)) = decode(message) else {
+            continue;
+        };
+        for matched in subscriptions
+            .matches(&event)
+            .into_iter()
+            .filter(|matched| matched.lane == JobLane::Fifo)
+        {
+            lanes
+                .entry(matched.endpoint_id)
+                .or_default()
+                .push(span.in_scope(|| job_message(bus, &event, &wire, matched)));
+        }
+    }
+    let published = with_progress(
+        messages,
+        join_all(
+            lanes
+                .into_values()
+                .map(|jobs| publish_lane(bus, metrics, jobs, shutdown)),
+        ),
+    )
+    .await;
+    published.into_iter().all(|done| done)
+}
+
+/// One lane's jobs, one at a time: the next is sent once the previous one is
+/// stored, so the lane holds them in this order. False when stopped.
+async fn publish_lane(
+    bus: &Bus,
+    metrics: &FanoutMetrics,
+    jobs: Vec<Outgoing>,
+    shutdown: &CancellationToken,
+) -> bool {
+    for job in jobs {
+        let mut delay = RETRY_DELAY;
+        loop {
+            let stored = bus.publish_all(vec![job.clone()]).await;
+            match stored.into_iter().next() {
+                Some(Ok(_)) => {
+                    metrics.jobs.inc();
+                    break;
+                }
+                Some(Err(error)) => {
+                    tracing::warn!(subject = %job.subject, %error, ?delay, "a FIFO job was not stored; trying again before anything after it");
+                }
+                None => {}
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return false,
+                _ = tokio::time::sleep(delay) => {}
+            }
+            delay = delay.saturating_mul(2).min(MAX_RETRY_DELAY);
+        }
+    }
+    true
+}
+
+/// Keeps the batch's events from being handed out again while its lanes
+/// wait for a publish to be stored.
+async fn with_progress<F: Future>(messages: &[Message], work: F) -> F::Output {
+    let every = FIFO_FANOUT_ACK_WAIT / 3;
+    let mut work = std::pin::pin!(work);
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        tokio::select! {
+            output = &mut work => return output,
+            _ = ticks.tick() => {
+                for message in messages {
+                    if let Err(error) = message.ack_with(AckKind::Progress).await {
+                        tracing::warn!(%error, "cannot extend an ordered event's ack wait");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The event of a message; an invalid one is left to the pool's fanout,
+/// which terminates it, and skipped here.
+fn decode(message: &Message) -> Option<(Event, pb::Event)> {
+    let wire = pb::Event::decode(message.payload.as_ref()).ok()?;
+    let event = Event::try_from(wire.clone()).ok()?;
+    Some((event, wire))
+}
