@@ -366,7 +366,10 @@ impl Topology {
             filter_subject: self.job_subject(endpoint, JobLane::Fifo),
             ack_policy: consumer::AckPolicy::Explicit,
             deliver_policy: consumer::DeliverPolicy::All,
-            ack_wait: config.delivery_ack_wait,
+            // Short, as delivery extends it while it works on the job: a
+            // lost acknowledgement or a crashed worker holds the lane
+            // this long, not the pool's ack wait.
+            ack_wait: config.fifo_ack_wait,
             max_ack_pending: 1,
             max_deliver: -1,
             inactive_threshold: Duration::from_secs(24 * 3600),

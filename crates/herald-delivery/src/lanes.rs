@@ -131,12 +131,8 @@ async fn pull_lane(
         .fifo_consumer(endpoint)
         .await
         .map_err(|error| error.to_string())?;
-    let mut messages = consumer
-        .stream()
-        .max_messages_per_batch(1)
-        .messages()
-        .await
-        .map_err(|error| error.to_string())?;
+    let progress_every = crate::progress_interval(&consumer);
+    let mut messages = context.bus.pull(consumer.clone(), 1);
     let mut drain_check = tokio::time::interval(DRAIN_CHECK);
     loop {
         tokio::select! {
@@ -144,10 +140,7 @@ async fn pull_lane(
             _ = stop.cancelled() => return Ok(LaneEnd::Stopped),
             message = messages.next() => match message {
                 // One job at a time: the next pull waits for this settlement.
-                Some(Ok(message)) => job::handle(context.clone(), message).await,
-                Some(Err(error)) => {
-                    tracing::warn!(%endpoint, %error, "FIFO lane consumer error; it reconnects by itself");
-                }
+                Some(message) => job::handle(context.clone(), message, progress_every).await,
                 None => return Err("the lane's message stream ended".to_owned()),
             },
             _ = drain_check.tick() => {
