@@ -28,7 +28,7 @@ use async_nats::jetstream::{
 };
 use bytes::Bytes;
 use std::future::Future;
-use futures::{FutureExt, StreamExt, stream::FuturesOrdered};
+use futures::{FutureExt, StreamExt, TryStreamExt, stream::FuturesOrdered};
 use herald_core::id::{EndpointId, EventId, TenantId};
 
 pub use crate::config::BusConfig;
@@ -210,7 +210,6 @@ impl Bus {
 
     /// The endpoints that have a FIFO lane consumer now.
     pub async fn fifo_consumer_endpoints(&self) -> Result<Vec<EndpointId>, BusError> {
-        use futures::TryStreamExt;
         let stream_name = self.topology.jobs_stream();
         let names: Vec<String> = self
             .stream_handle(&stream_name)
@@ -226,6 +225,38 @@ impl Bus {
             .iter()
             .filter_map(|name| self.topology.fifo_consumer_endpoint(name))
             .collect())
+    }
+
+    /// How much waits in the FIFO lanes, from the stream's per-subject
+    /// counts and, for each lane with jobs, its oldest message.
+    pub async fn fifo_backlog(&self) -> Result<FifoBacklog, BusError> {
+        let stream_name = self.topology.jobs_stream();
+        let read_error = |reason: String| BusError::Read {
+            stream: stream_name.clone(),
+            reason,
+        };
+        let stream = self.stream_handle(&stream_name).await?;
+        let lanes: Vec<(String, usize)> = stream
+            .info_with_subjects(self.topology.fifo_lanes_filter())
+            .await
+            .map_err(|error| read_error(error.to_string()))?
+            .try_collect()
+            .await
+            .map_err(|error| read_error(error.to_string()))?;
+        let mut backlog = FifoBacklog::default();
+        for (subject, jobs) in lanes.into_iter().filter(|(_, jobs)| *jobs > 0) {
+            backlog.lanes = backlog.lanes.saturating_add(1);
+            backlog.jobs = backlog
+                .jobs
+                .saturating_add(u64::try_from(jobs).unwrap_or(u64::MAX));
+            if let Some(oldest) = self.next_message(&stream_name, subject, 1).await? {
+                backlog.oldest_job = Some(match backlog.oldest_job {
+                    Some(older) if older <= oldest.time => older,
+                    _ => oldest.time,
+                });
+            }
+        }
+        Ok(backlog)
     }
 
     /// Deletes a drained FIFO lane's consumer; already gone is fine.
@@ -524,6 +555,17 @@ impl Bus {
     pub fn server_version(&self) -> String {
         self.client.server_info().version
     }
+}
+
+/// What waits in the FIFO lanes, all lanes together.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FifoBacklog {
+    /// Lanes with at least one job.
+    pub lanes: u64,
+    /// Jobs in every lane, each lane's job in progress included.
+    pub jobs: u64,
+    /// When the oldest of them was enqueued.
+    pub oldest_job: Option<time::OffsetDateTime>,
 }
 
 /// A durable consumer's backlog.

@@ -151,6 +151,11 @@ impl Topology {
         }
     }
 
+    /// Every FIFO lane's subject.
+    pub fn fifo_lanes_filter(&self) -> String {
+        format!("{}.jobs.fifo.*", self.namespace)
+    }
+
     /// The durable consumer that reads one FIFO endpoint's lane.
     pub fn fifo_consumer_name(&self, endpoint: &EndpointId) -> String {
         format!("{FIFO_CONSUMER_PREFIX}{endpoint}")

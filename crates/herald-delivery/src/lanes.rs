@@ -23,6 +23,8 @@ const RESCAN: Duration = Duration::from_millis(500);
 /// drained.
 const DRAIN_CHECK: Duration = Duration::from_secs(5);
 const RETRY_DELAY: Duration = Duration::from_secs(1);
+/// How often the lanes' backlog is sampled for the metrics.
+const BACKLOG_SAMPLE: Duration = Duration::from_secs(5);
 
 /// Runs a lane for every FIFO endpoint until `stop`, then waits for the
 /// lanes' jobs in progress to settle.
@@ -46,6 +48,33 @@ pub(crate) async fn run(context: Arc<Context>, stop: CancellationToken) {
     for (_, lane) in lanes {
         if let Err(error) = lane.await {
             tracing::error!(%error, "a FIFO lane panicked; its job will be redelivered");
+        }
+    }
+}
+
+/// Samples what waits in the FIFO lanes until `stop`. Every replica reports
+/// the same lanes, so dashboards take the maximum across replicas.
+pub(crate) async fn sample_backlog(context: Arc<Context>, stop: CancellationToken) {
+    let mut ticks = tokio::time::interval(BACKLOG_SAMPLE);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        match context.bus.fifo_backlog().await {
+            Ok(backlog) => {
+                let age = backlog
+                    .oldest_job
+                    .and_then(|oldest| {
+                        Duration::try_from(time::OffsetDateTime::now_utc() - oldest).ok()
+                    })
+                    .unwrap_or_default();
+                context.metrics.fifo_backlog(backlog.lanes, backlog.jobs, age);
+            }
+            // Readiness reports NATS trouble; the gauges keep their last
+            // value meanwhile.
+            Err(error) => tracing::debug!(%error, "cannot sample the FIFO lanes' backlog"),
         }
     }
 }

@@ -191,6 +191,7 @@ pub async fn run(
         stop: stop.clone(),
     });
     let lanes = tokio::spawn(lanes::run(context.clone(), stop.clone()));
+    tokio::spawn(lanes::sample_backlog(context.clone(), stop.clone()));
     let mut jobs = JoinSet::new();
     let outcome = loop {
         tokio::select! {
