@@ -1,5 +1,7 @@
 use std::time::Duration;
 
+use crate::BusError;
+
 /// How to reach NATS and how the streams are sized. Every service takes the
 /// same settings, so any of them can create or update the streams.
 #[derive(Clone, Debug, clap::Args)]
@@ -99,22 +101,40 @@ impl BusConfig {
     }
 }
 
-/// The servers of a `NATS_URL`: separated by commas or whitespace, each with
-/// or without a scheme, as the nats CLI reads the variable.
-pub(crate) fn server_list(url: &str) -> Result<Vec<async_nats::ServerAddr>, String> {
+impl BusConfig {
+    /// The servers of `--nats-url`: separated by commas (spaces around them
+    /// are ignored), each with or without a scheme (`nats://` is assumed),
+    /// as the nats CLI reads `NATS_URL`.
+    pub fn servers(&self) -> Result<Vec<async_nats::ServerAddr>, BusError> {
+        server_list(&self.url)
+    }
+}
+
+fn server_list(url: &str) -> Result<Vec<async_nats::ServerAddr>, BusError> {
+    let invalid = |server: &str, reason: String| BusError::InvalidUrl {
+        url: server.to_owned(),
+        reason,
+    };
     let servers: Vec<&str> = url
-        .split(|c: char| c == ',' || c.is_whitespace())
+        .split(',')
+        .map(str::trim)
         .filter(|server| !server.is_empty())
         .collect();
     if servers.is_empty() {
-        return Err("no server given".to_owned());
+        return Err(invalid(url, "no server given".to_owned()));
     }
     servers
         .into_iter()
         .map(|server| {
+            if server.contains(char::is_whitespace) {
+                return Err(invalid(
+                    server,
+                    "separate servers with commas; an address has no spaces".to_owned(),
+                ));
+            }
             server
                 .parse::<async_nats::ServerAddr>()
-                .map_err(|error| format!("{server:?}: {error}"))
+                .map_err(|error| invalid(server, error.to_string()))
         })
         .collect()
 }
@@ -132,7 +152,7 @@ mod tests {
                 vec!["nats://a:4222", "nats://b:4223"],
             ),
             (
-                " nats://a:4222 , b:4223  tls://c:4224",
+                " nats://a:4222 , b:4223,tls://c:4224 ",
                 vec!["nats://a:4222", "nats://b:4223", "tls://c:4224"],
             ),
             ("a", vec!["nats://a:4222"]),
@@ -147,7 +167,14 @@ mod tests {
                 .collect();
             assert_eq!(servers, expected, "{url}");
         }
-        for bad in ["", " , ", "http://a:4222", "nats://a:notaport"] {
+        for bad in [
+            "",
+            " , ",
+            "http://a:4222",
+            "nats://a:notaport",
+            "not a url",
+            "nats://a:4222 nats://b:4222",
+        ] {
             assert!(server_list(bad).is_err(), "{bad:?} accepted");
         }
     }

@@ -11,7 +11,7 @@ pub enum BusError {
         #[source]
         source: async_nats::ConnectError,
     },
-    #[error("invalid NATS_URL {url:?}: {reason}")]
+    #[error("invalid --nats-url / NATS_URL {url:?}: {reason}")]
     InvalidUrl { url: String, reason: String },
     #[error(
         "NATS server at {url} is version {version:?}; Herald needs 2.10 or newer (run `make nats` for a local one)"

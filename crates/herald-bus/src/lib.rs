@@ -78,11 +78,7 @@ impl Bus {
     /// unreachable, and refuses servers older than [`MINIMUM_SERVER_VERSION`].
     pub async fn connect(config: &BusConfig, client_name: &str) -> Result<Bus, BusError> {
         let topology = Topology::new(&config.namespace, config.job_partitions)?;
-        let servers =
-            config::server_list(&config.url).map_err(|reason| BusError::InvalidUrl {
-                url: config.url.clone(),
-                reason,
-            })?;
+        let servers = config.servers()?;
         let client = async_nats::ConnectOptions::new()
             .name(client_name)
             .connection_timeout(config.connect_timeout)
