@@ -686,12 +686,13 @@ fn an_endpoint_failing_too_long_is_paused_its_backlog_dead_lettered_and_its_owne
     });
 }
 
-/// The FIFO scenario of the test above, on a fresh endpoint of `tenant`:
-/// `EVENTS` events, 30 % of requests failing at random, retried after 20 ms.
-/// Returns the longest silence between one request and the next while
-/// events were still waiting.
-async fn fifo_run(stack: &Stack, tenant: &mut TenantClient) -> Duration {
+/// The FIFO scenario of the test above, for a new tenant (event ids are
+/// deduplicated per tenant): `EVENTS` events, 30 % of requests failing at
+/// random, retried after 20 ms. Returns the longest silence between one
+/// request and the next while events were still waiting.
+async fn fifo_run(stack: &Stack) -> Duration {
     const EVENTS: usize = 200;
+    let mut tenant = stack.tenant().await;
     let receiver = Receiver::start(Duration::ZERO).await;
     let mut fifo = spec(&receiver.url(), &[20; 20]);
     fifo.ordering = pb::Ordering::Fifo.into();
@@ -734,11 +735,10 @@ fn hardening_13_fifo_lane_never_idles() {
     let stack = Stack::start(2, &[]);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let mut tenant = stack.tenant().await;
         let started = Instant::now();
         let mut runs = 0;
         while runs < 2 || started.elapsed() < budget {
-            let longest = fifo_run(&stack, &mut tenant).await;
+            let longest = fifo_run(&stack).await;
             runs += 1;
             println!("run {runs}: longest silence between two requests {longest:?}");
             // Retries wait 20 ms; anything near a second is a lane idling.
@@ -765,10 +765,17 @@ fn hardening_14_fifo_lane_backlog_is_in_the_metrics() {
         receiver.answer(500);
         let bus = stack.bus().await;
         publish_events(&bus, &tenant.id, 0, WAITING).await;
-        eventually("the head's first attempt", Duration::from_secs(30), || async {
-            (!receiver.received().iter().all(|received| received.data().get("index").is_none()))
+        eventually(
+            "the head's first attempt",
+            Duration::from_secs(30),
+            || async {
+                (!receiver
+                    .received()
+                    .iter()
+                    .all(|received| received.data().get("index").is_none()))
                 .then_some(())
-        })
+            },
+        )
         .await;
         let ops = stack.deliveries[0].ops_addr;
         let exposition = eventually(

@@ -483,6 +483,9 @@ fn topology_04_every_service_started_at_once_on_a_fresh_cluster_comes_up() {
             ("NATS_URL", nats_url.as_str()),
             ("HERALD_STREAM_REPLICAS", "3"),
             ("HERALD_CONFIG_URL", config_url.as_str()),
+            // Six processes set up R3 streams on two shared cores: give
+            // them longer than production's default before they give up.
+            ("HERALD_NATS_SETUP_TIMEOUT", "120s"),
         ]);
         let config_envs: Vec<Vec<(String, String)>> = config_addrs
             .iter()
@@ -498,24 +501,33 @@ fn topology_04_every_service_started_at_once_on_a_fresh_cluster_comes_up() {
         let mut processes: Vec<(&str, HeraldProcess)> = Vec::new();
         for config_env in &config_envs {
             let mut all = envs.clone();
-            all.extend(config_env.iter().map(|(key, value)| (key.as_str(), value.as_str())));
+            all.extend(
+                config_env
+                    .iter()
+                    .map(|(key, value)| (key.as_str(), value.as_str())),
+            );
             processes.push(("config", HeraldProcess::start(&["config"], &all)));
         }
         for service in ["ingest", "fanout", "delivery"] {
             processes.push((service, HeraldProcess::start(&[service], &envs)));
         }
         for (service, process) in &mut processes {
-            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            let deadline = std::time::Instant::now() + Duration::from_secs(120);
             loop {
                 if let Some(status) = process.exit_status() {
-                    panic!("round {round}: {service} exited with {status} during a concurrent start");
+                    panic!(
+                        "round {round}: {service} exited with {status} during a concurrent start"
+                    );
                 }
-                if process.get("/readyz").is_some_and(|(status, _)| status == 200) {
+                if process
+                    .get("/readyz")
+                    .is_some_and(|(status, _)| status == 200)
+                {
                     break;
                 }
                 assert!(
                     std::time::Instant::now() < deadline,
-                    "round {round}: {service} not ready within 60 s: {:?}",
+                    "round {round}: {service} not ready within 120 s: {:?}",
                     process.get("/readyz")
                 );
                 std::thread::sleep(Duration::from_millis(50));

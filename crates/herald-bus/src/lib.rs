@@ -27,9 +27,9 @@ use async_nats::jetstream::{
     stream::{self, DirectGetErrorKind},
 };
 use bytes::Bytes;
-use std::future::Future;
 use futures::{FutureExt, StreamExt, TryStreamExt, stream::FuturesOrdered};
 use herald_core::id::{EndpointId, EventId, TenantId};
+use std::future::Future;
 
 pub use crate::config::BusConfig;
 pub use crate::error::BusError;
@@ -382,7 +382,9 @@ impl Bus {
         let consumer_config = self.topology.consumer_config(role, &self.config);
         let consumer_name = consumer_config.durable_name.clone().unwrap_or_default();
         let stream = self
-            .retry_setup(&stream_name, || self.jetstream.get_stream_no_info(&stream_name))
+            .retry_setup(&stream_name, || {
+                self.jetstream.get_stream_no_info(&stream_name)
+            })
             .await
             .map_err(|source| BusError::GetStream {
                 stream: stream_name.clone(),

@@ -70,7 +70,9 @@ pub(crate) async fn sample_backlog(context: Arc<Context>, stop: CancellationToke
                         Duration::try_from(time::OffsetDateTime::now_utc() - oldest).ok()
                     })
                     .unwrap_or_default();
-                context.metrics.fifo_backlog(backlog.lanes, backlog.jobs, age);
+                context
+                    .metrics
+                    .fifo_backlog(backlog.lanes, backlog.jobs, age);
             }
             // Readiness reports NATS trouble; the gauges keep their last
             // value meanwhile.

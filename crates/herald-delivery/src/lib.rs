@@ -236,7 +236,9 @@ pub async fn run(
 /// How often a job of `consumer` in progress extends its ack wait: three
 /// times per ack wait leave room for a slow NATS round trip before the job
 /// would be redelivered.
-pub(crate) fn progress_interval(consumer: &herald_bus::async_nats::jetstream::consumer::PullConsumer) -> Duration {
+pub(crate) fn progress_interval(
+    consumer: &herald_bus::async_nats::jetstream::consumer::PullConsumer,
+) -> Duration {
     (consumer.cached_info().config.ack_wait / 3).max(Duration::from_millis(100))
 }
 
