@@ -161,8 +161,8 @@ mod tests {
                 .unwrap()
                 .iter()
                 .map(|server| {
-                    let url = server.as_url_str();
-                    url.trim_end_matches('/').to_owned()
+                    let scheme = server.as_url_str().split("://").next().unwrap_or_default();
+                    format!("{scheme}://{}:{}", server.host(), server.port())
                 })
                 .collect();
             assert_eq!(servers, expected, "{url}");
