@@ -12,7 +12,7 @@ use std::{
 use futures::StreamExt;
 use herald_proto::{timestamp_to_wire, v1 as pb};
 use herald_tests::{
-    Receiver, eventually,
+    HeraldProcess, Receiver, eventually,
     stack::{Stack, TenantClient, authed, publish_events, spec},
 };
 use time::OffsetDateTime;
@@ -819,4 +819,251 @@ fn an_endpoint_failing_too_long_is_paused_its_backlog_dead_lettered_and_its_owne
             "{dead:?}"
         );
     });
+}
+
+/// The FIFO scenario of the test above, for a new tenant (event ids are
+/// deduplicated per tenant): `EVENTS` events, 30 % of requests failing at
+/// random, retried after 20 ms. Returns the longest silence between one
+/// request and the next while events were still waiting.
+async fn fifo_run(stack: &Stack) -> Duration {
+    const EVENTS: usize = 200;
+    let mut tenant = stack.tenant().await;
+    let receiver = Receiver::start(Duration::ZERO).await;
+    let mut fifo = spec(&receiver.url(), &[20; 20]);
+    fifo.ordering = pb::Ordering::Fifo.into();
+    tenant.active_endpoint(fifo).await;
+    receiver.fail_randomly(0.3);
+    let bus = stack.bus().await;
+    publish_events(&bus, &tenant.id, 0, EVENTS).await;
+    eventually("every event", Duration::from_secs(120), || async {
+        let delivered: BTreeSet<i64> = receiver
+            .received()
+            .iter()
+            .filter(|received| received.succeeded())
+            .filter_map(|received| received.data()["index"].as_i64())
+            .collect();
+        (delivered.len() == EVENTS).then_some(())
+    })
+    .await;
+    let requests: Vec<Instant> = receiver
+        .received()
+        .iter()
+        .filter(|received| received.data().get("index").is_some())
+        .map(|received| received.at)
+        .collect();
+    requests
+        .windows(2)
+        .map(|pair| pair[1].saturating_duration_since(pair[0]))
+        .max()
+        .unwrap_or_default()
+}
+
+#[test]
+fn hardening_13_fifo_lane_never_idles() {
+    // As many runs as fit the budget (the stall was seen once in ~24 runs).
+    let budget = Duration::from_secs(
+        std::env::var("HERALD_TEST_FIFO_BUDGET_SECS")
+            .ok()
+            .and_then(|secs| secs.parse().ok())
+            .unwrap_or(60),
+    );
+    let stack = Stack::start(2, &[]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let started = Instant::now();
+        let mut runs = 0;
+        while runs < 2 || started.elapsed() < budget {
+            let longest = fifo_run(&stack).await;
+            runs += 1;
+            println!("run {runs}: longest silence between two requests {longest:?}");
+            // Retries wait 20 ms; anything near a second is a lane idling.
+            assert!(
+                longest <= Duration::from_secs(1),
+                "run {runs}: the lane idled {longest:?} with jobs waiting"
+            );
+        }
+    });
+}
+
+#[test]
+fn hardening_14_fifo_lane_backlog_is_in_the_metrics() {
+    const WAITING: usize = 5;
+    let stack = Stack::start(1, &[NO_CIRCUIT]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let receiver = Receiver::start(Duration::ZERO).await;
+        let mut tenant = stack.tenant().await;
+        // The head fails and waits a minute for its retry: the lane is stuck.
+        let mut fifo = spec(&receiver.url(), &[60_000]);
+        fifo.ordering = pb::Ordering::Fifo.into();
+        tenant.active_endpoint(fifo).await;
+        receiver.answer(500);
+        let bus = stack.bus().await;
+        publish_events(&bus, &tenant.id, 0, WAITING).await;
+        eventually(
+            "the head's first attempt",
+            Duration::from_secs(30),
+            || async {
+                (!receiver
+                    .received()
+                    .iter()
+                    .all(|received| received.data().get("index").is_none()))
+                .then_some(())
+            },
+        )
+        .await;
+        let ops = stack.deliveries[0].ops_addr;
+        let exposition = eventually(
+            "the stuck lane in delivery's metrics",
+            Duration::from_secs(30),
+            || async {
+                let exposition = herald_tests::scrape(ops);
+                let age = exposition.value("herald_fifo_lane_oldest_job_age_seconds", &[])?;
+                (exposition.value("herald_fifo_lane_jobs", &[]) == Some(WAITING as f64)
+                    && age >= 3.0)
+                    .then_some(exposition)
+            },
+        )
+        .await;
+        assert_eq!(
+            exposition.value("herald_fifo_lanes_backlogged", &[]),
+            Some(1.0)
+        );
+        // One series each, whatever the number of lanes: no endpoint label.
+        for family in [
+            "herald_fifo_lanes_backlogged",
+            "herald_fifo_lane_jobs",
+            "herald_fifo_lane_oldest_job_age_seconds",
+        ] {
+            assert_eq!(
+                exposition.families[family].samples.len(),
+                1,
+                "{family} has more than one series"
+            );
+        }
+    });
+}
+
+#[test]
+fn topology_07_a_fifo_lane_recovers_from_a_lost_ack_in_seconds() {
+    // The production ack wait for the pool: the lane must not wait for it.
+    let mut stack = Stack::start(1, &[("HERALD_DELIVERY_ACK_WAIT", "30s")]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let receiver = Receiver::start(Duration::from_secs(3)).await;
+        let mut tenant = stack.tenant().await;
+        let mut fifo = spec(&receiver.url(), &[20; 5]);
+        fifo.ordering = pb::Ordering::Fifo.into();
+        fifo.timeout = Some(herald_tests::stack::millis(10_000));
+        tenant.active_endpoint(fifo).await;
+        let bus = stack.bus().await;
+        publish_events(&bus, &tenant.id, 0, 3).await;
+        let head_requests = |receiver: &Receiver| {
+            receiver
+                .received()
+                .iter()
+                .filter(|received| received.data()["index"].as_i64() == Some(0))
+                .map(|received| received.at)
+                .collect::<Vec<_>>()
+        };
+        eventually("the head's request", Duration::from_secs(30), || async {
+            (!head_requests(&receiver).is_empty()).then_some(())
+        })
+        .await;
+        // The worker dies with the request in flight: its ack never comes.
+        stack.deliveries.remove(0).kill();
+        let killed = Instant::now();
+        let restarted = stack.start_delivery();
+        stack.deliveries.push(restarted);
+        let again = eventually("the head sent again", Duration::from_secs(60), || async {
+            head_requests(&receiver).get(1).copied()
+        })
+        .await;
+        let pause = again.saturating_duration_since(killed);
+        println!("the lane resumed {pause:?} after its worker died");
+        assert!(
+            pause <= Duration::from_secs(10),
+            "the lane waited {pause:?} for a lost acknowledgement"
+        );
+    });
+}
+
+#[test]
+fn topology_06_watchers_move_to_another_config_replica_when_one_dies() {
+    const ADMIN: &str = "hrld_admin_shared-by-both-configs";
+    let nats = herald_tests::NatsServer::start();
+    let nats_url = nats.url();
+    let database_url = herald_tests::postgres_url();
+    let schema = herald_testkit::fresh_postgres_schema();
+    let shared: Vec<(&str, &str)> = vec![
+        ("NATS_URL", &nats_url),
+        ("HERALD_SERVICE_TOKEN", herald_tests::stack::SERVICE_TOKEN),
+        ("HERALD_ADMIN_TOKEN", ADMIN),
+        (
+            "HERALD_MASTER_KEY",
+            "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+        ),
+        ("HERALD_ALLOW_CIDRS", "127.0.0.0/8"),
+    ];
+    let mut config_envs = shared.clone();
+    config_envs.extend([
+        ("DATABASE_URL", database_url.as_str()),
+        ("HERALD_DATABASE_SCHEMA", schema.as_str()),
+    ]);
+    let mut configs: Vec<HeraldProcess> = (0..2)
+        .map(|_| HeraldProcess::start(&["config"], &config_envs))
+        .collect();
+    for config in &mut configs {
+        config.wait_until_ready(Duration::from_secs(30));
+    }
+    let config_url = configs
+        .iter()
+        .map(|config| format!("http://{}", config.config_addr))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut follower_envs = shared.clone();
+    follower_envs.push(("HERALD_CONFIG_URL", &config_url));
+    let mut followers: Vec<HeraldProcess> = ["fanout", "delivery"]
+        .into_iter()
+        .map(|service| HeraldProcess::start(&[service], &follower_envs))
+        .collect();
+    for follower in &mut followers {
+        follower.wait_until_ready(Duration::from_secs(30));
+    }
+
+    // The followers watch the first replica; it dies.
+    configs.remove(0).kill();
+    let survivor = format!("http://{}", configs[0].config_addr);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let receiver = Receiver::start(Duration::ZERO).await;
+        let channel = tonic::transport::Endpoint::from_shared(survivor)
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut tenant = herald_tests::stack::tenant_client(channel, ADMIN).await;
+        // Its test delivery needs delivery to know the endpoint, and the
+        // events need fanout to: both only through the surviving replica.
+        tenant
+            .active_endpoint(spec(&receiver.url(), &[20; 5]))
+            .await;
+        let bus = herald_bus::Bus::connect(&herald_bus::BusConfig::for_url(nats.url()), "e2e")
+            .await
+            .unwrap();
+        publish_events(&bus, &tenant.id, 0, 10).await;
+        eventually("every event delivered", Duration::from_secs(30), || async {
+            let delivered: BTreeSet<i64> = receiver
+                .received()
+                .iter()
+                .filter(|received| received.succeeded())
+                .filter_map(|received| received.data()["index"].as_i64())
+                .collect();
+            (delivered.len() == 10).then_some(())
+        })
+        .await;
+    });
+    for follower in &mut followers {
+        assert!(follower.exit_status().is_none(), "a follower exited");
+    }
 }

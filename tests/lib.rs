@@ -19,7 +19,9 @@ pub mod stack;
 
 pub use collector::{CollectedSpan, Collector};
 pub use exposition::{Exposition, MetricFamily, Sample};
-pub use herald_testkit::{NatsServer, free_port, http_get, http_post, postgres_url, wait_for};
+pub use herald_testkit::{
+    NatsCluster, NatsServer, free_port, http_get, http_post, postgres_url, wait_for,
+};
 pub use receiver::{Received, Receiver};
 
 /// A running `herald` process, killed when dropped.

@@ -8,7 +8,8 @@ use herald_proto::v1::{
     config_service_client::ConfigServiceClient,
 };
 use herald_tests::{
-    HeraldProcess, NatsServer, free_port, postgres_url, run_herald, sqlite_url, wait_for,
+    HeraldProcess, NatsCluster, NatsServer, free_port, postgres_url, run_herald, sqlite_url,
+    wait_for,
 };
 use tokio_stream::StreamExt;
 use tonic_health::pb::{
@@ -444,5 +445,122 @@ fn every_service_stops_on_sigterm_while_nats_is_down() {
     for (name, process) in processes {
         let status = process.terminate(Duration::from_secs(30));
         assert!(status.success(), "herald {name} exited with {status}");
+    }
+}
+
+/// Credentials every process of a multi-process test shares, so no two
+/// config replicas generate their own at the same moment.
+const SHARED_CREDENTIALS: [(&str, &str); 3] = [
+    ("HERALD_SERVICE_TOKEN", "hrld_svc_shared-by-every-service"),
+    ("HERALD_ADMIN_TOKEN", "hrld_admin_shared-by-every-config"),
+    (
+        "HERALD_MASTER_KEY",
+        "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+    ),
+];
+
+#[test]
+fn topology_04_every_service_started_at_once_on_a_fresh_cluster_comes_up() {
+    // The issue asks for 10 of 10; CI runs fewer to fit its budget.
+    let rounds: usize = std::env::var("HERALD_TEST_STARTUP_RACES")
+        .ok()
+        .and_then(|rounds| rounds.parse().ok())
+        .unwrap_or(3);
+    for round in 1..=rounds {
+        let cluster = NatsCluster::start();
+        let nats_url = cluster.url();
+        let database_url = postgres_url();
+        let schema = herald_testkit::fresh_postgres_schema();
+        let config_addrs = [free_port(), free_port()]
+            .map(|port| std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+        let config_url = config_addrs
+            .iter()
+            .map(|addr| format!("http://{addr}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut envs: Vec<(&str, &str)> = SHARED_CREDENTIALS.to_vec();
+        envs.extend([
+            ("NATS_URL", nats_url.as_str()),
+            ("HERALD_STREAM_REPLICAS", "3"),
+            ("HERALD_CONFIG_URL", config_url.as_str()),
+            // Six processes set up R3 streams on two shared cores: give
+            // them longer than production's default before they give up.
+            ("HERALD_NATS_SETUP_TIMEOUT", "120s"),
+        ]);
+        let config_envs: Vec<Vec<(String, String)>> = config_addrs
+            .iter()
+            .map(|addr| {
+                vec![
+                    ("DATABASE_URL".to_owned(), database_url.clone()),
+                    ("HERALD_DATABASE_SCHEMA".to_owned(), schema.clone()),
+                    ("HERALD_CONFIG_ADDR".to_owned(), addr.to_string()),
+                ]
+            })
+            .collect();
+        // Everything at the same instant, as a fresh deploy does.
+        let mut processes: Vec<(&str, HeraldProcess)> = Vec::new();
+        for config_env in &config_envs {
+            let mut all = envs.clone();
+            all.extend(
+                config_env
+                    .iter()
+                    .map(|(key, value)| (key.as_str(), value.as_str())),
+            );
+            processes.push(("config", HeraldProcess::start(&["config"], &all)));
+        }
+        for service in ["ingest", "fanout", "delivery"] {
+            processes.push((service, HeraldProcess::start(&[service], &envs)));
+        }
+        for (service, process) in &mut processes {
+            let deadline = std::time::Instant::now() + Duration::from_secs(120);
+            loop {
+                if let Some(status) = process.exit_status() {
+                    panic!(
+                        "round {round}: {service} exited with {status} during a concurrent start"
+                    );
+                }
+                if process
+                    .get("/readyz")
+                    .is_some_and(|(status, _)| status == 200)
+                {
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "round {round}: {service} not ready within 120 s: {:?}",
+                    process.get("/readyz")
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        let (_, body) = processes[3].1.get("/readyz").unwrap();
+        let readiness: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(readiness["checks"]["fanout consumer"], "ok", "{body}");
+        for (service, process) in processes {
+            assert!(
+                process.terminate(Duration::from_secs(15)).success(),
+                "round {round}: {service} did not stop cleanly"
+            );
+        }
+        println!("round {round} of {rounds}: every service came up");
+    }
+}
+
+#[test]
+fn topology_05_nats_url_takes_a_list_of_servers() {
+    let nats = NatsServer::start();
+    let dead = free_port();
+    for nats_url in [
+        format!("nats://127.0.0.1:{dead},{}", nats.url()),
+        format!("127.0.0.1:{dead} , 127.0.0.1:{}", nats.port()),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let database_url = sqlite_url(dir.path());
+        let mut herald = HeraldProcess::start(
+            &["config"],
+            &[("NATS_URL", &nats_url), ("DATABASE_URL", &database_url)],
+        );
+        herald.wait_until_ready(Duration::from_secs(30));
+        assert!(herald.terminate(Duration::from_secs(15)).success());
     }
 }

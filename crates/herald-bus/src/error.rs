@@ -11,6 +11,8 @@ pub enum BusError {
         #[source]
         source: async_nats::ConnectError,
     },
+    #[error("invalid --nats-url / NATS_URL {url:?}: {reason}")]
+    InvalidUrl { url: String, reason: String },
     #[error(
         "NATS server at {url} is version {version:?}; Herald needs 2.11 or newer (run `make nats` for a local one)"
     )]

@@ -13,6 +13,7 @@ mod config;
 mod dedupe;
 mod error;
 pub mod headers;
+mod pull;
 mod topology;
 
 use std::time::Duration;
@@ -27,15 +28,17 @@ use async_nats::jetstream::{
     stream::{self, DirectGetErrorKind},
 };
 use bytes::Bytes;
-use futures::{FutureExt, StreamExt, stream::FuturesOrdered};
+use futures::{FutureExt, StreamExt, TryStreamExt, stream::FuturesOrdered};
 use herald_core::id::{EndpointId, EventId, TenantId};
+use std::future::Future;
 
 pub use crate::config::BusConfig;
 pub use crate::dedupe::{Claim, DedupeKeys};
 pub use crate::error::BusError;
+pub use crate::pull::Pull;
 pub use crate::topology::{
-    ConsumerRole, FIFO_FANOUT_ACK_WAIT, FIFO_FANOUT_BATCH, FIFO_FANOUT_GROUP,
-    FIFO_FANOUT_PULL_EXPIRY, JobLane, Topology,
+    ConsumerRole, FIFO_FANOUT_ACK_WAIT, FIFO_FANOUT_BATCH, FIFO_FANOUT_PIN_TIMEOUT, JobLane,
+    Topology,
 };
 pub use async_nats;
 
@@ -67,17 +70,24 @@ pub struct Bus {
     jetstream: jetstream::Context,
     topology: Topology,
     config: BusConfig,
+    /// Which consumers of this process pull now, for readiness.
+    pulling: pull::PullingConsumers,
 }
+
+/// First and longest wait between two tries of a setup request.
+const SETUP_RETRY_FIRST: Duration = Duration::from_millis(100);
+const SETUP_RETRY_LONGEST: Duration = Duration::from_secs(2);
 
 impl Bus {
     /// Connects, failing fast (within `connect_timeout`) when the server is
     /// unreachable, and refuses servers older than [`MINIMUM_SERVER_VERSION`].
     pub async fn connect(config: &BusConfig, client_name: &str) -> Result<Bus, BusError> {
         let topology = Topology::new(&config.namespace, config.job_partitions)?;
+        let servers = config.servers()?;
         let client = async_nats::ConnectOptions::new()
             .name(client_name)
             .connection_timeout(config.connect_timeout)
-            .connect(config.url.as_str())
+            .connect(servers)
             .await
             .map_err(|source| BusError::Connect {
                 url: config.url.clone(),
@@ -96,33 +106,66 @@ impl Bus {
             jetstream,
             topology,
             config: config.clone(),
+            pulling: pull::PullingConsumers::default(),
         })
     }
 
     /// Creates every stream, or updates an existing one to the configured
-    /// limits. Safe to run concurrently from every service on every start.
+    /// limits. Safe to run concurrently from every service on every start:
+    /// each request is retried until `--nats-setup-timeout`, as a fresh
+    /// cluster times requests out until its leaders are elected and
+    /// concurrent creations of the same stream can refuse each other.
     pub async fn ensure_streams(&self) -> Result<(), BusError> {
         for stream in self.topology.stream_configs(&self.config) {
             let name = stream.name.clone();
-            self.jetstream
-                .create_or_update_stream(stream)
-                .await
-                .map_err(|source| BusError::Stream {
-                    stream: name,
-                    source,
-                })?;
+            self.retry_setup(&name, || {
+                self.jetstream
+                    .create_or_update_stream(stream.clone())
+                    .map(|result| result.map(drop))
+            })
+            .await
+            .map_err(|source| BusError::Stream {
+                stream: name,
+                source,
+            })?;
         }
         for bucket in self.topology.bucket_configs(&self.config) {
             let name = bucket.bucket.clone();
-            self.jetstream
-                .create_or_update_key_value(bucket)
-                .await
-                .map_err(|error| BusError::Bucket {
-                    bucket: name,
-                    reason: error.to_string(),
-                })?;
+            self.retry_setup(&name, || {
+                self.jetstream
+                    .create_or_update_key_value(bucket.clone())
+                    .map(|result| result.map(drop))
+            })
+            .await
+            .map_err(|error| BusError::Bucket {
+                bucket: name,
+                reason: error.to_string(),
+            })?;
         }
         Ok(())
+    }
+
+    /// Runs one setup request until it succeeds or `--nats-setup-timeout`
+    /// has passed, backing off between tries; the last error is returned.
+    async fn retry_setup<T, E, F, Fut>(&self, what: &str, mut request: F) -> Result<T, E>
+    where
+        E: std::fmt::Display,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let deadline = tokio::time::Instant::now() + self.config.setup_timeout;
+        let mut wait = SETUP_RETRY_FIRST;
+        loop {
+            match request().await {
+                Ok(value) => return Ok(value),
+                Err(error) if tokio::time::Instant::now() + wait >= deadline => return Err(error),
+                Err(error) => {
+                    tracing::warn!(%what, %error, retry_in = ?wait, "JetStream setup failed; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(SETUP_RETRY_LONGEST);
+                }
+            }
+        }
     }
 
     /// The shared rate limiter state (created by [`Bus::ensure_streams`]).
@@ -182,7 +225,6 @@ impl Bus {
 
     /// The endpoints that have a FIFO lane consumer now.
     pub async fn fifo_consumer_endpoints(&self) -> Result<Vec<EndpointId>, BusError> {
-        use futures::TryStreamExt;
         let stream_name = self.topology.jobs_stream();
         let names: Vec<String> = self
             .stream_handle(&stream_name)
@@ -198,6 +240,38 @@ impl Bus {
             .iter()
             .filter_map(|name| self.topology.fifo_consumer_endpoint(name))
             .collect())
+    }
+
+    /// How much waits in the FIFO lanes, from the stream's per-subject
+    /// counts and, for each lane with jobs, its oldest message.
+    pub async fn fifo_backlog(&self) -> Result<FifoBacklog, BusError> {
+        let stream_name = self.topology.jobs_stream();
+        let read_error = |reason: String| BusError::Read {
+            stream: stream_name.clone(),
+            reason,
+        };
+        let stream = self.stream_handle(&stream_name).await?;
+        let lanes: Vec<(String, usize)> = stream
+            .info_with_subjects(self.topology.fifo_lanes_filter())
+            .await
+            .map_err(|error| read_error(error.to_string()))?
+            .try_collect()
+            .await
+            .map_err(|error| read_error(error.to_string()))?;
+        let mut backlog = FifoBacklog::default();
+        for (subject, jobs) in lanes.into_iter().filter(|(_, jobs)| *jobs > 0) {
+            backlog.lanes = backlog.lanes.saturating_add(1);
+            backlog.jobs = backlog
+                .jobs
+                .saturating_add(u64::try_from(jobs).unwrap_or(u64::MAX));
+            if let Some(oldest) = self.next_message(&stream_name, subject, 1).await? {
+                backlog.oldest_job = Some(match backlog.oldest_job {
+                    Some(older) if older <= oldest.time => older,
+                    _ => oldest.time,
+                });
+            }
+        }
+        Ok(backlog)
     }
 
     /// Deletes a drained FIFO lane's consumer; already gone is fine.
@@ -327,21 +401,41 @@ impl Bus {
         let consumer_config = self.topology.consumer_config(role, &self.config);
         let consumer_name = consumer_config.durable_name.clone().unwrap_or_default();
         let stream = self
-            .jetstream
-            .get_stream(&stream_name)
+            .retry_setup(&stream_name, || {
+                self.jetstream.get_stream_no_info(&stream_name)
+            })
             .await
             .map_err(|source| BusError::GetStream {
                 stream: stream_name.clone(),
                 source,
             })?;
-        stream
-            .create_consumer(consumer_config)
-            .await
-            .map_err(|source| BusError::Consumer {
-                stream: stream_name,
-                consumer: consumer_name,
-                source,
-            })
+        self.retry_setup(&consumer_name, || {
+            stream.create_consumer(consumer_config.clone())
+        })
+        .await
+        .map_err(|source| BusError::Consumer {
+            stream: stream_name,
+            consumer: consumer_name,
+            source,
+        })
+    }
+
+    /// The consumer's messages, pulled with a short expiry and idle
+    /// heartbeats, `batch` at a time, pulled again after a short pause
+    /// whenever a pull fails (no responders while a leader is elected, a
+    /// missed heartbeat, a reconnect), so a consumer never idles while its
+    /// stream has work. Every consumer of Herald reads through this.
+    pub fn pull(&self, consumer: PullConsumer, batch: usize) -> Pull {
+        Pull::new(consumer, batch, self.pulling.clone())
+    }
+
+    /// Whether this process's reader of a role's consumer has a pull
+    /// standing now (readiness: a service is ready only once it pulls).
+    pub fn is_pulling(&self, role: ConsumerRole) -> bool {
+        self.pulling
+            .lock()
+            .map(|pulling| pulling.get(role.durable_name()).copied().unwrap_or(false))
+            .unwrap_or(false)
     }
 
     /// Publishes with `Nats-Msg-Id` set, so a retried publish inside the
@@ -478,6 +572,17 @@ impl Bus {
     pub fn server_version(&self) -> String {
         self.client.server_info().version
     }
+}
+
+/// What waits in the FIFO lanes, all lanes together.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FifoBacklog {
+    /// Lanes with at least one job.
+    pub lanes: u64,
+    /// Jobs in every lane, each lane's job in progress included.
+    pub jobs: u64,
+    /// When the oldest of them was enqueued.
+    pub oldest_job: Option<time::OffsetDateTime>,
 }
 
 /// A durable consumer's backlog.

@@ -58,8 +58,6 @@ pub const FIFO_FANOUT_ACK_WAIT: Duration = Duration::from_secs(5);
 /// How long the pinned replica may go without pulling before another one is
 /// pinned; its pulls expire well within it.
 pub const FIFO_FANOUT_PIN_TIMEOUT: Duration = Duration::from_secs(5);
-/// The ordered fanout's pull expiry: well below the pin timeout.
-pub const FIFO_FANOUT_PULL_EXPIRY: Duration = Duration::from_secs(2);
 
 /// Which part of the jobs stream a job is published to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -171,6 +169,11 @@ impl Topology {
             ),
             JobLane::Fifo => format!("{}.jobs.fifo.{endpoint}", self.namespace),
         }
+    }
+
+    /// Every FIFO lane's subject.
+    pub fn fifo_lanes_filter(&self) -> String {
+        format!("{}.jobs.fifo.*", self.namespace)
     }
 
     /// The durable consumer that reads one FIFO endpoint's lane.
@@ -442,7 +445,10 @@ impl Topology {
             filter_subject: self.job_subject(endpoint, JobLane::Fifo),
             ack_policy: consumer::AckPolicy::Explicit,
             deliver_policy: consumer::DeliverPolicy::All,
-            ack_wait: config.delivery_ack_wait,
+            // Short, as delivery extends it while it works on the job: a
+            // lost acknowledgement or a crashed worker holds the lane
+            // this long, not the pool's ack wait.
+            ack_wait: config.fifo_ack_wait,
             max_ack_pending: 1,
             max_deliver: -1,
             inactive_threshold: Duration::from_secs(24 * 3600),

@@ -37,13 +37,10 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), AttemptWriterError> {
     let consumer = state.bus.consumer(ConsumerRole::AttemptWriter).await?;
-    let messages = consumer
-        .stream()
-        .max_messages_per_batch(BATCH_SIZE)
-        .messages()
-        .await
-        .map_err(|error| AttemptWriterError::Consume(error.to_string()))?;
-    let mut batches = messages.ready_chunks(BATCH_SIZE);
+    let mut batches = state
+        .bus
+        .pull(consumer, BATCH_SIZE)
+        .ready_chunks(BATCH_SIZE);
     loop {
         let batch = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
@@ -57,13 +54,6 @@ pub async fn run(
         let mut records = Vec::with_capacity(batch.len());
         let mut messages = Vec::with_capacity(batch.len());
         for message in batch {
-            let message = match message {
-                Ok(message) => message,
-                Err(error) => {
-                    tracing::warn!(%error, "attempt consumer error; it reconnects by itself");
-                    continue;
-                }
-            };
             match Attempt::decode(message.payload.as_ref())
                 .map_err(|error| error.to_string())
                 .and_then(convert::attempt_record)

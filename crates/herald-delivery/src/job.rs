@@ -71,7 +71,6 @@ pub(crate) struct Context {
     pub endpoints: Arc<EndpointLimits>,
     pub circuits: Circuits,
     pub rate_limiter: RateLimiter,
-    pub progress_every: Duration,
     /// Cancelled at shutdown: jobs that have not started hand themselves back.
     pub stop: CancellationToken,
 }
@@ -114,15 +113,18 @@ impl Decided {
     }
 }
 
-/// Runs one job to its settlement, in the span of this attempt.
-pub(crate) async fn handle(context: Arc<Context>, message: Message) {
+/// Runs one job to its settlement, in the span of this attempt, reporting
+/// progress this often (its consumer's ack wait decides).
+pub(crate) async fn handle(context: Arc<Context>, message: Message, progress_every: Duration) {
     let span = spans::attempt(&message);
-    settle(context, message).instrument(span).await
+    settle(context, message, progress_every)
+        .instrument(span)
+        .await
 }
 
-async fn settle(context: Arc<Context>, message: Message) {
+async fn settle(context: Arc<Context>, message: Message, progress_every: Duration) {
     let settlement = match Job::decode(&message) {
-        Ok(job) => with_progress(&message, context.progress_every, job.process(&context)).await,
+        Ok(job) => with_progress(&message, progress_every, job.process(&context)).await,
         Err(error) => {
             // Redelivering it would fail the same way forever.
             tracing::error!(subject = %message.subject, %error, "terminating an invalid delivery job");

@@ -23,6 +23,8 @@ const RESCAN: Duration = Duration::from_millis(500);
 /// drained.
 const DRAIN_CHECK: Duration = Duration::from_secs(5);
 const RETRY_DELAY: Duration = Duration::from_secs(1);
+/// How often the lanes' backlog is sampled for the metrics.
+const BACKLOG_SAMPLE: Duration = Duration::from_secs(5);
 
 /// Runs a lane for every FIFO endpoint until `stop`, then waits for the
 /// lanes' jobs in progress to settle.
@@ -46,6 +48,35 @@ pub(crate) async fn run(context: Arc<Context>, stop: CancellationToken) {
     for (_, lane) in lanes {
         if let Err(error) = lane.await {
             tracing::error!(%error, "a FIFO lane panicked; its job will be redelivered");
+        }
+    }
+}
+
+/// Samples what waits in the FIFO lanes until `stop`. Every replica reports
+/// the same lanes, so dashboards take the maximum across replicas.
+pub(crate) async fn sample_backlog(context: Arc<Context>, stop: CancellationToken) {
+    let mut ticks = tokio::time::interval(BACKLOG_SAMPLE);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        match context.bus.fifo_backlog().await {
+            Ok(backlog) => {
+                let age = backlog
+                    .oldest_job
+                    .and_then(|oldest| {
+                        Duration::try_from(time::OffsetDateTime::now_utc() - oldest).ok()
+                    })
+                    .unwrap_or_default();
+                context
+                    .metrics
+                    .fifo_backlog(backlog.lanes, backlog.jobs, age);
+            }
+            // Readiness reports NATS trouble; the gauges keep their last
+            // value meanwhile.
+            Err(error) => tracing::debug!(%error, "cannot sample the FIFO lanes' backlog"),
         }
     }
 }
@@ -131,12 +162,8 @@ async fn pull_lane(
         .fifo_consumer(endpoint)
         .await
         .map_err(|error| error.to_string())?;
-    let mut messages = consumer
-        .stream()
-        .max_messages_per_batch(1)
-        .messages()
-        .await
-        .map_err(|error| error.to_string())?;
+    let progress_every = crate::progress_interval(&consumer);
+    let mut messages = context.bus.pull(consumer.clone(), 1);
     let mut drain_check = tokio::time::interval(DRAIN_CHECK);
     loop {
         tokio::select! {
@@ -144,10 +171,7 @@ async fn pull_lane(
             _ = stop.cancelled() => return Ok(LaneEnd::Stopped),
             message = messages.next() => match message {
                 // One job at a time: the next pull waits for this settlement.
-                Some(Ok(message)) => job::handle(context.clone(), message).await,
-                Some(Err(error)) => {
-                    tracing::warn!(%endpoint, %error, "FIFO lane consumer error; it reconnects by itself");
-                }
+                Some(message) => job::handle(context.clone(), message, progress_every).await,
                 None => return Err("the lane's message stream ended".to_owned()),
             },
             _ = drain_check.tick() => {

@@ -163,15 +163,8 @@ pub async fn run(
     let consumer = bus.consumer(ConsumerRole::Delivery).await?;
     let rate_limits = bus.rate_limits().await?;
     let circuit_bucket = bus.circuits().await?;
-    // Progress resets the ack timer; three per ack wait leave room for a
-    // slow NATS round trip before the job would be redelivered.
-    let progress_every = (consumer.cached_info().config.ack_wait / 3).max(Duration::from_secs(1));
-    let mut messages = consumer
-        .stream()
-        .max_messages_per_batch(PULL_BATCH)
-        .messages()
-        .await
-        .map_err(|error| DeliveryError::Consume(error.to_string()))?;
+    let progress_every = progress_interval(&consumer);
+    let mut messages = bus.pull(consumer, PULL_BATCH);
     tracing::info!(
         endpoints = cache.snapshot().endpoints.len(),
         max_in_flight = settings.args.max_in_flight,
@@ -199,7 +192,6 @@ pub async fn run(
             metrics.clone(),
         ),
         rate_limiter: RateLimiter::new(rate_limits),
-        progress_every,
         stop: stop.clone(),
     });
     let circuits = tokio::spawn({
@@ -208,6 +200,7 @@ pub async fn run(
         async move { context.circuits.follow(stop).await }
     });
     let lanes = tokio::spawn(lanes::run(context.clone(), stop.clone()));
+    tokio::spawn(lanes::sample_backlog(context.clone(), stop.clone()));
     let mut jobs = JoinSet::new();
     let outcome = loop {
         tokio::select! {
@@ -215,11 +208,8 @@ pub async fn run(
             _ = shutdown.cancelled() => break Ok(()),
             Some(finished) = jobs.join_next(), if !jobs.is_empty() => report_panic(finished),
             message = messages.next() => match message {
-                Some(Ok(message)) => {
-                    jobs.spawn(job::handle(context.clone(), message));
-                }
-                Some(Err(error)) => {
-                    tracing::warn!(%error, "delivery job consumer error; it reconnects by itself");
+                Some(message) => {
+                    jobs.spawn(job::handle(context.clone(), message, progress_every));
                 }
                 None => break Err(DeliveryError::Consume("the consumer stream ended".to_owned())),
             },
@@ -251,6 +241,15 @@ pub async fn run(
         }
     }
     outcome
+}
+
+/// How often a job of `consumer` in progress extends its ack wait: three
+/// times per ack wait leave room for a slow NATS round trip before the job
+/// would be redelivered.
+pub(crate) fn progress_interval(
+    consumer: &herald_bus::async_nats::jetstream::consumer::PullConsumer,
+) -> Duration {
+    (consumer.cached_info().config.ack_wait / 3).max(Duration::from_millis(100))
 }
 
 fn report_panic(finished: Result<(), tokio::task::JoinError>) {

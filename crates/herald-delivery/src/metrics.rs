@@ -1,7 +1,7 @@
 //! What the delivery service counts. Labels are bounded on purpose: no
 //! endpoint or tenant ids, which would make one series per customer.
 
-use std::time::Duration;
+use std::{sync::atomic::AtomicU64, time::Duration};
 
 use herald_proto::{
     timestamp_from_wire,
@@ -58,6 +58,9 @@ pub struct DeliveryMetrics {
     end_to_end: Histogram,
     attempts_per_delivery: Histogram,
     retries_scheduled: Counter,
+    fifo_lanes_backlogged: Gauge,
+    fifo_jobs_waiting: Gauge,
+    fifo_oldest_job_age: Gauge<f64, AtomicU64>,
 }
 
 impl DeliveryMetrics {
@@ -75,6 +78,9 @@ impl DeliveryMetrics {
                 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 15.0, 20.0,
             ]),
             retries_scheduled: Counter::default(),
+            fifo_lanes_backlogged: Gauge::default(),
+            fifo_jobs_waiting: Gauge::default(),
+            fifo_oldest_job_age: Gauge::default(),
         };
         registry.register(
             "herald_deliveries",
@@ -116,12 +122,38 @@ impl DeliveryMetrics {
             "Failed attempts scheduled for another try",
             metrics.retries_scheduled.clone(),
         );
+        // FIFO lanes have a consumer each, so the consumer lag gauges (one
+        // series per fixed consumer) cannot show them; these aggregate every
+        // lane, with no endpoint label.
+        registry.register(
+            "herald_fifo_lanes_backlogged",
+            "FIFO lanes with jobs waiting",
+            metrics.fifo_lanes_backlogged.clone(),
+        );
+        registry.register(
+            "herald_fifo_lane_jobs",
+            "Jobs waiting in all FIFO lanes together, the one in progress of each lane included",
+            metrics.fifo_jobs_waiting.clone(),
+        );
+        registry.register(
+            "herald_fifo_lane_oldest_job_age_seconds",
+            "Age of the oldest job waiting in any FIFO lane (0 when every lane is empty)",
+            metrics.fifo_oldest_job_age.clone(),
+        );
         metrics
     }
 
     pub(crate) fn circuits_open(&self, count: usize) {
         self.circuits_open
             .set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+
+    pub(crate) fn fifo_backlog(&self, lanes: u64, jobs: u64, oldest_job_age: Duration) {
+        self.fifo_lanes_backlogged
+            .set(i64::try_from(lanes).unwrap_or(i64::MAX));
+        self.fifo_jobs_waiting
+            .set(i64::try_from(jobs).unwrap_or(i64::MAX));
+        self.fifo_oldest_job_age.set(oldest_job_age.as_secs_f64());
     }
 
     /// Counts an attempt once its record is stored. `received_at` is when

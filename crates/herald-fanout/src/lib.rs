@@ -126,29 +126,15 @@ async fn fan_out_pool(
     shutdown: &CancellationToken,
 ) -> Result<(), FanoutError> {
     let consumer = bus.consumer(ConsumerRole::Fanout).await?;
-    let messages = consumer
-        .stream()
-        .max_messages_per_batch(BATCH_SIZE)
-        .messages()
-        .await
-        .map_err(|error| FanoutError::Consume(error.to_string()))?;
-    let mut batches = messages.ready_chunks(BATCH_SIZE);
+    let mut batches = bus.pull(consumer, BATCH_SIZE).ready_chunks(BATCH_SIZE);
     loop {
         let batch = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
             batch = batches.next() => batch,
         };
-        let Some(batch) = batch else {
+        let Some(messages) = batch else {
             return Err(FanoutError::Consume("the consumer stream ended".to_owned()));
         };
-        let messages: Vec<_> = batch
-            .into_iter()
-            .filter_map(|message| {
-                message
-                    .map_err(|error| tracing::warn!(%error, "event consumer error; it reconnects by itself"))
-                    .ok()
-            })
-            .collect();
         fan_out_batch(bus, subscriptions, metrics, messages).await;
     }
 }

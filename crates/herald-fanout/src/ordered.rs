@@ -12,7 +12,7 @@
 //! earlier one. Lanes of different endpoints proceed independently.
 //!
 //! When the pinned replica dies, the pin moves after
-//! [`FIFO_FANOUT_PIN_TIMEOUT`](herald_bus) and its unacknowledged batch is
+//! [`FIFO_FANOUT_PIN_TIMEOUT`](herald_bus::FIFO_FANOUT_PIN_TIMEOUT) and its unacknowledged batch is
 //! handed out again, first and in order, after the ack wait; jobs it had
 //! published already are deduplicated by their message ids.
 
@@ -20,8 +20,7 @@ use std::{collections::BTreeMap, time::Duration};
 
 use futures::{StreamExt, future::join_all};
 use herald_bus::{
-    Bus, ConsumerRole, FIFO_FANOUT_ACK_WAIT, FIFO_FANOUT_BATCH, FIFO_FANOUT_GROUP,
-    FIFO_FANOUT_PULL_EXPIRY, JobLane, Outgoing,
+    Bus, ConsumerRole, FIFO_FANOUT_ACK_WAIT, FIFO_FANOUT_BATCH, JobLane, Outgoing,
     async_nats::jetstream::{AckKind, Message},
 };
 use herald_core::{event::Event, id::EndpointId};
@@ -44,34 +43,19 @@ pub(crate) async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), FanoutError> {
     let consumer = bus.consumer(ConsumerRole::FanoutFifo).await?;
-    let messages = consumer
-        .stream()
-        .group(FIFO_FANOUT_GROUP)
-        .expires(FIFO_FANOUT_PULL_EXPIRY)
-        .heartbeat(FIFO_FANOUT_PULL_EXPIRY / 4)
-        .max_messages_per_batch(FIFO_FANOUT_BATCH)
-        .messages()
-        .await
-        .map_err(|error| FanoutError::Consume(error.to_string()))?;
-    let mut batches = messages.ready_chunks(FIFO_FANOUT_BATCH);
+    let mut batches = bus
+        .pull(consumer, FIFO_FANOUT_BATCH)
+        .ready_chunks(FIFO_FANOUT_BATCH);
     loop {
         let batch = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
             batch = batches.next() => batch,
         };
-        let Some(batch) = batch else {
+        let Some(messages) = batch else {
             return Err(FanoutError::Consume(
                 "the ordered consumer stream ended".to_owned(),
             ));
         };
-        let messages: Vec<Message> = batch
-            .into_iter()
-            .filter_map(|message| {
-                message
-                    .map_err(|error| tracing::warn!(%error, "ordered event consumer error; it reconnects by itself"))
-                    .ok()
-            })
-            .collect();
         if !publish_batch(&bus, &subscriptions, &metrics, &messages, &shutdown).await {
             // Stopped midway: the unacknowledged events are handed out
             // again, in order, to whichever replica holds the pin next.

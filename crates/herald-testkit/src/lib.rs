@@ -191,6 +191,53 @@ impl Drop for NatsServer {
     }
 }
 
+/// Three `nats-server`s routed to each other on loopback, with JetStream
+/// and storage of their own: a fresh cluster, as replicated streams need.
+/// Killed when dropped.
+#[derive(Debug)]
+pub struct NatsCluster {
+    pub nodes: Vec<NatsServer>,
+}
+
+impl NatsCluster {
+    /// Starts the three nodes and returns once each answers its JetStream
+    /// health check; the cluster may still be electing its meta leader.
+    pub fn start() -> NatsCluster {
+        let route_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let routes = route_ports
+            .iter()
+            .map(|port| format!("\"nats-route://127.0.0.1:{port}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let configs: Vec<String> = route_ports
+            .iter()
+            .enumerate()
+            .map(|(index, port)| {
+                format!(
+                    "server_name: node-{index}\n\
+                     cluster {{\n  name: herald-test\n  listen: \"127.0.0.1:{port}\"\n  routes: [{routes}]\n}}\n"
+                )
+            })
+            .collect();
+        // A node answers its health check before its routes connect, so
+        // they can start one after the other.
+        let nodes = configs
+            .iter()
+            .map(|config| NatsServer::start_with_config(Some(config)))
+            .collect();
+        NatsCluster { nodes }
+    }
+
+    /// Every node, comma-separated, as `NATS_URL` takes them.
+    pub fn url(&self) -> String {
+        self.nodes
+            .iter()
+            .map(NatsServer::url)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
 /// A minimal blocking HTTP/1.1 GET: returns the status code and body, or
 /// `None` when nothing answers. Enough to poll health endpoints from tests
 /// without an HTTP client.

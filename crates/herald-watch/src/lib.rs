@@ -27,7 +27,10 @@ pub use crate::cache::{CacheHandler, ConfigCache, ConfigSnapshot};
 /// Where the config service is and how to authenticate to it.
 #[derive(Clone, Debug, clap::Args)]
 pub struct WatchConfig {
-    /// The config service's gRPC address.
+    /// The config service's gRPC address, or several replicas' addresses
+    /// separated by commas: the stream moves to the next one when one
+    /// fails. A single address that balances over replicas (a Kubernetes
+    /// Service) works as well.
     #[arg(
         long,
         env = "HERALD_CONFIG_URL",
@@ -70,19 +73,15 @@ pub async fn run(
     synced: watch::Sender<bool>,
     shutdown: CancellationToken,
 ) -> Result<(), WatchError> {
-    let endpoint = Endpoint::from_shared(config.config_url.clone())
-        .map_err(|error| WatchError::InvalidUrl {
-            url: config.config_url.clone(),
-            reason: error.to_string(),
-        })?
-        .connect_timeout(Duration::from_secs(5))
-        .tcp_nodelay(true);
+    let replicas = replicas(&config.config_url)?;
     let mut revision = 0_u64;
     let mut backoff = MIN_BACKOFF;
+    let mut current = 0_usize;
     while !shutdown.is_cancelled() {
+        let (url, endpoint) = &replicas[current];
         let outcome = tokio::select! {
             _ = shutdown.cancelled() => break,
-            outcome = follow(&endpoint, &service_token, &kinds, &mut revision, &mut handler, &synced) => outcome,
+            outcome = follow(endpoint, &service_token, &kinds, &mut revision, &mut handler, &synced) => outcome,
         };
         // A stream that got as far as a complete configuration was healthy:
         // reconnect quickly rather than continuing an old backoff.
@@ -90,20 +89,53 @@ pub async fn run(
             backoff = MIN_BACKOFF;
         }
         match outcome {
-            Ok(()) => {
-                tracing::info!(url = %config.config_url, "the Watch stream ended; reconnecting")
-            }
+            Ok(()) => tracing::info!(%url, "the Watch stream ended; reconnecting"),
             Err(error) => {
-                tracing::warn!(url = %config.config_url, %error, "the Watch stream failed; reconnecting")
+                tracing::warn!(%url, %error, "the Watch stream failed; reconnecting")
             }
         }
+        // Every replica serves the same change log, so the next one resumes
+        // where this one stopped; only a full round of failures backs off.
+        current = (current + 1) % replicas.len();
+        let pause = if current == 0 { backoff } else { MIN_BACKOFF };
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            _ = tokio::time::sleep(backoff) => {}
+            _ = tokio::time::sleep(pause) => {}
         }
-        backoff = (backoff * 2).min(MAX_BACKOFF);
+        if current == 0 {
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
     }
     Ok(())
+}
+
+/// The config replicas of a comma-separated `--config-url`.
+fn replicas(config_url: &str) -> Result<Vec<(String, Endpoint)>, WatchError> {
+    let replicas: Vec<(String, Endpoint)> = config_url
+        .split(',')
+        .map(str::trim)
+        .filter(|url| !url.is_empty())
+        .map(|url| {
+            Endpoint::from_shared(url.to_owned())
+                .map(|endpoint| {
+                    let endpoint = endpoint
+                        .connect_timeout(Duration::from_secs(5))
+                        .tcp_nodelay(true);
+                    (url.to_owned(), endpoint)
+                })
+                .map_err(|error| WatchError::InvalidUrl {
+                    url: url.to_owned(),
+                    reason: error.to_string(),
+                })
+        })
+        .collect::<Result<_, _>>()?;
+    if replicas.is_empty() {
+        return Err(WatchError::InvalidUrl {
+            url: config_url.to_owned(),
+            reason: "no address given".to_owned(),
+        });
+    }
+    Ok(replicas)
 }
 
 async fn follow(

@@ -165,18 +165,7 @@ impl DatabaseArgs {
 impl CommonArgs {
     /// Checks what clap cannot: that the NATS URL parses.
     pub fn validate(&self) -> anyhow::Result<()> {
-        for server in self.bus.url.split(',') {
-            let server = server.trim();
-            let parsed = url::Url::parse(server).map_err(|error| {
-                anyhow::anyhow!("invalid --nats-url / NATS_URL {server:?}: {error}")
-            })?;
-            if !matches!(parsed.scheme(), "nats" | "tls" | "ws" | "wss") || parsed.host().is_none()
-            {
-                anyhow::bail!(
-                    "invalid --nats-url / NATS_URL {server:?}: expected nats://host:port (or tls://, ws://, wss://)"
-                );
-            }
-        }
+        self.bus.servers()?;
         Ok(())
     }
 }

@@ -188,6 +188,25 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             .await;
     }
 
+    // Ready only once every consumer has a pull standing: a replicated
+    // consumer answers nothing until its leader is elected.
+    for role in plan.consumer_roles() {
+        let bus = bus.clone();
+        readiness
+            .add_check(format!("{} consumer", role.durable_name()), move || {
+                let pulling = bus.is_pulling(role);
+                async move {
+                    if pulling {
+                        Ok(())
+                    } else {
+                        Err("not pulling from JetStream yet".to_owned())
+                    }
+                }
+                .boxed()
+            })
+            .await;
+    }
+
     let (service_token, source) = credentials::resolve(
         common.service_token.as_deref(),
         &common.state_dir,
