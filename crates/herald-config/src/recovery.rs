@@ -907,8 +907,7 @@ impl ConfigState {
             };
             after = Some(last.id.clone());
             for record in &page {
-                let endpoint =
-                    convert::endpoint(record, self.key(), convert::HeaderValues::Shown)?;
+                let endpoint = convert::endpoint(record, self.key(), convert::HeaderValues::Shown)?;
                 match herald_proto::endpoint_subscription(&endpoint) {
                     Ok(subscription)
                         if subscription_matches(&subscription, MatchStatus::Active, &event) =>

@@ -140,11 +140,7 @@ impl ConfigState {
         let record = self.store.insert_endpoint(&record).await?;
         self.notify_changed();
         Ok(CreateEndpointResponse {
-            endpoint: Some(convert::endpoint(
-                &record,
-                self.key(),
-                HeaderValues::Shown,
-            )?),
+            endpoint: Some(convert::endpoint(&record, self.key(), HeaderValues::Shown)?),
             secret: secret.expose().to_owned(),
         })
     }
@@ -260,13 +256,20 @@ impl ConfigState {
     /// which the standard scheme signs with too) must suit the new scheme.
     fn check_secrets_suit(&self, record: &EndpointRecord, scheme: &SigningScheme) -> ApiResult<()> {
         let secrets = convert::endpoint_secrets(record, self.key())?;
-        for (which, secret) in [("current", &secrets.current), ("previous", &secrets.previous)] {
+        for (which, secret) in [
+            ("current", &secrets.current),
+            ("previous", &secrets.previous),
+        ] {
             if secret.is_empty() {
                 continue;
             }
             let suits = EndpointSecret::parse(secret)
                 .map_err(|error| error.to_string())
-                .and_then(|secret| scheme.check_secret(&secret).map_err(|error| error.to_string()));
+                .and_then(|secret| {
+                    scheme
+                        .check_secret(&secret)
+                        .map_err(|error| error.to_string())
+                });
             if let Err(reason) = suits {
                 return Err(ApiError::invalid(
                     "spec.signing_scheme",
@@ -637,7 +640,9 @@ impl ConfigState {
                 stored.resume_status = EndpointStatus::Active.into();
                 record.spec = stored.encode_to_vec();
             }
-            EndpointStatus::Active => return convert::endpoint(&record, self.key(), HeaderValues::Shown),
+            EndpointStatus::Active => {
+                return convert::endpoint(&record, self.key(), HeaderValues::Shown);
+            }
         }
         let updated = self.save(record, OffsetDateTime::now_utc()).await?;
         convert::endpoint(&updated, self.key(), HeaderValues::Shown)
