@@ -749,7 +749,11 @@ mod tests {
         assert_eq!(form_field("spec.url"), Some("url"));
         assert_eq!(form_field("spec.device_ids[1]"), Some("devices"));
         assert_eq!(form_field("spec.retry.delays[0]"), Some("retry"));
-        assert_eq!(form_field("spec.signature_header"), Some("signing"));
+        assert_eq!(form_field("spec.signing_scheme"), Some("signing"));
+        assert_eq!(
+            form_field("spec.signature_header"),
+            Some("signature_header")
+        );
         assert_eq!(form_field("etag"), None);
     }
 
