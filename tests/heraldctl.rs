@@ -1032,3 +1032,146 @@ fn hardening_03_attempt_records_redact_every_custom_header_value() {
         assert!(!logged.to_string().contains(api_key));
     });
 }
+
+/// The console over plain HTTP, as a browser without JavaScript uses it:
+/// cookies kept by hand, forms posted url-encoded.
+struct ConsoleBrowser {
+    http: reqwest::Client,
+    base: String,
+    cookies: BTreeMap<String, String>,
+}
+
+impl ConsoleBrowser {
+    fn new(running: &Running) -> ConsoleBrowser {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        ConsoleBrowser {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            base: running.ctl.addr.clone(),
+            cookies: BTreeMap::new(),
+        }
+    }
+
+    async fn send(&mut self, request: reqwest::RequestBuilder) -> (u16, String) {
+        let cookie = self
+            .cookies
+            .iter()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let response = request
+            .header("cookie", cookie)
+            .header("origin", &self.base)
+            .send()
+            .await
+            .unwrap();
+        for set in response.headers().get_all("set-cookie") {
+            let pair = set.to_str().unwrap().split(';').next().unwrap();
+            let (name, value) = pair.split_once('=').unwrap();
+            if value.is_empty() {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_owned(), value.to_owned());
+            }
+        }
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap())
+    }
+
+    async fn get(&mut self, path: &str) -> (u16, String) {
+        let request = self.http.get(format!("{}{path}", self.base));
+        self.send(request).await
+    }
+
+    async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> (u16, String) {
+        let body = fields
+            .iter()
+            .map(|(name, value)| format!("{}={}", url_encode(name), url_encode(value)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        self.send(request).await
+    }
+}
+
+fn url_encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                char::from(byte).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+/// The CSRF token of the form on `page`.
+fn csrf_of(page: &str) -> String {
+    let at = page.find(r#"name="csrf""#).expect("the page has a form");
+    let rest = &page[at..];
+    let start = rest.find(r#"value=""#).unwrap() + r#"value=""#.len();
+    let end = rest[start..].find('"').unwrap();
+    rest[start..start + end].to_owned()
+}
+
+#[test]
+fn hardening_01_console_form_says_the_secret_form_and_refuses_a_plain_secret() {
+    let running = Running::start(&[]);
+    let token = tenant_token(&running, "Acme");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let receiver = Receiver::start(Duration::ZERO).await;
+        let mut console = ConsoleBrowser::new(&running);
+        let (_, sign_in) = console.get("/console/sign-in").await;
+        let csrf = csrf_of(&sign_in);
+        let (status, _) = console
+            .post("/console/sign-in", &[("csrf", &csrf), ("token", &token)])
+            .await;
+        assert_eq!(status, 303, "signed in");
+
+        // Before submit, the secret field says what the scheme needs.
+        let (status, form) = console.get("/console/endpoints/new").await;
+        assert_eq!(status, 200, "{form}");
+        assert!(
+            form.contains("followed by the base64 of 24 to 64 random bytes"),
+            "{form}"
+        );
+        let csrf = csrf_of(&form);
+        let url = receiver.url();
+        let (status, page) = console
+            .post(
+                "/console/endpoints",
+                &[
+                    ("csrf", &csrf),
+                    ("name", "Orders"),
+                    ("url", &url),
+                    ("secret", "my-plain-secret-123"),
+                    ("signing_scheme", "standard"),
+                    ("all_devices", "1"),
+                    ("all_events", "1"),
+                    ("retry", "default"),
+                    ("ordering", "unordered"),
+                ],
+            )
+            .await;
+        assert!((400..500).contains(&status), "{status}: {page}");
+        assert!(
+            page.contains(r#"id="secret""#),
+            "the form comes back: {page}"
+        );
+        assert!(
+            page.contains("whsec_&lt;base64 of 24 to 64 bytes&gt;"),
+            "the error says the form: {page}"
+        );
+        let api = JsonApi::new(&running, &token);
+        let (_, listed) = api.get("/api/v1/endpoints").await;
+        assert_eq!(listed["endpoints"], json!([]), "{listed}");
+    });
+}
