@@ -345,6 +345,15 @@ pub fn merge_spec(
     if paths.iter().any(|path| path.ends_with("event_types")) && !merged.event_types.is_empty() {
         merged.all_event_types = false;
     }
+    // Only sha256-hex has a signature header: switching away from it drops
+    // the stored one rather than refusing the switch for it.
+    let names = |field: &str| paths.iter().any(|path| path.ends_with(field));
+    if names("signing_scheme")
+        && !names("signature_header")
+        && merged.signing_scheme != i32::from(WireScheme::Sha256Hex)
+    {
+        merged.signature_header.clear();
+    }
     Ok(merged)
 }
 
@@ -552,6 +561,18 @@ mod tests {
         );
         assert_eq!(merge_spec(&current, update.clone(), &[]).unwrap(), update);
         assert!(merge_spec(&current, update, &["secret".into()]).is_err());
+
+        let hex = EndpointSpec {
+            signing_scheme: WireScheme::Sha256Hex.into(),
+            signature_header: "X-Sig".into(),
+            ..spec()
+        };
+        let to_standard = EndpointSpec {
+            signing_scheme: WireScheme::Standard.into(),
+            ..Default::default()
+        };
+        let merged = merge_spec(&hex, to_standard, &["signing_scheme".into()]).unwrap();
+        assert_eq!(merged.signature_header, "");
     }
 
     #[test]
