@@ -2252,6 +2252,33 @@ async fn send_hostile(
             ))
             .await
             .map(drop),
+        "ListAttempts.endpoint_id" | "ListAttempts.event_type" | "ListAttempts.event_id" => {
+            let field = |name: &str| {
+                if case.ends_with(name) {
+                    h()
+                } else {
+                    String::new()
+                }
+            };
+            herald
+                .attempts()
+                .list_attempts(authed(
+                    token,
+                    pb::ListAttemptsRequest {
+                        endpoint_id: field("endpoint_id"),
+                        event_type: field("event_type"),
+                        event_id: field("event_id"),
+                        ..Default::default()
+                    },
+                ))
+                .await
+                .map(drop)
+        }
+        "GetAttempt.attempt_id" => herald
+            .attempts()
+            .get_attempt(authed(token, pb::GetAttemptRequest { attempt_id: h() }))
+            .await
+            .map(drop),
         "ListEndpoints.search" => config
             .list_endpoints(authed(
                 token,
@@ -2351,6 +2378,11 @@ async fn hardening_04_control_characters_are_refused_in_every_text_field(backend
         ("TestEndpoint.endpoint_id", "endpoint_id"),
         ("TestEndpoint.event_type", "event_type"),
         ("ListEndpoints.search", "search"),
+        // Reads whose filters reach the database.
+        ("ListAttempts.endpoint_id", "endpoint_id"),
+        ("ListAttempts.event_type", "event_type"),
+        ("ListAttempts.event_id", "event_id"),
+        ("GetAttempt.attempt_id", "attempt_id"),
     ];
     for hostile in HOSTILE {
         for (case, field) in cases {
