@@ -263,13 +263,8 @@ impl ConfigState {
             if secret.is_empty() {
                 continue;
             }
-            let suits = EndpointSecret::parse(secret)
-                .map_err(|error| error.to_string())
-                .and_then(|secret| {
-                    scheme
-                        .check_secret(&secret)
-                        .map_err(|error| error.to_string())
-                });
+            let suits =
+                EndpointSecret::parse(secret).and_then(|secret| scheme.check_secret(&secret));
             if let Err(reason) = suits {
                 return Err(ApiError::invalid(
                     "spec.signing_scheme",
