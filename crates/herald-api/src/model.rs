@@ -316,7 +316,9 @@ pub struct Endpoint {
     /// Every event type (`event_types` is then empty).
     pub all_event_types: bool,
     pub event_types: Vec<String>,
-    /// Sent with every delivery.
+    /// Sent with every delivery. Values are stored encrypted, shown masked
+    /// (`Bearer ****`, `****abcd`) to read-only tokens and redacted in
+    /// attempts.
     pub headers: BTreeMap<String, String>,
     pub retry: RetryPolicy,
     pub rate_limit: RateLimit,
@@ -389,7 +391,9 @@ pub struct EndpointFields {
     /// HTTPS, publicly routable.
     pub url: Option<String>,
     pub signing_scheme: Option<SigningScheme>,
-    /// For `sha256_hex`; default `X-Herald-Signature`.
+    /// For `sha256_hex`; default `X-Herald-Signature`. Not a header Herald
+    /// or HTTP sets itself (`traceparent`, `tracestate`, `content-*`, `host`,
+    /// `webhook-*`, `x-herald-*`, `x-idempotency-key`, hop-by-hop headers).
     pub signature_header: Option<String>,
     pub all_devices: Option<bool>,
     /// Subscribed devices; empty means every device.
@@ -397,7 +401,9 @@ pub struct EndpointFields {
     pub all_event_types: Option<bool>,
     /// Subscribed event types; empty means every type.
     pub event_types: Option<Vec<String>>,
-    /// Sent with every delivery; may not override Herald's own headers.
+    /// Sent with every delivery; may not override Herald's own headers or
+    /// HTTP's reserved ones. Values usually are credentials: they are stored
+    /// encrypted and redacted in attempts.
     pub headers: Option<BTreeMap<String, String>>,
     pub retry: Option<RetryPolicy>,
     pub rate_limit: Option<RateLimit>,
@@ -485,6 +491,8 @@ pub struct CreateEndpoint {
     #[serde(flatten)]
     pub fields: EndpointFields,
     /// A signing secret of your own; a `whsec_` one is generated when absent.
+    /// The `standard` scheme needs `whsec_` followed by the base64 of 24 to
+    /// 64 bytes; the others take any visible ASCII without spaces.
     pub secret: Option<String>,
 }
 
@@ -548,7 +556,9 @@ pub struct TestResult {
 #[derive(Clone, Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotateSecret {
-    /// A secret of your own; a `whsec_` one is generated when absent.
+    /// A secret of your own; a `whsec_` one is generated when absent. It
+    /// must suit the endpoint's scheme: `standard` needs `whsec_` followed by
+    /// the base64 of 24 to 64 bytes.
     pub secret: Option<String>,
     /// How long the previous secret stays valid; default 24 h, 0 ends it now.
     pub overlap_seconds: Option<f64>,

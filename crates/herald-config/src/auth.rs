@@ -121,12 +121,30 @@ impl Authenticator {
     /// named in `herald-tenant`.
     /// The call's span names the tenant.
     pub async fn tenant(&self, metadata: &MetadataMap, access: Access) -> ApiResult<String> {
+        Ok(self.tenant_access(metadata, access).await?.0)
+    }
+
+    /// Like [`Authenticator::tenant`], with whether the caller may see
+    /// credentials in what it reads: a read-only token may not.
+    pub async fn tenant_reader(&self, metadata: &MetadataMap) -> ApiResult<(String, bool)> {
+        let (tenant, scope) = self.tenant_access(metadata, Access::Read).await?;
+        Ok((tenant, scope != Some(TokenScope::Read)))
+    }
+
+    /// The tenant, and the scope of the token when a tenant token called.
+    async fn tenant_access(
+        &self,
+        metadata: &MetadataMap,
+        access: Access,
+    ) -> ApiResult<(String, Option<TokenScope>)> {
+        let mut scope = None;
         let tenant = match self.caller(metadata).await? {
             Caller::Tenant(tenant) => {
                 let allowed = matches!(
                     (tenant.scope, access),
                     (TokenScope::Tenant, _) | (TokenScope::Read, Access::Read)
                 );
+                scope = Some(tenant.scope);
                 if allowed {
                     Ok(tenant.tenant_id)
                 } else {
@@ -156,7 +174,7 @@ impl Authenticator {
             )),
         }?;
         tracing::Span::current().record("herald.tenant.id", tenant.as_str());
-        Ok(tenant)
+        Ok((tenant, scope))
     }
 }
 

@@ -18,7 +18,9 @@ use crate::{
     endpoint::StoredEndpoint,
     error::{ApiError, ApiResult},
     names,
-    secrets::{MasterKey, device_verification_context, endpoint_secret_context},
+    secrets::{
+        MasterKey, device_verification_context, endpoint_header_context, endpoint_secret_context,
+    },
 };
 
 pub fn etag(version: i64) -> String {
@@ -124,15 +126,68 @@ pub fn stored_endpoint(record: &EndpointRecord) -> ApiResult<StoredEndpoint> {
     })
 }
 
-pub fn endpoint_spec(record: &EndpointRecord) -> ApiResult<EndpointSpec> {
-    Ok(stored_endpoint(record)?.spec.unwrap_or_default())
+/// The endpoint's spec with its custom header values unsealed.
+pub fn endpoint_spec(record: &EndpointRecord, key: &MasterKey) -> ApiResult<EndpointSpec> {
+    let stored = stored_endpoint(record)?;
+    let mut spec = stored.spec.unwrap_or_default();
+    for (name, sealed) in stored.sealed_headers {
+        let plaintext = key.decrypt(&endpoint_header_context(&record.id, &name), &sealed)?;
+        let value = String::from_utf8(plaintext).map_err(|error| ApiError::Corrupt {
+            what: "endpoint header value",
+            reason: error.to_string(),
+        })?;
+        spec.headers.insert(name, value);
+    }
+    Ok(spec)
 }
 
-pub fn endpoint(record: &EndpointRecord) -> ApiResult<Endpoint> {
+/// The stored form of an endpoint's spec: its custom header values sealed
+/// under the master key, bound to the endpoint and the header's name.
+pub fn seal_endpoint(
+    endpoint_id: &str,
+    mut spec: EndpointSpec,
+    resume_status: i32,
+    key: &MasterKey,
+) -> ApiResult<Vec<u8>> {
+    let mut sealed_headers = std::collections::BTreeMap::new();
+    for (name, value) in std::mem::take(&mut spec.headers) {
+        let sealed = key.encrypt(
+            &endpoint_header_context(endpoint_id, &name),
+            value.as_bytes(),
+        )?;
+        sealed_headers.insert(name, sealed);
+    }
+    Ok(StoredEndpoint {
+        spec: Some(spec),
+        resume_status,
+        sealed_headers,
+    }
+    .encode_to_vec())
+}
+
+/// How much of an endpoint's custom header values a reader sees: they are
+/// usually credentials, which read-only tokens (dashboards) must not obtain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeaderValues {
+    Shown,
+    Masked,
+}
+
+pub fn endpoint(
+    record: &EndpointRecord,
+    key: &MasterKey,
+    header_values: HeaderValues,
+) -> ApiResult<Endpoint> {
+    let mut spec = endpoint_spec(record, key)?;
+    if header_values == HeaderValues::Masked {
+        for value in spec.headers.values_mut() {
+            *value = herald_core::signing::mask_header_value(value);
+        }
+    }
     Ok(Endpoint {
         id: record.id.clone(),
         tenant_id: record.tenant_id.clone(),
-        spec: Some(endpoint_spec(record)?),
+        spec: Some(spec),
         status: names::parse_endpoint_status(&record.status).into(),
         status_reason: record.status_reason.clone(),
         health: None,

@@ -1,21 +1,28 @@
 //! Endpoint specs: validation with field-naming errors, defaults, update
 //! masks, and the status rules around testing, disabling and editing.
 
-use std::{collections::BTreeSet, time::Duration};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::Duration,
+};
 
 use herald_core::{
     address::{AllowList, validate_endpoint_url},
     catalog::EventType,
     id::DeviceId,
     retry::{Jitter, RetrySchedule},
-    signing::{SigningScheme, validate_custom_headers},
+    signing::{SchemeError, SigningScheme, validate_custom_headers},
+    text::Permit,
 };
 use herald_proto::v1::{
     EndpointSpec, EndpointStatus, Ordering, RateLimit, RetryPolicy, SigningScheme as WireScheme,
 };
 use prost::Message;
 
-use crate::error::{ApiError, ApiResult};
+use crate::{
+    error::{ApiError, ApiResult},
+    validate::check_text,
+};
 
 pub const MAX_NAME_CHARS: usize = 200;
 pub const MAX_DESCRIPTION_CHARS: usize = 2_000;
@@ -29,10 +36,17 @@ pub const MAX_SUBSCRIBED_ITEMS: usize = 1_000;
 /// normalised spec, and the status `EnableEndpoint` returns to.
 #[derive(Clone, PartialEq, Message)]
 pub struct StoredEndpoint {
+    /// The spec without its custom header values (they are in
+    /// `sealed_headers`). Rows written before header values were sealed keep
+    /// them here in plain text, and still load.
     #[prost(message, optional, tag = "1")]
     pub spec: Option<EndpointSpec>,
     #[prost(enumeration = "EndpointStatus", tag = "2")]
     pub resume_status: i32,
+    /// Custom header values by header name, sealed like secrets (they
+    /// usually are credentials: `Authorization`, `X-Api-Key`).
+    #[prost(btree_map = "string, bytes", tag = "3")]
+    pub sealed_headers: BTreeMap<String, Vec<u8>>,
 }
 
 /// Checks that need the database: which devices exist and which custom event
@@ -55,19 +69,14 @@ pub async fn normalise_spec(
     if spec.name.is_empty() {
         return Err(ApiError::invalid("spec.name", "must not be empty"));
     }
-    if spec.name.chars().any(char::is_control) {
-        return Err(ApiError::invalid(
-            "spec.name",
-            "must not contain control characters",
-        ));
-    }
-    // Text columns cannot hold NUL on PostgreSQL; line breaks are fine here.
-    if spec.description.contains('\0') {
-        return Err(ApiError::invalid(
-            "spec.description",
-            "must not contain NUL characters",
-        ));
-    }
+    check_text("spec.name", &spec.name, Permit::SingleLine)?;
+    check_text("spec.description", &spec.description, Permit::MultiLine)?;
+    check_text("spec.url", &spec.url, Permit::SingleLine)?;
+    check_text(
+        "spec.signature_header",
+        &spec.signature_header,
+        Permit::SingleLine,
+    )?;
     if spec.name.chars().count() > MAX_NAME_CHARS {
         return Err(ApiError::invalid(
             "spec.name",
@@ -116,17 +125,14 @@ pub fn signing_scheme(spec: &EndpointSpec) -> ApiResult<SigningScheme> {
     let header = Some(spec.signature_header.trim()).filter(|header| !header.is_empty());
     let name = herald_proto::signing_scheme_name(spec.signing_scheme)
         .ok_or_else(|| ApiError::invalid("spec.signing_scheme", "unknown value"))?;
-    let field = if header.is_some() && name != "sha256-hex" {
-        "spec.signature_header"
-    } else {
-        "spec.signing_scheme"
-    };
-    let scheme =
-        SigningScheme::parse(name, header).map_err(|error| ApiError::invalid(field, error))?;
-    scheme
-        .validate()
-        .map_err(|error| ApiError::invalid("spec.signature_header", error))?;
-    Ok(scheme)
+    SigningScheme::parse(name, header).map_err(|error| {
+        let field = match error {
+            SchemeError::UnknownScheme { .. } => "spec.signing_scheme",
+            // Every other refusal is about the header name.
+            _ => "spec.signature_header",
+        };
+        ApiError::invalid(field, error)
+    })
 }
 
 fn wire_scheme(scheme: &SigningScheme) -> WireScheme {
@@ -339,6 +345,15 @@ pub fn merge_spec(
     if paths.iter().any(|path| path.ends_with("event_types")) && !merged.event_types.is_empty() {
         merged.all_event_types = false;
     }
+    // Only sha256-hex has a signature header: switching away from it drops
+    // the stored one rather than refusing the switch for it.
+    let names = |field: &str| paths.iter().any(|path| path.ends_with(field));
+    if names("signing_scheme")
+        && !names("signature_header")
+        && merged.signing_scheme != i32::from(WireScheme::Sha256Hex)
+    {
+        merged.signature_header.clear();
+    }
     Ok(merged)
 }
 
@@ -546,6 +561,18 @@ mod tests {
         );
         assert_eq!(merge_spec(&current, update.clone(), &[]).unwrap(), update);
         assert!(merge_spec(&current, update, &["secret".into()]).is_err());
+
+        let hex = EndpointSpec {
+            signing_scheme: WireScheme::Sha256Hex.into(),
+            signature_header: "X-Sig".into(),
+            ..spec()
+        };
+        let to_standard = EndpointSpec {
+            signing_scheme: WireScheme::Standard.into(),
+            ..Default::default()
+        };
+        let merged = merge_spec(&hex, to_standard, &["signing_scheme".into()]).unwrap();
+        assert_eq!(merged.signature_header, "");
     }
 
     #[test]

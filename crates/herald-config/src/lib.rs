@@ -24,6 +24,7 @@ mod recovery;
 pub mod secrets;
 mod state;
 pub mod sweep;
+mod validate;
 
 use std::time::Duration;
 

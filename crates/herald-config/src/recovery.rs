@@ -672,7 +672,7 @@ impl ConfigState {
         endpoint: &EndpointRecord,
         resend: &Resend,
     ) -> ApiResult<()> {
-        let spec = convert::endpoint_spec(endpoint)?;
+        let spec = convert::endpoint_spec(endpoint, self.key())?;
         let lane = if spec.ordering() == pb::Ordering::Fifo {
             JobLane::Fifo
         } else {
@@ -907,7 +907,7 @@ impl ConfigState {
             };
             after = Some(last.id.clone());
             for record in &page {
-                let endpoint = convert::endpoint(record)?;
+                let endpoint = convert::endpoint(record, self.key(), convert::HeaderValues::Shown)?;
                 match herald_proto::endpoint_subscription(&endpoint) {
                     Ok(subscription)
                         if subscription_matches(&subscription, MatchStatus::Active, &event) =>

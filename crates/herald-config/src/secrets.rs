@@ -1,5 +1,5 @@
-//! Encryption at rest for secrets: endpoint signing secrets and device
-//! verification material.
+//! Encryption at rest for secrets: endpoint signing secrets, endpoint custom
+//! header values and device verification material.
 //!
 //! XChaCha20-Poly1305 with a random 192-bit nonce per value, so nonces never
 //! need coordinating between replicas. The associated data binds each
@@ -115,6 +115,12 @@ pub fn random_bytes<const N: usize>() -> Result<[u8; N], SecretsError> {
 /// The associated data of an endpoint's current or previous signing secret.
 pub fn endpoint_secret_context(endpoint_id: &str, which: &str) -> String {
     format!("endpoint:{endpoint_id}:{which}")
+}
+
+/// The associated data of one custom header value of an endpoint: its row
+/// and the header's name, so a value cannot be moved to another header.
+pub fn endpoint_header_context(endpoint_id: &str, header_name: &str) -> String {
+    format!("endpoint:{endpoint_id}:header:{header_name}")
 }
 
 pub fn device_verification_context(device_id: &str) -> String {

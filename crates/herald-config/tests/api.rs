@@ -21,6 +21,8 @@ use tonic::{Code, Request, transport::Channel};
 
 const ADMIN: &str = "test-admin-token";
 const SERVICE: &str = "test-service-token";
+/// A Standard Webhooks secret of a customer's own (24 bytes).
+const OWN_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 #[derive(Clone, Copy, Debug)]
 enum Backend {
@@ -238,6 +240,10 @@ on_both_databases!(
     attempt_records_are_stored_once,
     test_endpoint_activates_on_a_2xx_attempt,
     secrets_are_encrypted_at_rest,
+    hardening_01_secrets_the_scheme_cannot_sign_with_are_refused_on_every_path,
+    hardening_02_reserved_signature_headers_are_refused_naming_signature_header,
+    hardening_03_custom_header_values_are_sealed_at_rest_and_masked_for_read_tokens,
+    hardening_04_control_characters_are_refused_in_every_text_field,
 );
 
 async fn endpoint_lifecycle(backend: Backend) {
@@ -838,7 +844,7 @@ async fn secret_rotation_keeps_the_previous_secret_for_the_overlap(backend: Back
             &tenant.token,
             pb::RotateEndpointSecretRequest {
                 endpoint_id: endpoint_id.clone(),
-                secret: "my-own-shared-secret".into(),
+                secret: OWN_SECRET.into(),
                 overlap: Some(prost_types::Duration {
                     seconds: 0,
                     nanos: 0,
@@ -848,7 +854,7 @@ async fn secret_rotation_keeps_the_previous_secret_for_the_overlap(backend: Back
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(own.current, "my-own-shared-secret");
+    assert_eq!(own.current, OWN_SECRET);
     assert!(own.previous.is_empty() && own.previous_expires_at.is_none());
 }
 
@@ -1281,4 +1287,1152 @@ async fn secrets_are_encrypted_at_rest(backend: Backend) {
         token_hash.secret_sha256, tenant.token,
         "tokens are stored hashed"
     );
+}
+
+fn assert_invalid(
+    result: Result<impl std::fmt::Debug, tonic::Status>,
+    field: &str,
+) -> tonic::Status {
+    let error = result.unwrap_err();
+    assert_eq!(error.code(), Code::InvalidArgument, "{field}: {error:?}");
+    assert_eq!(field_of(&error), field, "{error:?}");
+    assert!(error.message().starts_with(field), "{}", error.message());
+    error
+}
+
+impl Harness {
+    async fn read_token(&self, tenant: &Tenant) -> String {
+        self.admin()
+            .create_token(authed(
+                ADMIN,
+                pb::CreateTokenRequest {
+                    tenant_id: tenant.id.clone(),
+                    name: "dashboard".into(),
+                    scope: pb::TokenScope::Read.into(),
+                    ttl: None,
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .secret
+    }
+
+    async fn activate(&self, tenant: &Tenant, endpoint_id: &str) {
+        let mut config = self.config();
+        let request = authed(
+            &tenant.token,
+            pb::TestEndpointRequest {
+                endpoint_id: endpoint_id.to_owned(),
+                event_type: String::new(),
+                timeout: Some(prost_types::Duration {
+                    seconds: 10,
+                    nanos: 0,
+                }),
+            },
+        );
+        let (tested, ()) = tokio::join!(
+            config.test_endpoint(request),
+            answer_test_job(&self.bus, pb::AttemptStatus::Succeeded, 200)
+        );
+        assert_eq!(
+            tested.unwrap().into_inner().endpoint.unwrap().status(),
+            pb::EndpointStatus::Active
+        );
+    }
+
+    async fn secrets(&self, tenant: &Tenant, endpoint_id: &str) -> pb::EndpointSecrets {
+        self.config()
+            .get_endpoint_secret(authed(
+                &tenant.token,
+                pb::GetEndpointSecretRequest {
+                    endpoint_id: endpoint_id.to_owned(),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+    }
+}
+
+async fn hardening_01_secrets_the_scheme_cannot_sign_with_are_refused_on_every_path(
+    backend: Backend,
+) {
+    let herald = start(backend).await;
+    let tenant = herald.tenant("Acme").await;
+    let mut config = herald.config();
+    let create = |scheme: pb::SigningScheme, secret: &str| {
+        authed(
+            &tenant.token,
+            pb::CreateEndpointRequest {
+                spec: Some(pb::EndpointSpec {
+                    signing_scheme: scheme.into(),
+                    ..spec("Orders", "https://hooks.example.com/x")
+                }),
+                secret: secret.into(),
+            },
+        )
+    };
+
+    // Create: the default scheme is Standard Webhooks, which signs only with
+    // whsec_ secrets of 24 to 64 bytes.
+    for secret in ["my-plain-secret-123", "whsec_AAAA", "whsec_not*base64"] {
+        let error = assert_invalid(
+            config
+                .create_endpoint(create(pb::SigningScheme::Unspecified, secret))
+                .await,
+            "secret",
+        );
+        assert!(
+            error.message().contains("whsec_<base64 of 24 to 64 bytes>"),
+            "{}",
+            error.message()
+        );
+        assert_invalid(
+            config
+                .create_endpoint(create(pb::SigningScheme::Standard, secret))
+                .await,
+            "secret",
+        );
+    }
+    assert_eq!(herald.endpoint_count(&tenant).await, 0);
+    config
+        .create_endpoint(create(pb::SigningScheme::Standard, OWN_SECRET))
+        .await
+        .unwrap();
+
+    // Update: switching a shared-secret endpoint with a plain secret to the
+    // standard scheme would leave it unable to sign.
+    let shared = config
+        .create_endpoint(create(
+            pb::SigningScheme::SharedSecret,
+            "my-plain-secret-123",
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .endpoint
+        .unwrap();
+    let to_standard = |endpoint_id: &str| {
+        authed(
+            &tenant.token,
+            pb::UpdateEndpointRequest {
+                endpoint_id: endpoint_id.to_owned(),
+                spec: Some(pb::EndpointSpec {
+                    signing_scheme: pb::SigningScheme::Standard.into(),
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["signing_scheme".into()],
+                }),
+                etag: String::new(),
+            },
+        )
+    };
+    let error = assert_invalid(
+        config.update_endpoint(to_standard(&shared.id)).await,
+        "spec.signing_scheme",
+    );
+    assert!(error.message().contains("rotate"), "{}", error.message());
+    let unchanged = config
+        .get_endpoint(authed(
+            &tenant.token,
+            pb::GetEndpointRequest {
+                endpoint_id: shared.id.clone(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        unchanged.spec.unwrap().signing_scheme(),
+        pb::SigningScheme::SharedSecret
+    );
+    // Rotating to a whsec_ secret first (no overlap) makes the switch possible.
+    config
+        .rotate_endpoint_secret(authed(
+            &tenant.token,
+            pb::RotateEndpointSecretRequest {
+                endpoint_id: shared.id.clone(),
+                secret: OWN_SECRET.into(),
+                overlap: Some(prost_types::Duration {
+                    seconds: 0,
+                    nanos: 0,
+                }),
+            },
+        ))
+        .await
+        .unwrap();
+    config
+        .update_endpoint(to_standard(&shared.id))
+        .await
+        .unwrap();
+
+    // Rotate on an active endpoint: a plain secret would send live traffic
+    // to retries and dead letters.
+    let active = config
+        .create_endpoint(create(pb::SigningScheme::Standard, ""))
+        .await
+        .unwrap()
+        .into_inner();
+    let active_id = active.endpoint.unwrap().id;
+    herald.activate(&tenant, &active_id).await;
+    assert_invalid(
+        config
+            .rotate_endpoint_secret(authed(
+                &tenant.token,
+                pb::RotateEndpointSecretRequest {
+                    endpoint_id: active_id.clone(),
+                    secret: "plain".into(),
+                    overlap: None,
+                },
+            ))
+            .await,
+        "secret",
+    );
+    let secrets = herald.secrets(&tenant, &active_id).await;
+    assert_eq!(secrets.current, active.secret, "nothing was rotated");
+    assert!(secrets.previous.is_empty());
+
+    // sha256-hex and shared-secret sign with any secret string.
+    for scheme in [
+        pb::SigningScheme::Sha256Hex,
+        pb::SigningScheme::SharedSecret,
+    ] {
+        config
+            .create_endpoint(create(scheme, "my-plain-secret-123"))
+            .await
+            .unwrap();
+    }
+}
+
+async fn hardening_02_reserved_signature_headers_are_refused_naming_signature_header(
+    backend: Backend,
+) {
+    let herald = start(backend).await;
+    let tenant = herald.tenant("Acme").await;
+    let hex = |header: &str| pb::EndpointSpec {
+        signing_scheme: pb::SigningScheme::Sha256Hex.into(),
+        signature_header: header.into(),
+        ..spec("Hex", "https://hooks.example.com/x")
+    };
+    for header in [
+        "traceparent",
+        "TraceState",
+        "webhook-signature",
+        "Webhook-Id",
+        "Content-Type",
+        "content-length",
+        "Host",
+        "X-Herald-Event",
+        "x-herald-whatever",
+        "X-Idempotency-Key",
+        "Connection",
+        "Keep-Alive",
+        "Proxy-Authorization",
+        "TE",
+        "Trailer",
+        "Transfer-Encoding",
+        "Upgrade",
+    ] {
+        let error = assert_invalid(
+            herald.create_endpoint(&tenant, hex(header)).await,
+            "spec.signature_header",
+        );
+        assert!(error.message().contains("reserved"), "{}", error.message());
+        // The same names are refused as custom headers.
+        assert_invalid(
+            herald
+                .create_endpoint(
+                    &tenant,
+                    pb::EndpointSpec {
+                        headers: [(header.to_owned(), "x".to_owned())].into(),
+                        ..spec("Headers", "https://hooks.example.com/x")
+                    },
+                )
+                .await,
+            "spec.headers",
+        );
+    }
+    // A malformed header name is about the header too.
+    assert_invalid(
+        herald.create_endpoint(&tenant, hex("X Sig")).await,
+        "spec.signature_header",
+    );
+    assert_eq!(herald.endpoint_count(&tenant).await, 0);
+
+    // Setting a reserved name on an existing endpoint is refused the same way.
+    let endpoint = herald
+        .create_endpoint(&tenant, hex("X-Acme-Signature"))
+        .await
+        .unwrap()
+        .endpoint
+        .unwrap();
+    assert_invalid(
+        herald
+            .config()
+            .update_endpoint(authed(
+                &tenant.token,
+                pb::UpdateEndpointRequest {
+                    endpoint_id: endpoint.id.clone(),
+                    spec: Some(pb::EndpointSpec {
+                        signature_header: "traceparent".into(),
+                        ..Default::default()
+                    }),
+                    update_mask: Some(prost_types::FieldMask {
+                        paths: vec!["signature_header".into()],
+                    }),
+                    etag: String::new(),
+                },
+            ))
+            .await,
+        "spec.signature_header",
+    );
+    // Herald's own default stays valid.
+    herald
+        .create_endpoint(&tenant, hex("X-Herald-Signature"))
+        .await
+        .unwrap();
+}
+
+/// The stored form of an endpoint before header values were sealed.
+#[derive(Clone, PartialEq, prost::Message)]
+struct LegacyStoredEndpoint {
+    #[prost(message, optional, tag = "1")]
+    spec: Option<pb::EndpointSpec>,
+    #[prost(enumeration = "pb::EndpointStatus", tag = "2")]
+    resume_status: i32,
+}
+
+async fn hardening_03_custom_header_values_are_sealed_at_rest_and_masked_for_read_tokens(
+    backend: Backend,
+) {
+    let herald = start(backend).await;
+    let tenant = herald.tenant("Acme").await;
+    let bearer = "Bearer eyJhbGciOiJIUzI1NiJ9.s3cr3t-payload";
+    let api_key = "sk_live_0123456789abcd";
+    let created = herald
+        .create_endpoint(
+            &tenant,
+            pb::EndpointSpec {
+                headers: [
+                    ("Authorization".to_owned(), bearer.to_owned()),
+                    ("X-Api-Key".to_owned(), api_key.to_owned()),
+                    ("X-Team".to_owned(), "ops".to_owned()),
+                ]
+                .into(),
+                ..spec("Orders", "https://hooks.example.com/x")
+            },
+        )
+        .await
+        .unwrap();
+    let endpoint = created.endpoint.unwrap();
+    assert_eq!(
+        endpoint.spec.as_ref().unwrap().headers["X-Api-Key"],
+        api_key
+    );
+
+    // At rest, no value is readable.
+    let row = herald
+        .store
+        .get_endpoint_by_id(&endpoint.id)
+        .await
+        .unwrap()
+        .unwrap();
+    for value in [bearer, api_key, "s3cr3t"] {
+        assert!(
+            !row.spec
+                .windows(value.len())
+                .any(|window| window == value.as_bytes()),
+            "{value} is stored in plain text"
+        );
+    }
+    let legacy = LegacyStoredEndpoint::decode(row.spec.as_slice()).unwrap();
+    assert!(legacy.spec.unwrap().headers.is_empty());
+
+    let get = |token: &str, endpoint_id: &str| {
+        let mut config = herald.config();
+        let request = authed(
+            token,
+            pb::GetEndpointRequest {
+                endpoint_id: endpoint_id.to_owned(),
+            },
+        );
+        async move { config.get_endpoint(request).await.unwrap().into_inner() }
+    };
+    let list = |token: &str| {
+        let mut config = herald.config();
+        let request = authed(token, pb::ListEndpointsRequest::default());
+        async move { config.list_endpoints(request).await.unwrap().into_inner() }
+    };
+
+    // Full-scope tokens (and the admin) see the values; read-only tokens see
+    // them masked.
+    let full = get(&tenant.token, &endpoint.id).await.spec.unwrap().headers;
+    assert_eq!(full["Authorization"], bearer);
+    assert_eq!(full["X-Api-Key"], api_key);
+    let reader = herald.read_token(&tenant).await;
+    let masked = get(&reader, &endpoint.id).await.spec.unwrap().headers;
+    assert_eq!(masked["Authorization"], "Bearer ****");
+    assert_eq!(masked["X-Api-Key"], "****abcd");
+    assert_eq!(masked["X-Team"], "****");
+    let listed = list(&reader).await.endpoints[0]
+        .spec
+        .clone()
+        .unwrap()
+        .headers;
+    assert_eq!(listed, masked);
+    let listed = list(&tenant.token).await.endpoints[0]
+        .spec
+        .clone()
+        .unwrap()
+        .headers;
+    assert_eq!(listed, full);
+
+    // Herald's own services get the values to send.
+    let mut watch = WatchServiceClient::new(herald.channel.clone())
+        .watch(authed(SERVICE, pb::WatchRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    let watched = loop {
+        let response = next_change(&mut watch).await;
+        if let Some(Change::Upsert(object)) = response.change
+            && let Some(Object::Endpoint(watched)) = object.object
+        {
+            break watched.endpoint.unwrap();
+        }
+    };
+    assert_eq!(watched.spec.unwrap().headers["X-Api-Key"], api_key);
+
+    // Edits keep them sealed; an edit of another field keeps them.
+    let renamed = herald
+        .config()
+        .update_endpoint(authed(
+            &tenant.token,
+            pb::UpdateEndpointRequest {
+                endpoint_id: endpoint.id.clone(),
+                spec: Some(pb::EndpointSpec {
+                    name: "Renamed".into(),
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["name".into()],
+                }),
+                etag: String::new(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(renamed.spec.unwrap().headers, full);
+
+    // A row written before header values were sealed still loads, and the
+    // next write seals it.
+    let legacy_headers: std::collections::HashMap<String, String> =
+        [("X-Api-Key".to_owned(), "legacy-key-0123456789".to_owned())].into();
+    let mut legacy_row = herald
+        .store
+        .get_endpoint_by_id(&endpoint.id)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut spec = endpoint.spec.clone().unwrap();
+    spec.headers = legacy_headers.clone();
+    legacy_row.spec = LegacyStoredEndpoint {
+        spec: Some(spec),
+        resume_status: pb::EndpointStatus::PendingTest.into(),
+    }
+    .encode_to_vec();
+    herald
+        .store
+        .update_endpoint(&legacy_row, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        get(&tenant.token, &endpoint.id).await.spec.unwrap().headers,
+        legacy_headers
+    );
+    assert_eq!(
+        get(&reader, &endpoint.id).await.spec.unwrap().headers["X-Api-Key"],
+        "****6789"
+    );
+    herald
+        .config()
+        .update_endpoint(authed(
+            &tenant.token,
+            pb::UpdateEndpointRequest {
+                endpoint_id: endpoint.id.clone(),
+                spec: Some(pb::EndpointSpec {
+                    description: "sealed now".into(),
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["description".into()],
+                }),
+                etag: String::new(),
+            },
+        ))
+        .await
+        .unwrap();
+    let resealed = herald
+        .store
+        .get_endpoint_by_id(&endpoint.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        !resealed
+            .spec
+            .windows(b"legacy-key".len())
+            .any(|window| window == b"legacy-key")
+    );
+    assert_eq!(
+        get(&tenant.token, &endpoint.id).await.spec.unwrap().headers,
+        legacy_headers
+    );
+
+    // A sealed blob copied into another endpoint's row does not open there.
+    let other = herald
+        .create_endpoint(&tenant, spec_with_name("Other"))
+        .await
+        .unwrap()
+        .endpoint
+        .unwrap();
+    let mut other_row = herald
+        .store
+        .get_endpoint_by_id(&other.id)
+        .await
+        .unwrap()
+        .unwrap();
+    other_row.spec = resealed.spec.clone();
+    herald
+        .store
+        .update_endpoint(&other_row, None)
+        .await
+        .unwrap();
+    let error = herald
+        .config()
+        .get_endpoint(authed(
+            &tenant.token,
+            pb::GetEndpointRequest {
+                endpoint_id: other.id.clone(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Code::Internal, "{error:?}");
+    assert!(!error.message().contains("legacy-key"));
+}
+
+fn spec_with_name(name: &str) -> pb::EndpointSpec {
+    spec(name, "https://hooks.example.com/x")
+}
+
+/// Strings that must never reach a text column: NUL (PostgreSQL refuses it
+/// with a 500), a terminal escape sequence, C1's NEL, DEL, lone C0 controls.
+const HOSTILE: [&str; 6] = [
+    "a\u{0}b",
+    "\u{1b}[31mred\u{1b}[0m",
+    "next\u{85}line",
+    "del\u{7f}ete",
+    "bell\u{7}",
+    "form\u{c}feed",
+];
+
+/// Every text field of every create and update RPC, by the field its error
+/// must name: each case builds its request with `hostile` in that field and
+/// sends it.
+async fn send_hostile(
+    herald: &Harness,
+    tenant: &Tenant,
+    ids: &Ids,
+    case: &str,
+    hostile: &str,
+) -> Result<(), tonic::Status> {
+    let h = || hostile.to_owned();
+    let mut admin = herald.admin();
+    let mut config = herald.config();
+    let token = tenant.token.as_str();
+    let mask = |paths: &[&str]| {
+        Some(prost_types::FieldMask {
+            paths: paths.iter().map(|path| (*path).to_owned()).collect(),
+        })
+    };
+    let endpoint = |spec: pb::EndpointSpec, secret: String| pb::CreateEndpointRequest {
+        spec: Some(spec),
+        secret,
+    };
+    let base = || spec("Orders", "https://hooks.example.com/x");
+    let update_endpoint =
+        |endpoint_id: String, spec: pb::EndpointSpec, paths: &[&str]| pb::UpdateEndpointRequest {
+            endpoint_id,
+            spec: Some(spec),
+            update_mask: mask(paths),
+            etag: String::new(),
+        };
+    let gateway = |name: String, external_id: String, hmac_key: String| pb::CreateDeviceRequest {
+        channel: pb::Channel::Whatsapp.into(),
+        name,
+        external_id,
+        verification: Some(pb::DeviceVerification {
+            channel: Some(pb::device_verification::Channel::Whatsapp(
+                pb::GatewayVerification { hmac_key },
+            )),
+            configured: false,
+        }),
+    };
+    let waba = |app_secret: String, verify_token: String| pb::CreateDeviceRequest {
+        channel: pb::Channel::Waba.into(),
+        name: "Line".into(),
+        external_id: "106540352242922".into(),
+        verification: Some(pb::DeviceVerification {
+            channel: Some(pb::device_verification::Channel::Waba(
+                pb::WabaVerification {
+                    app_secret,
+                    verify_token,
+                },
+            )),
+            configured: false,
+        }),
+    };
+    let update_device = |device_id: String, name: String, external_id: String, paths: &[&str]| {
+        pb::UpdateDeviceRequest {
+            device_id,
+            name,
+            external_id,
+            verification: None,
+            update_mask: mask(paths),
+            etag: String::new(),
+        }
+    };
+    match case {
+        "CreateTenant.name" => admin
+            .create_tenant(authed(ADMIN, pb::CreateTenantRequest { name: h() }))
+            .await
+            .map(drop),
+        "UpdateTenant.tenant_id" => admin
+            .update_tenant(authed(
+                ADMIN,
+                pb::UpdateTenantRequest {
+                    tenant_id: h(),
+                    name: "Acme".into(),
+                    etag: String::new(),
+                },
+            ))
+            .await
+            .map(drop),
+        "UpdateTenant.name" => admin
+            .update_tenant(authed(
+                ADMIN,
+                pb::UpdateTenantRequest {
+                    tenant_id: tenant.id.clone(),
+                    name: h(),
+                    etag: String::new(),
+                },
+            ))
+            .await
+            .map(drop),
+        "CreateToken.tenant_id" | "CreateToken.name" => admin
+            .create_token(authed(
+                ADMIN,
+                pb::CreateTokenRequest {
+                    tenant_id: if case.ends_with("tenant_id") {
+                        h()
+                    } else {
+                        tenant.id.clone()
+                    },
+                    name: if case.ends_with(".name") {
+                        h()
+                    } else {
+                        "ci".into()
+                    },
+                    scope: pb::TokenScope::Read.into(),
+                    ttl: None,
+                },
+            ))
+            .await
+            .map(drop),
+        "RevokeToken.token_id" => admin
+            .revoke_token(authed(ADMIN, pb::RevokeTokenRequest { token_id: h() }))
+            .await
+            .map(drop),
+        "CreateDevice.name" => config
+            .create_device(authed(token, gateway(h(), String::new(), String::new())))
+            .await
+            .map(drop),
+        "CreateDevice.external_id" => config
+            .create_device(authed(token, gateway("Line".into(), h(), String::new())))
+            .await
+            .map(drop),
+        "CreateDevice.verification.whatsapp.hmac_key" => config
+            .create_device(authed(token, gateway("Line".into(), String::new(), h())))
+            .await
+            .map(drop),
+        "CreateDevice.verification.waba.app_secret" => config
+            .create_device(authed(token, waba(h(), "verify".into())))
+            .await
+            .map(drop),
+        "CreateDevice.verification.waba.verify_token" => config
+            .create_device(authed(token, waba("secret".into(), h())))
+            .await
+            .map(drop),
+        "UpdateDevice.device_id" => config
+            .update_device(authed(
+                token,
+                update_device(h(), "Line".into(), String::new(), &["name"]),
+            ))
+            .await
+            .map(drop),
+        "UpdateDevice.name" => config
+            .update_device(authed(
+                token,
+                update_device(ids.device.clone(), h(), String::new(), &["name"]),
+            ))
+            .await
+            .map(drop),
+        "UpdateDevice.external_id" => config
+            .update_device(authed(
+                token,
+                update_device(ids.device.clone(), "Line".into(), h(), &["external_id"]),
+            ))
+            .await
+            .map(drop),
+        "CreateEndpoint.spec.name" => config
+            .create_endpoint(authed(
+                token,
+                endpoint(
+                    pb::EndpointSpec {
+                        name: h(),
+                        ..base()
+                    },
+                    String::new(),
+                ),
+            ))
+            .await
+            .map(drop),
+        "CreateEndpoint.spec.description" => config
+            .create_endpoint(authed(
+                token,
+                endpoint(
+                    pb::EndpointSpec {
+                        description: h(),
+                        ..base()
+                    },
+                    String::new(),
+                ),
+            ))
+            .await
+            .map(drop),
+        "CreateEndpoint.spec.url" => config
+            .create_endpoint(authed(
+                token,
+                endpoint(
+                    pb::EndpointSpec {
+                        url: format!("https://hooks.example.com/{hostile}"),
+                        ..base()
+                    },
+                    String::new(),
+                ),
+            ))
+            .await
+            .map(drop),
+        "CreateEndpoint.spec.signature_header" => config
+            .create_endpoint(authed(
+                token,
+                endpoint(
+                    pb::EndpointSpec {
+                        signing_scheme: pb::SigningScheme::Sha256Hex.into(),
+                        signature_header: h(),
+                        ..base()
+                    },
+                    String::new(),
+                ),
+            ))
+            .await
+            .map(drop),
+        "CreateEndpoint.spec.headers" => config
+            .create_endpoint(authed(
+                token,
+                endpoint(
+                    pb::EndpointSpec {
+                        headers: [("X-Api-Key".to_owned(), h())].into(),
+                        ..base()
+                    },
+                    String::new(),
+                ),
+            ))
+            .await
+            .map(drop),
+        "CreateEndpoint.spec.event_types[0]" => config
+            .create_endpoint(authed(
+                token,
+                endpoint(
+                    pb::EndpointSpec {
+                        event_types: vec![h()],
+                        ..base()
+                    },
+                    String::new(),
+                ),
+            ))
+            .await
+            .map(drop),
+        "CreateEndpoint.spec.device_ids[0]" => config
+            .create_endpoint(authed(
+                token,
+                endpoint(
+                    pb::EndpointSpec {
+                        device_ids: vec![h()],
+                        ..base()
+                    },
+                    String::new(),
+                ),
+            ))
+            .await
+            .map(drop),
+        "CreateEndpoint.secret" => config
+            .create_endpoint(authed(
+                token,
+                endpoint(
+                    pb::EndpointSpec {
+                        signing_scheme: pb::SigningScheme::SharedSecret.into(),
+                        ..base()
+                    },
+                    h(),
+                ),
+            ))
+            .await
+            .map(drop),
+        "UpdateEndpoint.endpoint_id" => config
+            .update_endpoint(authed(token, update_endpoint(h(), base(), &["name"])))
+            .await
+            .map(drop),
+        "UpdateEndpoint.spec.name" => config
+            .update_endpoint(authed(
+                token,
+                update_endpoint(
+                    ids.endpoint.clone(),
+                    pb::EndpointSpec {
+                        name: h(),
+                        ..base()
+                    },
+                    &["name"],
+                ),
+            ))
+            .await
+            .map(drop),
+        "UpdateEndpoint.spec.description" => config
+            .update_endpoint(authed(
+                token,
+                update_endpoint(
+                    ids.endpoint.clone(),
+                    pb::EndpointSpec {
+                        description: h(),
+                        ..base()
+                    },
+                    &["description"],
+                ),
+            ))
+            .await
+            .map(drop),
+        "UpdateEndpoint.spec.headers" => config
+            .update_endpoint(authed(
+                token,
+                update_endpoint(
+                    ids.endpoint.clone(),
+                    pb::EndpointSpec {
+                        headers: [("Authorization".to_owned(), format!("Bearer {hostile}"))].into(),
+                        ..base()
+                    },
+                    &["headers"],
+                ),
+            ))
+            .await
+            .map(drop),
+        "UpdateEndpoint.etag" => config
+            .update_endpoint(authed(
+                token,
+                pb::UpdateEndpointRequest {
+                    etag: h(),
+                    ..update_endpoint(ids.endpoint.clone(), base(), &["name"])
+                },
+            ))
+            .await
+            .map(drop),
+        "DisableEndpoint.endpoint_id" | "DisableEndpoint.reason" => config
+            .disable_endpoint(authed(
+                token,
+                pb::DisableEndpointRequest {
+                    endpoint_id: if case.ends_with("endpoint_id") {
+                        h()
+                    } else {
+                        ids.endpoint.clone()
+                    },
+                    reason: if case.ends_with("reason") {
+                        h()
+                    } else {
+                        String::new()
+                    },
+                },
+            ))
+            .await
+            .map(drop),
+        "EnableEndpoint.endpoint_id" => config
+            .enable_endpoint(authed(
+                token,
+                pb::EnableEndpointRequest { endpoint_id: h() },
+            ))
+            .await
+            .map(drop),
+        "DeleteEndpoint.endpoint_id" => config
+            .delete_endpoint(authed(
+                token,
+                pb::DeleteEndpointRequest { endpoint_id: h() },
+            ))
+            .await
+            .map(drop),
+        "RotateEndpointSecret.endpoint_id" | "RotateEndpointSecret.secret" => config
+            .rotate_endpoint_secret(authed(
+                token,
+                pb::RotateEndpointSecretRequest {
+                    endpoint_id: if case.ends_with("endpoint_id") {
+                        h()
+                    } else {
+                        ids.endpoint.clone()
+                    },
+                    secret: if case.ends_with("secret") {
+                        format!("whsec_{hostile}")
+                    } else {
+                        String::new()
+                    },
+                    overlap: None,
+                },
+            ))
+            .await
+            .map(drop),
+        "RegisterEventType.name" | "RegisterEventType.description" => config
+            .register_event_type(authed(
+                token,
+                pb::RegisterEventTypeRequest {
+                    name: if case.ends_with("name") {
+                        format!("order.{hostile}")
+                    } else {
+                        "order.shipped".into()
+                    },
+                    description: if case.ends_with("description") {
+                        format!("Shipped.\n{hostile}")
+                    } else {
+                        String::new()
+                    },
+                    sample_data: Default::default(),
+                },
+            ))
+            .await
+            .map(drop),
+        "DeleteEventType.name" => config
+            .delete_event_type(authed(token, pb::DeleteEventTypeRequest { name: h() }))
+            .await
+            .map(drop),
+        "TestEndpoint.endpoint_id" | "TestEndpoint.event_type" => config
+            .test_endpoint(authed(
+                token,
+                pb::TestEndpointRequest {
+                    endpoint_id: if case.ends_with("endpoint_id") {
+                        h()
+                    } else {
+                        ids.endpoint.clone()
+                    },
+                    event_type: if case.ends_with("event_type") {
+                        h()
+                    } else {
+                        String::new()
+                    },
+                    timeout: None,
+                },
+            ))
+            .await
+            .map(drop),
+        "ListAttempts.endpoint_id" | "ListAttempts.event_type" | "ListAttempts.event_id" => {
+            let field = |name: &str| {
+                if case.ends_with(name) {
+                    h()
+                } else {
+                    String::new()
+                }
+            };
+            herald
+                .attempts()
+                .list_attempts(authed(
+                    token,
+                    pb::ListAttemptsRequest {
+                        endpoint_id: field("endpoint_id"),
+                        event_type: field("event_type"),
+                        event_id: field("event_id"),
+                        ..Default::default()
+                    },
+                ))
+                .await
+                .map(drop)
+        }
+        "GetAttempt.attempt_id" => herald
+            .attempts()
+            .get_attempt(authed(token, pb::GetAttemptRequest { attempt_id: h() }))
+            .await
+            .map(drop),
+        "ListEndpoints.search" => config
+            .list_endpoints(authed(
+                token,
+                pb::ListEndpointsRequest {
+                    search: format!("abc{hostile}"),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .map(drop),
+        other => panic!("unknown case {other}"),
+    }
+}
+
+struct Ids {
+    device: String,
+    endpoint: String,
+}
+
+async fn hardening_04_control_characters_are_refused_in_every_text_field(backend: Backend) {
+    let herald = start(backend).await;
+    let tenant = herald.tenant("Acme").await;
+    let device = herald
+        .config()
+        .create_device(authed(
+            &tenant.token,
+            pb::CreateDeviceRequest {
+                channel: pb::Channel::Whatsapp.into(),
+                name: "Line".into(),
+                external_id: String::new(),
+                verification: None,
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let endpoint = herald
+        .create_endpoint(&tenant, spec_with_name("Orders"))
+        .await
+        .unwrap()
+        .endpoint
+        .unwrap();
+    let ids = Ids {
+        device: device.id,
+        endpoint: endpoint.id.clone(),
+    };
+    // The case, then the field its error names.
+    let cases: &[(&str, &str)] = &[
+        ("CreateTenant.name", "name"),
+        ("UpdateTenant.tenant_id", "tenant_id"),
+        ("UpdateTenant.name", "name"),
+        ("CreateToken.tenant_id", "tenant_id"),
+        ("CreateToken.name", "name"),
+        ("RevokeToken.token_id", "token_id"),
+        ("CreateDevice.name", "name"),
+        ("CreateDevice.external_id", "external_id"),
+        (
+            "CreateDevice.verification.whatsapp.hmac_key",
+            "verification.whatsapp.hmac_key",
+        ),
+        (
+            "CreateDevice.verification.waba.app_secret",
+            "verification.waba.app_secret",
+        ),
+        (
+            "CreateDevice.verification.waba.verify_token",
+            "verification.waba.verify_token",
+        ),
+        ("UpdateDevice.device_id", "device_id"),
+        ("UpdateDevice.name", "name"),
+        ("UpdateDevice.external_id", "external_id"),
+        ("CreateEndpoint.spec.name", "spec.name"),
+        ("CreateEndpoint.spec.description", "spec.description"),
+        ("CreateEndpoint.spec.url", "spec.url"),
+        (
+            "CreateEndpoint.spec.signature_header",
+            "spec.signature_header",
+        ),
+        ("CreateEndpoint.spec.headers", "spec.headers"),
+        ("CreateEndpoint.spec.event_types[0]", "spec.event_types[0]"),
+        ("CreateEndpoint.spec.device_ids[0]", "spec.device_ids[0]"),
+        ("CreateEndpoint.secret", "secret"),
+        ("UpdateEndpoint.endpoint_id", "endpoint_id"),
+        ("UpdateEndpoint.spec.name", "spec.name"),
+        ("UpdateEndpoint.spec.description", "spec.description"),
+        ("UpdateEndpoint.spec.headers", "spec.headers"),
+        ("UpdateEndpoint.etag", "etag"),
+        ("DisableEndpoint.endpoint_id", "endpoint_id"),
+        ("DisableEndpoint.reason", "reason"),
+        ("EnableEndpoint.endpoint_id", "endpoint_id"),
+        ("DeleteEndpoint.endpoint_id", "endpoint_id"),
+        ("RotateEndpointSecret.endpoint_id", "endpoint_id"),
+        ("RotateEndpointSecret.secret", "secret"),
+        ("RegisterEventType.name", "name"),
+        ("RegisterEventType.description", "description"),
+        ("DeleteEventType.name", "name"),
+        ("TestEndpoint.endpoint_id", "endpoint_id"),
+        ("TestEndpoint.event_type", "event_type"),
+        ("ListEndpoints.search", "search"),
+        // Reads whose filters reach the database.
+        ("ListAttempts.endpoint_id", "endpoint_id"),
+        ("ListAttempts.event_type", "event_type"),
+        ("ListAttempts.event_id", "event_id"),
+        ("GetAttempt.attempt_id", "attempt_id"),
+    ];
+    for hostile in HOSTILE {
+        for (case, field) in cases {
+            let error = send_hostile(&herald, &tenant, &ids, case, hostile)
+                .await
+                .expect_err(case);
+            assert_eq!(
+                error.code(),
+                Code::InvalidArgument,
+                "{case} with {hostile:?}: {error:?}"
+            );
+            assert_eq!(
+                field_of(&error),
+                *field,
+                "{case} with {hostile:?}: {error:?}"
+            );
+            assert!(
+                !error.message().contains(hostile),
+                "{case}: the message echoes the control character"
+            );
+        }
+    }
+
+    // Nothing was written: the stored configuration is as it was.
+    let read = herald
+        .config()
+        .get_endpoint(authed(
+            &tenant.token,
+            pb::GetEndpointRequest {
+                endpoint_id: endpoint.id.clone(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(read.status(), pb::EndpointStatus::PendingTest);
+    assert_eq!(read.spec, endpoint.spec);
+    assert_eq!(herald.endpoint_count(&tenant).await, 1);
+
+    // Line breaks and tabs are fine where people write prose.
+    herald
+        .config()
+        .register_event_type(authed(
+            &tenant.token,
+            pb::RegisterEventTypeRequest {
+                name: "order.shipped".into(),
+                description: "Shipped.\r\nSee\tthe docs.".into(),
+                sample_data: Default::default(),
+            },
+        ))
+        .await
+        .unwrap();
 }

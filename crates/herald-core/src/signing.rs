@@ -69,23 +69,45 @@ pub const MAX_MESSAGE_ID_LEN: usize = 256;
 /// Longest version string accepted for `User-Agent`.
 pub const MAX_USER_AGENT_VERSION_LEN: usize = 64;
 
-/// Headers Herald sets itself on deliveries (and transport headers), which a
-/// custom signature header must not overwrite. Lowercase.
+/// Header names Herald sets itself on deliveries, or that HTTP reserves for
+/// the connection, which neither a signature header nor a custom header may
+/// take: one would be dropped or overwritten on the way (a `traceparent`
+/// signature header switched signing off), or would break the request.
+/// Lowercase.
 const RESERVED_HEADER_NAMES: &[&str] = &[
     "content-type",
     "content-length",
-    "transfer-encoding",
-    "connection",
+    "content-encoding",
     "host",
     "user-agent",
-    "x-herald-event",
-    "x-herald-device",
     "x-idempotency-key",
-    "webhook-id",
-    "webhook-timestamp",
-    "webhook-signature",
     "x-webhook-secret",
+    "traceparent",
+    "tracestate",
+    // Hop-by-hop (RFC 9110 section 7.6.1) and HTTP/1.1 framing.
+    "connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "trailers",
+    "transfer-encoding",
+    "upgrade",
 ];
+
+/// Prefixes of reserved header names: Standard Webhooks' `webhook-*`,
+/// Herald's own `x-herald-*`, and the proxy's `proxy-*`. Lowercase.
+const RESERVED_HEADER_PREFIXES: &[&str] = &["webhook-", "x-herald-", "proxy-"];
+
+/// Whether `name` is a header Herald sets itself or HTTP reserves, in any
+/// case.
+#[must_use]
+pub fn is_reserved_header_name(name: &str) -> bool {
+    let lowercase = name.to_ascii_lowercase();
+    RESERVED_HEADER_NAMES.contains(&lowercase.as_str())
+        || RESERVED_HEADER_PREFIXES
+            .iter()
+            .any(|prefix| lowercase.starts_with(prefix))
+}
 
 /// `whsec_` secrets are accepted with or without base64 padding: both forms
 /// circulate, and the padding carries no information.
@@ -121,15 +143,23 @@ pub enum SecretError {
         position: usize,
     },
     /// The standard scheme needs a `whsec_` secret.
-    #[error("the standard signing scheme needs a secret of the form whsec_<base64>")]
+    #[error(
+        "the standard signing scheme (Standard Webhooks) needs a secret of the form \
+         whsec_<base64 of {MIN_STANDARD_KEY_BYTES} to {MAX_STANDARD_KEY_BYTES} bytes>; \
+         leave it empty to have one generated"
+    )]
     NotStandardForm,
     /// The part after `whsec_` is not base64.
-    #[error("secret is not valid: the part after whsec_ is not standard base64")]
+    #[error(
+        "secret is not valid: the part after whsec_ is not standard base64 (the standard \
+         signing scheme needs whsec_<base64 of {MIN_STANDARD_KEY_BYTES} to \
+         {MAX_STANDARD_KEY_BYTES} bytes>)"
+    )]
     InvalidBase64,
     /// The decoded key has the wrong length.
     #[error(
-        "secret key is {length} bytes once decoded; it must be {MIN_STANDARD_KEY_BYTES} to \
-         {MAX_STANDARD_KEY_BYTES} bytes"
+        "secret key is {length} bytes once decoded; the standard signing scheme needs \
+         whsec_<base64 of {MIN_STANDARD_KEY_BYTES} to {MAX_STANDARD_KEY_BYTES} bytes>"
     )]
     KeyLength {
         /// Decoded length in bytes.
@@ -176,8 +206,12 @@ pub enum SchemeError {
         /// The first offending character.
         character: char,
     },
-    /// The header name is one Herald sets itself.
-    #[error("signature header name {name:?} is reserved: Herald sets that header itself")]
+    /// The header name is one Herald sets itself or HTTP reserves.
+    #[error(
+        "signature header name {name:?} is reserved: Herald sets that header itself or HTTP \
+         reserves it (content-*, host, traceparent, tracestate, webhook-*, x-herald-*, \
+         x-idempotency-key and hop-by-hop headers are)"
+    )]
     ReservedHeaderName {
         /// The refused name.
         name: String,
@@ -447,6 +481,54 @@ impl SigningScheme {
             SigningScheme::Standard | SigningScheme::SharedSecret => Ok(()),
         }
     }
+
+    /// Refuses a secret this scheme cannot sign with, so configuration that
+    /// would fail every delivery is refused when it is made: `standard`
+    /// needs `whsec_<base64 of 24 to 64 bytes>`; `sha256-hex` and
+    /// `shared-secret` use the secret string as it is.
+    pub fn check_secret(&self, secret: &EndpointSecret) -> Result<(), SecretError> {
+        match self {
+            SigningScheme::Standard => secret.standard_key().map(|_| ()),
+            SigningScheme::Sha256Hex { .. } | SigningScheme::SharedSecret => Ok(()),
+        }
+    }
+}
+
+/// Words that name an authentication scheme at the start of a header value
+/// (`Bearer`, `Basic`, `Token`...) are at most this long.
+const MAX_AUTH_SCHEME_CHARS: usize = 20;
+/// A masked value shows its last characters only when it is at least this
+/// long, so at most a third of it is ever shown.
+const MIN_CHARS_TO_SHOW_TAIL: usize = 12;
+const SHOWN_TAIL_CHARS: usize = 4;
+
+/// A custom header value as a reader without access to credentials sees it:
+/// the authentication scheme word kept (`Bearer ****`), else `****` and the
+/// last four characters of a long value, else `****`. Enough to recognise
+/// which credential is configured, not to use it.
+#[must_use]
+pub fn mask_header_value(value: &str) -> String {
+    const MASK: &str = "****";
+    let value = value.trim();
+    if let Some((word, rest)) = value.split_once(' ')
+        && !word.is_empty()
+        && word.chars().count() <= MAX_AUTH_SCHEME_CHARS
+        && word
+            .chars()
+            .all(|character| character.is_ascii_alphabetic())
+        && !rest.trim().is_empty()
+    {
+        return format!("{word} {MASK}");
+    }
+    let count = value.chars().count();
+    if count < MIN_CHARS_TO_SHOW_TAIL {
+        return MASK.to_owned();
+    }
+    let tail: String = value
+        .chars()
+        .skip(count.saturating_sub(SHOWN_TAIL_CHARS))
+        .collect();
+    format!("{MASK}{tail}")
 }
 
 /// Most custom headers an endpoint may send.
@@ -473,8 +555,8 @@ pub enum CustomHeaderError {
         name: String,
     },
     /// Herald sets this header itself (including the endpoint's signature
-    /// header and trace context).
-    #[error("custom header {name:?} is reserved: Herald sets it itself")]
+    /// header and trace context), or HTTP reserves it.
+    #[error("custom header {name:?} is reserved: Herald sets it itself or HTTP reserves it")]
     Reserved {
         /// The refused name.
         name: String,
@@ -522,18 +604,13 @@ pub fn validate_custom_headers<'a>(
                         PREVIOUS_SIGNATURE_HEADER_SUFFIX.to_ascii_lowercase()
                     )
         });
-        if RESERVED_HEADER_NAMES.contains(&lowercase.as_str())
-            || matches!(lowercase.as_str(), "traceparent" | "tracestate")
-            || shadows_signature
-        {
+        if is_reserved_header_name(name) || shadows_signature {
             return Err(CustomHeaderError::Reserved {
                 name: name.to_owned(),
             });
         }
         if value.len() > MAX_CUSTOM_HEADER_VALUE_LEN
-            || value
-                .chars()
-                .any(|character| character.is_control() && character != '\t')
+            || crate::text::check(value, crate::text::Permit::Tab).is_err()
         {
             return Err(CustomHeaderError::InvalidValue {
                 name: name.to_owned(),
@@ -562,8 +639,8 @@ fn validate_header_name(name: &str) -> Result<(), SchemeError> {
             character,
         });
     }
-    let lowercase = name.to_ascii_lowercase();
-    if RESERVED_HEADER_NAMES.contains(&lowercase.as_str()) {
+    // The default is Herald's own name for this very header.
+    if is_reserved_header_name(name) && !name.eq_ignore_ascii_case(DEFAULT_SIGNATURE_HEADER) {
         return Err(SchemeError::ReservedHeaderName {
             name: name.to_owned(),
         });
@@ -1513,6 +1590,92 @@ mod tests {
         assert!(!message.contains("hunter2"), "{message}");
     }
 
+    #[test]
+    fn each_scheme_refuses_the_secrets_it_cannot_sign_with() {
+        let generated: EndpointSecret = SigningSecret::from_bytes(&[7; 32]).unwrap().into();
+        let plain = EndpointSecret::parse("my-plain-secret-123").unwrap();
+        let short = EndpointSecret::parse("whsec_AAAA").unwrap();
+        let hex = SigningScheme::parse("sha256-hex", None).unwrap();
+        assert_eq!(SigningScheme::Standard.check_secret(&generated), Ok(()));
+        assert_eq!(
+            SigningScheme::Standard.check_secret(&plain),
+            Err(SecretError::NotStandardForm)
+        );
+        assert!(matches!(
+            SigningScheme::Standard.check_secret(&short),
+            Err(SecretError::KeyLength { length: 3 })
+        ));
+        let message = SecretError::NotStandardForm.to_string();
+        assert!(
+            message.contains("whsec_<base64 of 24 to 64 bytes>"),
+            "{message}"
+        );
+        for secret in [&generated, &plain, &short] {
+            assert_eq!(hex.check_secret(secret), Ok(()));
+            assert_eq!(SigningScheme::SharedSecret.check_secret(secret), Ok(()));
+        }
+    }
+
+    #[test]
+    fn herald_and_http_header_names_are_reserved_in_any_case() {
+        for name in [
+            "traceparent",
+            "TraceState",
+            "webhook-id",
+            "Webhook-Anything",
+            "Content-Type",
+            "content-length",
+            "Host",
+            "X-Herald-Event",
+            "x-herald-tenant",
+            "X-Idempotency-Key",
+            "Connection",
+            "Keep-Alive",
+            "Proxy-Authorization",
+            "proxy-connection",
+            "TE",
+            "Trailer",
+            "Transfer-Encoding",
+            "Upgrade",
+        ] {
+            assert!(is_reserved_header_name(name), "{name}");
+            assert!(
+                matches!(
+                    SigningScheme::parse("sha256-hex", Some(name)),
+                    Err(SchemeError::ReservedHeaderName { .. })
+                ),
+                "{name}"
+            );
+            assert!(
+                matches!(
+                    validate_custom_headers([(name, "x")], &SigningScheme::Standard),
+                    Err(CustomHeaderError::Reserved { .. })
+                ),
+                "{name}"
+            );
+        }
+        for name in [
+            "X-Hub-Signature-256",
+            "Authorization",
+            "X-Api-Key",
+            "Webhooks",
+        ] {
+            assert!(!is_reserved_header_name(name), "{name}");
+        }
+        // Herald's default signature header stays configurable as itself.
+        assert!(SigningScheme::parse("sha256-hex", Some("x-herald-signature")).is_ok());
+    }
+
+    #[test]
+    fn masked_header_values_keep_the_scheme_word_or_a_short_tail() {
+        assert_eq!(mask_header_value("Bearer abc.def.ghi"), "Bearer ****");
+        assert_eq!(mask_header_value("Basic dXNlcjpwYXNz"), "Basic ****");
+        assert_eq!(mask_header_value("sk_live_0123456789abcd"), "****abcd");
+        assert_eq!(mask_header_value("short-key"), "****");
+        assert_eq!(mask_header_value(""), "****");
+        assert_eq!(mask_header_value("Bearer "), "****");
+    }
+
     proptest! {
         #[test]
         fn hmac_helper_agrees_with_the_hmac_crate(
@@ -1525,6 +1688,39 @@ mod tests {
             let expected: [u8; 32] = reference.finalize().into_bytes().into();
             let split = split.min(data.len());
             prop_assert_eq!(hmac_sha256(&key, &[&data[..split], &data[split..]]), expected);
+        }
+
+        #[test]
+        fn a_secret_a_scheme_accepts_is_one_it_can_sign_with(
+            value in "[!-~]{1,80}",
+            key in proptest::collection::vec(any::<u8>(), 0..80),
+        ) {
+            let schemes = [
+                SigningScheme::Standard,
+                SigningScheme::parse("sha256-hex", None).unwrap(),
+                SigningScheme::SharedSecret,
+            ];
+            let mut secrets = vec![EndpointSecret::parse(&value).unwrap()];
+            secrets.push(EndpointSecret::parse(&format!("whsec_{}", STANDARD.encode(&key))).unwrap());
+            for secret in &secrets {
+                for scheme in &schemes {
+                    let signed = sign(scheme, std::slice::from_ref(secret), "dlv_1", 1, b"{}");
+                    prop_assert_eq!(scheme.check_secret(secret).is_ok(), signed.is_ok());
+                }
+            }
+        }
+
+        #[test]
+        fn a_masked_value_never_shows_more_than_a_third(value in "\\PC{0,60}") {
+            let masked = mask_header_value(&value);
+            prop_assert!(masked.contains("****"));
+            let shown = masked.replace("****", "");
+            let shown = shown.trim();
+            let is_scheme_word = value.trim().starts_with(shown) && !shown.is_empty();
+            prop_assert!(
+                is_scheme_word || shown.chars().count() * 3 <= value.trim().chars().count(),
+                "{:?} -> {:?}", value, masked
+            );
         }
 
         #[test]

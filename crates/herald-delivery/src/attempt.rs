@@ -1,5 +1,6 @@
 //! What an attempt record shows of a request: the URL without credentials
-//! and the headers with signatures and secrets redacted.
+//! and the headers with signatures, secrets and custom header values
+//! redacted.
 
 use std::collections::HashMap;
 
@@ -19,10 +20,13 @@ const SECRET_HEADERS: &[&str] = &[
 ];
 
 /// The request headers as sent, with every signature and secret replaced by
-/// `[redacted]`.
+/// `[redacted]`, and every value of the endpoint's `custom_headers` too: they
+/// usually carry credentials (`X-Api-Key`), and the attempt log and the bus
+/// are read more widely than the endpoint's setup.
 pub(crate) fn redacted_headers(
     headers: &[(String, String)],
     scheme: &SigningScheme,
+    custom_headers: &HashMap<String, String>,
 ) -> HashMap<String, String> {
     let signature_header = scheme.header_name().map(str::to_ascii_lowercase);
     let previous_signature_header = signature_header.as_ref().map(|header| {
@@ -38,7 +42,10 @@ pub(crate) fn redacted_headers(
             let secret = SECRET_HEADERS.contains(&lowercase.as_str())
                 || lowercase.eq_ignore_ascii_case(SHARED_SECRET_HEADER)
                 || signature_header.as_ref() == Some(&lowercase)
-                || previous_signature_header.as_ref() == Some(&lowercase);
+                || previous_signature_header.as_ref() == Some(&lowercase)
+                || custom_headers
+                    .keys()
+                    .any(|custom| custom.eq_ignore_ascii_case(name));
             let shown = if secret { REDACTED } else { value.as_str() };
             (name.clone(), shown.to_owned())
         })
@@ -80,16 +87,23 @@ mod tests {
             ("X-Acme-Signature-Previous", "sha256=11"),
             ("X-Webhook-Secret", "hunter2"),
             ("Authorization", "Bearer t"),
+            ("X-Api-Key", "k-123"),
             ("X-Tenant", "acme"),
         ]);
+        let custom: HashMap<String, String> = [
+            ("authorization".to_owned(), "Bearer t".to_owned()),
+            ("x-api-key".to_owned(), "k-123".to_owned()),
+        ]
+        .into();
         let hex = SigningScheme::parse("sha256-hex", Some("X-Acme-Signature")).unwrap();
-        let shown = redacted_headers(&sent, &hex);
+        let shown = redacted_headers(&sent, &hex, &custom);
         for name in [
             "webhook-signature",
             "X-Acme-Signature",
             "X-Acme-Signature-Previous",
             "X-Webhook-Secret",
             "Authorization",
+            "X-Api-Key",
         ] {
             assert_eq!(shown[name], REDACTED, "{name}");
         }
@@ -97,7 +111,7 @@ mod tests {
         assert_eq!(shown["webhook-id"], "dlv_1");
         assert_eq!(shown["X-Tenant"], "acme");
 
-        let standard = redacted_headers(&sent, &SigningScheme::Standard);
+        let standard = redacted_headers(&sent, &SigningScheme::Standard, &HashMap::new());
         assert_eq!(
             standard["X-Acme-Signature"], "sha256=00",
             "not a signature header here"

@@ -433,7 +433,7 @@ impl Job {
             Ok(prepared) => prepared,
             Err(error) => return self.failed(attempt, &schedule, None, error),
         };
-        attempt.request_headers = redacted_headers(&request.headers, &scheme);
+        attempt.request_headers = redacted_headers(&request.headers, &scheme, &spec.headers);
 
         let started = Instant::now();
         let response = {

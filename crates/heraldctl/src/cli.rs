@@ -253,7 +253,8 @@ pub enum EndpointsCommand {
     Create {
         #[command(flatten)]
         fields: EndpointFields,
-        /// A secret of your own; a `whsec_` one is generated otherwise.
+        /// A secret of your own; a `whsec_` one is generated otherwise. The
+        /// standard scheme needs `whsec_` + the base64 of 24 to 64 bytes.
         #[arg(long)]
         secret: Option<String>,
     },

@@ -18,6 +18,7 @@ use crate::{
     error::{ApiError, ApiResult},
     names, paging,
     state::ConfigState,
+    validate::{check_id, check_text},
 };
 
 const MAX_TENANT_NAME_CHARS: usize = 200;
@@ -46,6 +47,7 @@ impl AdminApi {
 
 fn validate_name(field: &str, name: &str, max: usize) -> ApiResult<String> {
     let name = name.trim();
+    check_text(field, name, herald_core::text::Permit::SingleLine)?;
     if name.is_empty() {
         return Err(ApiError::invalid(field, "must not be empty"));
     }
@@ -89,6 +91,7 @@ impl AdminService for AdminApi {
     ) -> Result<Response<Tenant>, Status> {
         self.state.auth.admin(request.metadata()).await?;
         let id = &request.get_ref().tenant_id;
+        check_id("tenant_id", id)?;
         let tenant = self
             .state
             .store
@@ -126,6 +129,7 @@ impl AdminService for AdminApi {
     ) -> Result<Response<Tenant>, Status> {
         self.state.auth.admin(request.metadata()).await?;
         let request = request.into_inner();
+        check_id("tenant_id", &request.tenant_id)?;
         let name = validate_name("name", &request.name, MAX_TENANT_NAME_CHARS)?;
         let expected = convert::expected_version("etag", &request.etag)?;
         let tenant = self
@@ -149,6 +153,7 @@ impl AdminService for AdminApi {
     ) -> Result<Response<DeleteTenantResponse>, Status> {
         self.state.auth.admin(request.metadata()).await?;
         let id = &request.get_ref().tenant_id;
+        check_id("tenant_id", id)?;
         if !self
             .state
             .store
@@ -244,6 +249,7 @@ impl AdminService for AdminApi {
         request: Request<RevokeTokenRequest>,
     ) -> Result<Response<ApiToken>, Status> {
         self.state.auth.admin(request.metadata()).await?;
+        check_id("token_id", &request.get_ref().token_id)?;
         let token = self
             .state
             .store

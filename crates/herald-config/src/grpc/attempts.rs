@@ -19,6 +19,7 @@ use crate::{
     error::{ApiError, ApiResult},
     names, paging,
     state::ConfigState,
+    validate::check_id,
 };
 
 const MAX_TAIL_BACKLOG: u32 = 500;
@@ -80,6 +81,9 @@ impl ConfigState {
                 .transpose()
                 .map_err(|error| ApiError::invalid(field, error.reason))
         };
+        check_id("endpoint_id", &request.endpoint_id)?;
+        check_id("event_type", &request.event_type)?;
+        check_id("event_id", &request.event_id)?;
         let filter = AttemptFilter {
             endpoint_id: optional(&request.endpoint_id),
             event_type: optional(&request.event_type),
@@ -107,6 +111,7 @@ impl ConfigState {
         tenant_id: &str,
         request: GetAttemptRequest,
     ) -> ApiResult<Attempt> {
+        check_id("attempt_id", &request.attempt_id)?;
         self.store
             .get_attempt(tenant_id, &request.attempt_id)
             .await?

@@ -18,6 +18,7 @@ use crate::{
     error::{ApiError, ApiResult},
     names, paging,
     state::ConfigState,
+    validate::{check_id, check_text},
 };
 
 const MAX_DESCRIPTION_CHARS: usize = 500;
@@ -86,6 +87,11 @@ impl ConfigState {
         let event_type = validate_custom_type(request.name.trim())
             .map_err(|error| ApiError::invalid("name", error))?;
         let description = request.description.trim();
+        check_text(
+            "description",
+            description,
+            herald_core::text::Permit::MultiLine,
+        )?;
         if description.chars().count() > MAX_DESCRIPTION_CHARS {
             return Err(ApiError::invalid(
                 "description",
@@ -119,6 +125,7 @@ impl ConfigState {
         tenant_id: &str,
         request: DeleteEventTypeRequest,
     ) -> ApiResult<DeleteEventTypeResponse> {
+        check_id("name", &request.name)?;
         if EventType::catalog(&request.name).is_some() {
             return Err(ApiError::invalid("name", "catalog types cannot be deleted"));
         }

@@ -13,7 +13,7 @@ use herald_proto::v1::{
 };
 use tonic::{Request, Response, Status};
 
-use crate::{auth::Access, state::ConfigState};
+use crate::{auth::Access, convert::HeaderValues, state::ConfigState};
 
 #[derive(Debug)]
 pub struct ConfigApi {
@@ -23,6 +23,19 @@ pub struct ConfigApi {
 impl ConfigApi {
     pub fn new(state: ConfigState) -> ConfigApi {
         ConfigApi { state }
+    }
+
+    /// The tenant a read acts on, and how much of endpoints' custom header
+    /// values (usually credentials) the caller may see.
+    async fn reader<T>(&self, request: &Request<T>) -> Result<(String, HeaderValues), Status> {
+        let (tenant_id, sees_credentials) =
+            self.state.auth.tenant_reader(request.metadata()).await?;
+        let header_values = if sees_credentials {
+            HeaderValues::Shown
+        } else {
+            HeaderValues::Masked
+        };
+        Ok((tenant_id, header_values))
     }
 }
 
@@ -91,14 +104,24 @@ impl ConfigService for ConfigApi {
         &self,
         request: Request<GetEndpointRequest>,
     ) -> Result<Response<Endpoint>, Status> {
-        tenant_call!(self, request, Access::Read, get_endpoint)
+        let (tenant_id, header_values) = self.reader(&request).await?;
+        let response = self
+            .state
+            .get_endpoint(&tenant_id, request.into_inner(), header_values)
+            .await?;
+        Ok(Response::new(response))
     }
 
     async fn list_endpoints(
         &self,
         request: Request<ListEndpointsRequest>,
     ) -> Result<Response<ListEndpointsResponse>, Status> {
-        tenant_call!(self, request, Access::Read, list_endpoints)
+        let (tenant_id, header_values) = self.reader(&request).await?;
+        let response = self
+            .state
+            .list_endpoints(&tenant_id, request.into_inner(), header_values)
+            .await?;
+        Ok(Response::new(response))
     }
 
     async fn update_endpoint(

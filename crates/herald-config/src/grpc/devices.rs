@@ -16,6 +16,7 @@ use crate::{
     names, paging,
     secrets::device_verification_context,
     state::ConfigState,
+    validate::{check_id, check_text},
 };
 
 const MAX_NAME_CHARS: usize = 200;
@@ -38,6 +39,7 @@ fn validate_channel(channel: i32) -> ApiResult<Channel> {
 
 fn validate_text(field: &str, value: &str, max: usize, required: bool) -> ApiResult<String> {
     let value = value.trim();
+    check_text(field, value, herald_core::text::Permit::SingleLine)?;
     if required && value.is_empty() {
         return Err(ApiError::invalid(field, "must not be empty"));
     }
@@ -45,12 +47,6 @@ fn validate_text(field: &str, value: &str, max: usize, required: bool) -> ApiRes
         return Err(ApiError::invalid(
             field,
             format!("must be at most {max} characters"),
-        ));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(ApiError::invalid(
-            field,
-            "must not contain control characters",
         ));
     }
     Ok(value.to_owned())
@@ -161,6 +157,7 @@ impl ConfigState {
     }
 
     async fn tenant_device(&self, tenant_id: &str, device_id: &str) -> ApiResult<DeviceRecord> {
+        check_id("device_id", device_id)?;
         self.store
             .get_device(tenant_id, device_id)
             .await?
@@ -257,6 +254,7 @@ impl ConfigState {
         tenant_id: &str,
         request: DeleteDeviceRequest,
     ) -> ApiResult<DeleteDeviceResponse> {
+        check_id("device_id", &request.device_id)?;
         if !self
             .store
             .delete_device(tenant_id, &request.device_id)

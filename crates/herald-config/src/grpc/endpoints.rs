@@ -10,7 +10,8 @@ use herald_core::{
     channel::Channel,
     event::{Event, parse_data},
     id::{DeliveryId, EndpointId, EventId, TenantId},
-    signing::{EndpointSecret, SigningSecret},
+    signing::{EndpointSecret, SigningScheme, SigningSecret},
+    text::Permit,
 };
 use herald_proto::{
     timestamp_to_wire,
@@ -28,12 +29,13 @@ use prost::Message;
 use time::OffsetDateTime;
 
 use crate::{
-    convert,
-    endpoint::{StoredEndpoint, duration_from_wire, merge_spec, needs_new_test, normalise_spec},
+    convert::{self, HeaderValues},
+    endpoint::{duration_from_wire, merge_spec, needs_new_test, normalise_spec, signing_scheme},
     error::{ApiError, ApiResult},
     names, paging,
     secrets::{endpoint_secret_context, random_bytes},
     state::ConfigState,
+    validate::{check_id, check_text},
 };
 
 /// Searching starts at three characters: fewer match too much to be useful.
@@ -51,12 +53,17 @@ fn generate_secret() -> ApiResult<EndpointSecret> {
     Ok(EndpointSecret::from(signing))
 }
 
-fn parse_secret(field: &str, secret: &str) -> ApiResult<EndpointSecret> {
+/// The secret a caller gave (or a generated one), refused unless `scheme`
+/// can sign with it: accepting it would fail every delivery.
+fn parse_secret(field: &str, secret: &str, scheme: &SigningScheme) -> ApiResult<EndpointSecret> {
     if secret.is_empty() {
-        generate_secret()
-    } else {
-        EndpointSecret::parse(secret).map_err(|error| ApiError::invalid(field, error))
+        return generate_secret();
     }
+    let secret = EndpointSecret::parse(secret).map_err(|error| ApiError::invalid(field, error))?;
+    scheme
+        .check_secret(&secret)
+        .map_err(|error| ApiError::invalid(field, error))?;
+    Ok(secret)
 }
 
 impl ConfigState {
@@ -65,6 +72,7 @@ impl ConfigState {
         tenant_id: &str,
         endpoint_id: &str,
     ) -> ApiResult<EndpointRecord> {
+        check_id("endpoint_id", endpoint_id)?;
         self.store
             .get_endpoint(tenant_id, endpoint_id)
             .await?
@@ -105,22 +113,23 @@ impl ConfigState {
             .ok_or_else(|| ApiError::invalid("spec", "must be set"))?;
         let spec =
             normalise_spec(spec, &self.settings.allow_list, &self.catalog(tenant_id)).await?;
-        let secret = parse_secret("secret", &request.secret)?;
+        let secret = parse_secret("secret", &request.secret, &signing_scheme(&spec)?)?;
         let id = EndpointId::generate().to_string();
         let now = OffsetDateTime::now_utc();
         let record = EndpointRecord {
             secret_ciphertext: self.seal_secret(&id, "current", secret.expose())?,
+            spec: convert::seal_endpoint(
+                &id,
+                spec.clone(),
+                EndpointStatus::PendingTest.into(),
+                self.key(),
+            )?,
             id,
             tenant_id: tenant_id.to_owned(),
             name: spec.name.clone(),
             url: spec.url.clone(),
             status: names::endpoint_status(EndpointStatus::PendingTest).to_owned(),
             status_reason: String::new(),
-            spec: StoredEndpoint {
-                spec: Some(spec),
-                resume_status: EndpointStatus::PendingTest.into(),
-            }
-            .encode_to_vec(),
             previous_secret_ciphertext: None,
             previous_secret_expires_at: None,
             created_at: now,
@@ -131,7 +140,7 @@ impl ConfigState {
         let record = self.store.insert_endpoint(&record).await?;
         self.notify_changed();
         Ok(CreateEndpointResponse {
-            endpoint: Some(convert::endpoint(&record)?),
+            endpoint: Some(convert::endpoint(&record, self.key(), HeaderValues::Shown)?),
             secret: secret.expose().to_owned(),
         })
     }
@@ -140,11 +149,14 @@ impl ConfigState {
         &self,
         tenant_id: &str,
         request: GetEndpointRequest,
+        header_values: HeaderValues,
     ) -> ApiResult<Endpoint> {
         convert::endpoint(
             &self
                 .tenant_endpoint(tenant_id, &request.endpoint_id)
                 .await?,
+            self.key(),
+            header_values,
         )
     }
 
@@ -152,16 +164,12 @@ impl ConfigState {
         &self,
         tenant_id: &str,
         request: ListEndpointsRequest,
+        header_values: HeaderValues,
     ) -> ApiResult<ListEndpointsResponse> {
         let size = paging::page_size(request.page_size)?;
         let after: Option<String> = paging::decode(&request.page_token)?;
         let search = request.search.trim();
-        if search.chars().any(char::is_control) {
-            return Err(ApiError::invalid(
-                "search",
-                "must not contain control characters",
-            ));
-        }
+        check_text("search", search, Permit::SingleLine)?;
         let search = match search.chars().count() {
             0 => None,
             count if count < MIN_SEARCH_CHARS => {
@@ -193,7 +201,7 @@ impl ConfigState {
         Ok(ListEndpointsResponse {
             endpoints: page
                 .iter()
-                .map(convert::endpoint)
+                .map(|endpoint| convert::endpoint(endpoint, self.key(), header_values))
                 .collect::<ApiResult<_>>()?,
             next_page_token,
         })
@@ -208,8 +216,9 @@ impl ConfigState {
             .tenant_endpoint(tenant_id, &request.endpoint_id)
             .await?;
         let expected = convert::expected_version("etag", &request.etag)?;
-        let mut stored = convert::stored_endpoint(&record)?;
-        let current = stored.spec.clone().unwrap_or_default();
+        let stored = convert::stored_endpoint(&record)?;
+        let mut resume_status = stored.resume_status;
+        let current = convert::endpoint_spec(&record, self.key())?;
         let paths = request
             .update_mask
             .map(|mask| mask.paths)
@@ -220,10 +229,13 @@ impl ConfigState {
         let merged = merge_spec(&current, update, &paths)?;
         let spec =
             normalise_spec(merged, &self.settings.allow_list, &self.catalog(tenant_id)).await?;
+        if spec.signing_scheme != current.signing_scheme {
+            self.check_secrets_suit(&record, &signing_scheme(&spec)?)?;
+        }
         if needs_new_test(&current, &spec) {
             // A paused endpoint stays paused; it resumes into a new test.
             if names::parse_endpoint_status(&record.status) == EndpointStatus::Disabled {
-                stored.resume_status = EndpointStatus::PendingTest.into();
+                resume_status = EndpointStatus::PendingTest.into();
             } else {
                 record.status = names::endpoint_status(EndpointStatus::PendingTest).to_owned();
                 record.status_reason =
@@ -232,12 +244,40 @@ impl ConfigState {
         }
         record.name = spec.name.clone();
         record.url = spec.url.clone();
-        stored.spec = Some(spec);
-        record.spec = stored.encode_to_vec();
+        record.spec = convert::seal_endpoint(&record.id, spec, resume_status, self.key())?;
         record.updated_at = OffsetDateTime::now_utc();
         let updated = self.store.update_endpoint(&record, expected).await?;
         self.notify_changed();
-        convert::endpoint(&updated)
+        convert::endpoint(&updated, self.key(), HeaderValues::Shown)
+    }
+
+    /// A scheme change must leave the endpoint able to sign: the secrets it
+    /// holds (the current one, and a previous one still in its overlap,
+    /// which the standard scheme signs with too) must suit the new scheme.
+    fn check_secrets_suit(&self, record: &EndpointRecord, scheme: &SigningScheme) -> ApiResult<()> {
+        let secrets = convert::endpoint_secrets(record, self.key())?;
+        for (which, secret) in [
+            ("current", &secrets.current),
+            ("previous", &secrets.previous),
+        ] {
+            if secret.is_empty() {
+                continue;
+            }
+            let suits =
+                EndpointSecret::parse(secret).and_then(|secret| scheme.check_secret(&secret));
+            if let Err(reason) = suits {
+                return Err(ApiError::invalid(
+                    "spec.signing_scheme",
+                    format!(
+                        "the endpoint's {which} secret cannot sign under the {} scheme: {reason}; \
+                         rotate the secret first (to one of that form, or an empty one to have \
+                         it generated, with no overlap)",
+                        scheme.as_str()
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     pub async fn delete_endpoint(
@@ -245,6 +285,7 @@ impl ConfigState {
         tenant_id: &str,
         request: DeleteEndpointRequest,
     ) -> ApiResult<DeleteEndpointResponse> {
+        check_id("endpoint_id", &request.endpoint_id)?;
         if !self
             .store
             .delete_endpoint(tenant_id, &request.endpoint_id)
@@ -265,6 +306,7 @@ impl ConfigState {
             .tenant_endpoint(tenant_id, &request.endpoint_id)
             .await?;
         let reason = request.reason.trim();
+        check_text("reason", reason, Permit::SingleLine)?;
         if reason.chars().count() > MAX_STATUS_REASON_CHARS {
             return Err(ApiError::invalid(
                 "reason",
@@ -273,7 +315,7 @@ impl ConfigState {
         }
         let status = names::parse_endpoint_status(&record.status);
         if status == EndpointStatus::Disabled {
-            return convert::endpoint(&record);
+            return convert::endpoint(&record, self.key(), HeaderValues::Shown);
         }
         let mut stored = convert::stored_endpoint(&record)?;
         stored.resume_status = match status {
@@ -289,7 +331,7 @@ impl ConfigState {
             reason.to_owned()
         };
         let updated = self.save(record, OffsetDateTime::now_utc()).await?;
-        convert::endpoint(&updated)
+        convert::endpoint(&updated, self.key(), HeaderValues::Shown)
     }
 
     /// Pauses an endpoint that has failed without a single success since
@@ -316,7 +358,7 @@ impl ConfigState {
             format!("paused automatically: every delivery has failed since {since}");
         let updated = self.save(record, OffsetDateTime::now_utc()).await?;
         self.publish_endpoint_disabled(&updated, &since).await?;
-        convert::endpoint(&updated).map(Some)
+        convert::endpoint(&updated, self.key(), HeaderValues::Shown).map(Some)
     }
 
     async fn publish_endpoint_disabled(
@@ -380,7 +422,7 @@ impl ConfigState {
             .await?;
         let status = names::parse_endpoint_status(&record.status);
         if !matches!(status, EndpointStatus::Disabled | EndpointStatus::Failing) {
-            return convert::endpoint(&record);
+            return convert::endpoint(&record, self.key(), HeaderValues::Shown);
         }
         let stored = convert::stored_endpoint(&record)?;
         let resume = match (status, stored.resume_status()) {
@@ -391,7 +433,7 @@ impl ConfigState {
         record.status = names::endpoint_status(resume).to_owned();
         record.status_reason = String::new();
         let updated = self.save(record, OffsetDateTime::now_utc()).await?;
-        convert::endpoint(&updated)
+        convert::endpoint(&updated, self.key(), HeaderValues::Shown)
     }
 
     pub async fn rotate_endpoint_secret(
@@ -410,7 +452,8 @@ impl ConfigState {
         if overlap > Duration::from_secs(30 * 24 * 3600) {
             return Err(ApiError::invalid("overlap", "must be at most 30 days"));
         }
-        let new_secret = parse_secret("secret", &request.secret)?;
+        let scheme = signing_scheme(&convert::endpoint_spec(&record, self.key())?)?;
+        let new_secret = parse_secret("secret", &request.secret, &scheme)?;
         let current = convert::endpoint_secrets(&record, self.key())?.current;
         let now = OffsetDateTime::now_utc();
         // The outgoing secret is re-sealed under the "previous" context, so a
@@ -451,7 +494,7 @@ impl ConfigState {
         let record = self
             .tenant_endpoint(tenant_id, &request.endpoint_id)
             .await?;
-        let spec = convert::endpoint_spec(&record)?;
+        let spec = convert::endpoint_spec(&record, self.key())?;
         let timeout = match &request.timeout {
             Some(timeout) => duration_from_wire(timeout)
                 .map_err(|reason| ApiError::invalid("timeout", reason))?,
@@ -580,7 +623,7 @@ impl ConfigState {
     ) -> ApiResult<Endpoint> {
         let mut record = self.tenant_endpoint(tenant_id, endpoint_id).await?;
         if !passed {
-            return convert::endpoint(&record);
+            return convert::endpoint(&record, self.key(), HeaderValues::Shown);
         }
         match names::parse_endpoint_status(&record.status) {
             EndpointStatus::PendingTest | EndpointStatus::Failing | EndpointStatus::Unspecified => {
@@ -592,9 +635,11 @@ impl ConfigState {
                 stored.resume_status = EndpointStatus::Active.into();
                 record.spec = stored.encode_to_vec();
             }
-            EndpointStatus::Active => return convert::endpoint(&record),
+            EndpointStatus::Active => {
+                return convert::endpoint(&record, self.key(), HeaderValues::Shown);
+            }
         }
         let updated = self.save(record, OffsetDateTime::now_utc()).await?;
-        convert::endpoint(&updated)
+        convert::endpoint(&updated, self.key(), HeaderValues::Shown)
     }
 }

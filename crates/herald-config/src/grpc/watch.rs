@@ -139,7 +139,11 @@ impl ConfigState {
             for endpoint in self.store.all_endpoints().await? {
                 changes.push(upsert(Object::Endpoint(WatchedEndpoint {
                     secrets: Some(convert::endpoint_secrets(&endpoint, self.key())?),
-                    endpoint: Some(convert::endpoint(&endpoint)?),
+                    endpoint: Some(convert::endpoint(
+                        &endpoint,
+                        self.key(),
+                        convert::HeaderValues::Shown,
+                    )?),
                 })));
             }
         }
@@ -186,7 +190,11 @@ impl ConfigState {
             ObjectKind::Endpoint => match self.store.get_endpoint_by_id(&change.object_id).await? {
                 Some(endpoint) => Some(Object::Endpoint(WatchedEndpoint {
                     secrets: Some(convert::endpoint_secrets(&endpoint, self.key())?),
-                    endpoint: Some(convert::endpoint(&endpoint)?),
+                    endpoint: Some(convert::endpoint(
+                        &endpoint,
+                        self.key(),
+                        convert::HeaderValues::Shown,
+                    )?),
                 })),
                 None => None,
             },

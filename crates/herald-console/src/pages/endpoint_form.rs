@@ -305,7 +305,8 @@ fn form_field(grpc_field: &str) -> Option<&'static str> {
         "url" => "url",
         "description" => "description",
         "secret" => "secret",
-        "signing_scheme" | "signature_header" => "signing",
+        "signing_scheme" => "signing",
+        "signature_header" => "signature_header",
         "device_ids" | "all_devices" => "devices",
         "event_types" | "all_event_types" => "events",
         "retry" => "retry",
@@ -515,7 +516,11 @@ async fn render_form(
                         input id="secret" name="secret" type="text" value=(values.secret) autocomplete="off" spellcheck="false"
                             placeholder="Leave empty to generate one" aria-describedby="secret-hint"
                             aria-invalid=[error("secret").map(|_| "true")];
-                        p class="hint" id="secret-hint" { "Generated when empty (whsec_…) and shown once after saving." }
+                        p class="hint" id="secret-hint" {
+                            "Generated when empty (whsec_…) and shown once after saving. "
+                            "Standard Webhooks signing needs " code { "whsec_" } " followed by the base64 of 24 to 64 random bytes; "
+                            "HMAC SHA-256 and shared secret take any visible ASCII text without spaces."
+                        }
                         @if let Some(message) = error("secret") { p class="field-error" { (message) } }
                     }
                 }
@@ -530,7 +535,9 @@ async fn render_form(
                     @if let Some(message) = error("signing") { p class="field-error" { (message) } }
                 }
                 (text_field("signature_header", "Signature header (HMAC SHA-256 only)", &values.signature_header, "text",
-                    "X-Herald-Signature", None, None))
+                    "X-Herald-Signature",
+                    Some("Not one Herald or HTTP sets itself: traceparent, tracestate, content-*, host, webhook-*, x-herald-*, x-idempotency-key and hop-by-hop headers are refused."),
+                    error("signature_header")))
             }
             section class="card form-section" {
                 h2 { "Devices" }
@@ -742,7 +749,11 @@ mod tests {
         assert_eq!(form_field("spec.url"), Some("url"));
         assert_eq!(form_field("spec.device_ids[1]"), Some("devices"));
         assert_eq!(form_field("spec.retry.delays[0]"), Some("retry"));
-        assert_eq!(form_field("spec.signature_header"), Some("signing"));
+        assert_eq!(form_field("spec.signing_scheme"), Some("signing"));
+        assert_eq!(
+            form_field("spec.signature_header"),
+            Some("signature_header")
+        );
         assert_eq!(form_field("etag"), None);
     }
 
