@@ -4,6 +4,7 @@
 //! tokens are stored as SHA-256 hashes and looked up by hash; the admin and
 //! service tokens come from configuration and are compared in constant time.
 
+use herald_core::id::TenantId;
 use herald_proto::v1::TokenScope;
 use herald_store::Store;
 use sha2::{Digest, Sha256};
@@ -140,17 +141,7 @@ impl Authenticator {
                     )))
                 }
             }
-            Caller::Admin => metadata
-                .get(TENANT_METADATA_KEY)
-                .and_then(|value| value.to_str().ok())
-                .filter(|value| !value.is_empty())
-                .map(str::to_owned)
-                .ok_or_else(|| {
-                    ApiError::invalid(
-                        TENANT_METADATA_KEY,
-                        "the admin token must name the tenant to act on in `herald-tenant` metadata",
-                    )
-                }),
+            Caller::Admin => admin_tenant(metadata),
             Caller::Service => Err(ApiError::PermissionDenied(
                 "the service credential cannot use the tenant API".into(),
             )),
@@ -158,6 +149,29 @@ impl Authenticator {
         tracing::Span::current().record("herald.tenant.id", tenant.as_str());
         Ok(tenant)
     }
+}
+
+/// The tenant the admin names in `herald-tenant`, parsed here so a malformed
+/// id is the caller's mistake rather than a corrupt id deeper down.
+fn admin_tenant(metadata: &MetadataMap) -> ApiResult<String> {
+    let value = metadata
+        .get(TENANT_METADATA_KEY)
+        .map(|value| {
+            value
+                .to_str()
+                .map_err(|_| ApiError::invalid(TENANT_METADATA_KEY, "the tenant id is not text"))
+        })
+        .transpose()?
+        .filter(|value| !value.is_empty())
+        .ok_or_else(|| {
+            ApiError::invalid(
+                TENANT_METADATA_KEY,
+                "the admin token must name the tenant to act on in `herald-tenant` metadata",
+            )
+        })?;
+    TenantId::parse(value)
+        .map(|tenant| tenant.to_string())
+        .map_err(|error| ApiError::invalid(TENANT_METADATA_KEY, error))
 }
 
 /// `hrld_` and 43 base64url characters (32 random bytes).

@@ -29,6 +29,8 @@ pub enum ApiError {
     DeadlineExceeded(String),
     #[error(transparent)]
     Store(StoreError),
+    #[error("the database is unavailable: {0}")]
+    StoreUnavailable(#[source] StoreError),
     #[error(transparent)]
     Secrets(#[from] SecretsError),
     #[error("the bus is unavailable: {0}")]
@@ -66,6 +68,7 @@ impl From<StoreError> for ApiError {
             } => ApiError::Aborted(format!(
                 "{kind} {id} changed since it was read (etag {expected}, now {actual}): read it again and retry"
             )),
+            other if other.is_unavailable() => ApiError::StoreUnavailable(other),
             other => ApiError::Store(other),
         }
     }
@@ -83,6 +86,11 @@ impl From<ApiError> for Status {
             ApiError::Unauthenticated(_) => Code::Unauthenticated,
             ApiError::DeadlineExceeded(_) => Code::DeadlineExceeded,
             ApiError::Bus(_) => Code::Unavailable,
+            ApiError::StoreUnavailable(source) => {
+                // The cause stays in the log; callers learn only to retry.
+                tracing::warn!(error = %source, "the database is unavailable");
+                return Status::unavailable("the database is unavailable; retry shortly");
+            }
             ApiError::Store(_) | ApiError::Secrets(_) | ApiError::Corrupt { .. } => {
                 // Internal details stay in the log; callers get an opaque message.
                 tracing::error!(error = %error, "config service internal error");

@@ -220,12 +220,6 @@ fn trace_of(message: &StreamMessage) -> HeaderMap {
     trace
 }
 
-/// The keyset position of a page of dead letters: the next stream sequence.
-#[derive(Serialize, Deserialize)]
-struct DeadLetterPosition {
-    sequence: u64,
-}
-
 impl ConfigState {
     // ---------------------------------------------------------------------
     // Dead letters
@@ -254,8 +248,7 @@ impl ConfigState {
         };
         let since = bound("since", request.since)?;
         let until = bound("until", request.until)?;
-        let mut sequence = paging::decode::<DeadLetterPosition>(&request.page_token)?
-            .map_or(1, |position| position.sequence);
+        let mut sequence = paging::decode_dead_letter_after(&request.page_token)?;
 
         let stream = topology.dead_letters_stream();
         let mut dead_letters = Vec::new();
@@ -268,7 +261,7 @@ impl ConfigState {
             else {
                 break;
             };
-            sequence = message.sequence + 1;
+            sequence = message.sequence.saturating_add(1);
             let Ok(dead_letter) = DeadLetter::decode(message.payload.as_ref()) else {
                 tracing::warn!(subject = %message.subject, "skipping an unreadable dead letter");
                 continue;
@@ -295,7 +288,7 @@ impl ConfigState {
             .await?
             .is_some()
         {
-            next_page_token = paging::encode(&DeadLetterPosition { sequence });
+            next_page_token = paging::encode(&paging::DeadLetterPosition { sequence });
         }
         Ok(ListDeadLettersResponse {
             dead_letters,
@@ -939,7 +932,7 @@ impl ConfigState {
             .next_message(&stream, filter.clone(), sequence)
             .await?
         {
-            sequence = message.sequence + 1;
+            sequence = message.sequence.saturating_add(1);
             if let Ok(dead_letter) = DeadLetter::decode(message.payload.as_ref()) {
                 found.push((message, dead_letter));
             }

@@ -44,7 +44,6 @@ impl Drop for Harness {
 }
 
 async fn start(backend: Backend) -> Harness {
-    let nats = NatsServer::start();
     let dir = tempfile::tempdir().unwrap();
     let options = match backend {
         Backend::Sqlite => StoreOptions {
@@ -56,7 +55,12 @@ async fn start(backend: Backend) -> Harness {
             schema: Some(herald_testkit::fresh_postgres_schema()),
         },
     };
-    let store = Store::connect_with(&options).await.unwrap();
+    start_on(&options, dir).await
+}
+
+async fn start_on(options: &StoreOptions, dir: tempfile::TempDir) -> Harness {
+    let nats = NatsServer::start();
+    let store = Store::connect_with(options).await.unwrap();
     store.migrate().await.unwrap();
     let bus = Bus::connect(&BusConfig::for_url(nats.url()), "test")
         .await
@@ -238,6 +242,8 @@ on_both_databases!(
     attempt_records_are_stored_once,
     test_endpoint_activates_on_a_2xx_attempt,
     secrets_are_encrypted_at_rest,
+    hardening_05_tampered_page_tokens_and_huge_ttls_are_invalid_arguments,
+    hardening_07_an_unparsable_herald_tenant_is_an_invalid_argument,
 );
 
 async fn endpoint_lifecycle(backend: Backend) {
@@ -1281,4 +1287,187 @@ async fn secrets_are_encrypted_at_rest(backend: Backend) {
         token_hash.secret_sha256, tenant.token,
         "tokens are stored hashed"
     );
+}
+
+async fn hardening_05_tampered_page_tokens_and_huge_ttls_are_invalid_arguments(backend: Backend) {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+    let herald = start(backend).await;
+    let tenant = herald.tenant("Acme").await;
+    let tampered = [
+        URL_SAFE_NO_PAD
+            .encode(br#"{"at_micros":170141183460469231731687303715884105727,"id":"att_x"}"#),
+        URL_SAFE_NO_PAD.encode(br#"{"at_micros":-9223372036854775808000,"id":"att_x"}"#),
+        URL_SAFE_NO_PAD.encode(br#"{"at_micros":"x","id":7}"#),
+        URL_SAFE_NO_PAD.encode([0xff, 0xfe, 0x00]),
+        "%%%".to_owned(),
+    ];
+    for page_token in tampered {
+        let status = herald
+            .attempts()
+            .list_attempts(authed(
+                &tenant.token,
+                pb::ListAttemptsRequest {
+                    page_token: page_token.clone(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            status.code(),
+            Code::InvalidArgument,
+            "{page_token}: {status:?}"
+        );
+        assert_eq!(field_of(&status), "page_token");
+    }
+    let status = herald
+        .config()
+        .list_endpoints(authed(
+            &tenant.token,
+            pb::ListEndpointsRequest {
+                page_token: URL_SAFE_NO_PAD.encode(b"[1,2,3]"),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(field_of(&status), "page_token");
+
+    for seconds in [1_i64 << 62, i64::MAX, 400 * 366 * 24 * 3600 * 100] {
+        let status = herald
+            .admin()
+            .create_token(authed(
+                ADMIN,
+                pb::CreateTokenRequest {
+                    tenant_id: tenant.id.clone(),
+                    name: "forever".into(),
+                    scope: pb::TokenScope::Tenant.into(),
+                    ttl: Some(prost_types::Duration { seconds, nanos: 0 }),
+                },
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            status.code(),
+            Code::InvalidArgument,
+            "{seconds}: {status:?}"
+        );
+        assert_eq!(field_of(&status), "ttl");
+    }
+    // The service is still there, and a long but representable ttl works.
+    herald
+        .admin()
+        .create_token(authed(
+            ADMIN,
+            pb::CreateTokenRequest {
+                tenant_id: tenant.id.clone(),
+                name: "decade".into(),
+                scope: pb::TokenScope::Read.into(),
+                ttl: Some(prost_types::Duration {
+                    seconds: 10 * 366 * 24 * 3600,
+                    nanos: 0,
+                }),
+            },
+        ))
+        .await
+        .unwrap();
+}
+
+async fn hardening_07_an_unparsable_herald_tenant_is_an_invalid_argument(backend: Backend) {
+    let herald = start(backend).await;
+    let tenant = herald.tenant("Acme").await;
+    for named in [
+        "not-a-tenant",
+        "org_",
+        "ORG_0000",
+        "ep_01jbz3k6n6t1d5f2a8cxkq9r7w",
+    ] {
+        let mut request = authed(ADMIN, pb::ListEndpointsRequest::default());
+        request
+            .metadata_mut()
+            .insert(herald_config::TENANT_METADATA_KEY, named.parse().unwrap());
+        let status = herald.config().list_endpoints(request).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{named}: {status:?}");
+        assert_eq!(field_of(&status), herald_config::TENANT_METADATA_KEY);
+        let mut request = authed(ADMIN, pb::TailAttemptsRequest::default());
+        request
+            .metadata_mut()
+            .insert(herald_config::TENANT_METADATA_KEY, named.parse().unwrap());
+        let status = herald.attempts().tail_attempts(request).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{named}: {status:?}");
+    }
+    let mut request = authed(ADMIN, pb::ListEndpointsRequest::default());
+    request.metadata_mut().insert(
+        herald_config::TENANT_METADATA_KEY,
+        tenant.id.parse().unwrap(),
+    );
+    herald.config().list_endpoints(request).await.unwrap();
+}
+
+/// A TCP proxy to PostgreSQL that can be cut, as a network failure or a
+/// stopped server would cut the config service's connections.
+struct CuttableProxy {
+    addr: SocketAddr,
+    tasks: tokio::task::JoinSet<()>,
+}
+
+impl CuttableProxy {
+    async fn start(upstream: String) -> CuttableProxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let upstream = upstream.clone();
+                connections.spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        CuttableProxy { addr, tasks }
+    }
+
+    /// Closes the listener and every connection through it.
+    async fn cut(mut self) {
+        self.tasks.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hardening_09_a_database_outage_answers_unavailable() {
+    let direct = herald_testkit::postgres_url();
+    let parsed = url::Url::parse(&direct).unwrap();
+    let upstream = format!(
+        "{}:{}",
+        parsed.host_str().unwrap(),
+        parsed.port().unwrap_or(5432)
+    );
+    let proxy = CuttableProxy::start(upstream).await;
+    let mut through_proxy = parsed.clone();
+    through_proxy.set_host(Some("127.0.0.1")).unwrap();
+    through_proxy.set_port(Some(proxy.addr.port())).unwrap();
+    let options = StoreOptions {
+        url: through_proxy.to_string(),
+        schema: Some(herald_testkit::fresh_postgres_schema()),
+    };
+    let herald = start_on(&options, tempfile::tempdir().unwrap()).await;
+    let tenant = herald.tenant("Acme").await;
+    proxy.cut().await;
+
+    let status = herald
+        .config()
+        .list_endpoints(authed(&tenant.token, pb::ListEndpointsRequest::default()))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    let status = herald
+        .admin()
+        .list_tenants(authed(ADMIN, pb::ListTenantsRequest::default()))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
 }

@@ -154,7 +154,7 @@ impl ConfigState {
         request: ListEndpointsRequest,
     ) -> ApiResult<ListEndpointsResponse> {
         let size = paging::page_size(request.page_size)?;
-        let after: Option<String> = paging::decode(&request.page_token)?;
+        let after = paging::decode_id_after(&request.page_token)?;
         let search = request.search.trim();
         if search.chars().any(char::is_control) {
             return Err(ApiError::invalid(
