@@ -953,7 +953,20 @@ enum Selection {
     Endpoint(EndpointId),
 }
 
+/// Most dead letters a redrive or purge names one by one: a page of them.
+/// A whole endpoint's dead letters are selected with `all_of_endpoint`.
+pub const MAX_SELECTED_DELIVERIES: usize = crate::paging::MAX_PAGE_SIZE as usize;
+
 fn selection(delivery_ids: &[String], all_of_endpoint: &str) -> ApiResult<Selection> {
+    if delivery_ids.len() > MAX_SELECTED_DELIVERIES {
+        return Err(ApiError::invalid(
+            "delivery_ids",
+            format!(
+                "{} ids is over the maximum of {MAX_SELECTED_DELIVERIES}; use all_of_endpoint for a whole endpoint",
+                delivery_ids.len()
+            ),
+        ));
+    }
     match (delivery_ids.is_empty(), all_of_endpoint.is_empty()) {
         (true, true) => Err(ApiError::invalid(
             "delivery_ids",

@@ -29,6 +29,7 @@ enum Backend {
 }
 
 struct Harness {
+    addr: SocketAddr,
     channel: Channel,
     store: Store,
     bus: Bus,
@@ -94,6 +95,7 @@ async fn start_on(options: &StoreOptions, dir: tempfile::TempDir) -> Harness {
         .await
         .unwrap();
     Harness {
+        addr,
         channel,
         store,
         bus,
@@ -1470,4 +1472,176 @@ async fn hardening_09_a_database_outage_answers_unavailable() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hardening_06_a_malformed_protobuf_request_is_an_invalid_argument() {
+    let herald = start(Backend::Sqlite).await;
+    let tenant = herald.tenant("Acme").await;
+    // Field 1 (endpoint_id), length 2, then bytes that are not UTF-8.
+    let malformed = [0x0a, 0x02, 0xff, 0xfe];
+    for (path, token) in [
+        (
+            "/herald.v1.ConfigService/GetEndpoint",
+            tenant.token.as_str(),
+        ),
+        ("/herald.v1.AdminService/GetTenant", ADMIN),
+        (
+            "/herald.v1.AttemptService/ListAttempts",
+            tenant.token.as_str(),
+        ),
+        (
+            "/herald.v1.RecoveryService/RedriveDeadLetters",
+            tenant.token.as_str(),
+        ),
+        ("/herald.v1.WatchService/Watch", SERVICE),
+    ] {
+        let status = herald_testkit::raw_grpc_call(herald.channel.clone(), path, token, &malformed)
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{path}: {status:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hardening_10_failed_authentications_are_throttled_per_address() {
+    let herald = start(Backend::Sqlite).await;
+    let tenant = herald.tenant("Acme").await;
+    // The guesser connects from another loopback address than everyone else.
+    let guesser = tonic::transport::Endpoint::from_shared(format!("http://{}", herald.addr))
+        .unwrap()
+        .local_address(Some("127.0.0.2".parse().unwrap()))
+        .connect()
+        .await
+        .unwrap();
+    let mut guessing = ConfigServiceClient::new(guesser);
+    let summary = || pb::GetSummaryRequest {};
+    for attempt in 0..10 {
+        let status = guessing
+            .get_summary(authed(&format!("hrld_guess{attempt}"), summary()))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            status.code(),
+            Code::Unauthenticated,
+            "{attempt}: {status:?}"
+        );
+    }
+    let throttled = guessing
+        .get_summary(authed("hrld_guess10", summary()))
+        .await
+        .unwrap_err();
+    assert_eq!(throttled.code(), Code::ResourceExhausted, "{throttled:?}");
+    let retry_after: u64 = throttled
+        .metadata()
+        .get(herald_config::RETRY_AFTER_METADATA_KEY)
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&retry_after), "{retry_after}");
+    // Even the right token is not confirmed while the address is throttled.
+    let status = guessing
+        .get_summary(authed(&tenant.token, summary()))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    // Other clients are not affected, neither their successes nor their failures.
+    herald
+        .config()
+        .get_summary(authed(&tenant.token, summary()))
+        .await
+        .unwrap();
+    let status = herald
+        .config()
+        .get_summary(authed("hrld_typo", summary()))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    // After the wait, the address has one more try.
+    tokio::time::sleep(Duration::from_secs(retry_after) + Duration::from_millis(100)).await;
+    guessing
+        .get_summary(authed(&tenant.token, summary()))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hardening_11_id_lists_are_capped() {
+    let herald = start(Backend::Sqlite).await;
+    let tenant = herald.tenant("Acme").await;
+    let mut recovery =
+        pb::recovery_service_client::RecoveryServiceClient::new(herald.channel.clone());
+    let unknown: Vec<String> = (0..5_000)
+        .map(|_| herald_core::id::DeliveryId::generate().to_string())
+        .collect();
+    let started = std::time::Instant::now();
+    let status = recovery
+        .redrive_dead_letters(authed(
+            &tenant.token,
+            pb::RedriveDeadLettersRequest {
+                delivery_ids: unknown.clone(),
+                use_current_endpoint: true,
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(field_of(&status), "delivery_ids");
+    assert!(status.message().contains("500"), "{}", status.message());
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let status = recovery
+        .purge_dead_letters(authed(
+            &tenant.token,
+            pb::PurgeDeadLettersRequest {
+                delivery_ids: unknown[..501].to_vec(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(field_of(&status), "delivery_ids");
+
+    let too_many_types = herald
+        .create_endpoint(
+            &tenant,
+            pb::EndpointSpec {
+                event_types: (0..1_001).map(|index| format!("custom.t{index}")).collect(),
+                ..spec("Orders", "https://hooks.example.com/x")
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(too_many_types.code(), Code::InvalidArgument);
+    assert_eq!(field_of(&too_many_types), "spec.event_types");
+    let too_many_devices = herald
+        .create_endpoint(
+            &tenant,
+            pb::EndpointSpec {
+                device_ids: (0..1_001)
+                    .map(|_| herald_core::id::DeviceId::generate().to_string())
+                    .collect(),
+                ..spec("Orders", "https://hooks.example.com/x")
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(too_many_devices.code(), Code::InvalidArgument);
+    assert_eq!(field_of(&too_many_devices), "spec.device_ids");
+
+    let status = WatchServiceClient::new(herald.channel.clone())
+        .watch(authed(
+            SERVICE,
+            pb::WatchRequest {
+                kinds: vec![pb::WatchedKind::Endpoint.into(); 17],
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(field_of(&status), "kinds");
 }

@@ -22,6 +22,7 @@
 //! - [`address`]: endpoint URL rules and the SSRF address classifier.
 //! - [`rate`]: endpoint rate limits (GCRA with reservations).
 //! - [`circuit`]: the per-endpoint circuit breaker.
+//! - [`throttle`]: the budget of failed authentications per client address.
 
 pub mod address;
 pub mod catalog;
@@ -34,5 +35,6 @@ pub mod matching;
 pub mod rate;
 pub mod retry;
 pub mod signing;
+pub mod throttle;
 
 mod excerpt;

@@ -974,3 +974,27 @@ async fn a_call_of_ten_thousand_items_is_published_whole() {
         );
     }
 }
+
+#[tokio::test]
+async fn hardening_06_a_malformed_protobuf_request_is_an_invalid_argument() {
+    let harness = start().await;
+    let tenant = harness.tenant().await;
+    let channel = tonic::transport::Endpoint::from_shared(harness.url(""))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    // Field 1 (items), length 2, then two bytes that start no valid field.
+    let malformed = [0x0a, 0x02, 0xff, 0xfe];
+    for path in [
+        "/herald.v1.IngestService/Publish",
+        "/herald.v1.IngestService/PublishStream",
+    ] {
+        let status =
+            herald_testkit::raw_grpc_call(channel.clone(), path, &tenant.token, &malformed)
+                .await
+                .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{path}: {status:?}");
+    }
+    assert!(harness.events().await.is_empty());
+}

@@ -1,0 +1,165 @@
+//! Throttling failed authentications per client address, against token
+//! guessing.
+//!
+//! Each address has a budget of failures: a burst of [`AuthThrottle::burst`]
+//! and then one more per [`AuthThrottle::interval`] (a GCRA, so the whole
+//! state of an address is one number, the theoretical arrival time of its
+//! next failure). While an address is over its budget every authentication
+//! from it is refused before the token is looked at, so a correct guess is
+//! not confirmed either; successful authentications cost nothing.
+
+use std::{
+    net::{IpAddr, Ipv6Addr},
+    time::Duration,
+};
+
+use crate::rate::Micros;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AuthThrottle {
+    burst: u32,
+    interval: Micros,
+}
+
+impl Default for AuthThrottle {
+    /// A burst of 10 failures, then one per second.
+    fn default() -> Self {
+        AuthThrottle {
+            burst: 10,
+            interval: 1_000_000,
+        }
+    }
+}
+
+impl AuthThrottle {
+    /// `burst` failures at once (at least 1), then one per `interval` (at
+    /// least a microsecond).
+    pub fn new(burst: u32, interval: Duration) -> AuthThrottle {
+        AuthThrottle {
+            burst: burst.max(1),
+            interval: Micros::try_from(interval.as_micros())
+                .unwrap_or(Micros::MAX)
+                .max(1),
+        }
+    }
+
+    pub fn burst(&self) -> u32 {
+        self.burst
+    }
+
+    pub fn interval(&self) -> Duration {
+        Duration::from_micros(self.interval.unsigned_abs())
+    }
+
+    /// How long an address whose failures left `tat` (0 when it has none)
+    /// must wait before it may authenticate at `now`; `None` when it may.
+    pub fn wait(&self, tat: Micros, now: Micros) -> Option<Duration> {
+        let tolerance = self
+            .interval
+            .saturating_mul(i64::from(self.burst.saturating_sub(1)));
+        let allowed_at = tat.saturating_sub(tolerance);
+        (allowed_at > now).then(|| Duration::from_micros(allowed_at.abs_diff(now)))
+    }
+
+    /// The state after a failure at `now`.
+    pub fn fail(&self, tat: Micros, now: Micros) -> Micros {
+        tat.max(now).saturating_add(self.interval)
+    }
+
+    /// Whether the state `tat` is spent at `now`: the address has its whole
+    /// burst back, so the state can be forgotten.
+    pub fn is_spent(&self, tat: Micros, now: Micros) -> bool {
+        tat <= now
+    }
+}
+
+/// The address failures are counted under: IPv4 addresses (IPv4-mapped IPv6
+/// included) as they are, IPv6 addresses by their /64, the block one
+/// subscriber usually holds.
+pub fn client_key(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(_) => address,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let segments = v6.segments();
+                IpAddr::V6(Ipv6Addr::new(
+                    segments[0],
+                    segments[1],
+                    segments[2],
+                    segments[3],
+                    0,
+                    0,
+                    0,
+                    0,
+                ))
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const SECOND: Micros = 1_000_000;
+
+    #[test]
+    fn a_burst_of_ten_then_one_per_second() {
+        let throttle = AuthThrottle::default();
+        let now = 1_000 * SECOND;
+        let mut tat = 0;
+        for _ in 0..10 {
+            assert_eq!(throttle.wait(tat, now), None);
+            tat = throttle.fail(tat, now);
+        }
+        assert_eq!(throttle.wait(tat, now), Some(Duration::from_secs(1)));
+        assert_eq!(
+            throttle.wait(tat, now + SECOND / 2),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(throttle.wait(tat, now + SECOND), None);
+        tat = throttle.fail(tat, now + SECOND);
+        assert_eq!(
+            throttle.wait(tat, now + SECOND),
+            Some(Duration::from_secs(1))
+        );
+        assert!(!throttle.is_spent(tat, now + 10 * SECOND));
+        assert!(throttle.is_spent(tat, now + 11 * SECOND));
+        assert_eq!(throttle.wait(tat, now + 11 * SECOND), None);
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_64() {
+        let one: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap();
+        assert_eq!(client_key(one), client_key(other));
+        assert_ne!(
+            client_key(one),
+            client_key("2001:db8:1:3::1".parse().unwrap())
+        );
+        assert_eq!(
+            client_key("::ffff:192.0.2.7".parse().unwrap()),
+            "192.0.2.7".parse::<IpAddr>().unwrap()
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn never_overflows_and_never_waits_longer_than_the_backlog(
+            tat in any::<i64>(),
+            now in any::<i64>(),
+            burst in any::<u32>(),
+            interval in any::<u64>(),
+        ) {
+            let throttle = AuthThrottle::new(burst, Duration::from_micros(interval));
+            let after = throttle.fail(tat, now);
+            prop_assert!(after >= now.min(tat));
+            if let Some(wait) = throttle.wait(tat, now) {
+                prop_assert!(wait <= Duration::from_micros(tat.abs_diff(now)));
+            }
+        }
+    }
+}
