@@ -788,3 +788,28 @@ fn events_are_replayed_and_failures_recovered() {
     assert!(message.contains("RFC 3339"), "{message}");
     assert_eq!(code(&["recover", "--since", "2h"]).0, Some(2));
 }
+
+#[test]
+fn hardening_09_a_database_outage_exits_5() {
+    let direct = herald_tests::postgres_url();
+    let host_port = direct
+        .split_once('@')
+        .and_then(|(_, rest)| rest.split('/').next())
+        .unwrap()
+        .to_owned();
+    let proxy = herald_tests::CuttableProxy::start(host_port.clone());
+    let through_proxy = direct.replacen(&host_port, &proxy.addr.to_string(), 1);
+    let schema = herald_testkit::fresh_postgres_schema();
+    let running = Running::start(&[
+        ("DATABASE_URL", through_proxy.as_str()),
+        ("HERALD_DATABASE_SCHEMA", schema.as_str()),
+    ]);
+    let ctl = &running.ctl;
+    ctl.json(&running.admin, &["tenants", "create", "Acme"]);
+    proxy.cut();
+
+    let output = ctl.run(Some(&running.admin), &["tenants", "list"]);
+    assert_eq!(output.status.code(), Some(5), "{}", stderr(&output));
+    let message = stderr(&output);
+    assert!(message.to_lowercase().contains("unavailable"), "{message}");
+}

@@ -13,6 +13,7 @@ use std::{
 mod collector;
 mod exposition;
 pub mod herald_all;
+mod proxy;
 mod receiver;
 pub mod signatures;
 pub mod stack;
@@ -20,6 +21,7 @@ pub mod stack;
 pub use collector::{CollectedSpan, Collector};
 pub use exposition::{Exposition, MetricFamily, Sample};
 pub use herald_testkit::{NatsServer, free_port, http_get, http_post, postgres_url, wait_for};
+pub use proxy::CuttableProxy;
 pub use receiver::{Received, Receiver};
 
 /// A running `herald` process, killed when dropped.

@@ -998,3 +998,52 @@ async fn hardening_06_a_malformed_protobuf_request_is_an_invalid_argument() {
     }
     assert!(harness.events().await.is_empty());
 }
+
+#[tokio::test]
+async fn hardening_12_every_ingest_answer_says_nosniff() {
+    let harness = start().await;
+    let tenant = harness.tenant().await;
+    let device = harness.waba_device(&tenant).await;
+    let answers = [
+        harness
+            .http
+            .post(harness.url(&format!("/inbound/waba/{device}")))
+            .body(WABA_BATCH.to_vec())
+            .send()
+            .await
+            .unwrap(),
+        harness
+            .http
+            .get(harness.url(&format!(
+                "/inbound/waba/{device}?hub.mode=subscribe&hub.verify_token={VERIFY_TOKEN}&hub.challenge=42"
+            )))
+            .send()
+            .await
+            .unwrap(),
+        harness
+            .http
+            .post(harness.url("/inbound/telegram/dev_unknown"))
+            .body("{}")
+            .send()
+            .await
+            .unwrap(),
+        harness
+            .http
+            .get(harness.url("/no/such/path"))
+            .send()
+            .await
+            .unwrap(),
+    ];
+    for answer in answers {
+        assert_eq!(
+            answer
+                .headers()
+                .get("x-content-type-options")
+                .map(|value| value.to_str().unwrap()),
+            Some("nosniff"),
+            "{} {}",
+            answer.url(),
+            answer.status()
+        );
+    }
+}
