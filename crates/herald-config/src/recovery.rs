@@ -994,7 +994,7 @@ fn recent(job: &StoredJob) -> bool {
     match job.finished_at_micros {
         None => job.state == JobState::Running,
         Some(finished) => {
-            now_micros() - finished
+            now_micros().saturating_sub(finished)
                 < i64::try_from(IDEMPOTENCY_WINDOW.as_micros()).unwrap_or(i64::MAX)
         }
     }
@@ -1029,7 +1029,8 @@ impl ConfigState {
             let Ok(mut job) = serde_json::from_slice::<StoredJob>(&entry.value) else {
                 continue;
             };
-            if job.state != JobState::Running || now_micros() - job.heartbeat_micros < stalled_after
+            if job.state != JobState::Running
+                || now_micros().saturating_sub(job.heartbeat_micros) < stalled_after
             {
                 continue;
             }
