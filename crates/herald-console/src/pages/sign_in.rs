@@ -74,7 +74,7 @@ pub async fn submit(
             // confirms nothing about a guessed token.
             Err(status) => match status.code() {
                 Code::Unauthenticated | Code::PermissionDenied | Code::InvalidArgument => Some(
-                    "That token cannot sign in: use a valid tenant token (it starts with hrld_)."
+                    "That token is not valid here: sign in with a tenant token (it starts with hrld_)."
                         .to_owned(),
                 ),
                 _ => return Err(status.into()),
