@@ -1073,6 +1073,39 @@ async fn hardening_10_guessing_tokens_is_throttled_and_confirms_nothing() {
     assert!(answer.headers().contains_key("retry-after"));
     let body: Value = answer.json().await.unwrap();
     assert_eq!(body["error"]["code"], "resource_exhausted");
+    // A forged X-Forwarded-For changes nothing when no proxy is trusted.
+    let answer = http
+        .get(stack.url("/api/v1/endpoints"))
+        .bearer_auth(&tenant.token)
+        .header("x-forwarded-for", "198.51.100.99")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 429);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hardening_10_behind_a_trusted_proxy_clients_are_throttled_by_their_own_address() {
+    let stack = HeraldAll::start_with(&[("HERALD_TRUSTED_PROXIES", "127.0.0.0/8")]);
+    let tenant = stack.tenant("Acme").await;
+    let http = plain_http();
+    let call = |client: &'static str, token: String| {
+        http.get(stack.url("/api/v1/endpoints"))
+            .bearer_auth(token)
+            .header("x-forwarded-for", client)
+            .send()
+    };
+    for attempt in 0..10 {
+        let answer = call("198.51.100.7", format!("hrld_guess{attempt}"))
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 401);
+    }
+    let answer = call("198.51.100.7", tenant.token.clone()).await.unwrap();
+    assert_eq!(answer.status(), 429);
+    // Another client behind the same proxy is not affected.
+    let answer = call("198.51.100.8", tenant.token.clone()).await.unwrap();
+    assert_eq!(answer.status(), 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

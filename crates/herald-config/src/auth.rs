@@ -21,10 +21,11 @@ use std::{
 use herald_core::{
     id::TenantId,
     rate::Micros,
-    throttle::{AuthThrottle, client_key},
+    throttle::{AuthThrottle, client_address, client_key},
 };
 use herald_proto::v1::TokenScope;
 use herald_store::Store;
+use ipnet::IpNet;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
@@ -64,6 +65,8 @@ pub struct Authenticator {
     service_token: String,
     store: Store,
     failures: Arc<Mutex<Failures>>,
+    /// Reverse proxies whose `X-Forwarded-For` names the client.
+    trusted_proxies: Arc<[IpNet]>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -84,13 +87,26 @@ impl Authenticator {
                 AuthThrottle::default(),
                 MAX_THROTTLED_ADDRESSES,
             ))),
+            trusted_proxies: Arc::from([]),
         }
+    }
+
+    /// Believes `X-Forwarded-For` from these proxies when throttling.
+    pub fn trusting_proxies(mut self, proxies: Vec<IpNet>) -> Authenticator {
+        self.trusted_proxies = proxies.into();
+        self
     }
 
     /// Who presented the credentials in `metadata`. A caller whose address
     /// failed too often lately is refused before its token is looked at.
     pub async fn caller(&self, metadata: &MetadataMap) -> ApiResult<Caller> {
-        let peer = current_peer().map(client_key);
+        let peer = current_origin().map(|origin| {
+            client_key(client_address(
+                origin.peer,
+                origin.forwarded_for.as_deref(),
+                &self.trusted_proxies,
+            ))
+        });
         if let Some(peer) = peer {
             let wait = self.failures().wait(peer, now_micros());
             if let Some(retry_after) = wait {
@@ -250,17 +266,24 @@ fn now_micros() -> Micros {
         .unwrap_or(Micros::MAX)
 }
 
+/// Where the request being served came from.
+#[derive(Clone, Debug)]
+struct Origin {
+    peer: IpAddr,
+    forwarded_for: Option<String>,
+}
+
 tokio::task_local! {
-    /// The address of the client whose request is being served.
-    static PEER: IpAddr;
+    static ORIGIN: Origin;
 }
 
-fn current_peer() -> Option<IpAddr> {
-    PEER.try_with(|peer| *peer).ok()
+fn current_origin() -> Option<Origin> {
+    ORIGIN.try_with(Origin::clone).ok()
 }
 
-/// Makes the connection's peer address the one [`Authenticator`] throttles
-/// for the duration of each request (gRPC and the HTTP routes alike).
+/// Makes the connection's peer address (and `X-Forwarded-For`, believed
+/// only from trusted proxies) what [`Authenticator`] throttles by, for the
+/// duration of each request (gRPC and the HTTP routes alike).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct PeerLayer;
 
@@ -297,9 +320,22 @@ where
             .get::<TcpConnectInfo>()
             .and_then(TcpConnectInfo::remote_addr)
             .map(|address| address.ip());
+        let forwarded_for = request
+            .headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .collect::<Vec<_>>();
+        let forwarded_for = (!forwarded_for.is_empty()).then(|| forwarded_for.join(","));
         let response = self.inner.call(request);
         match peer {
-            Some(peer) => Box::pin(PEER.scope(peer, response)),
+            Some(peer) => Box::pin(ORIGIN.scope(
+                Origin {
+                    peer,
+                    forwarded_for,
+                },
+                response,
+            )),
             None => Box::pin(response),
         }
     }

@@ -7,11 +7,17 @@
 //! next failure). While an address is over its budget every authentication
 //! from it is refused before the token is looked at, so a correct guess is
 //! not confirmed either; successful authentications cost nothing.
+//!
+//! Behind a reverse proxy every client would share the proxy's address, so
+//! [`client_address`] takes the client from `X-Forwarded-For` when the peer
+//! is a proxy the operator trusts.
 
 use std::{
     net::{IpAddr, Ipv6Addr},
     time::Duration,
 };
+
+use ipnet::IpNet;
 
 use crate::rate::Micros;
 
@@ -71,6 +77,29 @@ impl AuthThrottle {
     pub fn is_spent(&self, tat: Micros, now: Micros) -> bool {
         tat <= now
     }
+}
+
+/// The client behind a request: the connection's `peer`, unless the peer is
+/// one of the `trusted` proxies, in which case the rightmost address of
+/// `X-Forwarded-For` that is not itself a trusted proxy (a client can put
+/// anything at the left of the header, only what the proxies appended is
+/// believed). A trusted peer without a usable header is the client itself.
+pub fn client_address(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[IpNet]) -> IpAddr {
+    let is_trusted = |address: &IpAddr| trusted.iter().any(|net| net.contains(address));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let Some(forwarded_for) = forwarded_for else {
+        return peer;
+    };
+    for hop in forwarded_for.rsplit(',') {
+        match hop.trim().parse::<IpAddr>() {
+            Ok(address) if is_trusted(&address) => continue,
+            Ok(address) => return address,
+            Err(_) => return peer,
+        }
+    }
+    peer
 }
 
 /// The address failures are counted under: IPv4 addresses (IPv4-mapped IPv6
@@ -144,6 +173,31 @@ mod tests {
             client_key("::ffff:192.0.2.7".parse().unwrap()),
             "192.0.2.7".parse::<IpAddr>().unwrap()
         );
+    }
+
+    #[test]
+    fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let proxy: IpAddr = "10.1.2.3".parse().unwrap();
+        let client: IpAddr = "198.51.100.7".parse().unwrap();
+        let outsider: IpAddr = "203.0.113.9".parse().unwrap();
+        assert_eq!(
+            client_address(outsider, Some("198.51.100.7"), &trusted),
+            outsider
+        );
+        assert_eq!(
+            client_address(proxy, Some("198.51.100.7"), &trusted),
+            client
+        );
+        // What the client wrote at the left is ignored.
+        assert_eq!(
+            client_address(proxy, Some("1.1.1.1, 198.51.100.7, 10.9.9.9"), &trusted),
+            client
+        );
+        assert_eq!(client_address(proxy, None, &trusted), proxy);
+        assert_eq!(client_address(proxy, Some("garbage"), &trusted), proxy);
+        assert_eq!(client_address(proxy, Some("10.2.2.2"), &trusted), proxy);
+        assert_eq!(client_address(proxy, Some("198.51.100.7"), &[]), proxy);
     }
 
     proptest! {
