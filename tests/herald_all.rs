@@ -26,19 +26,24 @@ pub struct Tenant {
 
 impl HeraldAll {
     pub fn start() -> HeraldAll {
+        HeraldAll::start_with(&[])
+    }
+
+    /// [`HeraldAll::start`], with more environment variables.
+    pub fn start_with(extra: &[(&str, &str)]) -> HeraldAll {
         let nats = NatsServer::start();
         let state = tempfile::tempdir().unwrap();
         let database_url = crate::sqlite_url(state.path());
         let state_dir = state.path().to_str().unwrap().to_owned();
-        let mut herald = HeraldProcess::start(
-            &["all"],
-            &[
-                ("NATS_URL", &nats.url()),
-                ("DATABASE_URL", &database_url),
-                ("HERALD_STATE_DIR", &state_dir),
-                ("HERALD_ALLOW_CIDRS", "127.0.0.0/8"),
-            ],
-        );
+        let nats_url = nats.url();
+        let mut envs = vec![
+            ("NATS_URL", nats_url.as_str()),
+            ("DATABASE_URL", &database_url),
+            ("HERALD_STATE_DIR", &state_dir),
+            ("HERALD_ALLOW_CIDRS", "127.0.0.0/8"),
+        ];
+        envs.extend_from_slice(extra);
+        let mut herald = HeraldProcess::start(&["all"], &envs);
         herald.wait_until_ready(Duration::from_secs(60));
         let admin_token = std::fs::read_to_string(state.path().join("admin.token"))
             .unwrap()

@@ -1175,3 +1175,28 @@ fn hardening_01_console_form_says_the_secret_form_and_refuses_a_plain_secret() {
         assert_eq!(listed["endpoints"], json!([]), "{listed}");
     });
 }
+
+#[test]
+fn hardening_09_a_database_outage_exits_5() {
+    let direct = herald_tests::postgres_url();
+    let host_port = direct
+        .split_once('@')
+        .and_then(|(_, rest)| rest.split('/').next())
+        .unwrap()
+        .to_owned();
+    let proxy = herald_tests::CuttableProxy::start(host_port.clone());
+    let through_proxy = direct.replacen(&host_port, &proxy.addr.to_string(), 1);
+    let schema = herald_testkit::fresh_postgres_schema();
+    let running = Running::start(&[
+        ("DATABASE_URL", through_proxy.as_str()),
+        ("HERALD_DATABASE_SCHEMA", schema.as_str()),
+    ]);
+    let ctl = &running.ctl;
+    ctl.json(&running.admin, &["tenants", "create", "Acme"]);
+    proxy.cut();
+
+    let output = ctl.run(Some(&running.admin), &["tenants", "list"]);
+    assert_eq!(output.status.code(), Some(5), "{}", stderr(&output));
+    let message = stderr(&output);
+    assert!(message.to_lowercase().contains("unavailable"), "{message}");
+}

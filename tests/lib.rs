@@ -13,6 +13,7 @@ use std::{
 mod collector;
 mod exposition;
 pub mod herald_all;
+mod proxy;
 mod receiver;
 pub mod signatures;
 pub mod stack;
@@ -22,6 +23,7 @@ pub use exposition::{Exposition, MetricFamily, Sample};
 pub use herald_testkit::{
     NatsCluster, NatsServer, free_port, http_get, http_post, postgres_url, wait_for,
 };
+pub use proxy::CuttableProxy;
 pub use receiver::{Received, Receiver};
 
 /// A running `herald` process, killed when dropped.

@@ -26,8 +26,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         descriptors.encode_to_vec(),
     )?;
 
+    // Messages and clients first, with tonic's own codec.
     tonic_prost_build::configure()
         .bytes(".herald.v1")
+        .build_server(false)
+        .emit_rerun_if_changed(false)
+        .compile_fds(descriptors.clone())?;
+    // Then the servers alone, over the messages above, with the codec that
+    // answers an undecodable request InvalidArgument (tonic's says Internal).
+    let servers = out_dir.join("servers");
+    fs::create_dir_all(&servers)?;
+    tonic_prost_build::configure()
+        .build_client(false)
+        .build_server(true)
+        .extern_path(".herald.v1", "crate::v1")
+        .codec_path("crate::codec::RequestCodec")
+        .out_dir(&servers)
         .emit_rerun_if_changed(false)
         .compile_fds(descriptors)?;
     Ok(())

@@ -8,7 +8,7 @@ use axum::{
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use herald_config::FIELD_METADATA_KEY;
+use herald_config::{FIELD_METADATA_KEY, RETRY_AFTER_METADATA_KEY};
 use serde::Serialize;
 use tonic::Code;
 use utoipa::{
@@ -23,6 +23,9 @@ pub struct HttpError {
     pub code: &'static str,
     pub message: String,
     pub field: Option<String>,
+    /// Whole seconds a throttled caller waits before trying again, sent as
+    /// `Retry-After`.
+    pub retry_after: Option<u64>,
 }
 
 /// The body of every error response.
@@ -52,6 +55,7 @@ impl HttpError {
             code: "invalid_argument",
             message: message.into(),
             field: None,
+            retry_after: None,
         }
     }
 
@@ -62,6 +66,17 @@ impl HttpError {
         }
     }
 
+    /// A request body over the API's limit.
+    pub fn too_large(limit: usize) -> HttpError {
+        HttpError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            code: "resource_exhausted",
+            message: format!("the request body is over the limit of {limit} bytes"),
+            field: None,
+            retry_after: None,
+        }
+    }
+
     /// A response the service should have filled in was empty.
     pub fn internal(message: impl Into<String>) -> HttpError {
         HttpError {
@@ -69,6 +84,7 @@ impl HttpError {
             code: "internal",
             message: message.into(),
             field: None,
+            retry_after: None,
         }
     }
 
@@ -78,6 +94,7 @@ impl HttpError {
             code: "not_found",
             message: message.into(),
             field: None,
+            retry_after: None,
         }
     }
 }
@@ -89,11 +106,17 @@ impl From<tonic::Status> for HttpError {
             .get(FIELD_METADATA_KEY)
             .and_then(|value| value.to_str().ok())
             .map(json_field);
+        let retry_after = status
+            .metadata()
+            .get(RETRY_AFTER_METADATA_KEY)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse().ok());
         HttpError {
             status: http_status(status.code()),
             code: code_name(status.code()),
             message: status.message().to_owned(),
             field,
+            retry_after,
         }
     }
 }
@@ -101,6 +124,7 @@ impl From<tonic::Status> for HttpError {
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
         let unauthenticated = self.status == StatusCode::UNAUTHORIZED;
+        let retry_after = self.retry_after;
         let body = ErrorBody {
             error: ErrorDetail {
                 code: self.code.to_owned(),
@@ -114,6 +138,11 @@ impl IntoResponse for HttpError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"herald\""),
             );
+        }
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }
@@ -191,6 +220,11 @@ impl utoipa::IntoResponses for ErrorResponses {
             (
                 "409",
                 "It already exists, or changed since it was read (etag)",
+            ),
+            ("413", "The request body is over the limit (1 MiB)"),
+            (
+                "429",
+                "Too many failed authentications from this address; retry after `Retry-After` seconds",
             ),
             ("500", "A broken invariant; details are in the server's log"),
             ("503", "A dependency (the bus, the database) is unavailable"),

@@ -20,6 +20,7 @@ mod v1;
 
 use axum::{
     Json, Router,
+    extract::DefaultBodyLimit,
     http::{HeaderMap, Uri, header},
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -33,6 +34,10 @@ pub use crate::{
     backend::{Backend, Credentials},
     error::HttpError,
 };
+
+/// The largest request body the JSON API reads; larger ones are answered
+/// 413.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// Where the OpenAPI document is served.
 pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
@@ -183,6 +188,10 @@ pub fn router(backend: Backend) -> Router {
             get(recovery::get_recovery_job),
         )
         .fallback(fallback)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::map_response(
+            herald_telemetry::server::no_sniff,
+        ))
         .with_state(backend)
 }
 

@@ -312,9 +312,13 @@ pub struct Endpoint {
     pub signature_header: String,
     /// Every device of the tenant (`device_ids` is then empty).
     pub all_devices: bool,
+    /// At most 1000.
+    #[schema(max_items = 1000)]
     pub device_ids: Vec<String>,
     /// Every event type (`event_types` is then empty).
     pub all_event_types: bool,
+    /// At most 1000.
+    #[schema(max_items = 1000)]
     pub event_types: Vec<String>,
     /// Sent with every delivery. Values are stored encrypted, shown masked
     /// (`Bearer ****`, `****abcd`) to read-only tokens and redacted in
@@ -396,14 +400,16 @@ pub struct EndpointFields {
     /// `webhook-*`, `x-herald-*`, `x-idempotency-key`, hop-by-hop headers).
     pub signature_header: Option<String>,
     pub all_devices: Option<bool>,
-    /// Subscribed devices; empty means every device.
+    /// Subscribed devices, at most 1000; empty means every device.
+    #[schema(max_items = 1000)]
     pub device_ids: Option<Vec<String>>,
     pub all_event_types: Option<bool>,
-    /// Subscribed event types; empty means every type.
+    /// Subscribed event types, at most 1000; empty means every type.
+    #[schema(max_items = 1000)]
     pub event_types: Option<Vec<String>>,
-    /// Sent with every delivery; may not override Herald's own headers or
-    /// HTTP's reserved ones. Values usually are credentials: they are stored
-    /// encrypted and redacted in attempts.
+    /// Sent with every delivery, at most 32; may not override Herald's own
+    /// headers or HTTP's reserved ones. Values usually are credentials: they
+    /// are stored encrypted and redacted in attempts.
     pub headers: Option<BTreeMap<String, String>>,
     pub retry: Option<RetryPolicy>,
     pub rate_limit: Option<RateLimit>,
@@ -1062,7 +1068,9 @@ impl ListDeadLettersQuery {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({ "all_of_endpoint": "ep_01jd3m6b8q2w4e6r8t0y2u4i6o" }))]
 pub struct SelectDeadLetters {
+    /// At most 500 (a page of dead letters); use `all_of_endpoint` for more.
     #[serde(default)]
+    #[schema(max_items = 500)]
     pub delivery_ids: Vec<String>,
     /// Every dead letter of this endpoint, when `delivery_ids` is empty.
     pub all_of_endpoint: Option<String>,

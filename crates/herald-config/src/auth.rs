@@ -3,13 +3,33 @@
 //! Credentials are bearer tokens in the `authorization` metadata. Tenant
 //! tokens are stored as SHA-256 hashes and looked up by hash; the admin and
 //! service tokens come from configuration and are compared in constant time.
+//!
+//! Failed authentications are throttled per client address (herald-core's
+//! [`AuthThrottle`]): the address comes from the connection, set for the
+//! duration of each request by [`PeerLayer`], so the JSON API and the
+//! console, which call the services in-process, are throttled by their
+//! callers' addresses too.
 
+use std::{
+    collections::HashMap,
+    net::IpAddr,
+    sync::{Arc, Mutex},
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use herald_core::{
+    id::TenantId,
+    rate::Micros,
+    throttle::{AuthThrottle, client_address, client_key},
+};
 use herald_proto::v1::TokenScope;
 use herald_store::Store;
+use ipnet::IpNet;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
-use tonic::metadata::MetadataMap;
+use tonic::{metadata::MetadataMap, transport::server::TcpConnectInfo};
 
 use crate::error::{ApiError, ApiResult};
 
@@ -44,6 +64,9 @@ pub struct Authenticator {
     admin_token: String,
     service_token: String,
     store: Store,
+    failures: Arc<Mutex<Failures>>,
+    /// Reverse proxies whose `X-Forwarded-For` names the client.
+    trusted_proxies: Arc<[IpNet]>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -60,10 +83,51 @@ impl Authenticator {
             admin_token,
             service_token,
             store,
+            failures: Arc::new(Mutex::new(Failures::new(
+                AuthThrottle::default(),
+                MAX_THROTTLED_ADDRESSES,
+            ))),
+            trusted_proxies: Arc::from([]),
         }
     }
 
+    /// Believes `X-Forwarded-For` from these proxies when throttling.
+    pub fn trusting_proxies(mut self, proxies: Vec<IpNet>) -> Authenticator {
+        self.trusted_proxies = proxies.into();
+        self
+    }
+
+    /// Who presented the credentials in `metadata`. A caller whose address
+    /// failed too often lately is refused before its token is looked at.
     pub async fn caller(&self, metadata: &MetadataMap) -> ApiResult<Caller> {
+        let peer = current_origin().map(|origin| {
+            client_key(client_address(
+                origin.peer,
+                origin.forwarded_for.as_deref(),
+                &self.trusted_proxies,
+            ))
+        });
+        if let Some(peer) = peer {
+            let wait = self.failures().wait(peer, now_micros());
+            if let Some(retry_after) = wait {
+                return Err(ApiError::Throttled { retry_after });
+            }
+        }
+        let caller = self.identify(metadata).await;
+        if let (Err(ApiError::Unauthenticated(_)), Some(peer)) = (&caller, peer) {
+            self.failures().fail(peer, now_micros());
+        }
+        caller
+    }
+
+    fn failures(&self) -> std::sync::MutexGuard<'_, Failures> {
+        // The map stays consistent whatever panicked while holding it.
+        self.failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    async fn identify(&self, metadata: &MetadataMap) -> ApiResult<Caller> {
         let presented = bearer_token(metadata)?;
         if constant_time_eq(presented, &self.admin_token) {
             return Ok(Caller::Admin);
@@ -158,17 +222,7 @@ impl Authenticator {
                     )))
                 }
             }
-            Caller::Admin => metadata
-                .get(TENANT_METADATA_KEY)
-                .and_then(|value| value.to_str().ok())
-                .filter(|value| !value.is_empty())
-                .map(str::to_owned)
-                .ok_or_else(|| {
-                    ApiError::invalid(
-                        TENANT_METADATA_KEY,
-                        "the admin token must name the tenant to act on in `herald-tenant` metadata",
-                    )
-                }),
+            Caller::Admin => admin_tenant(metadata),
             Caller::Service => Err(ApiError::PermissionDenied(
                 "the service credential cannot use the tenant API".into(),
             )),
@@ -176,6 +230,156 @@ impl Authenticator {
         tracing::Span::current().record("herald.tenant.id", tenant.as_str());
         Ok((tenant, scope))
     }
+}
+
+/// How many addresses the throttle tracks at most. When full, spent entries
+/// are dropped first, then the ones closest to being spent.
+const MAX_THROTTLED_ADDRESSES: usize = 10_000;
+
+/// The failure state of the addresses that failed lately.
+#[derive(Debug)]
+struct Failures {
+    throttle: AuthThrottle,
+    capacity: usize,
+    by_address: HashMap<IpAddr, Micros>,
+}
+
+impl Failures {
+    fn new(throttle: AuthThrottle, capacity: usize) -> Failures {
+        Failures {
+            throttle,
+            capacity,
+            by_address: HashMap::new(),
+        }
+    }
+
+    fn wait(&self, address: IpAddr, now: Micros) -> Option<Duration> {
+        let tat = self.by_address.get(&address).copied()?;
+        self.throttle.wait(tat, now)
+    }
+
+    fn fail(&mut self, address: IpAddr, now: Micros) {
+        if !self.by_address.contains_key(&address) && self.by_address.len() >= self.capacity {
+            let throttle = self.throttle;
+            self.by_address
+                .retain(|_, tat| !throttle.is_spent(*tat, now));
+            if self.by_address.len() >= self.capacity
+                && let Some(closest) = self
+                    .by_address
+                    .iter()
+                    .min_by_key(|(_, tat)| **tat)
+                    .map(|(address, _)| *address)
+            {
+                self.by_address.remove(&closest);
+            }
+        }
+        let tat = self.by_address.get(&address).copied().unwrap_or(0);
+        self.by_address
+            .insert(address, self.throttle.fail(tat, now));
+    }
+}
+
+fn now_micros() -> Micros {
+    Micros::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000)
+        .unwrap_or(Micros::MAX)
+}
+
+/// Where the request being served came from.
+#[derive(Clone, Debug)]
+struct Origin {
+    peer: IpAddr,
+    forwarded_for: Option<String>,
+}
+
+tokio::task_local! {
+    static ORIGIN: Origin;
+}
+
+fn current_origin() -> Option<Origin> {
+    ORIGIN.try_with(Origin::clone).ok()
+}
+
+/// Makes the connection's peer address (and `X-Forwarded-For`, believed
+/// only from trusted proxies) what [`Authenticator`] throttles by, for the
+/// duration of each request (gRPC and the HTTP routes alike).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PeerLayer;
+
+impl<S> tower_layer::Layer<S> for PeerLayer {
+    type Service = PeerService<S>;
+
+    fn layer(&self, inner: S) -> PeerService<S> {
+        PeerService { inner }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct PeerService<S> {
+    inner: S,
+}
+
+impl<S, B> tower_service::Service<http::Request<B>> for PeerService<S>
+where
+    S: tower_service::Service<http::Request<B>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, context: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(context)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let peer = request
+            .extensions()
+            .get::<TcpConnectInfo>()
+            .and_then(TcpConnectInfo::remote_addr)
+            .map(|address| address.ip());
+        let forwarded_for = request
+            .headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .collect::<Vec<_>>();
+        let forwarded_for = (!forwarded_for.is_empty()).then(|| forwarded_for.join(","));
+        let response = self.inner.call(request);
+        match peer {
+            Some(peer) => Box::pin(ORIGIN.scope(
+                Origin {
+                    peer,
+                    forwarded_for,
+                },
+                response,
+            )),
+            None => Box::pin(response),
+        }
+    }
+}
+
+/// The tenant the admin names in `herald-tenant`, parsed here so a malformed
+/// id is the caller's mistake rather than a corrupt id deeper down.
+fn admin_tenant(metadata: &MetadataMap) -> ApiResult<String> {
+    let value = metadata
+        .get(TENANT_METADATA_KEY)
+        .map(|value| {
+            value
+                .to_str()
+                .map_err(|_| ApiError::invalid(TENANT_METADATA_KEY, "the tenant id is not text"))
+        })
+        .transpose()?
+        .filter(|value| !value.is_empty())
+        .ok_or_else(|| {
+            ApiError::invalid(
+                TENANT_METADATA_KEY,
+                "the admin token must name the tenant to act on in `herald-tenant` metadata",
+            )
+        })?;
+    TenantId::parse(value)
+        .map(|tenant| tenant.to_string())
+        .map_err(|error| ApiError::invalid(TENANT_METADATA_KEY, error))
 }
 
 /// `hrld_` and 43 base64url characters (32 random bytes).
@@ -248,6 +452,22 @@ mod tests {
         assert!(bearer_token(&metadata).is_err());
         metadata.insert("authorization", "Bearer hrld_x".parse().unwrap());
         assert_eq!(bearer_token(&metadata).unwrap(), "hrld_x");
+    }
+
+    #[test]
+    fn the_failure_map_stays_bounded() {
+        let mut failures = Failures::new(AuthThrottle::default(), 3);
+        let now = 1_000_000_000;
+        for last in 1..=10_u8 {
+            failures.fail(IpAddr::from([10, 0, 0, last]), now + i64::from(last));
+            assert!(failures.by_address.len() <= 3);
+        }
+        // The latest failure is always remembered.
+        assert!(
+            failures
+                .by_address
+                .contains_key(&IpAddr::from([10, 0, 0, 10]))
+        );
     }
 
     #[test]

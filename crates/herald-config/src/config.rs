@@ -43,4 +43,16 @@ pub struct ConfigArgs {
     /// never pauses.
     #[arg(long, env = "HERALD_AUTO_DISABLE_AFTER", default_value = "5d", value_parser = humantime::parse_duration)]
     pub auto_disable_after: Duration,
+
+    /// Reverse proxies in front of the console and the JSON API (CIDRs,
+    /// comma-separated): failed authentications through them are throttled
+    /// by the client address they append to `X-Forwarded-For`, not by
+    /// theirs. Empty trusts no proxy.
+    #[arg(
+        long,
+        env = "HERALD_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        default_value = ""
+    )]
+    pub trusted_proxies: Vec<String>,
 }

@@ -8,6 +8,9 @@ use crate::secrets::SecretsError;
 /// Metadata key carrying the offending field of an InvalidArgument, for
 /// clients that want it without parsing the message.
 pub const FIELD_METADATA_KEY: &str = "herald-field";
+/// Metadata key of a throttled call's answer: whole seconds to wait before
+/// trying again.
+pub const RETRY_AFTER_METADATA_KEY: &str = "retry-after";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -25,10 +28,17 @@ pub enum ApiError {
     PermissionDenied(String),
     #[error("{0}")]
     Unauthenticated(String),
+    #[error(
+        "too many failed authentications from this address; retry in {} s",
+        retry_after.as_secs().saturating_add(1)
+    )]
+    Throttled { retry_after: std::time::Duration },
     #[error("{0}")]
     DeadlineExceeded(String),
     #[error(transparent)]
     Store(StoreError),
+    #[error("the database is unavailable: {0}")]
+    StoreUnavailable(#[source] StoreError),
     #[error(transparent)]
     Secrets(#[from] SecretsError),
     #[error("the bus is unavailable: {0}")]
@@ -66,6 +76,7 @@ impl From<StoreError> for ApiError {
             } => ApiError::Aborted(format!(
                 "{kind} {id} changed since it was read (etag {expected}, now {actual}): read it again and retry"
             )),
+            other if other.is_unavailable() => ApiError::StoreUnavailable(other),
             other => ApiError::Store(other),
         }
     }
@@ -82,7 +93,13 @@ impl From<ApiError> for Status {
             ApiError::PermissionDenied(_) => Code::PermissionDenied,
             ApiError::Unauthenticated(_) => Code::Unauthenticated,
             ApiError::DeadlineExceeded(_) => Code::DeadlineExceeded,
+            ApiError::Throttled { .. } => Code::ResourceExhausted,
             ApiError::Bus(_) => Code::Unavailable,
+            ApiError::StoreUnavailable(source) => {
+                // The cause stays in the log; callers learn only to retry.
+                tracing::warn!(error = %source, "the database is unavailable");
+                return Status::unavailable("the database is unavailable; retry shortly");
+            }
             ApiError::Store(_) | ApiError::Secrets(_) | ApiError::Corrupt { .. } => {
                 // Internal details stay in the log; callers get an opaque message.
                 tracing::error!(error = %error, "config service internal error");
@@ -90,6 +107,15 @@ impl From<ApiError> for Status {
             }
         };
         let mut status = Status::new(code, error.to_string());
+        if let ApiError::Throttled { retry_after } = &error {
+            // Whole seconds, rounded up, as HTTP's Retry-After has them.
+            let seconds = retry_after
+                .as_secs()
+                .saturating_add(u64::from(retry_after.subsec_nanos() > 0));
+            status
+                .metadata_mut()
+                .insert(RETRY_AFTER_METADATA_KEY, MetadataValue::from(seconds));
+        }
         if let ApiError::InvalidArgument { field, .. } = &error
             && let Ok(value) = MetadataValue::try_from(field.as_str())
         {

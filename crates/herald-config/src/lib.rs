@@ -40,7 +40,7 @@ use tokio_util::sync::CancellationToken;
 pub use crate::{
     auth::{TENANT_METADATA_KEY, hash_token},
     config::ConfigArgs,
-    error::FIELD_METADATA_KEY,
+    error::{FIELD_METADATA_KEY, RETRY_AFTER_METADATA_KEY},
     grpc::{AdminApi, AttemptApi, ConfigApi, MIN_SEARCH_CHARS, RecoveryApi},
     state::{ConfigState, Settings},
 };
@@ -117,6 +117,7 @@ pub async fn run_with_http(
 
     tonic::transport::Server::builder()
         .accept_http1(true)
+        .layer(auth::PeerLayer)
         .layer(requests.grpc_layer())
         .add_routes(http)
         .add_service(health)

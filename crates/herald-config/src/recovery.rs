@@ -220,12 +220,6 @@ fn trace_of(message: &StreamMessage) -> HeaderMap {
     trace
 }
 
-/// The keyset position of a page of dead letters: the next stream sequence.
-#[derive(Serialize, Deserialize)]
-struct DeadLetterPosition {
-    sequence: u64,
-}
-
 impl ConfigState {
     // ---------------------------------------------------------------------
     // Dead letters
@@ -254,8 +248,7 @@ impl ConfigState {
         };
         let since = bound("since", request.since)?;
         let until = bound("until", request.until)?;
-        let mut sequence = paging::decode::<DeadLetterPosition>(&request.page_token)?
-            .map_or(1, |position| position.sequence);
+        let mut sequence = paging::decode_dead_letter_after(&request.page_token)?;
 
         let stream = topology.dead_letters_stream();
         let mut dead_letters = Vec::new();
@@ -268,7 +261,7 @@ impl ConfigState {
             else {
                 break;
             };
-            sequence = message.sequence + 1;
+            sequence = message.sequence.saturating_add(1);
             let Ok(dead_letter) = DeadLetter::decode(message.payload.as_ref()) else {
                 tracing::warn!(subject = %message.subject, "skipping an unreadable dead letter");
                 continue;
@@ -295,7 +288,7 @@ impl ConfigState {
             .await?
             .is_some()
         {
-            next_page_token = paging::encode(&DeadLetterPosition { sequence });
+            next_page_token = paging::encode(&paging::DeadLetterPosition { sequence });
         }
         Ok(ListDeadLettersResponse {
             dead_letters,
@@ -939,7 +932,7 @@ impl ConfigState {
             .next_message(&stream, filter.clone(), sequence)
             .await?
         {
-            sequence = message.sequence + 1;
+            sequence = message.sequence.saturating_add(1);
             if let Ok(dead_letter) = DeadLetter::decode(message.payload.as_ref()) {
                 found.push((message, dead_letter));
             }
@@ -960,7 +953,20 @@ enum Selection {
     Endpoint(EndpointId),
 }
 
+/// Most dead letters a redrive or purge names one by one: a page of them.
+/// A whole endpoint's dead letters are selected with `all_of_endpoint`.
+pub const MAX_SELECTED_DELIVERIES: usize = crate::paging::MAX_PAGE_SIZE as usize;
+
 fn selection(delivery_ids: &[String], all_of_endpoint: &str) -> ApiResult<Selection> {
+    if delivery_ids.len() > MAX_SELECTED_DELIVERIES {
+        return Err(ApiError::invalid(
+            "delivery_ids",
+            format!(
+                "{} ids is over the maximum of {MAX_SELECTED_DELIVERIES}; use all_of_endpoint for a whole endpoint",
+                delivery_ids.len()
+            ),
+        ));
+    }
     match (delivery_ids.is_empty(), all_of_endpoint.is_empty()) {
         (true, true) => Err(ApiError::invalid(
             "delivery_ids",
@@ -988,7 +994,7 @@ fn recent(job: &StoredJob) -> bool {
     match job.finished_at_micros {
         None => job.state == JobState::Running,
         Some(finished) => {
-            now_micros() - finished
+            now_micros().saturating_sub(finished)
                 < i64::try_from(IDEMPOTENCY_WINDOW.as_micros()).unwrap_or(i64::MAX)
         }
     }
@@ -1023,7 +1029,8 @@ impl ConfigState {
             let Ok(mut job) = serde_json::from_slice::<StoredJob>(&entry.value) else {
                 continue;
             };
-            if job.state != JobState::Running || now_micros() - job.heartbeat_micros < stalled_after
+            if job.state != JobState::Running
+                || now_micros().saturating_sub(job.heartbeat_micros) < stalled_after
             {
                 continue;
             }

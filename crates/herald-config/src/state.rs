@@ -34,6 +34,9 @@ pub struct Settings {
     /// Change-log entries older than this are pruned; a watcher further
     /// behind gets a fresh snapshot.
     pub change_retention: Duration,
+    /// Reverse proxies (the ingress controller) whose `X-Forwarded-For`
+    /// names the client that failed authentication; empty trusts none.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 #[derive(Clone, Debug)]
@@ -54,6 +57,7 @@ impl ConfigState {
             settings.service_token.clone(),
             store.clone(),
         );
+        let auth = auth.trusting_proxies(settings.trusted_proxies.clone());
         ConfigState {
             store,
             bus,

@@ -31,6 +31,7 @@ enum Backend {
 }
 
 struct Harness {
+    addr: SocketAddr,
     channel: Channel,
     store: Store,
     bus: Bus,
@@ -46,7 +47,6 @@ impl Drop for Harness {
 }
 
 async fn start(backend: Backend) -> Harness {
-    let nats = NatsServer::start();
     let dir = tempfile::tempdir().unwrap();
     let options = match backend {
         Backend::Sqlite => StoreOptions {
@@ -58,7 +58,12 @@ async fn start(backend: Backend) -> Harness {
             schema: Some(herald_testkit::fresh_postgres_schema()),
         },
     };
-    let store = Store::connect_with(&options).await.unwrap();
+    start_on(&options, dir).await
+}
+
+async fn start_on(options: &StoreOptions, dir: tempfile::TempDir) -> Harness {
+    let nats = NatsServer::start();
+    let store = Store::connect_with(options).await.unwrap();
     store.migrate().await.unwrap();
     let bus = Bus::connect(&BusConfig::for_url(nats.url()), "test")
         .await
@@ -75,6 +80,7 @@ async fn start(backend: Backend) -> Harness {
         secret_overlap: Duration::from_secs(24 * 3600),
         test_timeout: Duration::from_secs(5),
         change_retention: Duration::from_secs(7 * 24 * 3600),
+        trusted_proxies: Vec::new(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
@@ -92,6 +98,7 @@ async fn start(backend: Backend) -> Harness {
         .await
         .unwrap();
     Harness {
+        addr,
         channel,
         store,
         bus,
@@ -244,6 +251,8 @@ on_both_databases!(
     hardening_02_reserved_signature_headers_are_refused_naming_signature_header,
     hardening_03_custom_header_values_are_sealed_at_rest_and_masked_for_read_tokens,
     hardening_04_control_characters_are_refused_in_every_text_field,
+    hardening_05_tampered_page_tokens_and_huge_ttls_are_invalid_arguments,
+    hardening_07_an_unparsable_herald_tenant_is_an_invalid_argument,
 );
 
 async fn endpoint_lifecycle(backend: Backend) {
@@ -2435,4 +2444,359 @@ async fn hardening_04_control_characters_are_refused_in_every_text_field(backend
         ))
         .await
         .unwrap();
+}
+
+async fn hardening_05_tampered_page_tokens_and_huge_ttls_are_invalid_arguments(backend: Backend) {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+    let herald = start(backend).await;
+    let tenant = herald.tenant("Acme").await;
+    let tampered = [
+        URL_SAFE_NO_PAD
+            .encode(br#"{"at_micros":170141183460469231731687303715884105727,"id":"att_x"}"#),
+        URL_SAFE_NO_PAD.encode(br#"{"at_micros":-9223372036854775808000,"id":"att_x"}"#),
+        URL_SAFE_NO_PAD.encode(br#"{"at_micros":"x","id":7}"#),
+        URL_SAFE_NO_PAD.encode([0xff, 0xfe, 0x00]),
+        "%%%".to_owned(),
+    ];
+    for page_token in tampered {
+        let status = herald
+            .attempts()
+            .list_attempts(authed(
+                &tenant.token,
+                pb::ListAttemptsRequest {
+                    page_token: page_token.clone(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            status.code(),
+            Code::InvalidArgument,
+            "{page_token}: {status:?}"
+        );
+        assert_eq!(field_of(&status), "page_token");
+    }
+    let status = herald
+        .config()
+        .list_endpoints(authed(
+            &tenant.token,
+            pb::ListEndpointsRequest {
+                page_token: URL_SAFE_NO_PAD.encode(b"[1,2,3]"),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(field_of(&status), "page_token");
+
+    for seconds in [1_i64 << 62, i64::MAX, 400 * 366 * 24 * 3600 * 100] {
+        let status = herald
+            .admin()
+            .create_token(authed(
+                ADMIN,
+                pb::CreateTokenRequest {
+                    tenant_id: tenant.id.clone(),
+                    name: "forever".into(),
+                    scope: pb::TokenScope::Tenant.into(),
+                    ttl: Some(prost_types::Duration { seconds, nanos: 0 }),
+                },
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            status.code(),
+            Code::InvalidArgument,
+            "{seconds}: {status:?}"
+        );
+        assert_eq!(field_of(&status), "ttl");
+    }
+    // The service is still there, and a long but representable ttl works.
+    herald
+        .admin()
+        .create_token(authed(
+            ADMIN,
+            pb::CreateTokenRequest {
+                tenant_id: tenant.id.clone(),
+                name: "decade".into(),
+                scope: pb::TokenScope::Read.into(),
+                ttl: Some(prost_types::Duration {
+                    seconds: 10 * 366 * 24 * 3600,
+                    nanos: 0,
+                }),
+            },
+        ))
+        .await
+        .unwrap();
+}
+
+async fn hardening_07_an_unparsable_herald_tenant_is_an_invalid_argument(backend: Backend) {
+    let herald = start(backend).await;
+    let tenant = herald.tenant("Acme").await;
+    for named in [
+        "not-a-tenant",
+        "org_",
+        "ORG_0000",
+        "ep_01jbz3k6n6t1d5f2a8cxkq9r7w",
+    ] {
+        let mut request = authed(ADMIN, pb::ListEndpointsRequest::default());
+        request
+            .metadata_mut()
+            .insert(herald_config::TENANT_METADATA_KEY, named.parse().unwrap());
+        let status = herald.config().list_endpoints(request).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{named}: {status:?}");
+        assert_eq!(field_of(&status), herald_config::TENANT_METADATA_KEY);
+        let mut request = authed(ADMIN, pb::TailAttemptsRequest::default());
+        request
+            .metadata_mut()
+            .insert(herald_config::TENANT_METADATA_KEY, named.parse().unwrap());
+        let status = herald.attempts().tail_attempts(request).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{named}: {status:?}");
+    }
+    let mut request = authed(ADMIN, pb::ListEndpointsRequest::default());
+    request.metadata_mut().insert(
+        herald_config::TENANT_METADATA_KEY,
+        tenant.id.parse().unwrap(),
+    );
+    herald.config().list_endpoints(request).await.unwrap();
+}
+
+/// A TCP proxy to PostgreSQL that can be cut, as a network failure or a
+/// stopped server would cut the config service's connections.
+struct CuttableProxy {
+    addr: SocketAddr,
+    tasks: tokio::task::JoinSet<()>,
+}
+
+impl CuttableProxy {
+    async fn start(upstream: String) -> CuttableProxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let upstream = upstream.clone();
+                connections.spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        CuttableProxy { addr, tasks }
+    }
+
+    /// Closes the listener and every connection through it.
+    async fn cut(mut self) {
+        self.tasks.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hardening_09_a_database_outage_answers_unavailable() {
+    let direct = herald_testkit::postgres_url();
+    let parsed = url::Url::parse(&direct).unwrap();
+    let upstream = format!(
+        "{}:{}",
+        parsed.host_str().unwrap(),
+        parsed.port().unwrap_or(5432)
+    );
+    let proxy = CuttableProxy::start(upstream).await;
+    let mut through_proxy = parsed.clone();
+    through_proxy.set_host(Some("127.0.0.1")).unwrap();
+    through_proxy.set_port(Some(proxy.addr.port())).unwrap();
+    let options = StoreOptions {
+        url: through_proxy.to_string(),
+        schema: Some(herald_testkit::fresh_postgres_schema()),
+    };
+    let herald = start_on(&options, tempfile::tempdir().unwrap()).await;
+    let tenant = herald.tenant("Acme").await;
+    proxy.cut().await;
+
+    let status = herald
+        .config()
+        .list_endpoints(authed(&tenant.token, pb::ListEndpointsRequest::default()))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    let status = herald
+        .admin()
+        .list_tenants(authed(ADMIN, pb::ListTenantsRequest::default()))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hardening_06_a_malformed_protobuf_request_is_an_invalid_argument() {
+    let herald = start(Backend::Sqlite).await;
+    let tenant = herald.tenant("Acme").await;
+    // Field 1 (endpoint_id), length 2, then bytes that are not UTF-8.
+    let malformed = [0x0a, 0x02, 0xff, 0xfe];
+    for (path, token) in [
+        (
+            "/herald.v1.ConfigService/GetEndpoint",
+            tenant.token.as_str(),
+        ),
+        ("/herald.v1.AdminService/GetTenant", ADMIN),
+        (
+            "/herald.v1.AttemptService/ListAttempts",
+            tenant.token.as_str(),
+        ),
+        (
+            "/herald.v1.RecoveryService/RedriveDeadLetters",
+            tenant.token.as_str(),
+        ),
+        ("/herald.v1.WatchService/Watch", SERVICE),
+    ] {
+        let status = herald_testkit::raw_grpc_call(herald.channel.clone(), path, token, &malformed)
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{path}: {status:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hardening_10_failed_authentications_are_throttled_per_address() {
+    let herald = start(Backend::Sqlite).await;
+    let tenant = herald.tenant("Acme").await;
+    // The guesser connects from another loopback address than everyone else.
+    let guesser = tonic::transport::Endpoint::from_shared(format!("http://{}", herald.addr))
+        .unwrap()
+        .local_address(Some("127.0.0.2".parse().unwrap()))
+        .connect()
+        .await
+        .unwrap();
+    let mut guessing = ConfigServiceClient::new(guesser);
+    let summary = || pb::GetSummaryRequest {};
+    for attempt in 0..10 {
+        let status = guessing
+            .get_summary(authed(&format!("hrld_guess{attempt}"), summary()))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            status.code(),
+            Code::Unauthenticated,
+            "{attempt}: {status:?}"
+        );
+    }
+    let throttled = guessing
+        .get_summary(authed("hrld_guess10", summary()))
+        .await
+        .unwrap_err();
+    assert_eq!(throttled.code(), Code::ResourceExhausted, "{throttled:?}");
+    let retry_after: u64 = throttled
+        .metadata()
+        .get(herald_config::RETRY_AFTER_METADATA_KEY)
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&retry_after), "{retry_after}");
+    // Even the right token is not confirmed while the address is throttled.
+    let status = guessing
+        .get_summary(authed(&tenant.token, summary()))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    // Other clients are not affected, neither their successes nor their failures.
+    herald
+        .config()
+        .get_summary(authed(&tenant.token, summary()))
+        .await
+        .unwrap();
+    let status = herald
+        .config()
+        .get_summary(authed("hrld_typo", summary()))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    // After the wait, the address has one more try.
+    tokio::time::sleep(Duration::from_secs(retry_after) + Duration::from_millis(100)).await;
+    guessing
+        .get_summary(authed(&tenant.token, summary()))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hardening_11_id_lists_are_capped() {
+    let herald = start(Backend::Sqlite).await;
+    let tenant = herald.tenant("Acme").await;
+    let mut recovery =
+        pb::recovery_service_client::RecoveryServiceClient::new(herald.channel.clone());
+    let unknown: Vec<String> = (0..5_000)
+        .map(|_| herald_core::id::DeliveryId::generate().to_string())
+        .collect();
+    let started = std::time::Instant::now();
+    let status = recovery
+        .redrive_dead_letters(authed(
+            &tenant.token,
+            pb::RedriveDeadLettersRequest {
+                delivery_ids: unknown.clone(),
+                use_current_endpoint: true,
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(field_of(&status), "delivery_ids");
+    assert!(status.message().contains("500"), "{}", status.message());
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let status = recovery
+        .purge_dead_letters(authed(
+            &tenant.token,
+            pb::PurgeDeadLettersRequest {
+                delivery_ids: unknown[..501].to_vec(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(field_of(&status), "delivery_ids");
+
+    let too_many_types = herald
+        .create_endpoint(
+            &tenant,
+            pb::EndpointSpec {
+                event_types: (0..1_001).map(|index| format!("custom.t{index}")).collect(),
+                ..spec("Orders", "https://hooks.example.com/x")
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(too_many_types.code(), Code::InvalidArgument);
+    assert_eq!(field_of(&too_many_types), "spec.event_types");
+    let too_many_devices = herald
+        .create_endpoint(
+            &tenant,
+            pb::EndpointSpec {
+                device_ids: (0..1_001)
+                    .map(|_| herald_core::id::DeviceId::generate().to_string())
+                    .collect(),
+                ..spec("Orders", "https://hooks.example.com/x")
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(too_many_devices.code(), Code::InvalidArgument);
+    assert_eq!(field_of(&too_many_devices), "spec.device_ids");
+
+    let status = WatchServiceClient::new(herald.channel.clone())
+        .watch(authed(
+            SERVICE,
+            pb::WatchRequest {
+                kinds: vec![pb::WatchedKind::Endpoint.into(); 17],
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(field_of(&status), "kinds");
 }

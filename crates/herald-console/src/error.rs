@@ -2,7 +2,7 @@
 //! gRPC `Status` to a console response.
 
 use axum::{
-    http::StatusCode,
+    http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Redirect, Response},
 };
 use tonic::Code;
@@ -18,6 +18,9 @@ pub enum PageError {
     Csrf,
     #[error("{0}")]
     NotFound(String),
+    /// A form body over [`crate::MAX_FORM_BYTES`].
+    #[error("the form is too large")]
+    TooLarge,
     #[error("{0}")]
     Status(#[from] tonic::Status),
     #[error("{0}")]
@@ -34,6 +37,14 @@ impl IntoResponse for PageError {
                 "Go back, reload the page and submit it again.".to_owned(),
             ),
             PageError::NotFound(message) => (StatusCode::NOT_FOUND, "Not found", message),
+            PageError::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "This form is too large",
+                format!(
+                    "Herald reads forms of up to {} KiB. Go back and send less.",
+                    crate::MAX_FORM_BYTES / 1024
+                ),
+            ),
             PageError::Status(status) => match status.code() {
                 // A revoked or expired token ends the session.
                 Code::Unauthenticated => {
@@ -62,6 +73,24 @@ impl IntoResponse for PageError {
                     "Changed meanwhile",
                     status.message().to_owned(),
                 ),
+                Code::ResourceExhausted => {
+                    let mut response = crate::html_page(render::error_page(
+                        "Too many attempts",
+                        &format!("{} Wait a moment, then try again.", status.message()),
+                    ));
+                    *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+                    if let Some(retry_after) = status
+                        .metadata()
+                        .get(herald_config::RETRY_AFTER_METADATA_KEY)
+                        .and_then(|value| value.to_str().ok())
+                        .and_then(|value| HeaderValue::from_str(value).ok())
+                    {
+                        response
+                            .headers_mut()
+                            .insert(header::RETRY_AFTER, retry_after);
+                    }
+                    return response;
+                }
                 Code::Unavailable | Code::DeadlineExceeded => (
                     StatusCode::SERVICE_UNAVAILABLE,
                     "Herald is busy",

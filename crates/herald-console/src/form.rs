@@ -49,7 +49,13 @@ impl<S: Send + Sync> FromRequest<S> for Form {
     async fn from_request(request: Request, state: &S) -> Result<Self, PageError> {
         let bytes = Bytes::from_request(request, state)
             .await
-            .map_err(|rejection| PageError::Internal(rejection.body_text()))?;
+            .map_err(|rejection| {
+                if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    PageError::TooLarge
+                } else {
+                    PageError::Internal(rejection.body_text())
+                }
+            })?;
         Ok(Form::parse(&bytes))
     }
 }

@@ -17,6 +17,7 @@ mod session;
 
 use axum::{
     Router,
+    extract::DefaultBodyLimit,
     http::{HeaderMap, HeaderValue, header},
     response::{Html, IntoResponse, Redirect, Response},
     routing::{get, post},
@@ -32,6 +33,8 @@ use crate::{
 };
 
 pub const SIGN_IN_PATH: &str = "/console/sign-in";
+/// The largest form body the console reads; larger ones are answered 413.
+pub const MAX_FORM_BYTES: usize = 256 * 1024;
 
 /// What every console handler shares.
 #[derive(Clone)]
@@ -95,6 +98,10 @@ pub fn router(backend: Backend, key: MasterKey) -> Router {
         .route("/console/dead-letters", get(dead_letters::list))
         .route("/console/dead-letters/redrive", post(dead_letters::redrive))
         .route("/console/{*rest}", get(not_found))
+        .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
+        .layer(axum::middleware::map_response(
+            herald_telemetry::server::no_sniff,
+        ))
         .with_state(Console { backend, key })
 }
 

@@ -92,7 +92,9 @@ fn open(key: &MasterKey, value: &str) -> Option<Session> {
     let sealed = URL_SAFE_NO_PAD.decode(value).ok()?;
     let json = key.decrypt(SESSION_CONTEXT, &sealed).ok()?;
     let session: SealedSession = serde_json::from_slice(&json).ok()?;
-    let age = OffsetDateTime::now_utc().unix_timestamp() - session.issued_at;
+    let age = OffsetDateTime::now_utc()
+        .unix_timestamp()
+        .saturating_sub(session.issued_at);
     let lifetime = i64::try_from(SESSION_LIFETIME.as_secs()).unwrap_or(i64::MAX);
     if !(0..lifetime).contains(&age) {
         return None;

@@ -23,6 +23,7 @@
 //! - [`rate`]: endpoint rate limits (GCRA with reservations).
 //! - [`circuit`]: the per-endpoint circuit breaker.
 //! - [`text`]: which control characters a configured text field may hold.
+//! - [`throttle`]: the budget of failed authentications per client address.
 
 pub mod address;
 pub mod catalog;
@@ -36,5 +37,6 @@ pub mod rate;
 pub mod retry;
 pub mod signing;
 pub mod text;
+pub mod throttle;
 
 mod excerpt;

@@ -113,7 +113,7 @@ impl IngestService for PublishApi {
                     Ok(batch) => batch,
                     Err(status) => return Ok(Err(status)),
                 };
-                if results.len() + batch.items.len() > MAX_ITEMS {
+                if results.len().saturating_add(batch.items.len()) > MAX_ITEMS {
                     return Err(GrpcError::TooManyItems);
                 }
                 let offset = results.len();

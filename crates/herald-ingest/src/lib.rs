@@ -171,7 +171,12 @@ pub async fn run(
         max_body_bytes = args.max_body_bytes,
         "ingest listening"
     );
-    axum::serve(listener, http::router(shared).merge(grpc))
+    let routes = http::router(shared)
+        .merge(grpc)
+        .layer(axum::middleware::map_response(
+            herald_telemetry::server::no_sniff,
+        ));
+    axum::serve(listener, routes)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await?;
     Ok(())

@@ -99,6 +99,7 @@ async fn start_with(adjust: impl FnOnce(&mut BusConfig, &mut IngestArgs)) -> Har
         secret_overlap: Duration::from_secs(24 * 3600),
         test_timeout: Duration::from_secs(10),
         change_retention: Duration::from_secs(7 * 24 * 3600),
+        trusted_proxies: Vec::new(),
     };
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let config_addr = listener.local_addr().unwrap();
@@ -1064,4 +1065,77 @@ async fn topology_a_key_claimed_by_an_event_never_stored_publishes_that_event() 
         events[0].2.id, orphan,
         "the event takes the id its key names"
     );
+}
+
+#[tokio::test]
+async fn hardening_06_a_malformed_protobuf_request_is_an_invalid_argument() {
+    let harness = start().await;
+    let tenant = harness.tenant().await;
+    let channel = tonic::transport::Endpoint::from_shared(harness.url(""))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    // Field 1 (items), length 2, then two bytes that start no valid field.
+    let malformed = [0x0a, 0x02, 0xff, 0xfe];
+    for path in [
+        "/herald.v1.IngestService/Publish",
+        "/herald.v1.IngestService/PublishStream",
+    ] {
+        let status =
+            herald_testkit::raw_grpc_call(channel.clone(), path, &tenant.token, &malformed)
+                .await
+                .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{path}: {status:?}");
+    }
+    assert!(harness.events().await.is_empty());
+}
+
+#[tokio::test]
+async fn hardening_12_every_ingest_answer_says_nosniff() {
+    let harness = start().await;
+    let tenant = harness.tenant().await;
+    let device = harness.waba_device(&tenant).await;
+    let answers = [
+        harness
+            .http
+            .post(harness.url(&format!("/inbound/waba/{device}")))
+            .body(WABA_BATCH.to_vec())
+            .send()
+            .await
+            .unwrap(),
+        harness
+            .http
+            .get(harness.url(&format!(
+                "/inbound/waba/{device}?hub.mode=subscribe&hub.verify_token={VERIFY_TOKEN}&hub.challenge=42"
+            )))
+            .send()
+            .await
+            .unwrap(),
+        harness
+            .http
+            .post(harness.url("/inbound/telegram/dev_unknown"))
+            .body("{}")
+            .send()
+            .await
+            .unwrap(),
+        harness
+            .http
+            .get(harness.url("/no/such/path"))
+            .send()
+            .await
+            .unwrap(),
+    ];
+    for answer in answers {
+        assert_eq!(
+            answer
+                .headers()
+                .get("x-content-type-options")
+                .map(|value| value.to_str().unwrap()),
+            Some("nosniff"),
+            "{} {}",
+            answer.url(),
+            answer.status()
+        );
+    }
 }

@@ -4,6 +4,7 @@
 //! Only these types cross a process boundary. Domain rules live in
 //! `herald-core`; this crate converts between the two and nothing more.
 
+pub mod codec;
 mod convert;
 pub mod json;
 
@@ -20,6 +21,7 @@ pub use crate::convert::{
 )]
 pub mod v1 {
     tonic::include_proto!("herald.v1");
+    include!(concat!(env!("OUT_DIR"), "/servers/herald.v1.rs"));
 }
 
 /// The encoded `FileDescriptorSet` of every Herald proto and its imports,

@@ -131,6 +131,44 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// Whether the database could not be reached (no connection, a connection
+    /// lost mid-query, the pool timing out): worth retrying, unlike a query
+    /// the database refused.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Unavailable(_) | StoreError::Connect { .. } => true,
+            StoreError::Database { source, .. } | StoreError::Migrate { source } => {
+                db_unavailable(source)
+            }
+            _ => false,
+        }
+    }
+}
+
+fn db_unavailable(error: &DbErr) -> bool {
+    use sea_orm::{RuntimeErr, sqlx::Error as SqlxError};
+    match error {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(error)) | DbErr::Query(RuntimeErr::SqlxError(error)) => {
+            match error.as_ref() {
+                SqlxError::Io(_)
+                | SqlxError::Tls(_)
+                | SqlxError::PoolTimedOut
+                | SqlxError::PoolClosed
+                | SqlxError::WorkerCrashed => true,
+                // PostgreSQL's connection exceptions (08…) and its operator
+                // interventions (57P…: shutting down, terminated backends).
+                SqlxError::Database(error) => error
+                    .code()
+                    .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+                _ => false,
+            }
+        }
+        _ => false,
+    }
+}
+
 /// Wraps a [`DbErr`] with what was being done: `.map_err(db_error("…"))`.
 pub(crate) fn db_error(operation: &'static str) -> impl FnOnce(DbErr) -> StoreError {
     move |source| StoreError::Database { operation, source }

@@ -6,6 +6,8 @@
 //! their route template (`/inbound/waba/{device_id}`, never the raw path),
 //! gRPC calls by service and method only when the method is one Herald
 //! serves, everything else as `unknown`.
+//!
+//! [`no_sniff`] is the header every HTTP answer of Herald carries.
 
 use std::{
     collections::HashMap,
@@ -523,6 +525,17 @@ fn known_method(path: &str) -> (&'static str, &'static str) {
         .get(path.strip_prefix('/').unwrap_or(path))
         .copied()
         .unwrap_or(("unknown", "unknown"))
+}
+
+/// Marks an HTTP answer `X-Content-Type-Options: nosniff`, so no browser
+/// runs or renders a body as a type Herald did not name. Every HTTP router
+/// applies it last: `.layer(axum::middleware::map_response(no_sniff))`.
+pub async fn no_sniff(mut response: axum::response::Response) -> axum::response::Response {
+    response.headers_mut().insert(
+        http::header::X_CONTENT_TYPE_OPTIONS,
+        http::HeaderValue::from_static("nosniff"),
+    );
+    response
 }
 
 #[cfg(test)]

@@ -5,6 +5,10 @@
 //! PostgreSQL database named by `HERALD_TEST_POSTGRES_URL`.
 #![allow(clippy::unwrap_used)]
 
+mod raw_grpc;
+
+pub use raw_grpc::raw_grpc_call;
+
 use std::{
     io::{Read, Write},
     net::{SocketAddr, TcpListener, TcpStream},

@@ -502,6 +502,21 @@ fn config_settings(
         secret_overlap: args.secret_overlap,
         test_timeout: args.test_timeout,
         change_retention: args.change_retention,
+        trusted_proxies: args
+            .trusted_proxies
+            .iter()
+            .map(|cidr| cidr.trim())
+            .filter(|cidr| !cidr.is_empty())
+            .map(|cidr| {
+                cidr.parse::<ipnet::IpNet>()
+                    .or_else(|_| cidr.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        anyhow::anyhow!(
+                            "invalid --trusted-proxies / HERALD_TRUSTED_PROXIES: {cidr:?} is not an address or CIDR"
+                        )
+                    })
+            })
+            .collect::<anyhow::Result<_>>()?,
     })
 }
 

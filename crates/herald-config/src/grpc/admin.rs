@@ -25,6 +25,9 @@ const MAX_TENANT_NAME_CHARS: usize = 200;
 const MAX_TOKEN_NAME_CHARS: usize = 200;
 /// Characters of a token shown in listings, enough to recognise it.
 const TOKEN_DISPLAY_PREFIX_CHARS: usize = 12;
+/// The last year a token may expire in: every timestamp Herald stores fits
+/// four-digit years, on both databases.
+const MAX_EXPIRY_YEAR: i32 = 9999;
 
 #[derive(Debug)]
 pub struct AdminApi {
@@ -109,7 +112,7 @@ impl AdminService for AdminApi {
         self.state.auth.admin(request.metadata()).await?;
         let request = request.into_inner();
         let size = paging::page_size(request.page_size)?;
-        let after: Option<String> = paging::decode(&request.page_token)?;
+        let after = paging::decode_id_after(&request.page_token)?;
         let fetched = self
             .state
             .store
@@ -188,7 +191,17 @@ impl AdminService for AdminApi {
                 if ttl.is_zero() {
                     return Err(ApiError::invalid("ttl", "must be positive when set").into());
                 }
-                Some(now + ttl)
+                let expires_at = time::Duration::try_from(ttl)
+                    .ok()
+                    .and_then(|ttl| now.checked_add(ttl))
+                    .filter(|expires_at| expires_at.year() <= MAX_EXPIRY_YEAR)
+                    .ok_or_else(|| {
+                        ApiError::invalid(
+                            "ttl",
+                            format!("must end before the year {}", MAX_EXPIRY_YEAR + 1),
+                        )
+                    })?;
+                Some(expires_at)
             }
             None => None,
         };
@@ -225,7 +238,7 @@ impl AdminService for AdminApi {
         let request = request.into_inner();
         self.tenant_exists("tenant_id", &request.tenant_id).await?;
         let size = paging::page_size(request.page_size)?;
-        let after: Option<String> = paging::decode(&request.page_token)?;
+        let after = paging::decode_id_after(&request.page_token)?;
         let fetched = self
             .state
             .store

@@ -9,7 +9,6 @@ use herald_proto::v1::{
 };
 use herald_store::{AttemptCursor, AttemptFilter};
 use prost::Message;
-use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
@@ -37,13 +36,6 @@ impl AttemptApi {
     }
 }
 
-/// The keyset position of a page of attempts.
-#[derive(Serialize, Deserialize)]
-struct Position {
-    at_micros: i128,
-    id: String,
-}
-
 fn attempt_status_filter(status: i32) -> ApiResult<Option<String>> {
     match AttemptStatus::try_from(status) {
         Ok(AttemptStatus::Unspecified) => Ok(None),
@@ -63,18 +55,7 @@ impl ConfigState {
         request: ListAttemptsRequest,
     ) -> ApiResult<ListAttemptsResponse> {
         let size = paging::page_size(request.page_size)?;
-        let after = paging::decode::<Position>(&request.page_token)?
-            .map(|position| {
-                time::OffsetDateTime::from_unix_timestamp_nanos(position.at_micros * 1_000)
-                    .map(|attempted_at| AttemptCursor {
-                        attempted_at,
-                        id: position.id,
-                    })
-                    .map_err(|_| {
-                        ApiError::invalid("page_token", "not a token returned by this API")
-                    })
-            })
-            .transpose()?;
+        let after = paging::decode_attempt_after(&request.page_token)?;
         let timestamp = |field: &'static str, value: Option<prost_types::Timestamp>| {
             value
                 .map(|value| herald_proto::timestamp_from_wire(field, Some(value)))
@@ -96,9 +77,11 @@ impl ConfigState {
             .store
             .list_attempts(tenant_id, &filter, size + 1, after.as_ref())
             .await?;
-        let (page, next_page_token) = paging::split_page(fetched, size, |attempt| Position {
-            at_micros: attempt.attempted_at.unix_timestamp_nanos() / 1_000,
-            id: attempt.id.clone(),
+        let (page, next_page_token) = paging::split_page(fetched, size, |attempt| {
+            paging::AttemptPosition::of(&AttemptCursor {
+                attempted_at: attempt.attempted_at,
+                id: attempt.id.clone(),
+            })
         });
         Ok(ListAttemptsResponse {
             attempts: page.into_iter().map(convert::attempt).collect(),

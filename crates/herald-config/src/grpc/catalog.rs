@@ -45,14 +45,14 @@ impl ConfigState {
         request: ListEventTypesRequest,
     ) -> ApiResult<ListEventTypesResponse> {
         let size = paging::page_size(request.page_size)?;
-        let after: Option<(bool, String)> = paging::decode(&request.page_token)?;
+        let after = paging::decode_event_type_after(&request.page_token)?;
         let mut fetched: Vec<EventTypeDefinition> = Vec::new();
         let custom_after = match &after {
             None => {
                 fetched.extend(catalog_definitions());
                 None
             }
-            Some((true, name)) => {
+            Some(paging::EventTypePosition(true, name)) => {
                 fetched.extend(
                     catalog_definitions()
                         .skip_while(|definition| &definition.name != name)
@@ -60,7 +60,7 @@ impl ConfigState {
                 );
                 None
             }
-            Some((false, name)) => Some(name.clone()),
+            Some(paging::EventTypePosition(false, name)) => Some(name.clone()),
         };
         let limit = usize::try_from(size).unwrap_or(usize::MAX);
         if fetched.len() <= limit {
@@ -71,7 +71,7 @@ impl ConfigState {
             fetched.extend(custom.into_iter().map(convert::event_type));
         }
         let (page, next_page_token) = paging::split_page(fetched, size, |definition| {
-            (definition.catalog, definition.name.clone())
+            paging::EventTypePosition(definition.catalog, definition.name.clone())
         });
         Ok(ListEventTypesResponse {
             event_types: page,

@@ -182,7 +182,7 @@ impl ConfigState {
         request: ListDevicesRequest,
     ) -> ApiResult<ListDevicesResponse> {
         let size = paging::page_size(request.page_size)?;
-        let after: Option<String> = paging::decode(&request.page_token)?;
+        let after = paging::decode_id_after(&request.page_token)?;
         let channel = match Channel::try_from(request.channel) {
             Ok(Channel::Unspecified) => None,
             Ok(channel) => Some(names::channel(channel)),

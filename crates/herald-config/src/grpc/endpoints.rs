@@ -167,7 +167,7 @@ impl ConfigState {
         header_values: HeaderValues,
     ) -> ApiResult<ListEndpointsResponse> {
         let size = paging::page_size(request.page_size)?;
-        let after: Option<String> = paging::decode(&request.page_token)?;
+        let after = paging::decode_id_after(&request.page_token)?;
         let search = request.search.trim();
         check_text("search", search, Permit::SingleLine)?;
         let search = match search.chars().count() {

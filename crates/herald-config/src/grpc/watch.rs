@@ -66,12 +66,22 @@ fn watched_kind(kind: ObjectKind) -> WatchedKind {
     }
 }
 
+/// Most entries in a Watch request's `kinds`.
+const MAX_WATCHED_KINDS: usize = 16;
+
 /// Which kinds a watcher asked for; none named means all.
 #[derive(Clone, Debug)]
 struct Kinds(BTreeSet<WatchedKind>);
 
 impl Kinds {
     fn parse(kinds: &[i32]) -> ApiResult<Kinds> {
+        // Each kind once is all a watcher can mean.
+        if kinds.len() > MAX_WATCHED_KINDS {
+            return Err(ApiError::invalid(
+                "kinds",
+                format!("at most {MAX_WATCHED_KINDS} kinds"),
+            ));
+        }
         let mut wanted = BTreeSet::new();
         for (index, kind) in kinds.iter().enumerate() {
             match WatchedKind::try_from(*kind) {

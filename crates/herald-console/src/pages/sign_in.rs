@@ -70,18 +70,15 @@ pub async fn submit(
             .await
         {
             Ok(_) => None,
-            Err(status) => Some(match status.code() {
-                Code::Unauthenticated => {
-                    "That token is not valid: it is unknown, revoked or expired.".to_owned()
-                }
-                Code::PermissionDenied => {
-                    "That token cannot read the configuration: use a tenant token.".to_owned()
-                }
-                Code::InvalidArgument => {
-                    "The admin token cannot sign in here: use a tenant token.".to_owned()
-                }
+            // One answer for every token that cannot sign in, so the page
+            // confirms nothing about a guessed token.
+            Err(status) => match status.code() {
+                Code::Unauthenticated | Code::PermissionDenied | Code::InvalidArgument => Some(
+                    "That token is not valid here: sign in with a tenant token (it starts with hrld_)."
+                        .to_owned(),
+                ),
                 _ => return Err(status.into()),
-            }),
+            },
         }
     };
     if let Some(problem) = problem {
