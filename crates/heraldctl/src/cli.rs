@@ -316,7 +316,8 @@ pub enum EndpointsCommand {
         #[arg(long, default_value = "")]
         reason: String,
     },
-    /// Send a test delivery; a 200 or 201 makes the endpoint active.
+    /// Send a test delivery; a 200 or 201 makes the endpoint active, anything
+    /// else exits 1 with the reason.
     Test {
         endpoint_id: String,
         #[arg(long)]
