@@ -19,6 +19,16 @@ struct Ctl {
 
 impl Ctl {
     fn run(&self, token: Option<&str>, args: &[&str]) -> Output {
+        let envs: Vec<(&str, &str)> = token
+            .map(|token| ("HERALD_TOKEN", token))
+            .into_iter()
+            .collect();
+        self.run_with(&envs, args)
+    }
+
+    /// `heraldctl <args>` with only these Herald variables set (besides the
+    /// addresses and the config file).
+    fn run_with(&self, envs: &[(&str, &str)], args: &[&str]) -> Output {
         let mut command = std::process::Command::new(herald_testkit::heraldctl_binary());
         for (key, _) in std::env::vars() {
             if key.starts_with("HERALD") {
@@ -29,11 +39,9 @@ impl Ctl {
             .env("HERALD_ADDR", &self.addr)
             .env("HERALD_INGEST_URL", &self.ingest_addr)
             .env("HERALDCTL_CONFIG", &self.config_file)
+            .envs(envs.iter().copied())
             .args(args)
             .stdin(std::process::Stdio::null());
-        if let Some(token) = token {
-            command.env("HERALD_TOKEN", token);
-        }
         command.output().unwrap()
     }
 
@@ -139,10 +147,7 @@ fn an_operator_sets_up_tests_and_pauses_an_endpoint() {
         ],
     );
     let endpoint_id = endpoint["endpoint"]["id"].as_str().unwrap().to_owned();
-    assert_eq!(
-        endpoint["endpoint"]["status"],
-        "ENDPOINT_STATUS_PENDING_TEST"
-    );
+    assert_eq!(endpoint["endpoint"]["status"], "pending_test");
     assert!(endpoint["secret"].as_str().unwrap().starts_with("whsec_"));
 
     let tested = ctl.run(None, &["endpoints", "test", &endpoint_id]);
@@ -220,7 +225,7 @@ fn an_operator_sets_up_tests_and_pauses_an_endpoint() {
     }
     assert_eq!(attempts.as_array().unwrap().len(), 2, "{attempts}");
     assert_eq!(receiver.received().len(), 2);
-    assert_eq!(attempts[0]["status"], "ATTEMPT_STATUS_SUCCEEDED");
+    assert_eq!(attempts[0]["status"], "succeeded");
     assert_eq!(attempts[0]["response_code"], 200);
     assert_eq!(attempts[0]["event_type"], "message.received");
     let attempt_id = attempts[0]["id"].as_str().unwrap();
@@ -241,7 +246,7 @@ fn an_operator_sets_up_tests_and_pauses_an_endpoint() {
             "maintenance",
         ],
     );
-    assert_eq!(disabled["status"], "ENDPOINT_STATUS_DISABLED");
+    assert_eq!(disabled["status"], "disabled");
     let secrets = ctl.json(&token, &["endpoints", "secret", &endpoint_id]);
     assert_eq!(secrets["current"], endpoint["secret"]);
 
@@ -392,7 +397,7 @@ fn active_endpoint(running: &Running, receiver: &Receiver, retry: &str) -> (Stri
     );
     let endpoint_id = endpoint["endpoint"]["id"].as_str().unwrap().to_owned();
     let tested = ctl.json(&token, &["endpoints", "test", &endpoint_id]);
-    assert_eq!(tested["endpoint"]["status"], "ENDPOINT_STATUS_ACTIVE");
+    assert_eq!(tested["endpoint"]["status"], "active");
     (token, endpoint_id)
 }
 
@@ -500,8 +505,8 @@ fn dead_letters_are_listed_redriven_once_and_purged() {
     for letter in &dead {
         assert_eq!(letter["endpoint_id"], endpoint_id.as_str());
         assert_eq!(letter["event"]["type"], "message.received");
-        assert_eq!(letter["attempts"][0]["status"], "ATTEMPT_STATUS_RETRYING");
-        assert_eq!(letter["attempts"][1]["status"], "ATTEMPT_STATUS_DEAD");
+        assert_eq!(letter["attempts"][0]["status"], "retrying");
+        assert_eq!(letter["attempts"][1]["status"], "dead");
         assert_eq!(letter["attempts"][1]["response_code"], 500);
     }
     let dead_events: BTreeSet<String> = dead
@@ -565,8 +570,8 @@ fn dead_letters_are_listed_redriven_once_and_purged() {
     let (redriven, kept) = delivery_ids.split_at(2);
     let redrive = [&["dlq", "redrive"][..], &[&redriven[0], &redriven[1]]].concat();
     let job = ctl.json(&token, &redrive);
-    assert_eq!(job["kind"], "DELIVERY_TRIGGER_REDRIVE");
-    assert_eq!(job["state"], "RECOVERY_JOB_STATE_SUCCEEDED");
+    assert_eq!(job["kind"], "redrive");
+    assert_eq!(job["state"], "succeeded");
     assert_eq!(
         (&job["total"], &job["enqueued"], &job["skipped"]),
         (&"2".into(), &"2".into(), &"0".into())
@@ -667,8 +672,8 @@ fn events_are_replayed_and_failures_recovered() {
 
     // A replay sends the delivered event again with the same webhook-id.
     let replayed = ctl.json(&token, &["events", "replay", &event_id]);
-    assert_eq!(replayed["kind"], "DELIVERY_TRIGGER_REPLAY");
-    assert_eq!(replayed["state"], "RECOVERY_JOB_STATE_SUCCEEDED");
+    assert_eq!(replayed["kind"], "replay");
+    assert_eq!(replayed["state"], "succeeded");
     assert_eq!(replayed["enqueued"], "1");
     eventually("the replayed event", || {
         (arrivals(&receiver).get(&webhook_id) == Some(&(2, true))).then_some(())
@@ -697,7 +702,7 @@ fn events_are_replayed_and_failures_recovered() {
     );
     let got = ctl.run(Some(&token), &["jobs", "get", job_id, "--output", "yaml"]);
     assert!(
-        stdout(&got).contains("state: \"RECOVERY_JOB_STATE_SUCCEEDED\""),
+        stdout(&got).contains("state: \"succeeded\""),
         "{}",
         stdout(&got)
     );
@@ -742,8 +747,8 @@ fn events_are_replayed_and_failures_recovered() {
         &token,
         &["recover", "--endpoint", &endpoint_id, "--since", &since],
     );
-    assert_eq!(recovered["kind"], "DELIVERY_TRIGGER_RECOVER");
-    assert_eq!(recovered["state"], "RECOVERY_JOB_STATE_SUCCEEDED");
+    assert_eq!(recovered["kind"], "recover");
+    assert_eq!(recovered["state"], "succeeded");
     assert_eq!(recovered["enqueued"], "3");
     // Recovery counts only deliveries that never succeeded: wait until the
     // log knows these did.
@@ -1199,4 +1204,321 @@ fn hardening_09_a_database_outage_exits_5() {
     assert_eq!(output.status.code(), Some(5), "{}", stderr(&output));
     let message = stderr(&output);
     assert!(message.to_lowercase().contains("unavailable"), "{message}");
+}
+
+#[test]
+fn hardening_20_an_exported_admin_token_leaves_the_saved_login_in_charge() {
+    let running = Running::start(&[]);
+    let (ctl, admin) = (&running.ctl, running.admin.as_str());
+    let as_admin = [("HERALD_ADMIN_TOKEN", admin)];
+
+    // The README's order: the admin token exported once, then a login.
+    let tenant = ctl.run_with(&as_admin, &["tenants", "create", "Acme", "-o", "json"]);
+    assert!(tenant.status.success(), "{}", stderr(&tenant));
+    let tenant: Value = serde_json::from_slice(&tenant.stdout).unwrap();
+    let tenant_id = tenant["id"].as_str().unwrap();
+    let created = ctl.run_with(
+        &as_admin,
+        &["tokens", "create", "--for", tenant_id, "--name", "laptop"],
+    );
+    assert!(created.status.success(), "{}", stderr(&created));
+    let token = stdout(&created).trim().to_owned();
+    let login = ctl.run_with(&as_admin, &["login", "--with-token", &token]);
+    assert!(login.status.success(), "{}", stderr(&login));
+    let saved = std::fs::read_to_string(&ctl.config_file).unwrap();
+    assert!(
+        saved.contains(&token) && !saved.contains(admin),
+        "login saves the tenant token, never the admin one: {saved}"
+    );
+
+    let endpoint = ctl.run_with(
+        &as_admin,
+        &[
+            "endpoints",
+            "create",
+            "--name",
+            "Orders",
+            "--url",
+            "https://hooks.example.com/herald",
+            "-o",
+            "json",
+        ],
+    );
+    assert!(endpoint.status.success(), "{}", stderr(&endpoint));
+    let listed = ctl.run_with(&as_admin, &["endpoints", "list"]);
+    assert!(stdout(&listed).contains("Orders"), "{}", stdout(&listed));
+    let tokens = ctl.run_with(&as_admin, &["tokens", "list", "--for", tenant_id]);
+    assert!(
+        tokens.status.success() && stdout(&tokens).contains("laptop"),
+        "{}",
+        stderr(&tokens)
+    );
+
+    // The usual precedence holds: HERALD_TOKEN beats the saved login, and
+    // the admin token in it says how to act as a tenant.
+    let overridden = ctl.run(Some(admin), &["endpoints", "list"]);
+    assert_eq!(overridden.status.code(), Some(2), "{}", stderr(&overridden));
+    let line = stderr(&overridden);
+    assert_eq!(line.lines().count(), 1, "{line}");
+    assert!(
+        line.contains("--tenant") && line.contains("HERALD_ADMIN_TOKEN"),
+        "{line}"
+    );
+    let as_tenant = ctl.run(Some(admin), &["--tenant", tenant_id, "endpoints", "list"]);
+    assert!(
+        stdout(&as_tenant).contains("Orders"),
+        "{}",
+        stderr(&as_tenant)
+    );
+
+    // Admin commands without any token name the variable to set.
+    let logged_out = Ctl {
+        addr: ctl.addr.clone(),
+        ingest_addr: ctl.ingest_addr.clone(),
+        config_file: running.state.path().join("logged-out.json"),
+    };
+    let none = logged_out.run_with(&[], &["tenants", "list"]);
+    assert_eq!(none.status.code(), Some(2), "{}", stderr(&none));
+    assert!(
+        stderr(&none).contains("HERALD_ADMIN_TOKEN"),
+        "{}",
+        stderr(&none)
+    );
+}
+
+#[test]
+fn hardening_21_a_failed_endpoint_test_exits_1_with_the_reason_on_one_line() {
+    let running = Running::start(&[]);
+    let ctl = &running.ctl;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let failing = runtime.block_on(Receiver::start(Duration::ZERO));
+    failing.answer(500);
+    let slow = runtime.block_on(Receiver::start(Duration::from_secs(5)));
+    let accepting = runtime.block_on(Receiver::start(Duration::ZERO));
+    accepting.answer(204);
+    let tenant = ctl.json(&running.admin, &["tenants", "create", "Acme"]);
+    let created = ctl.run(
+        Some(&running.admin),
+        &[
+            "tokens",
+            "create",
+            "--for",
+            tenant["id"].as_str().unwrap(),
+            "--name",
+            "ci",
+        ],
+    );
+    let token = stdout(&created).trim().to_owned();
+    let endpoint = |url: &str| -> String {
+        let created = ctl.json(
+            &token,
+            &[
+                "endpoints",
+                "create",
+                "--name",
+                "Orders",
+                "--url",
+                url,
+                "--timeout",
+                "1s",
+            ],
+        );
+        created["endpoint"]["id"].as_str().unwrap().to_owned()
+    };
+    let cases = [
+        (endpoint(&failing.url()), "endpoint answered HTTP 500"),
+        (
+            endpoint("https://herald-test.invalid/hook"),
+            "herald-test.invalid",
+        ),
+        (endpoint(&slow.url()), "no response within 1s"),
+        (endpoint(&accepting.url()), "answered 204; only 200 or 201"),
+    ];
+    for (endpoint_id, reason) in cases {
+        for format in ["table", "json"] {
+            let tested = ctl.run(
+                Some(&token),
+                &["endpoints", "test", &endpoint_id, "--output", format],
+            );
+            let line = stderr(&tested);
+            assert_eq!(tested.status.code(), Some(1), "{reason} ({format}): {line}");
+            assert_eq!(line.lines().count(), 1, "{line}");
+            assert!(
+                line.starts_with("error: test delivery failed: ")
+                    && line.contains(reason)
+                    && line.trim_end().ends_with("(the endpoint is pending_test)"),
+                "{reason} ({format}): {line}"
+            );
+            // The result is still printed, for the response code and body.
+            assert!(!tested.stdout.is_empty(), "{reason} ({format})");
+        }
+    }
+}
+
+/// The prefixes of protobuf enum value names, which no output may show.
+const RAW_ENUM_PREFIXES: [&str; 9] = [
+    "ENDPOINT_STATUS_",
+    "ATTEMPT_STATUS_",
+    "TOKEN_SCOPE_",
+    "CHANNEL_",
+    "SIGNING_SCHEME_",
+    "ORDERING_",
+    "DELIVERY_TRIGGER_",
+    "RECOVERY_JOB_STATE_",
+    "CIRCUIT_STATE_",
+];
+
+#[test]
+fn hardening_23_every_output_names_states_alike_and_shows_a_secret_once() {
+    let running = Running::start(&[]);
+    let ctl = &running.ctl;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let receiver = runtime.block_on(Receiver::start(Duration::ZERO));
+    let tenant = ctl.json(&running.admin, &["tenants", "create", "Acme"]);
+    let tenant_id = tenant["id"].as_str().unwrap().to_owned();
+    let created = ctl.run(
+        Some(&running.admin),
+        &["tokens", "create", "--for", &tenant_id, "--name", "ci"],
+    );
+    let token = stdout(&created).trim().to_owned();
+
+    // `endpoints create`: one table, the columns of `get` and the secret,
+    // which appears once in everything printed.
+    let url = receiver.url();
+    let create = [
+        "endpoints",
+        "create",
+        "--name",
+        "Orders",
+        "--url",
+        url.as_str(),
+        "--scheme",
+        "sha256_hex",
+        "--signature-header",
+        "X-Acme-Signature",
+    ];
+    let table = ctl.run(Some(&token), &create);
+    assert!(table.status.success(), "{}", stderr(&table));
+    let printed = stdout(&table);
+    let lines: Vec<&str> = printed.lines().collect();
+    assert_eq!(lines.len(), 2, "one header and one row: {printed}");
+    let columns: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(
+        columns,
+        [
+            "ID", "NAME", "URL", "STATUS", "DEVICES", "EVENTS", "UPDATED", "SECRET"
+        ]
+    );
+    let secret = lines[1].split_whitespace().last().unwrap().to_owned();
+    let endpoint_id = lines[1].split_whitespace().next().unwrap().to_owned();
+    assert!(lines[1].contains("pending_test"), "{printed}");
+    let everything = format!("{printed}{}", stderr(&table));
+    assert_eq!(everything.matches(&secret).count(), 1, "{everything}");
+    let get = ctl.run(Some(&token), &["endpoints", "get", &endpoint_id]);
+    assert_eq!(
+        stdout(&get)
+            .lines()
+            .next()
+            .unwrap()
+            .split("  ")
+            .filter(|c| !c.is_empty())
+            .count(),
+        7,
+        "{}",
+        stdout(&get)
+    );
+    assert!(stdout(&get).contains("pending_test"), "{}", stdout(&get));
+    for format in ["json", "yaml"] {
+        let mut args = create.to_vec();
+        args.extend(["--output", format]);
+        let output = ctl.run(Some(&token), &args);
+        assert!(output.status.success(), "{}", stderr(&output));
+        let text = stdout(&output);
+        assert!(stderr(&output).is_empty(), "{}", stderr(&output));
+        let secret = match format {
+            "json" => {
+                let value: Value = serde_json::from_str(&text).unwrap();
+                assert_eq!(value["endpoint"]["status"], "pending_test");
+                assert_eq!(value["endpoint"]["spec"]["signing_scheme"], "sha256_hex");
+                value["secret"].as_str().unwrap().to_owned()
+            }
+            _ => {
+                assert!(text.contains("status: \"pending_test\""), "{text}");
+                assert!(text.contains("signing_scheme: \"sha256_hex\""), "{text}");
+                text.lines()
+                    .find_map(|line| line.strip_prefix("secret: "))
+                    .unwrap()
+                    .trim_matches('"')
+                    .to_owned()
+            }
+        };
+        assert!(secret.starts_with("whsec_"), "{text}");
+        assert_eq!(text.matches(&secret).count(), 1, "{text}");
+    }
+
+    // The names an output shows are the ones the flags take.
+    let listed = ctl.json(&token, &["endpoints", "list", "--status", "pending_test"]);
+    assert_eq!(listed.as_array().unwrap().len(), 3, "{listed}");
+    let tested = ctl.run(Some(&token), &["endpoints", "test", &endpoint_id]);
+    assert!(tested.status.success(), "{}", stderr(&tested));
+    let device = ctl.json(
+        &token,
+        &[
+            "devices",
+            "create",
+            "--channel",
+            "telegram",
+            "--name",
+            "Support",
+            "--external-id",
+            "123456789",
+            "--secret-token",
+            "s3cret-token",
+        ],
+    );
+    assert_eq!(device["channel"], "telegram", "{device}");
+    let device_id = device["id"].as_str().unwrap().to_owned();
+    let attempt_id = eventually("the test's attempt in the log", || {
+        let attempts = ctl.json(&token, &["logs", "list"]);
+        attempts[0]["id"].as_str().map(str::to_owned)
+    });
+
+    // No command prints a raw enum name, in any format.
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["endpoints", "get", &endpoint_id],
+        vec!["endpoints", "list"],
+        vec!["endpoints", "test", &endpoint_id],
+        vec!["endpoints", "secret", &endpoint_id],
+        vec!["endpoints", "disable", &endpoint_id],
+        vec!["endpoints", "enable", &endpoint_id],
+        vec!["devices", "get", &device_id],
+        vec!["devices", "list"],
+        vec!["logs", "list"],
+        vec!["logs", "get", &attempt_id],
+        vec!["summary"],
+    ];
+    let admin_commands: Vec<Vec<&str>> = vec![
+        vec!["tenants", "list"],
+        vec!["tokens", "list", "--for", &tenant_id],
+    ];
+    for format in ["table", "json", "yaml"] {
+        for (token, commands) in [(&token, &commands), (&running.admin, &admin_commands)] {
+            for command in commands.iter() {
+                let mut args = command.clone();
+                args.extend(["--output", format]);
+                let output = ctl.run(Some(token), &args);
+                assert!(output.status.success(), "{args:?}: {}", stderr(&output));
+                let text = format!("{}{}", stdout(&output), stderr(&output));
+                for prefix in RAW_ENUM_PREFIXES {
+                    assert!(!text.contains(prefix), "{args:?} shows {prefix}…: {text}");
+                }
+            }
+        }
+    }
+    let device_table = ctl.run(Some(&token), &["devices", "get", &device_id]);
+    assert!(
+        stdout(&device_table).starts_with("ID") && stdout(&device_table).contains("telegram"),
+        "{}",
+        stdout(&device_table)
+    );
 }

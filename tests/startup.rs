@@ -312,6 +312,70 @@ async fn grpc_health(url: &str) -> ServingStatus {
     response.into_inner().status()
 }
 
+/// The services listed over reflection's older `v1alpha` protocol, which
+/// older grpcurl and most Python tooling speak.
+async fn reflected_services_v1alpha(url: &str) -> Vec<String> {
+    use tonic_reflection::pb::v1alpha::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
+    let mut client = ServerReflectionClient::new(grpc_channel(url).await);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = client
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .unwrap_or_else(|status| panic!("v1alpha reflection on {url}: {status}"))
+        .into_inner();
+    let response = responses.next().await.unwrap().unwrap();
+    match response.message_response {
+        Some(MessageResponse::ListServicesResponse(list)) => list
+            .service
+            .into_iter()
+            .map(|service| service.name)
+            .collect(),
+        other => panic!("unexpected reflection answer {other:?}"),
+    }
+}
+
+#[test]
+fn hardening_22_every_reflection_port_lists_services_over_v1_and_v1alpha() {
+    let nats = NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = sqlite_url(dir.path());
+    let mut herald = HeraldProcess::start(
+        &["all"],
+        &[("NATS_URL", &nats.url()), ("DATABASE_URL", &database_url)],
+    );
+    herald.wait_until_ready(Duration::from_secs(30));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        for (port, addr, own) in [
+            ("ops", herald.ops_addr, "herald.v1.ConfigService"),
+            ("config", herald.config_addr, "herald.v1.ConfigService"),
+            ("ingest", herald.ingest_addr, "herald.v1.IngestService"),
+        ] {
+            let url = format!("http://{addr}");
+            let v1 = reflected_services(&url).await;
+            let v1alpha = reflected_services_v1alpha(&url).await;
+            assert_eq!(v1, v1alpha, "{port}: both versions list the same services");
+            for expected in [
+                own,
+                "grpc.health.v1.Health",
+                "grpc.reflection.v1.ServerReflection",
+                "grpc.reflection.v1alpha.ServerReflection",
+            ] {
+                assert!(
+                    v1alpha.iter().any(|service| service == expected),
+                    "{port}: {expected} missing from {v1alpha:?}"
+                );
+            }
+        }
+    });
+}
+
 async fn reflected_services(url: &str) -> Vec<String> {
     let mut client = ServerReflectionClient::new(grpc_channel(url).await);
     let request = ServerReflectionRequest {

@@ -110,18 +110,12 @@ pub async fn run_with_http(
             .set_service_status(name, tonic_health::ServingStatus::Serving)
             .await;
     }
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(herald_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
-
     tonic::transport::Server::builder()
         .accept_http1(true)
         .layer(auth::PeerLayer)
         .layer(requests.grpc_layer())
-        .add_routes(http)
+        .add_routes(herald_telemetry::ops::with_reflection(http)?)
         .add_service(health)
-        .add_service(reflection)
         .add_service(AdminServiceServer::new(grpc::AdminApi::new(state.clone())))
         .add_service(ConfigServiceServer::new(grpc::ConfigApi::new(
             state.clone(),

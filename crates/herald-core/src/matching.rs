@@ -45,6 +45,15 @@ pub enum EndpointStatus {
     Failing,
 }
 
+/// Whether a test delivery passed, which makes a pending or failing endpoint
+/// active: the attempt succeeded and the receiver answered 200 or 201. Other
+/// 2xx answers (202, 204) often come from a placeholder that never looked at
+/// the request, so they do not vouch for the receiver.
+#[must_use]
+pub fn test_delivery_passed(succeeded: bool, response_code: u32) -> bool {
+    succeeded && matches!(response_code, 200 | 201)
+}
+
 /// An endpoint status name that is not one of [`EndpointStatus::ALL`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
@@ -342,6 +351,18 @@ mod tests {
             "unknown endpoint status \"Active\": expected one of pending_test, active, disabled, \
              failing"
         );
+    }
+
+    #[test]
+    fn only_a_200_or_201_passes_a_test_delivery() {
+        assert!(test_delivery_passed(true, 200));
+        assert!(test_delivery_passed(true, 201));
+        for code in [202, 204, 299] {
+            assert!(!test_delivery_passed(true, code), "{code}");
+        }
+        for code in [0, 200, 500] {
+            assert!(!test_delivery_passed(false, code), "{code}");
+        }
     }
 
     #[test]

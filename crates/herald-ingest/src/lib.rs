@@ -151,20 +151,14 @@ pub async fn run(
         },
     });
     let (reporter, health) = tonic_health::server::health_reporter();
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(herald_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
-    let grpc = tonic::service::Routes::builder()
-        .add_service(IngestServiceServer::new(PublishApi {
+    let grpc = herald_telemetry::ops::with_reflection(
+        tonic::service::Routes::new(IngestServiceServer::new(PublishApi {
             shared: shared.clone(),
         }))
-        .add_service(health)
-        .add_service(reflection)
-        .clone()
-        .routes()
-        .into_axum_router()
-        .layer(shared.metrics.requests.grpc_layer());
+        .add_service(health),
+    )?
+    .into_axum_router()
+    .layer(shared.metrics.requests.grpc_layer());
     tokio::spawn(follow_sync(synced, reporter, shutdown.clone()));
     tracing::info!(
         addr = %listener.local_addr()?,

@@ -96,15 +96,7 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> Result<(), OpsError> {
     let (reporter, health) = tonic_health::server::health_reporter();
-    let reflection_v1 = reflection_builder().build_v1()?;
-    let reflection_v1alpha = reflection_builder().build_v1alpha()?;
-    let grpc = tonic::service::Routes::builder()
-        .add_service(health)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .clone()
-        .routes()
-        .into_axum_router();
+    let grpc = with_reflection(tonic::service::Routes::new(health))?.into_axum_router();
 
     let state = HttpState {
         readiness: service.readiness.clone(),
@@ -130,11 +122,25 @@ pub async fn serve(
     Ok(())
 }
 
-/// Reflection lists Herald's own services and the health service.
+/// `routes` and gRPC reflection, in both versions clients speak: `v1` and
+/// `v1alpha` (older grpcurl, grpcio's tools and most Python clients). Every
+/// port that serves reflection serves it through this.
+pub fn with_reflection(
+    routes: tonic::service::Routes,
+) -> Result<tonic::service::Routes, tonic_reflection::server::Error> {
+    Ok(routes
+        .add_service(reflection_builder().build_v1()?)
+        .add_service(reflection_builder().build_v1alpha()?))
+}
+
+/// Reflection lists Herald's own services, the health service and both
+/// reflection services, whichever version is asked.
 fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
     tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(herald_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
 }
 
 async fn healthz() -> impl IntoResponse {

@@ -14,9 +14,17 @@ pub struct Cli {
     /// The ingest service's gRPC address, for `events publish` [default: http://127.0.0.1:7080].
     #[arg(long, env = "HERALD_INGEST_URL", global = true)]
     pub ingest_addr: Option<String>,
-    /// A tenant token, or the admin token.
+    /// A tenant token [default: the one `heraldctl login` saved].
     #[arg(long, env = "HERALD_TOKEN", global = true, hide_env_values = true)]
     pub token: Option<String>,
+    /// The admin token, for `tenants` and `tokens` [default: --token, else the saved one].
+    #[arg(
+        long,
+        env = "HERALD_ADMIN_TOKEN",
+        global = true,
+        hide_env_values = true
+    )]
+    pub admin_token: Option<String>,
     /// With the admin token: the tenant to act on.
     #[arg(long, env = "HERALD_TENANT", global = true)]
     pub tenant: Option<String>,
@@ -42,10 +50,10 @@ pub enum Command {
         #[arg(long = "with-token")]
         with_token: Option<String>,
     },
-    /// Tenants (admin token).
+    /// Tenants (admin token: --admin-token / HERALD_ADMIN_TOKEN).
     #[command(subcommand)]
     Tenants(TenantsCommand),
-    /// API tokens (admin token).
+    /// API tokens (admin token: --admin-token / HERALD_ADMIN_TOKEN).
     #[command(subcommand)]
     Tokens(TokensCommand),
     /// Devices: the tenant's channel lines.
@@ -128,6 +136,20 @@ pub enum ChannelName {
 
 #[derive(Debug, Subcommand)]
 pub enum DevicesCommand {
+    /// Register a channel line, with the material that verifies its webhooks.
+    ///
+    /// Each channel needs its own flags:
+    ///   waba      --app-secret (Meta app secret) and --verify-token (the
+    ///             hub.verify_token you give Meta); --external-id is the
+    ///             phone_number_id
+    ///   telegram  --secret-token (1-256 of A-Z a-z 0-9 _ -, the
+    ///             secret_token of setWebhook); --external-id is the bot id
+    ///   whatsapp  --hmac-key (optional, the gateway's HMAC key);
+    ///             --external-id is the gateway session
+    ///
+    /// The channel then posts to the ingest service at
+    /// /inbound/<channel>/<device id>.
+    #[command(verbatim_doc_comment)]
     Create {
         #[arg(long, value_enum)]
         channel: ChannelName,
@@ -157,16 +179,17 @@ pub enum DevicesCommand {
 
 #[derive(Debug, Args)]
 pub struct VerificationArgs {
-    /// WABA: the Meta app secret.
+    /// WABA (required): the Meta app secret, the key of X-Hub-Signature-256.
     #[arg(long)]
     pub app_secret: Option<String>,
-    /// WABA: the webhook verify token.
+    /// WABA (required): the token Meta echoes in the hub.verify_token handshake.
     #[arg(long)]
     pub verify_token: Option<String>,
-    /// Telegram: the secret token.
+    /// Telegram (required): the secret token Telegram sends in
+    /// X-Telegram-Bot-Api-Secret-Token.
     #[arg(long)]
     pub secret_token: Option<String>,
-    /// WhatsApp gateway: the HMAC key.
+    /// WhatsApp gateway (optional): the HMAC key of X-Webhook-Hmac.
     #[arg(long)]
     pub hmac_key: Option<String>,
 }
@@ -182,15 +205,23 @@ pub struct PageArgs {
     pub page_token: String,
 }
 
+/// Names as every output prints them (`sha256_hex`); the dashed spelling
+/// is accepted too.
 #[derive(Clone, Copy, Debug, ValueEnum)]
+#[value(rename_all = "snake_case")]
 pub enum SchemeName {
     Standard,
+    #[value(alias = "sha256-hex")]
     Sha256Hex,
+    #[value(alias = "shared-secret")]
     SharedSecret,
 }
 
+/// Names as every output prints them (`pending_test`).
 #[derive(Clone, Copy, Debug, ValueEnum)]
+#[value(rename_all = "snake_case")]
 pub enum StatusName {
+    #[value(alias = "pending-test")]
     PendingTest,
     Active,
     Disabled,
@@ -286,7 +317,8 @@ pub enum EndpointsCommand {
         #[arg(long, default_value = "")]
         reason: String,
     },
-    /// Send a test delivery; a 200 or 201 makes the endpoint active.
+    /// Send a test delivery; a 200 or 201 makes the endpoint active, anything
+    /// else exits 1 with the reason.
     Test {
         endpoint_id: String,
         #[arg(long)]

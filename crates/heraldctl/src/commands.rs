@@ -24,7 +24,8 @@ use crate::{
     connection::Target,
     error::CtlError,
     output::{
-        Table, badge, print_list, print_one, print_table, print_value, progress_bar, relative,
+        Table, badge, print_list, print_one, print_single, print_table, print_value, progress_bar,
+        relative,
     },
     settings,
 };
@@ -33,7 +34,7 @@ pub async fn run(cli: Cli) -> Result<(), CtlError> {
     let format = cli.output;
     let target = Target::resolve(&cli)?;
     match cli.command {
-        Command::Login { with_token } => login(&target, with_token),
+        Command::Login { with_token } => login(&target, with_token.or(cli.token)),
         Command::Tenants(command) => tenants(&target, format, command).await,
         Command::Tokens(command) => tokens(&target, format, command).await,
         Command::Devices(command) => devices(&target, format, command).await,
@@ -58,10 +59,16 @@ pub async fn run(cli: Cli) -> Result<(), CtlError> {
     }
 }
 
-fn login(target: &Target, with_token: Option<String>) -> Result<(), CtlError> {
-    let token = with_token.or_else(|| target.token.clone()).ok_or_else(|| {
-        CtlError::Usage("pass the token with --with-token (or --token / HERALD_TOKEN)".into())
-    })?;
+/// Saves `token` (else the one saved before, to keep it at a new address);
+/// never the admin token from `HERALD_ADMIN_TOKEN`, which is for `tenants`
+/// and `tokens` only.
+fn login(target: &Target, token: Option<String>) -> Result<(), CtlError> {
+    let token = match token {
+        Some(token) => token,
+        None => settings::load()?.token.ok_or_else(|| {
+            CtlError::Usage("pass the token with --with-token (or --token / HERALD_TOKEN)".into())
+        })?,
+    };
     let path = settings::save(&settings::Saved {
         addr: Some(target.addr.clone()),
         ingest_addr: Some(target.ingest_addr.clone()),
@@ -100,20 +107,36 @@ where
     }
 }
 
+const TENANT_COLUMNS: [&str; 3] = ["ID", "NAME", "CREATED"];
+
+fn tenant_row(tenant: &pb::Tenant) -> Vec<String> {
+    vec![
+        tenant.id.clone(),
+        tenant.name.clone(),
+        relative(tenant.created_at.as_ref()),
+    ]
+}
+
 async fn tenants(target: &Target, format: Format, command: TenantsCommand) -> Result<(), CtlError> {
     let mut admin = AdminServiceClient::new(target.config_channel().await?);
     match command {
         TenantsCommand::Create { name } => {
             let tenant = admin
-                .create_tenant(target.request(pb::CreateTenantRequest { name })?)
+                .create_tenant(target.admin_request(pb::CreateTenantRequest { name })?)
                 .await?
                 .into_inner();
-            print_one(format, "herald.v1.Tenant", &tenant)
+            print_single(
+                format,
+                "herald.v1.Tenant",
+                &TENANT_COLUMNS,
+                &tenant,
+                tenant_row,
+            )
         }
         TenantsCommand::List(page) => {
             let tenants = pages(&page, |page_size, page_token| {
                 let mut admin = admin.clone();
-                let request = target.request(pb::ListTenantsRequest {
+                let request = target.admin_request(pb::ListTenantsRequest {
                     page_size,
                     page_token,
                 });
@@ -126,18 +149,25 @@ async fn tenants(target: &Target, format: Format, command: TenantsCommand) -> Re
             print_list(
                 format,
                 "herald.v1.Tenant",
-                &["ID", "NAME", "CREATED"],
+                &TENANT_COLUMNS,
                 &tenants,
-                |tenant| {
-                    vec![
-                        tenant.id.clone(),
-                        tenant.name.clone(),
-                        relative(tenant.created_at.as_ref()),
-                    ]
-                },
+                tenant_row,
             )
         }
     }
+}
+
+const TOKEN_COLUMNS: [&str; 6] = ["ID", "NAME", "SCOPE", "PREFIX", "LAST USED", "REVOKED"];
+
+fn token_row(token: &pb::ApiToken) -> Vec<String> {
+    vec![
+        token.id.clone(),
+        token.name.clone(),
+        enum_word("TokenScope", token.scope().as_str_name()),
+        token.prefix.clone(),
+        relative(token.last_used_at.as_ref()),
+        relative(token.revoked_at.as_ref()),
+    ]
 }
 
 async fn tokens(target: &Target, format: Format, command: TokensCommand) -> Result<(), CtlError> {
@@ -155,7 +185,7 @@ async fn tokens(target: &Target, format: Format, command: TokensCommand) -> Resu
                 Scope::Read => pb::TokenScope::Read,
             };
             let created = admin
-                .create_token(target.request(pb::CreateTokenRequest {
+                .create_token(target.admin_request(pb::CreateTokenRequest {
                     tenant_id: tenant,
                     name,
                     scope: scope.into(),
@@ -177,7 +207,7 @@ async fn tokens(target: &Target, format: Format, command: TokensCommand) -> Resu
             include_revoked,
         } => {
             let tokens = admin
-                .list_tokens(target.request(pb::ListTokensRequest {
+                .list_tokens(target.admin_request(pb::ListTokensRequest {
                     tenant_id: tenant,
                     include_revoked,
                     page_size: 500,
@@ -189,30 +219,23 @@ async fn tokens(target: &Target, format: Format, command: TokensCommand) -> Resu
             print_list(
                 format,
                 "herald.v1.ApiToken",
-                &["ID", "NAME", "SCOPE", "PREFIX", "LAST USED", "REVOKED"],
+                &TOKEN_COLUMNS,
                 &tokens,
-                |token| {
-                    vec![
-                        token.id.clone(),
-                        token.name.clone(),
-                        token
-                            .scope()
-                            .as_str_name()
-                            .trim_start_matches("TOKEN_SCOPE_")
-                            .to_lowercase(),
-                        token.prefix.clone(),
-                        relative(token.last_used_at.as_ref()),
-                        relative(token.revoked_at.as_ref()),
-                    ]
-                },
+                token_row,
             )
         }
         TokensCommand::Revoke { token_id } => {
             let token = admin
-                .revoke_token(target.request(pb::RevokeTokenRequest { token_id })?)
+                .revoke_token(target.admin_request(pb::RevokeTokenRequest { token_id })?)
                 .await?
                 .into_inner();
-            print_one(format, "herald.v1.ApiToken", &token)
+            print_single(
+                format,
+                "herald.v1.ApiToken",
+                &TOKEN_COLUMNS,
+                &token,
+                token_row,
+            )
         }
     }
 }
@@ -235,6 +258,18 @@ fn verification(channel: ChannelName, args: VerificationArgs) -> pb::DeviceVerif
         channel: Some(channel),
         configured: false,
     }
+}
+
+const DEVICE_COLUMNS: [&str; 5] = ["ID", "CHANNEL", "NAME", "EXTERNAL ID", "CREATED"];
+
+fn device_row(device: &pb::Device) -> Vec<String> {
+    vec![
+        device.id.clone(),
+        enum_word("Channel", device.channel().as_str_name()),
+        device.name.clone(),
+        device.external_id.clone(),
+        relative(device.created_at.as_ref()),
+    ]
 }
 
 async fn devices(target: &Target, format: Format, command: DevicesCommand) -> Result<(), CtlError> {
@@ -278,21 +313,9 @@ async fn devices(target: &Target, format: Format, command: DevicesCommand) -> Re
             return print_list(
                 format,
                 "herald.v1.Device",
-                &["ID", "CHANNEL", "NAME", "EXTERNAL ID", "CREATED"],
+                &DEVICE_COLUMNS,
                 &devices,
-                |device| {
-                    vec![
-                        device.id.clone(),
-                        device
-                            .channel()
-                            .as_str_name()
-                            .trim_start_matches("CHANNEL_")
-                            .to_lowercase(),
-                        device.name.clone(),
-                        device.external_id.clone(),
-                        relative(device.created_at.as_ref()),
-                    ]
-                },
+                device_row,
             );
         }
         DevicesCommand::Get { device_id } => config
@@ -338,7 +361,13 @@ async fn devices(target: &Target, format: Format, command: DevicesCommand) -> Re
             return Ok(());
         }
     };
-    print_one(format, "herald.v1.Device", &device)
+    print_single(
+        format,
+        "herald.v1.Device",
+        &DEVICE_COLUMNS,
+        &device,
+        device_row,
+    )
 }
 
 /// The spec the flags describe, and the update mask naming what they set.
@@ -400,6 +429,10 @@ fn endpoint_spec(fields: EndpointFields) -> (pb::EndpointSpec, Vec<String>) {
     (spec, paths)
 }
 
+const ENDPOINT_COLUMNS: [&str; 7] = [
+    "ID", "NAME", "URL", "STATUS", "DEVICES", "EVENTS", "UPDATED",
+];
+
 fn endpoint_row(endpoint: &pb::Endpoint) -> Vec<String> {
     let spec = endpoint.spec.clone().unwrap_or_default();
     let events = if spec.event_types.is_empty() {
@@ -424,10 +457,50 @@ fn endpoint_row(endpoint: &pb::Endpoint) -> Vec<String> {
 }
 
 fn status_word(status: pb::EndpointStatus) -> String {
-    status
-        .as_str_name()
-        .trim_start_matches("ENDPOINT_STATUS_")
-        .to_lowercase()
+    enum_word("EndpointStatus", status.as_str_name())
+}
+
+/// An enum value as every output names it (`pending_test`).
+fn enum_word(enum_name: &str, value_name: &str) -> String {
+    herald_proto::json::short_enum_name(enum_name, value_name)
+}
+
+fn print_secrets(format: Format, secrets: &pb::EndpointSecrets) -> Result<(), CtlError> {
+    print_single(
+        format,
+        "herald.v1.EndpointSecrets",
+        &["CURRENT", "PREVIOUS", "PREVIOUS EXPIRES"],
+        secrets,
+        |secrets| {
+            vec![
+                secrets.current.clone(),
+                if secrets.previous.is_empty() {
+                    "-".to_owned()
+                } else {
+                    secrets.previous.clone()
+                },
+                relative(secrets.previous_expires_at.as_ref()),
+            ]
+        },
+    )
+}
+
+/// Why a test delivery did not pass, and what it left the endpoint as.
+fn test_failure(attempt: &pb::Attempt, status: pb::EndpointStatus) -> String {
+    let reason = match (attempt.error.trim(), attempt.response_code) {
+        ("", 0) => "no answer".to_owned(),
+        ("", code) if (200..300).contains(&code) => {
+            format!("the receiver answered {code}; only 200 or 201 activates an endpoint")
+        }
+        ("", code) => format!("the receiver answered {code}"),
+        (error, _) => one_line(error),
+    };
+    format!("{reason} (the endpoint is {})", status_word(status))
+}
+
+/// `text` on one line: a receiver's body or an error chain may hold breaks.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 async fn endpoints(
@@ -446,13 +519,25 @@ async fn endpoints(
                 })?)
                 .await?
                 .into_inner();
-            if format == Format::Table {
-                eprintln!(
-                    "signing secret (also shown by `heraldctl endpoints secret`): {}",
-                    created.secret
-                );
-            }
-            return print_one(format, "herald.v1.CreateEndpointResponse", &created);
+            return match format {
+                Format::Table => {
+                    let endpoint = created.endpoint.clone().unwrap_or_default();
+                    let mut row = endpoint_row(&endpoint);
+                    row.push(created.secret.clone());
+                    let mut columns = ENDPOINT_COLUMNS.to_vec();
+                    columns.push("SECRET");
+                    print_table(&Table {
+                        columns,
+                        rows: vec![row],
+                    })?;
+                    eprintln!(
+                        "the signing secret is also shown by `heraldctl endpoints secret {}`",
+                        endpoint.id
+                    );
+                    Ok(())
+                }
+                _ => print_one(format, "herald.v1.CreateEndpointResponse", &created),
+            };
         }
         EndpointsCommand::List {
             search,
@@ -482,9 +567,7 @@ async fn endpoints(
             return print_list(
                 format,
                 "herald.v1.Endpoint",
-                &[
-                    "ID", "NAME", "URL", "STATUS", "DEVICES", "EVENTS", "UPDATED",
-                ],
+                &ENDPOINT_COLUMNS,
                 &endpoints,
                 endpoint_row,
             );
@@ -548,9 +631,9 @@ async fn endpoints(
                 })?)
                 .await?
                 .into_inner();
+            let attempt = tested.attempt.clone().unwrap_or_default();
+            let endpoint = tested.endpoint.clone().unwrap_or_default();
             if format == Format::Table {
-                let attempt = tested.attempt.clone().unwrap_or_default();
-                let endpoint = tested.endpoint.clone().unwrap_or_default();
                 let duration = attempt
                     .duration
                     .map(|d| format!("{} ms", d.seconds * 1_000 + i64::from(d.nanos) / 1_000_000))
@@ -559,18 +642,30 @@ async fn endpoints(
                     .chars()
                     .take(200)
                     .collect::<String>();
-                return print_table(&Table {
+                print_table(&Table {
                     columns: vec!["RESPONSE", "TIME", "ENDPOINT STATUS", "ERROR", "BODY"],
                     rows: vec![vec![
                         attempt.response_code.to_string(),
                         duration,
                         badge(&status_word(endpoint.status())),
-                        attempt.error,
-                        body,
+                        one_line(&attempt.error),
+                        one_line(&body),
                     ]],
-                });
+                })?;
+            } else {
+                print_one(format, "herald.v1.TestEndpointResponse", &tested)?;
             }
-            return print_one(format, "herald.v1.TestEndpointResponse", &tested);
+            let passed = herald_core::matching::test_delivery_passed(
+                attempt.status() == pb::AttemptStatus::Succeeded,
+                attempt.response_code,
+            );
+            if !passed {
+                return Err(CtlError::TestFailed(test_failure(
+                    &attempt,
+                    endpoint.status(),
+                )));
+            }
+            return Ok(());
         }
         EndpointsCommand::RotateSecret {
             endpoint_id,
@@ -584,28 +679,23 @@ async fn endpoints(
                 })?)
                 .await?
                 .into_inner();
-            return print_one(format, "herald.v1.EndpointSecrets", &secrets);
+            return print_secrets(format, &secrets);
         }
         EndpointsCommand::Secret { endpoint_id } => {
             let secrets = config
                 .get_endpoint_secret(target.request(pb::GetEndpointSecretRequest { endpoint_id })?)
                 .await?
                 .into_inner();
-            return print_one(format, "herald.v1.EndpointSecrets", &secrets);
+            return print_secrets(format, &secrets);
         }
     };
-    match format {
-        Format::Table => print_list(
-            format,
-            "herald.v1.Endpoint",
-            &[
-                "ID", "NAME", "URL", "STATUS", "DEVICES", "EVENTS", "UPDATED",
-            ],
-            std::slice::from_ref(&endpoint),
-            endpoint_row,
-        ),
-        _ => print_one(format, "herald.v1.Endpoint", &endpoint),
-    }
+    print_single(
+        format,
+        "herald.v1.Endpoint",
+        &ENDPOINT_COLUMNS,
+        &endpoint,
+        endpoint_row,
+    )
 }
 
 async fn summary(target: &Target, format: Format) -> Result<(), CtlError> {
@@ -676,13 +766,7 @@ fn attempt_row(attempt: &pb::Attempt) -> Vec<String> {
         attempt.event_type.clone(),
         attempt.endpoint_id.clone(),
         attempt.attempt.to_string(),
-        badge(
-            &attempt
-                .status()
-                .as_str_name()
-                .trim_start_matches("ATTEMPT_STATUS_")
-                .to_lowercase(),
-        ),
+        badge(&enum_word("AttemptStatus", attempt.status().as_str_name())),
         attempt.response_code.to_string(),
         milliseconds.to_string(),
     ]
@@ -765,8 +849,9 @@ async fn logs(target: &Target, format: Format, command: LogsCommand) -> Result<(
                         println!("{}", attempt_row(&attempt).join("  "));
                     }
                     _ => {
-                        let value = herald_proto::json::to_json("herald.v1.Attempt", &attempt)
-                            .map_err(|error| CtlError::Output(error.to_string()))?;
+                        let value =
+                            herald_proto::json::to_readable_json("herald.v1.Attempt", &attempt)
+                                .map_err(|error| CtlError::Output(error.to_string()))?;
                         // One JSON document per line, so a tail can be piped.
                         println!(
                             "{}",
@@ -1065,10 +1150,7 @@ fn note_earlier_job(job: &pb::RecoveryJob) {
 }
 
 fn job_state(job: &pb::RecoveryJob) -> String {
-    job.state()
-        .as_str_name()
-        .trim_start_matches("RECOVERY_JOB_STATE_")
-        .to_lowercase()
+    enum_word("RecoveryJobState", job.state().as_str_name())
 }
 
 /// Follows a job to its end (unless `--no-wait`), with a progress bar on a
@@ -1093,10 +1175,7 @@ async fn finish_job(
             ],
             rows: vec![vec![
                 job.id.clone(),
-                job.kind()
-                    .as_str_name()
-                    .trim_start_matches("DELIVERY_TRIGGER_")
-                    .to_lowercase(),
+                enum_word("DeliveryTrigger", job.kind().as_str_name()),
                 badge(&job_state(&job)),
                 job.total.to_string(),
                 job.enqueued.to_string(),

@@ -9,13 +9,19 @@ use crate::{cli::Cli, error::CtlError, settings};
 pub const DEFAULT_ADDR: &str = "http://127.0.0.1:7070";
 pub const DEFAULT_INGEST_ADDR: &str = "http://127.0.0.1:7080";
 
-/// The resolved address, token and tenant: flags and environment first, then
-/// what `heraldctl login` saved, then the local defaults.
+/// The resolved address, tokens and tenant: flags first, then the
+/// environment, then what `heraldctl login` saved, then the local defaults.
 #[derive(Clone, Debug)]
 pub struct Target {
     pub addr: String,
     pub ingest_addr: String,
+    /// The token tenant commands send.
     pub token: Option<String>,
+    /// The token `tenants` and `tokens` send. It has a variable of its own
+    /// (`HERALD_ADMIN_TOKEN`, the name the server reads too) so that an
+    /// exported admin token does not override the tenant token `heraldctl
+    /// login` saved; `--token` still works for it, as before.
+    pub admin_token: Option<String>,
     pub tenant: Option<String>,
 }
 
@@ -33,7 +39,18 @@ impl Target {
                 .clone()
                 .or(saved.ingest_addr)
                 .unwrap_or_else(|| DEFAULT_INGEST_ADDR.to_owned()),
-            token: cli.token.clone().or(saved.token),
+            // Without a tenant token the admin token is the only credential;
+            // the server then asks for `--tenant`.
+            token: cli
+                .token
+                .clone()
+                .or(saved.token.clone())
+                .or(cli.admin_token.clone()),
+            admin_token: cli
+                .admin_token
+                .clone()
+                .or(cli.token.clone())
+                .or(saved.token),
             tenant: cli.tenant.clone().or(saved.tenant),
         })
     }
@@ -46,14 +63,28 @@ impl Target {
         connect(&self.ingest_addr).await
     }
 
-    /// `message` with the bearer token (and tenant, for the admin) attached.
+    /// `message` with the tenant token (and tenant, for the admin) attached.
     pub fn request<T>(&self, message: T) -> Result<Request<T>, CtlError> {
-        let mut request = Request::new(message);
         let token = self.token.as_deref().ok_or_else(|| {
             CtlError::Usage(
                 "no token: pass --token, set HERALD_TOKEN, or run `heraldctl login`".into(),
             )
         })?;
+        self.authorized(token, message)
+    }
+
+    /// `message` with the admin token attached, for `AdminService`.
+    pub fn admin_request<T>(&self, message: T) -> Result<Request<T>, CtlError> {
+        let token = self.admin_token.as_deref().ok_or_else(|| {
+            CtlError::Usage(
+                "no admin token: pass --admin-token or set HERALD_ADMIN_TOKEN (make run keeps it in .herald/admin.token)".into(),
+            )
+        })?;
+        self.authorized(token, message)
+    }
+
+    fn authorized<T>(&self, token: &str, message: T) -> Result<Request<T>, CtlError> {
+        let mut request = Request::new(message);
         let bearer = format!("Bearer {token}").parse().map_err(|_| {
             CtlError::Usage("the token contains characters that cannot be sent".into())
         })?;

@@ -26,6 +26,9 @@ pub enum CtlError {
     JobFailed { id: String, reason: String },
     #[error("cancelled: {0}")]
     Cancelled(String),
+    /// A test delivery that did not activate the endpoint, and why.
+    #[error("test delivery failed: {0}")]
+    TestFailed(String),
 }
 
 impl From<tonic::Status> for CtlError {
@@ -42,5 +45,16 @@ fn describe_status(status: &tonic::Status) -> String {
         .and_then(|value| value.to_str().ok())
         .map(|field| format!(" (field {field})"))
         .unwrap_or_default();
-    format!("{code}: {}{field}", status.message())
+    // The admin token reached a tenant command: say how to act as a tenant.
+    let hint = if status
+        .metadata()
+        .get("herald-field")
+        .and_then(|value| value.to_str().ok())
+        == Some("herald-tenant")
+    {
+        "; pass --tenant org_… with the admin token, or use a tenant token (HERALD_TOKEN, which overrides `heraldctl login`; keep the admin token in HERALD_ADMIN_TOKEN)"
+    } else {
+        ""
+    };
+    format!("{code}: {}{field}{hint}", status.message())
 }

@@ -75,7 +75,8 @@ impl CtlError {
             | CtlError::Output(_)
             | CtlError::Settings(_)
             | CtlError::JobFailed { .. }
-            | CtlError::Cancelled(_) => exit_code::OTHER,
+            | CtlError::Cancelled(_)
+            | CtlError::TestFailed(_) => exit_code::OTHER,
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use std::io::{IsTerminal, Write};
 
-use herald_proto::json::to_json;
+use herald_proto::json::to_readable_json;
 use serde_json::Value;
 use time::OffsetDateTime;
 
@@ -33,7 +33,8 @@ pub fn print_list<M: prost::Message>(
             let values = messages
                 .iter()
                 .map(|message| {
-                    to_json(full_name, message).map_err(|error| CtlError::Output(error.to_string()))
+                    to_readable_json(full_name, message)
+                        .map_err(|error| CtlError::Output(error.to_string()))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             print_value(format, &Value::Array(values))
@@ -41,13 +42,33 @@ pub fn print_list<M: prost::Message>(
     }
 }
 
-/// Prints one message: as `field: value` lines, or JSON/YAML.
+/// Prints one message as a one-row table (the same columns a list of them
+/// has), or as a JSON/YAML object.
+pub fn print_single<M: prost::Message>(
+    format: Format,
+    full_name: &str,
+    columns: &[&'static str],
+    message: &M,
+    row: impl Fn(&M) -> Vec<String>,
+) -> Result<(), CtlError> {
+    match format {
+        Format::Table => print_table(&Table {
+            columns: columns.to_vec(),
+            rows: vec![row(message)],
+        }),
+        Format::Json | Format::Yaml => print_one(format, full_name, message),
+    }
+}
+
+/// Prints one message: as `field: value` lines, or JSON/YAML. Enum values
+/// are named as in tables (`pending_test`) in every format.
 pub fn print_one<M: prost::Message>(
     format: Format,
     full_name: &str,
     message: &M,
 ) -> Result<(), CtlError> {
-    let value = to_json(full_name, message).map_err(|error| CtlError::Output(error.to_string()))?;
+    let value = to_readable_json(full_name, message)
+        .map_err(|error| CtlError::Output(error.to_string()))?;
     match format {
         Format::Table => print_value(Format::Yaml, &value),
         _ => print_value(format, &value),

@@ -602,8 +602,10 @@ impl ConfigState {
                 ))
             })?;
 
-        let passed = attempt.status() == AttemptStatus::Succeeded
-            && matches!(attempt.response_code, 200 | 201);
+        let passed = herald_core::matching::test_delivery_passed(
+            attempt.status() == AttemptStatus::Succeeded,
+            attempt.response_code,
+        );
         let endpoint = self
             .activate_after_test(tenant_id, &record.id, passed)
             .await?;

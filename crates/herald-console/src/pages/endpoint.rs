@@ -350,8 +350,10 @@ fn test_result(tested: &pb::TestEndpointResponse, before: pb::EndpointStatus) ->
         .endpoint
         .as_ref()
         .map_or(before, pb::Endpoint::status);
-    let passed = attempt.status() == pb::AttemptStatus::Succeeded
-        && matches!(attempt.response_code, 200 | 201);
+    let passed = herald_core::matching::test_delivery_passed(
+        attempt.status() == pb::AttemptStatus::Succeeded,
+        attempt.response_code,
+    );
     let tone = if passed { "success" } else { "warning" };
     let body = String::from_utf8_lossy(&attempt.response_body);
     html! {
