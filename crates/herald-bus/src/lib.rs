@@ -10,6 +10,7 @@
 //! start of every service.
 
 mod config;
+mod counters;
 mod error;
 pub mod headers;
 mod topology;
@@ -30,6 +31,7 @@ use futures::{FutureExt, StreamExt, stream::FuturesOrdered};
 use herald_core::id::{EndpointId, EventId, TenantId};
 
 pub use crate::config::BusConfig;
+pub use crate::counters::{ConfigRevision, Handbacks};
 pub use crate::error::BusError;
 pub use crate::topology::{ConsumerRole, JobLane, Topology};
 pub use async_nats;
@@ -128,6 +130,21 @@ impl Bus {
     /// Replay, recovery and redrive jobs (created by [`Bus::ensure_streams`]).
     pub async fn recovery_jobs(&self) -> Result<kv::Store, BusError> {
         self.bucket(self.topology.recovery_bucket()).await
+    }
+
+    /// The configuration revision fanout must have applied (created by
+    /// [`Bus::ensure_streams`]).
+    pub async fn config_revision(&self) -> Result<ConfigRevision, BusError> {
+        Ok(ConfigRevision::new(
+            self.bucket(self.topology.config_bucket()).await?,
+        ))
+    }
+
+    /// Hand-back counts of delivery jobs (created by [`Bus::ensure_streams`]).
+    pub async fn handbacks(&self) -> Result<Handbacks, BusError> {
+        Ok(Handbacks::new(
+            self.bucket(self.topology.handback_bucket()).await?,
+        ))
     }
 
     async fn bucket(&self, name: String) -> Result<kv::Store, BusError> {

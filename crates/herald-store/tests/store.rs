@@ -797,8 +797,8 @@ async fn endpoints_round_trip_within_their_tenant(store: &Store) {
     let listed = store.list_endpoints("t1", &active, 10, None).await.unwrap();
     assert_eq!(ids(&listed, |e| &e.id), ["ep1", "ep3"]);
 
-    assert!(!store.delete_endpoint("t2", "ep1").await.unwrap());
-    assert!(store.delete_endpoint("t1", "ep1").await.unwrap());
+    assert!(store.delete_endpoint("t2", "ep1").await.unwrap().is_none());
+    assert!(store.delete_endpoint("t1", "ep1").await.unwrap().is_some());
     assert!(!store.delete_endpoint("t1", "ep1").await.unwrap());
     let all = store.all_endpoints().await.unwrap();
     assert_eq!(ids(&all, |e| &e.id), ["ep2", "ep3", "epx"]);
