@@ -160,6 +160,7 @@ pub async fn run(
     }
     let consumer = bus.consumer(ConsumerRole::Delivery).await?;
     let rate_limits = bus.rate_limits().await?;
+    let handbacks = bus.handbacks().await?;
     // Progress resets the ack timer; three per ack wait leave room for a
     // slow NATS round trip before the job would be redelivered.
     let progress_every = (consumer.cached_info().config.ack_wait / 3).max(Duration::from_secs(1));
@@ -195,6 +196,7 @@ pub async fn run(
             metrics.clone(),
         ),
         rate_limiter: RateLimiter::new(rate_limits),
+        handbacks,
         progress_every,
         stop: stop.clone(),
     });
