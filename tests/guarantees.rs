@@ -797,19 +797,9 @@ fn an_endpoint_failing_too_long_is_paused_its_backlog_dead_lettered_and_its_owne
             "the backlog in the dead letters",
             Duration::from_secs(15),
             || async {
-                // Its own endpoint.disabled may be among them, when fanout
-                // matched it before it heard of the pause.
-                let dead: Vec<pb::DeadLetter> = dead_letters(&mut tenant.clone(), &failing)
-                    .await
-                    .into_iter()
-                    .filter(|letter| {
-                        letter
-                            .event
-                            .as_ref()
-                            .is_some_and(|event| event.r#type == "contact.created")
-                    })
-                    .collect();
-                (dead.len() == EVENTS).then_some(dead)
+                // Never its own endpoint.disabled: it is not sent to itself.
+                let dead = dead_letters(&mut tenant.clone(), &failing).await;
+                (dead.len() >= EVENTS).then_some(dead)
             },
         )
         .await;
@@ -818,6 +808,308 @@ fn an_endpoint_failing_too_long_is_paused_its_backlog_dead_lettered_and_its_owne
                 .all(|letter| letter.reason.contains("paused automatically")),
             "{dead:?}"
         );
+        assert!(
+            dead.iter().all(|letter| letter
+                .event
+                .as_ref()
+                .is_some_and(|event| event.r#type == "contact.created")),
+            "{dead:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(dead_letters(&mut tenant, &failing).await.len(), EVENTS);
+    });
+}
+
+/// Publishes one `contact.created` event of the tenant carrying `data`, as
+/// ingest does (accepted once JetStream acknowledged it).
+async fn publish_one(bus: &herald_bus::Bus, tenant_id: &str, data: serde_json::Value) -> String {
+    use herald_core::{
+        catalog::EventType,
+        channel::Channel,
+        event::{Event, parse_data},
+        id::{EventId, TenantId},
+    };
+    use prost::Message as _;
+    let event = Event {
+        id: EventId::generate(),
+        tenant_id: TenantId::parse(tenant_id).unwrap(),
+        channel: Channel::Internal,
+        device_id: None,
+        event_type: EventType::parse("contact.created").unwrap(),
+        occurred_at: OffsetDateTime::now_utc(),
+        received_at: OffsetDateTime::now_utc(),
+        source_ref: None,
+        idempotency_key: format!("e2e-{}", EventId::generate()),
+        data: parse_data(data.to_string().as_bytes()).unwrap(),
+    };
+    bus.publish(
+        bus.topology().event_subject(&event),
+        &event.idempotency_key,
+        herald_bus::async_nats::HeaderMap::new(),
+        pb::Event::from(&event).encode_to_vec().into(),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+    event.id.to_string()
+}
+
+/// Events fanout has not acknowledged yet.
+async fn fanout_outstanding(bus: &herald_bus::Bus) -> u64 {
+    let mut consumer: herald_bus::async_nats::jetstream::consumer::PullConsumer = bus
+        .jetstream()
+        .get_consumer_from_stream(
+            herald_bus::ConsumerRole::Fanout.durable_name(),
+            bus.topology().events_stream(),
+        )
+        .await
+        .unwrap();
+    let info = consumer.info().await.unwrap();
+    info.num_pending + info.num_ack_pending as u64
+}
+
+/// Every attempt recorded for the endpoint.
+async fn endpoint_attempts(
+    client: &mut pb::attempt_service_client::AttemptServiceClient<tonic::transport::Channel>,
+    token: &str,
+    endpoint_id: &str,
+) -> Vec<pb::Attempt> {
+    let mut all = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = client
+            .list_attempts(authed(
+                token,
+                pb::ListAttemptsRequest {
+                    endpoint_id: endpoint_id.to_owned(),
+                    page_size: 100,
+                    page_token,
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        all.extend(page.attempts);
+        if page.next_page_token.is_empty() {
+            return all;
+        }
+        page_token = page.next_page_token;
+    }
+}
+
+#[test]
+fn hardening_15_no_delivery_after_disable_returned() {
+    // Each trial: an endpoint that fanout has seen active (a probe event
+    // reached it) is disabled, or deleted, and an event of its tenant is
+    // accepted right after the call returned. 50 endpoints (one per tenant)
+    // run their trials side by side, 20 rounds: 950 disables, 50 deletes.
+    const ENDPOINTS: usize = 50;
+    const ROUNDS: usize = 20;
+    let stack = Stack::start(1, &[NO_CIRCUIT]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let receiver = Receiver::start(Duration::ZERO).await;
+        let bus = stack.bus().await;
+        let setups = (0..ENDPOINTS).map(|_| async {
+            let mut tenant = stack.tenant().await;
+            let endpoint_id = tenant
+                .active_endpoint(spec(&receiver.url(), &[]))
+                .await
+                .endpoint
+                .unwrap()
+                .id;
+            (tenant, endpoint_id)
+        });
+        let endpoints: Vec<(TenantClient, String)> = futures::future::join_all(setups).await;
+        let mut trial_events = BTreeSet::new();
+        let started = Instant::now();
+        for round in 0..ROUNDS {
+            if round > 0 {
+                let enables = endpoints.iter().map(|(tenant, endpoint_id)| {
+                    let mut tenant = tenant.clone();
+                    async move {
+                        tenant
+                            .config
+                            .enable_endpoint(authed(
+                                &tenant.token,
+                                pb::EnableEndpointRequest {
+                                    endpoint_id: endpoint_id.clone(),
+                                },
+                            ))
+                            .await
+                            .unwrap()
+                            .into_inner()
+                    }
+                });
+                for enabled in futures::future::join_all(enables).await {
+                    assert_eq!(enabled.status(), pb::EndpointStatus::Active);
+                }
+            }
+            // Fanout has seen every endpoint active once its probe arrived.
+            for (tenant, _) in &endpoints {
+                publish_one(&bus, &tenant.id, serde_json::json!({ "probe": round })).await;
+            }
+            eventually("every probe", Duration::from_secs(30), || async {
+                let probes = receiver.inspect(|received| {
+                    received
+                        .iter()
+                        .filter(|request| request.data()["probe"] == round)
+                        .count()
+                });
+                (probes >= ENDPOINTS).then_some(())
+            })
+            .await;
+
+            let last_round = round + 1 == ROUNDS;
+            let trials = endpoints.iter().map(|(tenant, endpoint_id)| {
+                let mut tenant = tenant.clone();
+                let bus = bus.clone();
+                async move {
+                    if last_round {
+                        tenant
+                            .config
+                            .delete_endpoint(authed(
+                                &tenant.token,
+                                pb::DeleteEndpointRequest {
+                                    endpoint_id: endpoint_id.clone(),
+                                },
+                            ))
+                            .await
+                            .unwrap();
+                    } else {
+                        tenant
+                            .config
+                            .disable_endpoint(authed(
+                                &tenant.token,
+                                pb::DisableEndpointRequest {
+                                    endpoint_id: endpoint_id.clone(),
+                                    reason: String::new(),
+                                },
+                            ))
+                            .await
+                            .unwrap();
+                    }
+                    publish_one(&bus, &tenant.id, serde_json::json!({ "trial": round })).await
+                }
+            });
+            trial_events.extend(futures::future::join_all(trials).await);
+            // Every trial event is fanned out before the next enable, which
+            // would rightly let a late one through.
+            eventually("fanout idle", Duration::from_secs(30), || async {
+                (fanout_outstanding(&bus).await == 0).then_some(())
+            })
+            .await;
+        }
+        assert_eq!(trial_events.len(), ENDPOINTS * ROUNDS);
+        eprintln!("{} trials in {:?}", trial_events.len(), started.elapsed());
+
+        // Nothing reached a receiver, and no job was even made: a job for a
+        // disabled endpoint would leave an attempt record (a dead letter).
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let delivered = receiver.inspect(|received| {
+            received
+                .iter()
+                .filter(|request| request.data().get("trial").is_some())
+                .count()
+        });
+        assert_eq!(delivered, 0, "trial events delivered");
+        let mut attempted = 0;
+        let mut attempts =
+            pb::attempt_service_client::AttemptServiceClient::new(stack.channel().await);
+        for (tenant, endpoint_id) in &endpoints {
+            attempted += endpoint_attempts(&mut attempts, &tenant.token, endpoint_id)
+                .await
+                .iter()
+                .filter(|attempt| trial_events.contains(&attempt.event_id))
+                .count();
+        }
+        assert_eq!(attempted, 0, "jobs made for trial events");
+    });
+}
+
+#[test]
+fn hardening_16_retry_of_a_disabled_endpoint_is_dead_lettered_and_redriven() {
+    let stack = Stack::start(1, &[NO_CIRCUIT]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let receiver = Receiver::start(Duration::ZERO).await;
+        let mut tenant = stack.tenant().await;
+        let endpoint_id = tenant
+            .active_endpoint(spec(&receiver.url(), &[3_000]))
+            .await
+            .endpoint
+            .unwrap()
+            .id;
+        receiver.answer(500);
+        let bus = stack.bus().await;
+        publish_events(&bus, &tenant.id, 0, 1).await;
+        let failed = eventually("the first attempt", Duration::from_secs(15), || async {
+            webhook_ids(&receiver, 0).first().cloned()
+        })
+        .await;
+
+        // The retry waits in JetStream while its endpoint is disabled.
+        tenant
+            .config
+            .disable_endpoint(authed(
+                &tenant.token,
+                pb::DisableEndpointRequest {
+                    endpoint_id: endpoint_id.clone(),
+                    reason: "maintenance".into(),
+                },
+            ))
+            .await
+            .unwrap();
+        let dead = eventually(
+            "the retry dead-lettered",
+            Duration::from_secs(15),
+            || async {
+                let dead = dead_letters(&mut tenant.clone(), &endpoint_id).await;
+                (!dead.is_empty()).then_some(dead)
+            },
+        )
+        .await;
+        assert_eq!(dead.len(), 1);
+        assert_eq!(dead[0].id, failed, "the dead letter is the delivery");
+        assert!(dead[0].reason.contains("is disabled"), "{}", dead[0].reason);
+        assert_eq!(webhook_ids(&receiver, 0).len(), 1, "the retry was not sent");
+
+        receiver.answer(200);
+        tenant
+            .config
+            .enable_endpoint(authed(
+                &tenant.token,
+                pb::EnableEndpointRequest {
+                    endpoint_id: endpoint_id.clone(),
+                },
+            ))
+            .await
+            .unwrap();
+        let job = tenant
+            .recovery
+            .redrive_dead_letters(authed(
+                &tenant.token,
+                pb::RedriveDeadLettersRequest {
+                    all_of_endpoint: endpoint_id.clone(),
+                    use_current_endpoint: true,
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        let done = finished(&mut tenant, job).await;
+        assert_eq!((done.total, done.enqueued), (1, 1));
+        eventually("the redriven delivery", Duration::from_secs(15), || async {
+            receiver
+                .received()
+                .into_iter()
+                .find(|received| received.header("webhook-id") == failed && received.succeeded())
+        })
+        .await;
+        assert!(dead_letters(&mut tenant, &endpoint_id).await.is_empty());
     });
 }
 

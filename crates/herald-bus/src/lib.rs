@@ -10,6 +10,7 @@
 //! start of every service.
 
 mod config;
+mod counters;
 mod dedupe;
 mod error;
 pub mod headers;
@@ -33,6 +34,7 @@ use herald_core::id::{EndpointId, EventId, TenantId};
 use std::future::Future;
 
 pub use crate::config::BusConfig;
+pub use crate::counters::{ConfigRevision, Handbacks};
 pub use crate::dedupe::{Claim, DedupeKeys};
 pub use crate::error::BusError;
 pub use crate::pull::Pull;
@@ -190,6 +192,21 @@ impl Bus {
             store: self.bucket(bucket.clone()).await?,
             bucket,
         })
+    }
+
+    /// The configuration revision fanout must have applied (created by
+    /// [`Bus::ensure_streams`]).
+    pub async fn config_revision(&self) -> Result<ConfigRevision, BusError> {
+        Ok(ConfigRevision::new(
+            self.bucket(self.topology.config_bucket()).await?,
+        ))
+    }
+
+    /// Hand-back counts of delivery jobs (created by [`Bus::ensure_streams`]).
+    pub async fn handbacks(&self) -> Result<Handbacks, BusError> {
+        Ok(Handbacks::new(
+            self.bucket(self.topology.handback_bucket()).await?,
+        ))
     }
 
     async fn bucket(&self, name: String) -> Result<kv::Store, BusError> {

@@ -19,8 +19,10 @@ use crate::{BusConfig, BusError};
 /// | `HERALD_DEAD`     | `herald.dead.<tenant>.<endpoint>.<delivery>`             |
 ///
 /// Key-value buckets: `HERALD_RATE` (shared rate limiter state, one key per
-/// endpoint), `HERALD_RECOVERY` (replay, recovery and redrive jobs) and
-/// `HERALD_DEDUPE` (channel idempotency keys for their retry horizon).
+/// endpoint), `HERALD_RECOVERY` (replay, recovery and redrive jobs),
+/// `HERALD_DEDUPE` (channel idempotency keys for their retry horizon),
+/// `HERALD_CONFIG` (the newest configuration revision fanout must have
+/// applied) and `HERALD_HANDBACKS` (how often a job was handed back unsent).
 #[derive(Clone, Debug)]
 pub struct Topology {
     namespace: String,
@@ -202,6 +204,14 @@ impl Topology {
         self.stream_name("DEDUPE")
     }
 
+    pub fn config_bucket(&self) -> String {
+        self.stream_name("CONFIG")
+    }
+
+    pub fn handback_bucket(&self) -> String {
+        self.stream_name("HANDBACKS")
+    }
+
     pub fn attempt_subject(&self, tenant: &TenantId, endpoint: &EndpointId) -> String {
         format!("{}.attempts.{tenant}.{endpoint}", self.namespace)
     }
@@ -348,6 +358,26 @@ impl Topology {
                 // Every key expires by its own TTL; this turns per-key TTLs
                 // on (the markers of removed keys live a second).
                 limit_markers: Some(Duration::from_secs(1)),
+                storage,
+                num_replicas: usize::from(config.replicas),
+                ..Default::default()
+            },
+            kv::Config {
+                bucket: self.config_bucket(),
+                description: "The newest configuration revision that fanout must have applied"
+                    .to_owned(),
+                history: 1,
+                storage,
+                num_replicas: usize::from(config.replicas),
+                ..Default::default()
+            },
+            kv::Config {
+                bucket: self.handback_bucket(),
+                description: "How often each delivery job was handed back without an attempt"
+                    .to_owned(),
+                history: 1,
+                // A job lives no longer than the jobs stream keeps it.
+                max_age: config.event_retention,
                 storage,
                 num_replicas: usize::from(config.replicas),
                 ..Default::default()

@@ -45,7 +45,9 @@ async fn setup_creates_every_stream_and_is_idempotent() {
             "HERALD_EVENTS",
             "HERALD_JOBS",
             "KV_HERALD_CIRCUITS",
+            "KV_HERALD_CONFIG",
             "KV_HERALD_DEDUPE",
+            "KV_HERALD_HANDBACKS",
             "KV_HERALD_RATE",
             "KV_HERALD_RECOVERY"
         ]
@@ -317,4 +319,40 @@ async fn an_event_is_found_by_id_and_only_within_its_tenant() {
             .unwrap()
             .is_none()
     );
+}
+
+#[tokio::test]
+async fn hardening_15_the_configuration_revision_only_rises() {
+    let nats = NatsServer::start();
+    let bus = Bus::connect(&config(&nats, "herald"), "test")
+        .await
+        .unwrap();
+    bus.ensure_streams().await.unwrap();
+    let revision = bus.config_revision().await.unwrap();
+    assert_eq!(revision.current().await.unwrap(), 0);
+    // Replicas raising at once: the highest wins, whatever the order.
+    let raises = [7_u64, 3, 12, 5].map(|value| {
+        let revision = revision.clone();
+        async move { revision.raise(value).await }
+    });
+    for raised in futures::future::join_all(raises).await {
+        raised.unwrap();
+    }
+    assert_eq!(revision.current().await.unwrap(), 12);
+    revision.raise(4).await.unwrap();
+    assert_eq!(revision.current().await.unwrap(), 12);
+    // Lowered only from the value seen, and only downwards.
+    revision.lower(11, 9).await.unwrap();
+    assert_eq!(revision.current().await.unwrap(), 12);
+    revision.lower(12, 9).await.unwrap();
+    assert_eq!(revision.current().await.unwrap(), 9);
+
+    let handbacks = bus.handbacks().await.unwrap();
+    assert_eq!(handbacks.count(42).await.unwrap(), 0);
+    assert_eq!(handbacks.add(42).await.unwrap(), 1);
+    assert_eq!(handbacks.add(42).await.unwrap(), 2);
+    assert_eq!(handbacks.count(42).await.unwrap(), 2);
+    handbacks.forget(42).await.unwrap();
+    assert_eq!(handbacks.count(42).await.unwrap(), 0);
+    assert_eq!(handbacks.add(42).await.unwrap(), 1);
 }

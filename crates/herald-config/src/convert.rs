@@ -253,7 +253,9 @@ pub fn attempt(record: AttemptRecord) -> Attempt {
         status: names::parse_attempt_status(&record.status).into(),
         response_code: u32::try_from(record.response_code).unwrap_or_default(),
         duration: Some(crate::endpoint::duration_to_wire(
-            std::time::Duration::from_millis(u64::try_from(record.duration_ms).unwrap_or_default()),
+            std::time::Duration::from_micros(
+                u64::try_from(record.duration_micros).unwrap_or_default(),
+            ),
         )),
         response_body: record.response_body.into(),
         error: record.error,
@@ -280,11 +282,11 @@ pub fn attempt_record(attempt: Attempt) -> Result<AttemptRecord, String> {
         ),
         None => None,
     };
-    let duration_ms = attempt
+    let duration_micros = attempt
         .duration
         .as_ref()
         .and_then(|duration| crate::endpoint::duration_from_wire(duration).ok())
-        .map(|duration| i64::try_from(duration.as_millis()).unwrap_or(i64::MAX))
+        .map(|duration| i64::try_from(duration.as_micros()).unwrap_or(i64::MAX))
         .unwrap_or_default();
     let mut body = attempt.response_body.to_vec();
     body.truncate(4096);
@@ -301,7 +303,7 @@ pub fn attempt_record(attempt: Attempt) -> Result<AttemptRecord, String> {
         attempt: i32::try_from(attempt.attempt).unwrap_or(i32::MAX),
         attempted_at,
         response_code: i32::try_from(attempt.response_code).unwrap_or_default(),
-        duration_ms,
+        duration_micros,
         response_body: body,
         error: attempt.error,
         url: attempt.url,

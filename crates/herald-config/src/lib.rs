@@ -97,6 +97,7 @@ pub async fn run_with_http(
     http: tonic::service::Routes,
     shutdown: CancellationToken,
 ) -> Result<(), ConfigServiceError> {
+    tokio::spawn(clamp_config_revision(state.clone()));
     tokio::spawn(keep_writing_attempts(state.clone(), shutdown.clone()));
     tokio::spawn(sweep::run(state.clone(), shutdown.clone()));
     tokio::spawn(recovery::resume_stalled_jobs(
@@ -138,6 +139,34 @@ pub async fn run_with_http(
         )
         .await?;
     Ok(())
+}
+
+/// A configuration revision on the bus that the database has not reached
+/// (it was restored or replaced) would hold every fanout back for good.
+async fn clamp_config_revision(state: ConfigState) {
+    let clamped = async {
+        let config_revision = state
+            .bus
+            .config_revision()
+            .await
+            .map_err(|error| error.to_string())?;
+        let seen = config_revision
+            .current()
+            .await
+            .map_err(|error| error.to_string())?;
+        let newest = state
+            .store
+            .current_revision()
+            .await
+            .map_err(|error| error.to_string())?;
+        config_revision
+            .lower(seen, u64::try_from(newest).unwrap_or_default())
+            .await
+            .map_err(|error| error.to_string())
+    };
+    if let Err(error) = clamped.await {
+        tracing::warn!(%error, "cannot check the configuration revision on the bus");
+    }
 }
 
 /// The attempt writer restarts after a failure (NATS restarting, say):

@@ -901,9 +901,19 @@ impl ConfigState {
             after = Some(last.id.clone());
             for record in &page {
                 let endpoint = convert::endpoint(record, self.key(), convert::HeaderValues::Shown)?;
+                let endpoint_id =
+                    EndpointId::parse(&record.id).map_err(|error| ApiError::Corrupt {
+                        what: "endpoint id",
+                        reason: error.to_string(),
+                    })?;
                 match herald_proto::endpoint_subscription(&endpoint) {
                     Ok(subscription)
-                        if subscription_matches(&subscription, MatchStatus::Active, &event) =>
+                        if subscription_matches(
+                            &endpoint_id,
+                            &subscription,
+                            MatchStatus::Active,
+                            &event,
+                        ) =>
                     {
                         matched.push(record.id.clone());
                     }

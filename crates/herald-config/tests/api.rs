@@ -253,6 +253,7 @@ on_both_databases!(
     hardening_04_control_characters_are_refused_in_every_text_field,
     hardening_05_tampered_page_tokens_and_huge_ttls_are_invalid_arguments,
     hardening_07_an_unparsable_herald_tenant_is_an_invalid_argument,
+    hardening_19_attempt_duration_keeps_microseconds,
 );
 
 async fn endpoint_lifecycle(backend: Backend) {
@@ -1110,6 +1111,67 @@ async fn attempt_records_are_stored_once(backend: Backend) {
         .unwrap()
         .into_inner();
     assert_eq!(summary.deliveries_succeeded, 2);
+}
+
+async fn hardening_19_attempt_duration_keeps_microseconds(backend: Backend) {
+    let herald = start(backend).await;
+    let tenant = herald.tenant("Acme").await;
+    let endpoint = herald
+        .create_endpoint(&tenant, spec("Orders", "https://hooks.example.com/x"))
+        .await
+        .unwrap()
+        .endpoint
+        .unwrap();
+    let tenant_id = herald_core::id::TenantId::parse(&tenant.id).unwrap();
+    let endpoint_id = herald_core::id::EndpointId::parse(&endpoint.id).unwrap();
+    let subject = herald
+        .bus
+        .topology()
+        .attempt_subject(&tenant_id, &endpoint_id);
+    // As the delivery service records them: a sub-millisecond answer and
+    // one of a little over a millisecond (nanoseconds beyond the microsecond
+    // are not kept).
+    let durations = [
+        ("dlv_fast", Duration::from_nanos(250_400)),
+        ("dlv_slow", Duration::from_nanos(1_037_999)),
+    ];
+    for (delivery, duration) in durations {
+        let mut record = attempt(&tenant.id, &endpoint.id, delivery, 1);
+        record.duration = Some(prost_types::Duration::try_from(duration).unwrap());
+        herald
+            .bus
+            .publish(
+                subject.clone(),
+                &record.id,
+                async_nats::HeaderMap::new(),
+                record.encode_to_vec().into(),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let attempts = herald.attempts();
+    for (delivery, expected_micros) in [("dlv_fast", 250), ("dlv_slow", 1_037)] {
+        let stored = herald_testkit_wait(|| {
+            let mut attempts = attempts.clone();
+            let request = authed(
+                &tenant.token,
+                pb::GetAttemptRequest {
+                    attempt_id: format!("att_{delivery}_1"),
+                },
+            );
+            async move { attempts.get_attempt(request).await.ok() }
+        })
+        .await
+        .into_inner();
+        let duration = stored.duration.unwrap();
+        assert_eq!(
+            (duration.seconds, duration.nanos),
+            (0, expected_micros * 1_000),
+            "{delivery}"
+        );
+    }
 }
 
 /// Polls `check` until it returns `Some`, for up to ten seconds.

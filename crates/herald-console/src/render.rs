@@ -231,7 +231,10 @@ pub fn duration_ms(duration: Option<&prost_types::Duration>) -> String {
         return "—".to_owned();
     };
     let millis = duration.seconds as f64 * 1000.0 + f64::from(duration.nanos) / 1e6;
-    if millis < 10.0 {
+    // Attempts keep microseconds: a local receiver answers in a fraction of one.
+    if millis < 1.0 {
+        format!("{millis:.2} ms")
+    } else if millis < 10.0 {
         format!("{millis:.1} ms")
     } else if millis < 10_000.0 {
         format!("{millis:.0} ms")
@@ -343,5 +346,21 @@ pub fn empty_state(title: &str, text: Markup) -> Markup {
             p class="empty-title" { (title) }
             p { (text) }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hardening_19_durations_show_fractions_of_a_millisecond() {
+        let duration = |nanos: u64| {
+            prost_types::Duration::try_from(std::time::Duration::from_nanos(nanos)).unwrap()
+        };
+        assert_eq!(duration_ms(Some(&duration(250_000))), "0.25 ms");
+        assert_eq!(duration_ms(Some(&duration(1_260_000))), "1.3 ms");
+        assert_eq!(duration_ms(Some(&duration(42_000_000))), "42 ms");
+        assert_eq!(duration_ms(None), "—");
     }
 }

@@ -10,6 +10,12 @@
 //!   endpoint has not passed its test delivery yet, a failing one is being
 //!   probed by the delivery service on its own schedule, and a disabled one is
 //!   off.
+//! - An endpoint never receives its own `endpoint.disabled` notice: it is
+//!   sent because that endpoint was paused, so it cannot be delivered there
+//!   when it is made, and it would only come back to it later (a redrive of
+//!   the paused backlog, a replay) as news of its own outage. The owner hears
+//!   of it through their other endpoints. The rule lives here, in matching,
+//!   so fanout and replay apply it alike and delivery needs no exception.
 //! - `Only` with an empty set matches nothing, rather than being treated as
 //!   `All`: an empty selection in the dashboard means "nothing", and widening
 //!   it silently would deliver data the customer did not ask for.
@@ -27,6 +33,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::EventType;
+use crate::channel::Channel;
 use crate::event::Event;
 use crate::excerpt::excerpt;
 use crate::id::{DeviceId, EndpointId, TenantId};
@@ -135,14 +142,27 @@ pub struct Subscription {
     pub event_types: EventTypeFilter,
 }
 
-/// Whether an endpoint with `subscription` and `status` receives `event`.
+/// Whether `event` is Herald's notice that `endpoint_id` itself was paused.
+#[must_use]
+pub fn is_own_disabled_notice(endpoint_id: &EndpointId, event: &Event) -> bool {
+    event.channel == Channel::Internal
+        && event.event_type == EventType::endpoint_disabled()
+        && event.source_ref.as_deref() == Some(endpoint_id.as_str())
+}
+
+/// Whether the endpoint `endpoint_id` with `subscription` and `status`
+/// receives `event`.
 #[must_use]
 pub fn subscription_matches(
+    endpoint_id: &EndpointId,
     subscription: &Subscription,
     status: EndpointStatus,
     event: &Event,
 ) -> bool {
-    if status != EndpointStatus::Active || subscription.tenant_id != event.tenant_id {
+    if status != EndpointStatus::Active
+        || subscription.tenant_id != event.tenant_id
+        || is_own_disabled_notice(endpoint_id, event)
+    {
         return false;
     }
     let device_matches = match &subscription.devices {
@@ -242,6 +262,7 @@ impl SubscriptionIndex {
                 }
             }
         }
+        matched.retain(|endpoint_id| !is_own_disabled_notice(endpoint_id, event));
         matched.sort_unstable();
         matched.dedup();
         matched
@@ -493,11 +514,44 @@ mod tests {
         ];
         for (name, subscription, status, event, expected) in cases {
             assert_eq!(
-                subscription_matches(&subscription, status, &event),
+                subscription_matches(&endpoint(1), &subscription, status, &event),
                 expected,
                 "{name}"
             );
         }
+    }
+
+    #[test]
+    fn an_endpoint_never_receives_its_own_disabled_notice() {
+        let notice = |about: EndpointId| {
+            let mut event = event(1, None, "endpoint.disabled");
+            event.channel = Channel::Internal;
+            event.source_ref = Some(about.to_string());
+            event
+        };
+        let everything = subscription(1, DeviceFilter::All, EventTypeFilter::All);
+        let mut index = SubscriptionIndex::new();
+        index.upsert(endpoint(1), everything.clone(), EndpointStatus::Active);
+        index.upsert(endpoint(2), everything.clone(), EndpointStatus::Active);
+        assert_eq!(index.matches(&notice(endpoint(1))), [endpoint(2)]);
+        assert!(!subscription_matches(
+            &endpoint(1),
+            &everything,
+            EndpointStatus::Active,
+            &notice(endpoint(1))
+        ));
+        assert!(subscription_matches(
+            &endpoint(2),
+            &everything,
+            EndpointStatus::Active,
+            &notice(endpoint(1))
+        ));
+        // Only Herald's own notice: a published event of that name from
+        // another channel is an ordinary event.
+        let mut published = notice(endpoint(1));
+        published.channel = Channel::Waba;
+        assert!(is_own_disabled_notice(&endpoint(1), &notice(endpoint(1))));
+        assert!(!is_own_disabled_notice(&endpoint(1), &published));
     }
 
     #[test]
@@ -677,8 +731,8 @@ mod tests {
                             let event = event(tenant_n, device_n, type_name);
                             let mut expected: Vec<EndpointId> = all
                                 .iter()
-                                .filter(|(_, (subscription, status))| {
-                                    subscription_matches(subscription, *status, &event)
+                                .filter(|(endpoint_id, (subscription, status))| {
+                                    subscription_matches(endpoint_id, subscription, *status, &event)
                                 })
                                 .map(|(endpoint_id, _)| *endpoint_id)
                                 .collect();

@@ -10,7 +10,7 @@ use std::{
 
 use bytes::Bytes;
 use herald_bus::{
-    Bus,
+    Bus, Handbacks,
     async_nats::{
         HeaderMap,
         jetstream::{AckKind, Message},
@@ -71,12 +71,14 @@ pub(crate) struct Context {
     pub endpoints: Arc<EndpointLimits>,
     pub circuits: Circuits,
     pub rate_limiter: RateLimiter,
+    /// How often each job was handed back without an attempt.
+    pub handbacks: Handbacks,
     /// Cancelled at shutdown: jobs that have not started hand themselves back.
     pub stop: CancellationToken,
 }
 
 /// What JetStream is told about a job.
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 enum Settlement {
     /// Delivered, finally failed or skipped, and recorded.
     Ack,
@@ -123,23 +125,45 @@ pub(crate) async fn handle(context: Arc<Context>, message: Message, progress_eve
 }
 
 async fn settle(context: Arc<Context>, message: Message, progress_every: Duration) {
-    let settlement = match Job::decode(&message) {
-        Ok(job) => with_progress(&message, progress_every, job.process(&context)).await,
+    let (settlement, handed_back) = match Job::decode(&message) {
+        Ok(mut job) => {
+            let handed_back = job.discount_handbacks(&context.handbacks).await;
+            let settlement = with_progress(&message, progress_every, job.process(&context)).await;
+            (settlement, handed_back)
+        }
         Err(error) => {
             // Redelivering it would fail the same way forever.
             tracing::error!(subject = %message.subject, %error, "terminating an invalid delivery job");
-            Settlement::Terminate
+            (Settlement::Terminate, false)
         }
     };
+    let sequence = message.info().map(|info| info.stream_sequence).ok();
     let result = match settlement {
         Settlement::Ack => message.ack().await,
         Settlement::Retry(delay) => message.ack_with(AckKind::Nak(Some(delay))).await,
-        Settlement::Release => message.ack_with(AckKind::Nak(None)).await,
+        Settlement::Release => {
+            // JetStream counts this delivery; the job's attempt numbers must not.
+            if let Some(sequence) = sequence
+                && let Err(error) = context.handbacks.add(sequence).await
+            {
+                tracing::warn!(subject = %message.subject, %error, "cannot count a hand-back; the job's next attempt number skips one");
+            }
+            message.ack_with(AckKind::Nak(None)).await
+        }
         Settlement::Terminate => message.ack_with(AckKind::Term).await,
         Settlement::Redeliver => Ok(()),
     };
     if let Err(error) = result {
         tracing::warn!(subject = %message.subject, %error, "cannot settle a delivery job; JetStream redelivers it after the ack wait");
+        return;
+    }
+    if handed_back
+        && matches!(settlement, Settlement::Ack | Settlement::Terminate)
+        && let Some(sequence) = sequence
+        && let Err(error) = context.handbacks.forget(sequence).await
+    {
+        // The bucket's age limit removes it later.
+        tracing::debug!(%error, "cannot forget a settled job's hand-backs");
     }
 }
 
@@ -175,6 +199,8 @@ struct Job {
     /// 1 for the first try since this job was enqueued: where the retry
     /// schedule stands.
     attempt_in_job: u32,
+    /// The job message's place in its stream, which keys its hand-backs.
+    stream_sequence: u64,
     endpoint_revision: u64,
     enqueued_at: Option<OffsetDateTime>,
     trigger: i32,
@@ -192,10 +218,10 @@ struct Decided {
 
 impl Job {
     fn decode(message: &Message) -> Result<Job, InvalidJob> {
-        let delivered = message
+        let info = message
             .info()
-            .map_err(|error| InvalidJob::Info(error.to_string()))?
-            .delivered;
+            .map_err(|error| InvalidJob::Info(error.to_string()))?;
+        let (delivered, stream_sequence) = (info.delivered, info.stream_sequence);
         let wire = DeliveryJob::decode(message.payload.as_ref())?;
         let wire_event = wire.event.ok_or(InvalidJob::NoEvent)?;
         let event = Event::try_from(wire_event.clone())?;
@@ -209,6 +235,7 @@ impl Job {
             wire_event,
             attempt: wire.attempts_made.saturating_add(deliveries),
             attempt_in_job: deliveries,
+            stream_sequence,
             endpoint_revision: wire.endpoint_revision,
             // Only used to bound a wait; a bad value means "no wait budget known".
             enqueued_at: wire
@@ -217,6 +244,28 @@ impl Job {
             trigger: wire.trigger,
             test: wire.test,
         })
+    }
+
+    /// Takes the deliveries that were hand-backs (a shutdown before the job
+    /// started) out of the attempt numbers. Whether there were any.
+    async fn discount_handbacks(&mut self, handbacks: &Handbacks) -> bool {
+        // Only a redelivered job can have been handed back.
+        if self.attempt_in_job <= 1 {
+            return false;
+        }
+        let count = match handbacks.count(self.stream_sequence).await {
+            Ok(count) => u32::try_from(count).unwrap_or(u32::MAX),
+            Err(error) => {
+                tracing::warn!(delivery = %self.delivery_id, %error, "cannot read the job's hand-backs; its attempt number may skip");
+                return false;
+            }
+        };
+        if count == 0 {
+            return false;
+        }
+        self.attempt = self.attempt.saturating_sub(count).max(1);
+        self.attempt_in_job = self.attempt_in_job.saturating_sub(count).max(1);
+        true
     }
 
     async fn process(&self, context: &Context) -> Settlement {
@@ -386,8 +435,9 @@ impl Job {
         let refusal = match endpoint.status() {
             EndpointStatus::Active => None,
             _ if self.test => None,
-            // Paused after failing for too long: what is still queued is
-            // kept, in the dead letters, for a redrive once it is fixed.
+            // Paused, by its owner or after failing for too long: what is
+            // still queued (retries included) is kept, in the dead letters,
+            // for a redrive once it is back.
             EndpointStatus::Failing => {
                 return Err(Unsendable::DeadLetter {
                     reason: format!(
@@ -397,10 +447,15 @@ impl Job {
                     url: url(),
                 });
             }
+            EndpointStatus::Disabled => {
+                return Err(Unsendable::DeadLetter {
+                    reason: format!("endpoint {} is disabled", self.endpoint_id),
+                    url: url(),
+                });
+            }
             EndpointStatus::PendingTest => {
                 Some("is pending its test (only test deliveries go to it)")
             }
-            EndpointStatus::Disabled => Some("is disabled"),
             EndpointStatus::Unspecified => Some("has no status"),
         };
         match refusal {

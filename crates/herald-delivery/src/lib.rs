@@ -165,6 +165,7 @@ pub async fn run(
     let circuit_bucket = bus.circuits().await?;
     let progress_every = progress_interval(&consumer);
     let mut messages = bus.pull(consumer, PULL_BATCH);
+    let handbacks = bus.handbacks().await?;
     tracing::info!(
         endpoints = cache.snapshot().endpoints.len(),
         max_in_flight = settings.args.max_in_flight,
@@ -192,6 +193,7 @@ pub async fn run(
             metrics.clone(),
         ),
         rate_limiter: RateLimiter::new(rate_limits),
+        handbacks,
         stop: stop.clone(),
     });
     let circuits = tokio::spawn({

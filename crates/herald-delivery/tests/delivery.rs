@@ -65,6 +65,7 @@ struct Harness {
     delivery: Option<JoinHandle<Result<(), DeliveryError>>>,
     delivery_stop: CancellationToken,
     shutdown: CancellationToken,
+    config_addr: SocketAddr,
     _nats: NatsServer,
     _dir: tempfile::TempDir,
 }
@@ -130,32 +131,20 @@ async fn start_with(delivery_allow_list: &str, args: DeliveryArgs) -> Harness {
         shutdown.clone(),
     ));
 
-    let cache = ConfigCache::new();
-    let (synced_sender, synced) = watch::channel(false);
-    tokio::spawn(herald_watch::run(
-        WatchConfig {
-            config_url: format!("http://{addr}"),
-        },
-        SERVICE.to_owned(),
-        vec![pb::WatchedKind::Endpoint],
-        cache.handler(),
-        synced_sender,
-        shutdown.clone(),
-    ));
     let mut registry = Registry::default();
     let metrics = DeliveryMetrics::register(&mut registry);
     let delivery_stop = shutdown.child_token();
-    let delivery = tokio::spawn(herald_delivery::run(
-        bus.clone(),
-        cache,
-        synced,
+    let delivery = spawn_delivery(
+        &bus,
+        addr,
         DeliverySettings {
             args,
             allow_list: AllowList::parse(delivery_allow_list).unwrap(),
         },
         metrics,
+        &shutdown,
         delivery_stop.clone(),
-    ));
+    );
 
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
         .unwrap()
@@ -169,9 +158,41 @@ async fn start_with(delivery_allow_list: &str, args: DeliveryArgs) -> Harness {
         delivery: Some(delivery),
         delivery_stop,
         shutdown,
+        config_addr: addr,
         _nats: nats,
         _dir: dir,
     }
+}
+
+/// A delivery service with its own Watch-fed cache.
+fn spawn_delivery(
+    bus: &Bus,
+    config_addr: SocketAddr,
+    settings: DeliverySettings,
+    metrics: DeliveryMetrics,
+    shutdown: &CancellationToken,
+    delivery_stop: CancellationToken,
+) -> JoinHandle<Result<(), DeliveryError>> {
+    let cache = ConfigCache::new();
+    let (synced_sender, synced) = watch::channel(false);
+    tokio::spawn(herald_watch::run(
+        WatchConfig {
+            config_url: format!("http://{config_addr}"),
+        },
+        SERVICE.to_owned(),
+        vec![pb::WatchedKind::Endpoint],
+        cache.handler(),
+        synced_sender,
+        shutdown.clone(),
+    ));
+    tokio::spawn(herald_delivery::run(
+        bus.clone(),
+        cache,
+        synced,
+        settings,
+        metrics,
+        delivery_stop,
+    ))
 }
 
 fn authed<T>(token: &str, message: T) -> Request<T> {
@@ -384,6 +405,22 @@ impl Harness {
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry).unwrap();
         text
+    }
+
+    /// Starts the delivery service again after [`Harness::stop_delivery`].
+    fn restart_delivery(&mut self, args: DeliveryArgs) {
+        self.delivery_stop = self.shutdown.child_token();
+        self.delivery = Some(spawn_delivery(
+            &self.bus,
+            self.config_addr,
+            DeliverySettings {
+                args,
+                allow_list: AllowList::parse("127.0.0.0/8").unwrap(),
+            },
+            DeliveryMetrics::register(&mut Registry::default()),
+            &self.shutdown,
+            self.delivery_stop.clone(),
+        ));
     }
 
     /// Stops the delivery service alone and waits for it to drain.
@@ -913,7 +950,7 @@ async fn a_delivery_that_never_succeeds_ends_dead() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn disabled_and_deleted_endpoints_get_nothing_and_a_skipped_attempt() {
+async fn disabled_and_deleted_endpoints_get_nothing_the_disabled_ones_jobs_dead_lettered() {
     let herald = start("127.0.0.0/8").await;
     let tenant = herald.tenant().await;
     let paused_receiver = Receiver::start("127.0.0.1").await;
@@ -950,8 +987,9 @@ async fn disabled_and_deleted_endpoints_get_nothing_and_a_skipped_attempt() {
     // Fanout saw the disable first: the job carries its revision, and
     // delivery waits for its cache to catch up before deciding.
     let (_, paused_event) = herald.publish_job(&disabled).await;
+    // Kept in the dead letters for a redrive once it is enabled again.
     let attempt = &herald.attempts(&tenant, &paused_event, 1).await[0];
-    assert_eq!(attempt.status(), pb::AttemptStatus::Skipped);
+    assert_eq!(attempt.status(), pb::AttemptStatus::Dead);
     assert_eq!(
         attempt.error,
         format!("endpoint {} is disabled", paused.endpoint.id)
@@ -980,7 +1018,7 @@ async fn disabled_and_deleted_endpoints_get_nothing_and_a_skipped_attempt() {
     assert!(
         herald
             .metrics_text()
-            .contains("herald_deliveries_total{outcome=\"skipped\"} 2")
+            .contains("herald_deliveries_total{outcome=\"skipped\"} 1")
     );
 }
 
@@ -1180,4 +1218,47 @@ async fn a_slow_endpoint_does_not_hold_up_another_and_shutdown_drains() {
             .iter()
             .all(|attempt| attempt.status() == pb::AttemptStatus::Succeeded)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hardening_17_handback_keeps_attempt_numbers() {
+    // One request at a time per endpoint: the second job waits for the
+    // first, and is handed back unsent when the service stops.
+    let args = DeliveryArgs {
+        max_per_endpoint: 1,
+        ..delivery_args()
+    };
+    let mut herald = start_with("127.0.0.0/8", args.clone()).await;
+    let tenant = herald.tenant().await;
+    let receiver = Receiver::start("127.0.0.1").await;
+    let mut slow_spec = spec(&receiver.url(), &[100]);
+    slow_spec.timeout = Some(millis(10_000));
+    let endpoint = herald.active_endpoint(&tenant, slow_spec).await;
+    receiver.script([Reply::status(200).after(Duration::from_secs(2))]);
+    let (_, first) = herald.publish_job(&endpoint.endpoint).await;
+    receiver.wait_for(2).await;
+    let (_, waiting) = herald.publish_job(&endpoint.endpoint).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    herald.stop_delivery().await.unwrap();
+    assert_eq!(receiver.received().len(), 2, "the test and the first job");
+    assert_eq!(herald.attempts(&tenant, &first, 1).await[0].attempt, 1);
+
+    // Back: the waiting job's first real attempt fails, its retry succeeds.
+    receiver.script([Reply::status(500)]);
+    herald.restart_delivery(args);
+    let attempts = herald.attempts(&tenant, &waiting, 2).await;
+    let numbers: Vec<(u32, pb::AttemptStatus)> = attempts
+        .iter()
+        .map(|attempt| (attempt.attempt, attempt.status()))
+        .collect();
+    assert_eq!(
+        numbers,
+        [
+            (1, pb::AttemptStatus::Retrying),
+            (2, pb::AttemptStatus::Succeeded)
+        ],
+        "a hand-back is not an attempt"
+    );
+    // The retry was on the schedule's first delay, not past its end.
+    assert_eq!(receiver.received().len(), 4);
 }

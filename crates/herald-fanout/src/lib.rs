@@ -16,7 +16,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::StreamExt;
 use herald_bus::{
-    Bus, ConsumerRole, JobLane, Outgoing,
+    Bus, ConfigRevision, ConsumerRole, JobLane, Outgoing,
     async_nats::{HeaderMap, jetstream::AckKind},
     headers,
 };
@@ -42,6 +42,10 @@ pub use crate::subscriptions::{Match, SubscriptionHandler, Subscriptions};
 const BATCH_SIZE: usize = 200;
 /// How long a failed batch waits before JetStream redelivers it.
 const RETRY_DELAY: Duration = Duration::from_secs(1);
+/// How long a batch waits for the Watch stream to apply a configuration
+/// change that was answered before the batch was pulled; past this the
+/// batch is handed back rather than matched against a stale index.
+const CONFIG_WAIT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum FanoutError {
@@ -49,6 +53,17 @@ pub enum FanoutError {
     Bus(#[from] herald_bus::BusError),
     #[error("cannot consume events: {0}")]
     Consume(String),
+}
+
+/// Why a batch is not matched now.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StaleIndex {
+    #[error("cannot read the configuration revision: {0}")]
+    Unknown(#[source] herald_bus::BusError),
+    #[error("the subscription index is at revision {applied}, the configuration at {needed}")]
+    Behind { applied: u64, needed: u64 },
+    #[error("stopping")]
+    Stopping,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -125,6 +140,7 @@ async fn fan_out_pool(
     metrics: &FanoutMetrics,
     shutdown: &CancellationToken,
 ) -> Result<(), FanoutError> {
+    let config_revision = bus.config_revision().await?;
     let consumer = bus.consumer(ConsumerRole::Fanout).await?;
     let mut batches = bus.pull(consumer, BATCH_SIZE).ready_chunks(BATCH_SIZE);
     loop {
@@ -135,7 +151,55 @@ async fn fan_out_pool(
         let Some(messages) = batch else {
             return Err(FanoutError::Consume("the consumer stream ended".to_owned()));
         };
+        if let Err(reason) = await_current_index(&config_revision, subscriptions, shutdown).await {
+            tracing::warn!(%reason, events = messages.len(), "handing a batch of events back");
+            hand_back(messages).await;
+            continue;
+        }
         fan_out_batch(bus, subscriptions, metrics, messages).await;
+    }
+}
+
+/// Waits until the subscription index reflects every configuration change
+/// that was answered before this moment. The config service raises the
+/// revision before it answers a change that stops an endpoint from matching,
+/// and the batch was pulled before this read, so an event accepted after
+/// such an answer is matched against an index that has applied it.
+pub(crate) async fn await_current_index(
+    config_revision: &ConfigRevision,
+    subscriptions: &Subscriptions,
+    shutdown: &CancellationToken,
+) -> Result<(), StaleIndex> {
+    let needed = config_revision
+        .current()
+        .await
+        .map_err(StaleIndex::Unknown)?;
+    let mut applied = subscriptions.applied_revision();
+    if *applied.borrow_and_update() >= needed {
+        return Ok(());
+    }
+    let caught_up = tokio::select! {
+        _ = shutdown.cancelled() => return Err(StaleIndex::Stopping),
+        result = tokio::time::timeout(CONFIG_WAIT, applied.wait_for(|applied| *applied >= needed)) => {
+            matches!(result, Ok(Ok(_)))
+        }
+    };
+    if caught_up {
+        Ok(())
+    } else {
+        Err(StaleIndex::Behind {
+            applied: *applied.borrow(),
+            needed,
+        })
+    }
+}
+
+/// Hands every event of the batch back for a later try.
+async fn hand_back(messages: Vec<herald_bus::async_nats::jetstream::Message>) {
+    for message in messages {
+        if let Err(error) = message.ack_with(AckKind::Nak(Some(RETRY_DELAY))).await {
+            tracing::warn!(%error, "cannot hand an event back; it returns after the ack wait");
+        }
     }
 }
 

@@ -20,7 +20,7 @@ use std::{collections::BTreeMap, time::Duration};
 
 use futures::{StreamExt, future::join_all};
 use herald_bus::{
-    Bus, ConsumerRole, FIFO_FANOUT_ACK_WAIT, FIFO_FANOUT_BATCH, JobLane, Outgoing,
+    Bus, ConfigRevision, ConsumerRole, FIFO_FANOUT_ACK_WAIT, FIFO_FANOUT_BATCH, JobLane, Outgoing,
     async_nats::jetstream::{AckKind, Message},
 };
 use herald_core::{event::Event, id::EndpointId};
@@ -28,7 +28,9 @@ use herald_proto::v1 as pb;
 use prost::Message as _;
 use tokio_util::sync::CancellationToken;
 
-use crate::{FanoutError, FanoutMetrics, Subscriptions, job_message, spans};
+use crate::{
+    FanoutError, FanoutMetrics, StaleIndex, Subscriptions, await_current_index, job_message, spans,
+};
 
 /// The first wait before a failed lane publish is tried again; it doubles
 /// up to [`MAX_RETRY_DELAY`].
@@ -42,6 +44,7 @@ pub(crate) async fn run(
     metrics: FanoutMetrics,
     shutdown: CancellationToken,
 ) -> Result<(), FanoutError> {
+    let config_revision = bus.config_revision().await?;
     let consumer = bus.consumer(ConsumerRole::FanoutFifo).await?;
     let mut batches = bus
         .pull(consumer, FIFO_FANOUT_BATCH)
@@ -56,7 +59,12 @@ pub(crate) async fn run(
                 "the ordered consumer stream ended".to_owned(),
             ));
         };
-        if !publish_batch(&bus, &subscriptions, &metrics, &messages, &shutdown).await {
+        let published = with_progress(&messages, async {
+            current_index(&config_revision, &subscriptions, &shutdown).await
+                && publish_batch(&bus, &subscriptions, &metrics, &messages, &shutdown).await
+        })
+        .await;
+        if !published {
             // Stopped midway: the unacknowledged events are handed out
             // again, in order, to whichever replica holds the pin next.
             return Ok(());
@@ -64,6 +72,26 @@ pub(crate) async fn run(
         for message in &messages {
             if let Err(error) = message.ack().await {
                 tracing::warn!(%error, "cannot acknowledge an ordered event; it comes back and its jobs deduplicate");
+            }
+        }
+    }
+}
+
+/// Waits until the index reflects every configuration change answered
+/// before these events were accepted (see [`await_current_index`]): in
+/// place, since handing a batch back would let nothing else through either.
+/// False when stopped.
+async fn current_index(
+    config_revision: &ConfigRevision,
+    subscriptions: &Subscriptions,
+    shutdown: &CancellationToken,
+) -> bool {
+    loop {
+        match await_current_index(config_revision, subscriptions, shutdown).await {
+            Ok(()) => return true,
+            Err(StaleIndex::Stopping) => return false,
+            Err(reason) => {
+                tracing::warn!(%reason, "the ordered fanout waits for the configuration to catch up");
             }
         }
     }
@@ -98,16 +126,14 @@ async fn publish_batch(
                 .push(span.in_scope(|| job_message(bus, &event, &wire, matched)));
         }
     }
-    let published = with_progress(
-        messages,
-        join_all(
-            lanes
-                .into_values()
-                .map(|jobs| publish_lane(bus, metrics, jobs, shutdown)),
-        ),
+    join_all(
+        lanes
+            .into_values()
+            .map(|jobs| publish_lane(bus, metrics, jobs, shutdown)),
     )
-    .await;
-    published.into_iter().all(|done| done)
+    .await
+    .into_iter()
+    .all(|done| done)
 }
 
 /// One lane's jobs, one at a time: the next is sent once the previous one is

@@ -15,6 +15,7 @@ use herald_proto::v1::{
     self as pb, WatchedEndpoint, WatchedKind, WatchedObject, WatchedRef, watched_object::Object,
 };
 use herald_watch::WatchHandler;
+use tokio::sync::watch;
 
 /// Every active endpoint's subscription, and where each endpoint's jobs go.
 #[derive(Debug, Default)]
@@ -81,9 +82,20 @@ fn status(status: pb::EndpointStatus) -> EndpointStatus {
 }
 
 /// The index shared between the Watch task (writer) and the fanout loop.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Subscriptions {
     index: Arc<RwLock<Index>>,
+    /// The configuration revision the index reflects.
+    applied: Arc<watch::Sender<u64>>,
+}
+
+impl Default for Subscriptions {
+    fn default() -> Subscriptions {
+        Subscriptions {
+            index: Arc::default(),
+            applied: Arc::new(watch::Sender::new(0)),
+        }
+    }
 }
 
 /// An endpoint an event goes to, at the configuration revision matched.
@@ -131,6 +143,11 @@ impl Subscriptions {
             .routes
             .values()
             .any(|route| route.lane == JobLane::Fifo)
+    }
+
+    /// Follows the configuration revision the index reflects.
+    pub fn applied_revision(&self) -> watch::Receiver<u64> {
+        self.applied.subscribe()
     }
 
     /// How many active endpoints are indexed.
@@ -203,6 +220,10 @@ impl WatchHandler for SubscriptionHandler {
         if let Some(index) = self.pending.take() {
             self.subscriptions.update(|current| *current = index);
         }
+    }
+
+    fn applied(&mut self, revision: u64) {
+        self.subscriptions.applied.send_replace(revision);
     }
 }
 

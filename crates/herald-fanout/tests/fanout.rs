@@ -375,3 +375,103 @@ async fn a_batch_of_more_jobs_than_async_nats_lets_await_at_once_is_fanned_out()
         u64::try_from(ENDPOINTS * EVENTS).unwrap()
     );
 }
+
+/// Herald's notice that an endpoint was paused, as the config service
+/// publishes it.
+fn disabled_notice(tenant: TenantId, about: EndpointId) -> Event {
+    Event {
+        id: EventId::generate(),
+        tenant_id: tenant,
+        channel: Channel::Internal,
+        device_id: None,
+        event_type: EventType::endpoint_disabled(),
+        occurred_at: OffsetDateTime::now_utc(),
+        received_at: OffsetDateTime::now_utc(),
+        source_ref: Some(about.to_string()),
+        idempotency_key: format!("endpoint.disabled:{about}"),
+        data: parse_data(format!(r#"{{"endpoint_id":"{about}"}}"#).as_bytes()).unwrap(),
+    }
+}
+
+#[tokio::test]
+async fn hardening_17_own_disabled_event_not_sent_to_itself() {
+    let herald = start().await;
+    let tenant = TenantId::generate();
+    let mut handler = herald.subscriptions.handler();
+    // The paused endpoint is still active here, as in a fanout that has not
+    // heard of the pause yet.
+    let (paused, paused_object) = endpoint(tenant, pb::EndpointStatus::Active, &[], &[]);
+    let (owner, owner_object) = endpoint(tenant, pb::EndpointStatus::Active, &[], &[]);
+    handler.upsert(paused_object);
+    handler.upsert(owner_object);
+    herald.synced.send_replace(true);
+
+    let notice = disabled_notice(tenant, paused);
+    publish_event(&herald.bus, &notice, &notice.idempotency_key).await;
+    let jobs = wait_for_jobs(&herald.bus, 1).await;
+    for _ in 0..100 {
+        if events_outstanding(&herald.bus).await == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let jobs_now = self::jobs(&herald.bus).await;
+    let endpoints: Vec<String> = jobs_now
+        .iter()
+        .map(|(job, _)| job.endpoint_id.clone())
+        .collect();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(
+        endpoints,
+        [owner.to_string()],
+        "only the owner's other endpoint is told"
+    );
+}
+
+#[tokio::test]
+async fn hardening_15_fanout_matches_nothing_before_the_configuration_revision() {
+    let herald = start().await;
+    let tenant = TenantId::generate();
+    let mut handler = herald.subscriptions.handler();
+    let (endpoint_id, object) = endpoint(tenant, pb::EndpointStatus::Active, &[], &[]);
+    handler.upsert(object);
+    handler.applied(40);
+    herald.synced.send_replace(true);
+    // The config service answered a disable committed at revision 41.
+    herald
+        .bus
+        .config_revision()
+        .await
+        .unwrap()
+        .raise(41)
+        .await
+        .unwrap();
+
+    let event = event(tenant, DeviceId::generate(), "contact.created");
+    publish_event(&herald.bus, &event, &event.idempotency_key).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        jobs(&herald.bus).await.is_empty(),
+        "no match from a stale index"
+    );
+    assert_ne!(events_outstanding(&herald.bus).await, 0);
+
+    // The Watch stream delivers the disable.
+    let (_, mut disabled) = endpoint(tenant, pb::EndpointStatus::Disabled, &[], &[]);
+    if let Some(Object::Endpoint(watched)) = &mut disabled.object {
+        watched.endpoint.as_mut().unwrap().id = endpoint_id.to_string();
+    }
+    handler.upsert(disabled);
+    handler.applied(41);
+    for _ in 0..100 {
+        if events_outstanding(&herald.bus).await == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(events_outstanding(&herald.bus).await, 0);
+    assert!(
+        jobs(&herald.bus).await.is_empty(),
+        "the disabled endpoint gets nothing"
+    );
+}

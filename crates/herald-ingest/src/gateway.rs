@@ -15,9 +15,14 @@
 //! Timestamps: payloads use seconds (reactions fractional seconds), the
 //! envelope milliseconds; [`unix_time`] tells them apart by magnitude. Older
 //! gateways send no envelope `id` or `timestamp`, so neither is required.
-//! Keys: `<message id>:received`, `<message id>:<participant>:ack:<level>`
-//! (each participant of a group acknowledges separately), else the
-//! envelope's `id`, else the SHA-256 of the body (a retry sends the same).
+//! Keys ([`source_key`]): `<message id>:received`,
+//! `<message id>:<participant>:ack:<level>` (each participant of a group
+//! acknowledges separately); any other event with a `payload.id` is keyed by
+//! that id and a digest of the payload, since a gateway re-sends an event in a
+//! new envelope (new envelope `id`) with the same payload, while some events
+//! (`presence.update`, `chat.archive`) name a chat in `payload.id` that many
+//! distinct events share; without a `payload.id`, the envelope's `id`, else
+//! the SHA-256 of the body (a retry sends the same).
 
 use serde_json::{Value, value::RawValue};
 
@@ -71,13 +76,7 @@ pub fn parse(body: &[u8]) -> Result<NormalisedEvent, ParseError> {
         }
         other => (channel_type("whatsapp", other), None),
     };
-    let source_key = match (&message_id, suffix) {
-        (Some(id), Some(suffix)) => format!("{id}:{suffix}"),
-        _ => match text(&envelope, "/id") {
-            Some(id) => format!("{event}:{id}"),
-            None => format!("{event}:sha256:{}", sha256_hex(raw.get().as_bytes())),
-        },
-    };
+    let source_key = source_key(event, &envelope, payload, suffix, raw.get());
     let occurred_at =
         unix_time(payload.get("timestamp")).or_else(|| unix_time(envelope.get("timestamp")));
     Ok(NormalisedEvent {
@@ -87,6 +86,30 @@ pub fn parse(body: &[u8]) -> Result<NormalisedEvent, ParseError> {
         source_key,
         data: data.encode()?,
     })
+}
+
+/// The event's source key: the message id and what happened to it for
+/// messages and acks, else the payload's id (with a digest of the payload),
+/// else the envelope's id, else a digest of the body.
+pub(crate) fn source_key(
+    event: &str,
+    envelope: &Value,
+    payload: &Value,
+    suffix: Option<String>,
+    body: &str,
+) -> String {
+    let payload_id = text(payload, "/id");
+    if let (Some(id), Some(suffix)) = (&payload_id, suffix) {
+        return format!("{id}:{suffix}");
+    }
+    if let Some(id) = payload_id {
+        let digest = sha256_hex(payload.to_string().as_bytes());
+        return format!("{event}:{id}:{digest}");
+    }
+    match text(envelope, "/id") {
+        Some(id) => format!("{event}:{id}"),
+        None => format!("{event}:sha256:{}", sha256_hex(body.as_bytes())),
+    }
 }
 
 fn ack_level(payload: &Value) -> Option<i64> {

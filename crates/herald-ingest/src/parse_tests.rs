@@ -259,7 +259,10 @@ fn gateway_events_map_to_the_documented_types() {
             "message.read",
             "true_11111111111@g.us_4CC5EDD64BC22EBA6D639F2AF571346C_9999@lid:9999@lid:ack:3",
         ),
-        ("whatsapp.message.reaction", "message.reaction:sha256:"),
+        (
+            "whatsapp.message.reaction",
+            "message.reaction:false_79111111@c.us_11111111111111111111111111111111:",
+        ),
         ("whatsapp.session.status", "session.status:sha256:"),
     ];
     for (body, (kind, key)) in GATEWAY.iter().zip(expected) {
@@ -291,6 +294,55 @@ fn gateway_events_map_to_the_documented_types() {
             .unwrap()
             .unix_timestamp(),
         1_741_249_702
+    );
+}
+
+#[test]
+fn hardening_18_gateway_events_are_keyed_by_their_payload_id() {
+    let reaction = |envelope_id: &str, text: &str| {
+        format!(
+            r#"{{"id":"{envelope_id}","event":"message.reaction","payload":{{"id":"false_1@c.us_R1","reaction":{{"text":"{text}"}}}}}}"#
+        )
+    };
+    let key = |body: String| gateway::parse(body.as_bytes()).unwrap().source_key;
+    // The same event in a new envelope is the same event.
+    assert_eq!(key(reaction("evt_1", "👍")), key(reaction("evt_2", "👍")));
+    // The same id with another payload (a chat id names many events) is not.
+    assert_ne!(key(reaction("evt_1", "👍")), key(reaction("evt_1", "❤️")));
+    let no_payload_id = |envelope_id: &str| {
+        format!(
+            r#"{{"id":"{envelope_id}","event":"session.status","payload":{{"status":"WORKING"}}}}"#
+        )
+    };
+    assert_ne!(key(no_payload_id("evt_1")), key(no_payload_id("evt_2")));
+    assert_eq!(key(no_payload_id("evt_1")), "session.status:evt_1");
+    // Messages and acks keep their keys.
+    assert_eq!(
+        key(r#"{"id":"evt_9","event":"message","payload":{"id":"m1"}}"#.to_owned()),
+        "m1:received"
+    );
+}
+
+#[test]
+fn hardening_18_waba_group_receipts_are_keyed_per_participant() {
+    let receipt = |participant: Option<&str>| {
+        let participant = participant
+            .map(|id| format!(r#","recipient_participant_id":"{id}""#))
+            .unwrap_or_default();
+        let status = format!(
+            r#"{{"id":"wamid.G","status":"read","timestamp":"1700000000","recipient_id":"120363000000000000"{participant}}}"#
+        );
+        let raw: Box<serde_json::value::RawValue> =
+            serde_json::value::RawValue::from_string(status).unwrap();
+        let value: Value = serde_json::from_str(raw.get()).unwrap();
+        waba::status_key(Some(&"wamid.G".to_owned()), Some("read"), &value, &raw)
+    };
+    assert_eq!(receipt(Some("111")), "wamid.G:read:111");
+    assert_ne!(receipt(Some("111")), receipt(Some("222")));
+    assert_eq!(
+        receipt(None),
+        "wamid.G:read",
+        "one-to-one keys are unchanged"
     );
 }
 

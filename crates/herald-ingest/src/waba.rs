@@ -14,8 +14,10 @@
 //! The `status` field is trusted over anything else: Meta's own documentation
 //! has a "read" example whose JSON says `sent`, and Herald publishes what the
 //! JSON says. Keys: a message is `<wamid>:received`, a status
-//! `<wamid>:<status>` (Meta retries and may send a status twice); an item
-//! without an id is keyed by the SHA-256 of its bytes, which a retry repeats.
+//! `<wamid>:<status>` (Meta retries and may send a status twice), or
+//! `<wamid>:<status>:<recipient_participant_id>` for a group member's receipt
+//! (every member of a group reads the same message); an item without an id is
+//! keyed by the SHA-256 of its bytes, which a retry repeats.
 
 use serde::Deserialize;
 use serde_json::{Value, value::RawValue};
@@ -107,6 +109,21 @@ fn item_key(id: Option<&String>, suffix: &str, raw: &RawValue) -> String {
     }
 }
 
+/// A status's key: each group participant's receipt of one message is its
+/// own event.
+pub(crate) fn status_key(
+    id: Option<&String>,
+    state: Option<&str>,
+    status: &Value,
+    raw: &RawValue,
+) -> String {
+    let state = state.unwrap_or("unknown");
+    match id_text(status, "/recipient_participant_id") {
+        Some(participant) => item_key(id, &format!("{state}:{participant}"), raw),
+        None => item_key(id, state, raw),
+    }
+}
+
 fn message_event(
     raw: &RawValue,
     value: &ChangeValue<'_>,
@@ -184,7 +201,7 @@ fn status_event(
     Ok(NormalisedEvent {
         event_type,
         occurred_at: unix_time(status.get("timestamp")),
-        source_key: item_key(id.as_ref(), state.as_deref().unwrap_or("unknown"), raw),
+        source_key: status_key(id.as_ref(), state.as_deref(), &status, raw),
         source_ref: source_ref(id),
         data: data.encode()?,
     })

@@ -1139,3 +1139,76 @@ async fn hardening_12_every_ingest_answer_says_nosniff() {
         );
     }
 }
+
+#[tokio::test]
+async fn hardening_18_gateway_event_resent_in_a_new_envelope_is_one_event() {
+    let harness = start().await;
+    let tenant = harness.tenant().await;
+    let gateway = harness
+        .device(
+            &tenant,
+            pb::Channel::Whatsapp,
+            pb::device_verification::Channel::Whatsapp(pb::GatewayVerification::default()),
+        )
+        .await;
+    let path = format!("/inbound/whatsapp/{gateway}");
+    let reaction = |envelope_id: &str, emoji: &str| {
+        format!(
+            r#"{{"id":"{envelope_id}","timestamp":1710481112000,"event":"message.reaction","session":"default","payload":{{"id":"false_79111111@c.us_REACTION1","from":"79111111@c.us","timestamp":1710481111.853,"reaction":{{"text":"{emoji}","messageId":"true_79111111@c.us_MSG1"}}}}}}"#
+        )
+    };
+    for body in [
+        reaction("evt_01", "🙏"),
+        // The gateway re-sends the same event in a new envelope.
+        reaction("evt_02", "🙏"),
+        // Another event with the same id (a changed reaction) is kept.
+        reaction("evt_03", "👍"),
+    ] {
+        assert_eq!(harness.post(&path, &[], body.as_bytes()).await.0, 200);
+    }
+    let events = harness.events().await;
+    let texts: Vec<String> = events
+        .iter()
+        .map(|(_, _, event)| {
+            let data: serde_json::Value = serde_json::from_slice(&event.data).unwrap();
+            data["original"]["payload"]["reaction"]["text"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(texts, ["🙏", "👍"]);
+}
+
+#[tokio::test]
+async fn hardening_18_waba_group_read_receipts_are_one_event_each() {
+    let harness = start().await;
+    let tenant = harness.tenant().await;
+    let device = harness.waba_device(&tenant).await;
+    let receipt = |participant: &str| {
+        format!(
+            r#"{{"object":"whatsapp_business_account","entry":[{{"id":"102290129340398","changes":[{{"field":"messages","value":{{"messaging_product":"whatsapp","metadata":{{"display_phone_number":"15550783881","phone_number_id":"106540352242922"}},"statuses":[{{"id":"wamid.GROUP1","status":"read","timestamp":"1749416500","recipient_id":"120363025246125486","recipient_type":"group","recipient_participant_id":"{participant}"}}]}}}}]}}]}}"#
+        )
+    };
+    for participant in ["111", "222", "333", "222"] {
+        let body = receipt(participant);
+        assert_eq!(harness.post_waba(&device, body.as_bytes()).await.0, 200);
+    }
+    let events = harness.events().await;
+    let readers: Vec<String> = events
+        .iter()
+        .map(|(_, _, event)| {
+            assert_eq!(event.r#type, "message.read");
+            let data: serde_json::Value = serde_json::from_slice(&event.data).unwrap();
+            data["original"]["recipient_participant_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        readers,
+        ["111", "222", "333"],
+        "Meta's retry of 222 is not a fourth"
+    );
+}

@@ -183,9 +183,13 @@ impl Store {
     }
 
     /// Deletes the tenant's endpoint (its attempt log stays until retention
-    /// removes it); `false` when there is no such endpoint (or it belongs to
-    /// another tenant).
-    pub async fn delete_endpoint(&self, tenant_id: &str, id: &str) -> Result<bool, StoreError> {
+    /// removes it) and returns the deletion's revision; `None` when there is
+    /// no such endpoint (or it belongs to another tenant).
+    pub async fn delete_endpoint(
+        &self,
+        tenant_id: &str,
+        id: &str,
+    ) -> Result<Option<i64>, StoreError> {
         let operation = "deleting an endpoint";
         let txn = self.begin_write(operation).await?;
         let deleted = endpoint::Entity::delete_many()
@@ -198,11 +202,12 @@ impl Store {
         if deleted == 0 {
             // Nothing changed: end the transaction (and release the lock) now.
             txn.rollback().await.map_err(db_error(operation))?;
-            return Ok(false);
+            return Ok(None);
         }
-        append_change(&txn, Change::delete(ObjectKind::Endpoint, id, tenant_id)).await?;
+        let revision =
+            append_change(&txn, Change::delete(ObjectKind::Endpoint, id, tenant_id)).await?;
         txn.commit().await.map_err(db_error(operation))?;
-        Ok(true)
+        Ok(Some(revision))
     }
 
     /// How many of the tenant's endpoints have each status, by status.

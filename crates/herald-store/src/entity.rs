@@ -152,6 +152,7 @@ pub(crate) mod attempt {
         pub status: String,
         pub response_code: i32,
         pub duration_ms: i64,
+        pub duration_micros: Option<i64>,
         pub response_body: Vec<u8>,
         pub error: String,
         pub url: String,
@@ -384,7 +385,9 @@ impl From<&AttemptRecord> for attempt::Model {
             attempted_at: to_micros(record.attempted_at),
             status: record.status.clone(),
             response_code: record.response_code,
-            duration_ms: record.duration_ms,
+            // Whole milliseconds too, for releases that read only those.
+            duration_ms: record.duration_micros / 1_000,
+            duration_micros: Some(record.duration_micros),
             response_body: record.response_body.clone(),
             error: record.error.clone(),
             url: record.url.clone(),
@@ -418,7 +421,10 @@ impl TryFrom<attempt::Model> for AttemptRecord {
             attempt: model.attempt,
             status: model.status,
             response_code: model.response_code,
-            duration_ms: model.duration_ms,
+            // Rows written before microseconds were kept have milliseconds.
+            duration_micros: model
+                .duration_micros
+                .unwrap_or_else(|| model.duration_ms.saturating_mul(1_000)),
             response_body: model.response_body,
             error: model.error,
             url: model.url,

@@ -12,7 +12,7 @@ pub(crate) struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(InitialSchema)]
+        vec![Box::new(InitialSchema), Box::new(AttemptDurationMicros)]
     }
 }
 
@@ -113,6 +113,7 @@ enum Attempts {
     Status,
     ResponseCode,
     DurationMs,
+    DurationMicros,
     ResponseBody,
     Error,
     Url,
@@ -410,5 +411,33 @@ impl MigrationTrait for InitialSchema {
             .await?;
 
         Ok(())
+    }
+}
+
+/// `m0002_attempt_duration_micros`: attempt durations in microseconds
+/// (sub-millisecond answers are common on a local network). The column is
+/// nullable so existing rows need no rewrite: a row without it reads its
+/// whole milliseconds, and `duration_ms` is still written for releases that
+/// read only it.
+#[derive(Debug)]
+struct AttemptDurationMicros;
+
+impl MigrationName for AttemptDurationMicros {
+    fn name(&self) -> &str {
+        "m0002_attempt_duration_micros"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for AttemptDurationMicros {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Attempts::Table)
+                    .add_column(bigint_null(Attempts::DurationMicros))
+                    .to_owned(),
+            )
+            .await
     }
 }

@@ -92,7 +92,7 @@ pub struct AttemptRecord {
     pub attempted_at: OffsetDateTime,
     pub status: String,
     pub response_code: i32,
-    pub duration_ms: i64,
+    pub duration_micros: i64,
     pub response_body: Vec<u8>,
     pub error: String,
     pub url: String,

@@ -160,6 +160,7 @@ on_both_backends!(
     concurrent_writes_get_contiguous_revisions,
     snapshot_matches_the_current_revision,
     corrupt_rows_are_errors,
+    hardening_19_attempt_durations_keep_microseconds_and_old_rows_read,
 );
 
 on_both_backends_with_two_stores!(two_writers_interleave_revisions_in_commit_order);
@@ -255,7 +256,7 @@ fn attempt(id: &str, delivery_id: &str, status: &str, offset: i64) -> AttemptRec
         attempted_at: at(offset),
         status: status.to_owned(),
         response_code: 200,
-        duration_ms: 42,
+        duration_micros: 42_250,
         response_body: b"ok".to_vec(),
         error: String::new(),
         url: "https://example.com/hooks".to_owned(),
@@ -299,13 +300,16 @@ async fn query_value<T: sea_orm::TryGetable>(store: &Store, sql: &str, column: &
 // Migrations and connections
 // ---------------------------------------------------------------------------
 
+/// How many migrations the store has, each applied once.
+const MIGRATIONS: i64 = 2;
+
 async fn migrating_again_changes_nothing(store: &Store) {
     store.insert_tenant(&tenant("t1")).await.unwrap();
     store.migrate().await.unwrap();
     store.migrate().await.unwrap();
     assert_eq!(store.get_tenant("t1").await.unwrap(), Some(tenant("t1")));
     let applied: i64 = query_value(store, "SELECT COUNT(*) AS n FROM seaql_migrations", "n").await;
-    assert_eq!(applied, 1);
+    assert_eq!(applied, MIGRATIONS);
     assert_eq!(store.current_revision().await.unwrap(), 1);
 }
 
@@ -346,7 +350,7 @@ async fn concurrent_migrations_on_postgres_apply_once() {
         "n",
     )
     .await;
-    assert_eq!(applied, 1);
+    assert_eq!(applied, MIGRATIONS);
     stores[1].insert_tenant(&tenant("t1")).await.unwrap();
     assert!(stores[2].get_tenant("t1").await.unwrap().is_some());
     Db {
@@ -797,9 +801,9 @@ async fn endpoints_round_trip_within_their_tenant(store: &Store) {
     let listed = store.list_endpoints("t1", &active, 10, None).await.unwrap();
     assert_eq!(ids(&listed, |e| &e.id), ["ep1", "ep3"]);
 
-    assert!(!store.delete_endpoint("t2", "ep1").await.unwrap());
-    assert!(store.delete_endpoint("t1", "ep1").await.unwrap());
-    assert!(!store.delete_endpoint("t1", "ep1").await.unwrap());
+    assert!(store.delete_endpoint("t2", "ep1").await.unwrap().is_none());
+    assert!(store.delete_endpoint("t1", "ep1").await.unwrap().is_some());
+    assert!(store.delete_endpoint("t1", "ep1").await.unwrap().is_none());
     let all = store.all_endpoints().await.unwrap();
     assert_eq!(ids(&all, |e| &e.id), ["ep2", "ep3", "epx"]);
 }
@@ -1134,6 +1138,49 @@ async fn attempts_are_stored_once(store: &Store) {
     assert_eq!(store.current_revision().await.unwrap(), 0);
 }
 
+async fn hardening_19_attempt_durations_keep_microseconds_and_old_rows_read(store: &Store) {
+    let fast = AttemptRecord {
+        duration_micros: 250,
+        ..attempt("fast", "d1", "succeeded", 0)
+    };
+    let old = attempt("old", "d2", "succeeded", 10);
+    store.insert_attempts(&[fast.clone(), old]).await.unwrap();
+    assert_eq!(
+        store
+            .get_attempt("t1", "fast")
+            .await
+            .unwrap()
+            .unwrap()
+            .duration_micros,
+        250
+    );
+    // Whole milliseconds are still written, for releases that read only them.
+    assert_eq!(
+        query_value::<i64>(
+            store,
+            "SELECT duration_ms FROM attempts WHERE id = 'old'",
+            "duration_ms"
+        )
+        .await,
+        42
+    );
+    // A row written before the microseconds column existed has none.
+    store
+        .connection()
+        .execute_unprepared("UPDATE attempts SET duration_micros = NULL WHERE id = 'old'")
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .get_attempt("t1", "old")
+            .await
+            .unwrap()
+            .unwrap()
+            .duration_micros,
+        42_000
+    );
+}
+
 async fn attempts_list_newest_first_with_filters_and_cursor(store: &Store) {
     let mut records = Vec::new();
     for i in 0..30_i64 {
@@ -1348,7 +1395,7 @@ async fn every_mutation_logs_one_change(store: &Store) {
     let updated = store.update_endpoint(&inserted, Some(1)).await.unwrap();
     revisions.push(updated.revision);
     expect(Endpoint, "ep1", false);
-    assert!(store.delete_endpoint("t1", "ep1").await.unwrap());
+    assert!(store.delete_endpoint("t1", "ep1").await.unwrap().is_some());
     expect(Endpoint, "ep1", true);
     revisions.push(
         store
@@ -1372,7 +1419,7 @@ async fn every_mutation_logs_one_change(store: &Store) {
         .unwrap_err();
     store.revoke_token("tok1", at(14)).await.unwrap();
     assert!(!store.delete_device("t1", "d1").await.unwrap());
-    assert!(!store.delete_endpoint("t1", "ep1").await.unwrap());
+    assert!(store.delete_endpoint("t1", "ep1").await.unwrap().is_none());
     assert!(!store.delete_event_type("t1", "x.y").await.unwrap());
     assert!(!store.delete_tenant("nope").await.unwrap());
 

@@ -47,6 +47,9 @@ pub trait WatchHandler: Send + 'static {
     fn delete(&mut self, reference: WatchedRef);
     /// The snapshot is complete (swap it in).
     fn end_snapshot(&mut self);
+    /// Everything up to `revision` has been applied (called after a
+    /// snapshot and after each change).
+    fn applied(&mut self, _revision: u64) {}
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -188,18 +191,21 @@ async fn follow(
                 in_snapshot = false;
                 handler.end_snapshot();
                 *revision = response.revision;
+                handler.applied(response.revision);
                 synced.send_replace(true);
             }
             Some(Change::Upsert(object)) => {
                 handler.upsert(object);
                 if !in_snapshot {
                     *revision = response.revision;
+                    handler.applied(response.revision);
                 }
             }
             Some(Change::Delete(reference)) => {
                 handler.delete(reference);
                 if !in_snapshot {
                     *revision = response.revision;
+                    handler.applied(response.revision);
                 }
             }
             Some(Change::Heartbeat(_)) | None => {}

@@ -636,7 +636,7 @@ async fn endpoints(
             if format == Format::Table {
                 let duration = attempt
                     .duration
-                    .map(|d| format!("{} ms", d.seconds * 1_000 + i64::from(d.nanos) / 1_000_000))
+                    .map(|d| format!("{} ms", milliseconds(&d)))
                     .unwrap_or_default();
                 let body = String::from_utf8_lossy(&attempt.response_body)
                     .chars()
@@ -755,11 +755,23 @@ const ATTEMPT_COLUMNS: [&str; 8] = [
     "MS",
 ];
 
+/// Milliseconds with the microseconds Herald keeps: a local receiver
+/// often answers in less than one.
+fn milliseconds(duration: &prost_types::Duration) -> String {
+    let millis = duration.seconds as f64 * 1_000.0 + f64::from(duration.nanos) / 1e6;
+    if millis < 10.0 {
+        format!("{millis:.3}")
+    } else {
+        format!("{millis:.0}")
+    }
+}
+
 fn attempt_row(attempt: &pb::Attempt) -> Vec<String> {
     let milliseconds = attempt
         .duration
-        .map(|d| d.seconds * 1_000 + i64::from(d.nanos) / 1_000_000)
-        .unwrap_or_default();
+        .as_ref()
+        .map(milliseconds)
+        .unwrap_or_else(|| "0".to_owned());
     vec![
         relative(attempt.attempted_at.as_ref()),
         attempt.id.clone(),

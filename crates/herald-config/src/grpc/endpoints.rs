@@ -93,7 +93,18 @@ impl ConfigState {
             .update_endpoint(&record, Some(record.version))
             .await?;
         self.notify_changed();
+        self.endpoint_changed(updated.revision).await?;
         Ok(updated)
+    }
+
+    /// Holds fanout back from matching any event pulled after this returns
+    /// until its Watch stream applied `revision`, so an event accepted after
+    /// a disable, delete or narrower subscription was answered never
+    /// matches the endpoint as it was before.
+    async fn endpoint_changed(&self, revision: i64) -> ApiResult<()> {
+        let revision = u64::try_from(revision).unwrap_or_default();
+        self.bus.config_revision().await?.raise(revision).await?;
+        Ok(())
     }
 
     fn seal_secret(&self, endpoint_id: &str, which: &str, secret: &str) -> ApiResult<Vec<u8>> {
@@ -248,6 +259,7 @@ impl ConfigState {
         record.updated_at = OffsetDateTime::now_utc();
         let updated = self.store.update_endpoint(&record, expected).await?;
         self.notify_changed();
+        self.endpoint_changed(updated.revision).await?;
         convert::endpoint(&updated, self.key(), HeaderValues::Shown)
     }
 
@@ -286,14 +298,15 @@ impl ConfigState {
         request: DeleteEndpointRequest,
     ) -> ApiResult<DeleteEndpointResponse> {
         check_id("endpoint_id", &request.endpoint_id)?;
-        if !self
+        let Some(revision) = self
             .store
             .delete_endpoint(tenant_id, &request.endpoint_id)
             .await?
-        {
+        else {
             return Err(ApiError::not_found("endpoint", request.endpoint_id));
-        }
+        };
         self.notify_changed();
+        self.endpoint_changed(revision).await?;
         Ok(DeleteEndpointResponse {})
     }
 
@@ -315,6 +328,9 @@ impl ConfigState {
         }
         let status = names::parse_endpoint_status(&record.status);
         if status == EndpointStatus::Disabled {
+            // An earlier disable may have failed to reach the bus after it
+            // committed: this answer promises the same as that one.
+            self.endpoint_changed(record.revision).await?;
             return convert::endpoint(&record, self.key(), HeaderValues::Shown);
         }
         let mut stored = convert::stored_endpoint(&record)?;
