@@ -208,6 +208,15 @@ pub struct TenantClient {
     pub recovery: RecoveryServiceClient<GrpcChannel>,
 }
 
+/// A connected gRPC channel to `url`.
+pub async fn grpc_channel(url: &str) -> GrpcChannel {
+    tonic::transport::Endpoint::from_shared(url.to_owned())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
 pub async fn tenant_client(channel: GrpcChannel, admin_token: &str) -> TenantClient {
     let mut admin = AdminServiceClient::new(channel.clone());
     let tenant = admin

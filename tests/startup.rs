@@ -14,7 +14,7 @@ use herald_tests::{
 };
 use herald_tests::{
     Receiver, eventually,
-    stack::{publish_events, spec, tenant_client},
+    stack::{grpc_channel, publish_events, spec, tenant_client},
 };
 use tokio_stream::StreamExt;
 use tonic_health::pb::{
@@ -280,14 +280,6 @@ fn each_service_runs_as_its_own_process() {
     for process in processes {
         assert!(process.terminate(Duration::from_secs(15)).success());
     }
-}
-
-async fn grpc_channel(url: &str) -> tonic::transport::Channel {
-    tonic::transport::Endpoint::from_shared(url.to_owned())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap()
 }
 
 /// gRPC health follows readiness within a second; allow a few.
