@@ -13,7 +13,7 @@ CARGO ?= cargo
 # Not 4222: a system NATS often listens there already.
 LOCAL_NATS_PORT ?= 4223
 
-.PHONY: run test check bench chaos cluster-chaos nats build fmt clean
+.PHONY: run test check bench chaos cluster cluster-chaos nats build fmt clean
 
 ## run: build, then start a local JetStream (unless NATS_URL is set) and
 ## `herald all` on SQLite in ./.herald. Ctrl-C stops everything it started.
@@ -138,6 +138,14 @@ RATE ?= 250
 cluster-chaos: nats
 	$(CARGO) build --workspace --bins
 	HERALD_CLUSTER_EVENTS=$(N) HERALD_CLUSTER_RATE=$(RATE) $(CARGO) test -p herald-tests --test cluster -- --nocapture
+
+## cluster: the production topology on loopback (deploy/local_cluster.py):
+## a 3-node NATS cluster, config on PostgreSQL twice, ingest, fanout and
+## delivery twice each, streams replicated 3 times. DATABASE_URL picks the
+## database (default: the local PostgreSQL). Ctrl-C stops it all.
+cluster: build nats
+	@target_dir=$$($(CARGO) metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+	python3 deploy/local_cluster.py --herald "$$target_dir/debug/herald" --nats-server $(NATS_SERVER)
 
 ## nats: install the pinned nats-server into .venv.
 nats: $(NATS_SERVER)
