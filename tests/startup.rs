@@ -257,7 +257,9 @@ fn each_service_runs_as_its_own_process() {
                 "HERALD_DEAD",
                 "HERALD_EVENTS",
                 "HERALD_JOBS",
+                "KV_HERALD_CIRCUITS",
                 "KV_HERALD_CONFIG",
+                "KV_HERALD_DEDUPE",
                 "KV_HERALD_HANDBACKS",
                 "KV_HERALD_RATE",
                 "KV_HERALD_RECOVERY"
