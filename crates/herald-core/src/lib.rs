@@ -29,6 +29,7 @@ pub mod channel;
 pub mod circuit;
 pub mod envelope;
 pub mod event;
+pub mod fairness;
 pub mod id;
 pub mod matching;
 pub mod rate;

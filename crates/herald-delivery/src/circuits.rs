@@ -5,7 +5,7 @@
 use std::{
     collections::HashMap,
     sync::{Mutex, MutexGuard},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use herald_core::circuit::{Admission, Circuit, CircuitPolicy, CircuitState};
@@ -36,6 +36,18 @@ impl Circuits {
         match circuits.get_mut(endpoint) {
             Some(circuit) => circuit.admit(now),
             None => Admission::Send,
+        }
+    }
+
+    /// How long until the circuit lets a delivery through (zero when a
+    /// probe is due), or `None` when it is closed; changes nothing.
+    pub(crate) fn wait(&self, endpoint: &str) -> Option<Duration> {
+        let now = self.origin.elapsed();
+        let mut circuit = self.lock().get(endpoint)?.clone();
+        match circuit.admit(now) {
+            Admission::Send => None,
+            Admission::Probe => Some(Duration::ZERO),
+            Admission::Wait(wait) => Some(wait),
         }
     }
 

@@ -144,7 +144,7 @@ async fn pull_lane(
             _ = stop.cancelled() => return Ok(LaneEnd::Stopped),
             message = messages.next() => match message {
                 // One job at a time: the next pull waits for this settlement.
-                Some(Ok(message)) => job::handle(context.clone(), message).await,
+                Some(Ok(message)) => job::handle(context.clone(), message, job::Source::Fifo).await,
                 Some(Err(error)) => {
                     tracing::warn!(%endpoint, %error, "FIFO lane consumer error; it reconnects by itself");
                 }

@@ -22,16 +22,17 @@
 mod attempt;
 mod circuits;
 mod client;
+mod held;
 mod job;
 mod lanes;
 mod limits;
 mod metrics;
+mod pool;
 mod rate;
 mod spans;
 
 use std::{sync::Arc, time::Duration};
 
-use futures::StreamExt;
 use herald_bus::{Bus, ConsumerRole};
 use herald_core::{address::AllowList, circuit::CircuitPolicy};
 use herald_watch::ConfigCache;
@@ -46,8 +47,9 @@ use crate::{
 };
 pub use crate::{client::ClientError, metrics::DeliveryMetrics};
 
-/// Jobs pulled per request; JetStream refills as they are handed out.
-const PULL_BATCH: usize = 150;
+/// Pool jobs a replica takes beyond its global slots: jobs waiting a
+/// moment for an endpoint slot, or on their way to a held lane.
+const POOL_MARGIN: usize = 64;
 /// How long shutdown waits for NATS to confirm the last acknowledgements.
 const FINAL_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -160,15 +162,10 @@ pub async fn run(
     }
     let consumer = bus.consumer(ConsumerRole::Delivery).await?;
     let rate_limits = bus.rate_limits().await?;
+    let (held_lanes, lanes_to_start) = held::HeldLanes::new(bus.backlog().await?);
     // Progress resets the ack timer; three per ack wait leave room for a
     // slow NATS round trip before the job would be redelivered.
     let progress_every = (consumer.cached_info().config.ack_wait / 3).max(Duration::from_secs(1));
-    let mut messages = consumer
-        .stream()
-        .max_messages_per_batch(PULL_BATCH)
-        .messages()
-        .await
-        .map_err(|error| DeliveryError::Consume(error.to_string()))?;
     tracing::info!(
         endpoints = cache.snapshot().endpoints.len(),
         max_in_flight = settings.args.max_in_flight,
@@ -195,19 +192,32 @@ pub async fn run(
             metrics.clone(),
         ),
         rate_limiter: RateLimiter::new(rate_limits),
+        held: held_lanes,
         progress_every,
         stop: stop.clone(),
     });
     let lanes = tokio::spawn(lanes::run(context.clone(), stop.clone()));
+    let held_lanes = tokio::spawn(held::run(context.clone(), lanes_to_start, stop.clone()));
+    // Only as many pool jobs as this replica can work on soon: the rest
+    // stay in the stream for any replica (see pool.rs).
+    let mut messages = pool::pull(
+        consumer,
+        settings.args.max_in_flight.saturating_add(POOL_MARGIN),
+        stop.clone(),
+    );
     let mut jobs = JoinSet::new();
     let outcome = loop {
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => break Ok(()),
             Some(finished) = jobs.join_next(), if !jobs.is_empty() => report_panic(finished),
-            message = messages.next() => match message {
-                Some(Ok(message)) => {
-                    jobs.spawn(job::handle(context.clone(), message));
+            message = messages.recv() => match message {
+                Some(Ok((message, intake))) => {
+                    let context = context.clone();
+                    jobs.spawn(async move {
+                        job::handle(context, message, job::Source::Pool).await;
+                        drop(intake);
+                    });
                 }
                 Some(Err(error)) => {
                     tracing::warn!(%error, "delivery job consumer error; it reconnects by itself");
@@ -228,6 +238,7 @@ pub async fn run(
         report_panic(finished);
     }
     report_panic(lanes.await);
+    report_panic(held_lanes.await);
     // Acknowledgements are buffered publishes: flush them before the caller
     // closes the connection. A flush waits for the server, so with NATS
     // down it would hold the shutdown forever.

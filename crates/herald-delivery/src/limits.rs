@@ -36,6 +36,18 @@ impl EndpointLimits {
         }
     }
 
+    /// Jobs holding or waiting for one of the endpoint's slots now.
+    pub(crate) fn queued(&self, endpoint: &str) -> usize {
+        // Every EndpointSlot holds one clone; the map holds the other.
+        self.lock().get(endpoint).map_or(0, |semaphore| {
+            Arc::strong_count(semaphore).saturating_sub(1)
+        })
+    }
+
+    pub(crate) fn per_endpoint(&self) -> usize {
+        self.per_endpoint
+    }
+
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<Semaphore>>> {
         // The map stays consistent even if a holder panicked: every change
         // is a single insert or remove.
@@ -99,6 +111,8 @@ mod tests {
             let other = limits.slot("ep_b");
             let _elsewhere = other.acquire().await.unwrap();
             assert_eq!(limits.tracked(), 2);
+            assert_eq!(limits.queued("ep_a"), 2);
+            assert_eq!(limits.queued("ep_b"), 1);
         }
         assert_eq!(limits.tracked(), 1, "an idle endpoint is forgotten");
         drop(two);

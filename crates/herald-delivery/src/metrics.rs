@@ -24,6 +24,11 @@ struct OutcomeLabels {
     outcome: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
 /// How an attempt ended, as counted in `herald_deliveries_total`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Outcome {
@@ -58,6 +63,7 @@ pub struct DeliveryMetrics {
     end_to_end: Histogram,
     attempts_per_delivery: Histogram,
     retries_scheduled: Counter,
+    held: Family<ReasonLabels, Counter>,
 }
 
 impl DeliveryMetrics {
@@ -75,6 +81,7 @@ impl DeliveryMetrics {
                 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 15.0, 20.0,
             ]),
             retries_scheduled: Counter::default(),
+            held: Family::default(),
         };
         registry.register(
             "herald_deliveries",
@@ -116,7 +123,16 @@ impl DeliveryMetrics {
             "Failed attempts scheduled for another try",
             metrics.retries_scheduled.clone(),
         );
+        registry.register(
+            "herald_delivery_jobs_held",
+            "Jobs moved out of the shared pool to their endpoint's held lane, by reason (circuit_open, slots_full, rate_spent, retry)",
+            metrics.held.clone(),
+        );
         metrics
+    }
+
+    pub(crate) fn held(&self, reason: &'static str) {
+        self.held.get_or_create(&ReasonLabels { reason }).inc();
     }
 
     pub(crate) fn circuit_opened(&self) {

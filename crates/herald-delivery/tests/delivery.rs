@@ -321,6 +321,8 @@ impl Harness {
             test: false,
             enqueued_at: Some(timestamp_to_wire(enqueued_at)),
             recovery_job_id: String::new(),
+            schedule_position: 0,
+            not_before: None,
         };
         let mut job_headers = HeaderMap::new();
         job_headers.insert(headers::TENANT, endpoint.tenant_id.as_str());

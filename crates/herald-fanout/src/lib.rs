@@ -7,6 +7,7 @@
 //! Nothing is consumed before the first complete configuration arrived: an
 //! event matched against an empty index would be acknowledged and lost.
 
+mod backlog;
 mod spans;
 mod subscriptions;
 
@@ -15,7 +16,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::StreamExt;
 use herald_bus::{
-    Bus, ConsumerRole, Outgoing,
+    Bus, ConsumerRole, JobLane, Outgoing,
     async_nats::{HeaderMap, jetstream::AckKind},
     headers,
 };
@@ -35,6 +36,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::backlog::Backlog;
 pub use crate::subscriptions::{Match, SubscriptionHandler, Subscriptions};
 
 /// Events pulled and fanned out together; their job publishes are pipelined.
@@ -104,6 +106,8 @@ pub async fn run(
         endpoints = subscriptions.len(),
         "subscription index loaded; fanning out"
     );
+    let backlog = Backlog::default();
+    tokio::spawn(backlog.clone().follow(bus.clone(), shutdown.clone()));
     let consumer = bus.consumer(ConsumerRole::Fanout).await?;
     let messages = consumer
         .stream()
@@ -128,7 +132,7 @@ pub async fn run(
                     .ok()
             })
             .collect();
-        fan_out_batch(&bus, &subscriptions, &metrics, messages).await;
+        fan_out_batch(&bus, &subscriptions, &backlog, &metrics, messages).await;
     }
 }
 
@@ -137,6 +141,7 @@ pub async fn run(
 async fn fan_out_batch(
     bus: &Bus,
     subscriptions: &Subscriptions,
+    backlog: &Backlog,
     metrics: &FanoutMetrics,
     messages: Vec<herald_bus::async_nats::jetstream::Message>,
 ) {
@@ -167,7 +172,12 @@ async fn fan_out_batch(
         });
         span.record("herald.matches", matches.len());
         let count = matches.len();
-        for matched in matches {
+        for mut matched in matches {
+            // A backlogged endpoint's jobs would only queue in the shared
+            // pool ahead of everyone else's, then move to its held lane.
+            if matched.lane == JobLane::Pool && backlog.contains(&matched.endpoint_id) {
+                matched.lane = JobLane::Held;
+            }
             // The job continues the trace of this event's span.
             jobs.push(span.in_scope(|| job_message(bus, &event, &wire, matched)));
         }
@@ -215,6 +225,8 @@ fn job_message(bus: &Bus, event: &Event, wire: &pb::Event, matched: Match) -> Ou
         test: false,
         enqueued_at: Some(timestamp_to_wire(OffsetDateTime::now_utc())),
         recovery_job_id: String::new(),
+        schedule_position: 0,
+        not_before: None,
     };
     let mut job_headers = HeaderMap::new();
     job_headers.insert(headers::TENANT, event.tenant_id.as_str());
