@@ -65,12 +65,17 @@ impl EndpointLoad {
     }
 
     /// How many more jobs a held lane may hand this replica now: what fills
-    /// the free slots, and no more than the rate lets start soon.
+    /// the free slots and the few that may wait for one, and no more than
+    /// the rate lets start soon.
     pub fn lane_capacity(&self) -> usize {
         if self.circuit_wait.is_some_and(|wait| !wait.is_zero()) {
             return 0;
         }
-        let by_slots = self.slots.saturating_sub(self.queued);
+        // A few beyond the slots keep them busy while the next pull is made.
+        let by_slots = self
+            .slots
+            .saturating_add(MAX_WAITING)
+            .saturating_sub(self.queued);
         match self.rate_interval {
             Some(interval) if !interval.is_zero() => {
                 let soon = usize::try_from(SOON.as_micros() / interval.as_micros().max(1))
@@ -135,9 +140,9 @@ mod tests {
 
     #[test]
     fn a_lane_fills_free_slots_within_what_the_rate_starts_soon() {
-        assert_eq!(load(0).lane_capacity(), 4);
-        assert_eq!(load(3).lane_capacity(), 1);
-        assert_eq!(load(9).lane_capacity(), 0);
+        assert_eq!(load(0).lane_capacity(), 4 + MAX_WAITING);
+        assert_eq!(load(3).lane_capacity(), 1 + MAX_WAITING);
+        assert_eq!(load(4 + MAX_WAITING).lane_capacity(), 0);
         let open = EndpointLoad {
             circuit_wait: Some(Duration::from_secs(3)),
             ..load(0)
@@ -157,6 +162,6 @@ mod tests {
             rate_interval: Some(Duration::from_millis(100)),
             ..load(0)
         };
-        assert_eq!(fast.lane_capacity(), 4);
+        assert_eq!(fast.lane_capacity(), 10, "what starts within a second");
     }
 }

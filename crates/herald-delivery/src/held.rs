@@ -289,11 +289,19 @@ async fn pull_lane(
             }
             continue;
         }
-        // A due probe is one job; the circuit admits one anyway.
+        // A due probe is one job; the circuit admits one anyway. Otherwise
+        // pull once half the lane's room is free, not for every job that
+        // finishes: each pull is a request of its own.
         let capacity = if load.circuit_wait.is_some() {
             usize::from(jobs.is_empty())
         } else {
-            load.lane_capacity()
+            let room = EndpointLoad { queued: 0, ..load }.lane_capacity();
+            let capacity = load.lane_capacity();
+            if capacity.saturating_mul(2) >= room || jobs.is_empty() {
+                capacity
+            } else {
+                0
+            }
         };
         if capacity == 0 {
             tokio::select! {
