@@ -2,10 +2,16 @@
 //! their endpoints, and publishes one attempt record per try.
 //!
 //! Design decisions:
-//! - Retries are JetStream redeliveries. A failed job is negatively
-//!   acknowledged with the schedule's delay, so the wait survives every
+//! - Retries wait in JetStream. A failed job moves to its endpoint's held
+//!   lane, due after the schedule's delay (a FIFO lane's head is negatively
+//!   acknowledged with the delay instead), so the wait survives every
 //!   process restarting and no timer lives in memory. The attempt number is
-//!   the job's `attempts_made` plus JetStream's delivery count.
+//!   the job's `attempts_made` plus JetStream's delivery count (one, in a
+//!   held lane, where every message is one try).
+//! - The shared pool holds only work this replica can do soon: it is pulled
+//!   with flow control, and a job whose endpoint cannot take it soon (open
+//!   circuit, full slots, spent rate) moves to the endpoint's held lane, so
+//!   one tenant's backlog never stops another tenant's deliveries.
 //! - A job is settled only after its attempt record is acknowledged by the
 //!   bus: a crash in between repeats the attempt, it never loses the record.
 //! - The endpoint, its secrets and its status come from the Watch-fed cache
