@@ -29,6 +29,17 @@ pub struct EndpointLoad {
     pub rate_interval: Option<Duration>,
     /// How long until its circuit lets a delivery through, if it is open.
     pub circuit_wait: Option<Duration>,
+    /// Jobs of the endpoint's tenant holding or waiting for one of the
+    /// tenant's slots.
+    pub tenant_queued: usize,
+    /// The tenant's share of the replica's global slots.
+    pub tenant_slots: usize,
+}
+
+/// A tenant's share of a replica's global slots: `per_tenant`, between one
+/// and all of them.
+pub fn tenant_share(global: usize, per_tenant: usize) -> usize {
+    per_tenant.clamp(1, global.max(1))
 }
 
 /// Why a job is held.
@@ -37,6 +48,8 @@ pub enum HoldReason {
     CircuitOpen,
     SlotsFull,
     RateSpent,
+    /// The tenant has its share of the slots taken and as many waiting.
+    TenantBusy,
 }
 
 impl HoldReason {
@@ -45,6 +58,7 @@ impl HoldReason {
             HoldReason::CircuitOpen => "circuit_open",
             HoldReason::SlotsFull => "slots_full",
             HoldReason::RateSpent => "rate_spent",
+            HoldReason::TenantBusy => "tenant_busy",
         }
     }
 }
@@ -61,6 +75,9 @@ impl EndpointLoad {
         if self.rate_backlog() > SOON {
             return Some(HoldReason::RateSpent);
         }
+        if self.tenant_queued >= self.tenant_room() {
+            return Some(HoldReason::TenantBusy);
+        }
         None
     }
 
@@ -75,7 +92,8 @@ impl EndpointLoad {
         let by_slots = self
             .slots
             .saturating_add(MAX_WAITING)
-            .saturating_sub(self.queued);
+            .saturating_sub(self.queued)
+            .min(self.tenant_room().saturating_sub(self.tenant_queued));
         match self.rate_interval {
             Some(interval) if !interval.is_zero() => {
                 let soon = usize::try_from(SOON.as_micros() / interval.as_micros().max(1))
@@ -85,6 +103,12 @@ impl EndpointLoad {
             }
             _ => by_slots,
         }
+    }
+
+    /// A tenant's jobs in a replica: its share of the slots busy and as
+    /// many ready to follow.
+    fn tenant_room(&self) -> usize {
+        self.tenant_slots.saturating_mul(2)
     }
 
     /// How long the jobs already queued keep the rate busy.
@@ -105,7 +129,29 @@ mod tests {
             slots: 4,
             rate_interval: None,
             circuit_wait: None,
+            tenant_queued: queued,
+            tenant_slots: 100,
         }
+    }
+
+    #[test]
+    fn a_tenant_keeps_to_its_share() {
+        let busy = EndpointLoad {
+            tenant_queued: 200,
+            ..load(0)
+        };
+        assert_eq!(busy.hold_reason(), Some(HoldReason::TenantBusy));
+        assert_eq!(busy.lane_capacity(), 0);
+        let nearly = EndpointLoad {
+            tenant_queued: 198,
+            ..load(0)
+        };
+        assert_eq!(nearly.hold_reason(), None);
+        assert_eq!(nearly.lane_capacity(), 2);
+        assert_eq!(tenant_share(512, 256), 256);
+        assert_eq!(tenant_share(512, 10_000), 512);
+        assert_eq!(tenant_share(1, 256), 1);
+        assert_eq!(tenant_share(8, 0), 1);
     }
 
     #[test]

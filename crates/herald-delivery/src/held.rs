@@ -124,6 +124,7 @@ impl HeldLanes {
 pub(crate) fn load(
     context: &Context,
     endpoint: &EndpointId,
+    tenant: &str,
     rate_limit: Option<RateLimit>,
 ) -> EndpointLoad {
     EndpointLoad {
@@ -131,6 +132,8 @@ pub(crate) fn load(
         slots: context.endpoints.per_endpoint(),
         rate_interval: rate_limit.map(|limit| limit.interval()),
         circuit_wait: context.circuits.wait(endpoint.as_str()),
+        tenant_queued: context.tenants.queued(tenant),
+        tenant_slots: context.tenants.per_endpoint(),
     }
 }
 
@@ -279,7 +282,13 @@ async fn pull_lane(
         if stop.is_cancelled() {
             return Ok(());
         }
-        let mut load = load(context, endpoint, rate_limit(&context.cache, endpoint));
+        let tenant = endpoint_tenant(&context.cache, endpoint);
+        let mut load = load(
+            context,
+            endpoint,
+            &tenant,
+            rate_limit(&context.cache, endpoint),
+        );
         // Jobs just handed out may not hold their slot yet.
         load.queued = load.queued.max(jobs.len());
         if let Some(wait) = load.circuit_wait.filter(|wait| !wait.is_zero()) {
@@ -357,6 +366,18 @@ async fn pull_lane(
             }
         }
     }
+}
+
+/// The tenant owning the endpoint (empty when the cache no longer has it:
+/// its jobs are then skipped quickly).
+fn endpoint_tenant(cache: &ConfigCache, endpoint: &EndpointId) -> String {
+    cache
+        .snapshot()
+        .endpoints
+        .get(endpoint.as_str())
+        .and_then(|watched| watched.endpoint.as_ref())
+        .map(|endpoint| endpoint.tenant_id.clone())
+        .unwrap_or_default()
 }
 
 /// The endpoint's rate limit, when it has a valid one.

@@ -70,6 +70,8 @@ pub(crate) struct Context {
     pub metrics: DeliveryMetrics,
     pub global: Semaphore,
     pub endpoints: Arc<EndpointLimits>,
+    /// Per tenant: the same limits keyed by tenant id.
+    pub tenants: Arc<EndpointLimits>,
     pub circuits: Circuits,
     pub rate_limiter: RateLimiter,
     pub held: HeldLanes,
@@ -274,8 +276,9 @@ impl Job {
             return Settlement::Release;
         }
         let slot = context.endpoints.slot(self.endpoint_id.as_str());
-        // The endpoint's permit first, then its rate: a job holds a global
-        // permit only once it can actually send.
+        // The endpoint's permit first, then its rate, then its tenant's: a
+        // job holds a global permit only once it can actually send. A job
+        // counts towards its tenant only once its endpoint can take it.
         let permits = async {
             let endpoint = slot.acquire().await.ok()?;
             if let Some(limit) = self.rate_limit(&context.cache).filter(|_| !self.test)
@@ -286,8 +289,14 @@ impl Job {
             {
                 return None;
             }
+            let tenant = context
+                .tenants
+                .slot(self.event.tenant_id.as_str())
+                .acquire_owned()
+                .await
+                .ok()?;
             let global = context.global.acquire().await.ok()?;
-            Some((endpoint, global))
+            Some((endpoint, tenant, global))
         };
         let _permits = tokio::select! {
             biased;
@@ -354,7 +363,12 @@ impl Job {
         if self.source != Source::Pool || self.test {
             return false;
         }
-        let load = held::load(context, &self.endpoint_id, self.rate_limit(&context.cache));
+        let load = held::load(
+            context,
+            &self.endpoint_id,
+            self.event.tenant_id.as_str(),
+            self.rate_limit(&context.cache),
+        );
         let Some(reason) = load.hold_reason() else {
             return false;
         };

@@ -17,9 +17,10 @@
 //! - The endpoint, its secrets and its status come from the Watch-fed cache
 //!   when the job runs, not when it was made, so rotations and disables apply
 //!   to queued jobs and to retries.
-//! - Concurrency is bounded twice: per endpoint, then globally. A job first
-//!   waits for its endpoint's permit and only then takes a global one, so a
-//!   slow endpoint holds at most its own share of global permits and never
+//! - Concurrency is bounded three times: per endpoint, per tenant, then
+//!   globally. A job first waits for its endpoint's permit, then its
+//!   tenant's, and only then takes a global one, so a slow endpoint or a
+//!   busy tenant holds at most its own share of global permits and never
 //!   starves the others. The pull loop itself never waits on an endpoint.
 //! - Every connection goes only to an address the SSRF classifier approved:
 //!   names are resolved once by a resolver that drops refused addresses, and
@@ -40,7 +41,7 @@ mod spans;
 use std::{sync::Arc, time::Duration};
 
 use herald_bus::{Bus, ConsumerRole};
-use herald_core::{address::AllowList, circuit::CircuitPolicy};
+use herald_core::{address::AllowList, circuit::CircuitPolicy, fairness};
 use herald_watch::ConfigCache;
 use tokio::{
     sync::{Semaphore, watch},
@@ -68,6 +69,10 @@ pub struct DeliveryArgs {
     /// Most requests in flight to one endpoint, so a slow endpoint cannot take every slot.
     #[arg(long, env = "HERALD_DELIVERY_MAX_PER_ENDPOINT", default_value_t = 32)]
     pub max_per_endpoint: usize,
+    /// Most requests in flight for one tenant's endpoints together, so one
+    /// tenant cannot take every slot.
+    #[arg(long, env = "HERALD_DELIVERY_MAX_PER_TENANT", default_value_t = 256)]
+    pub max_per_tenant: usize,
     /// TCP+TLS connect timeout.
     #[arg(id = "delivery_connect_timeout", long = "connect-timeout", env = "HERALD_DELIVERY_CONNECT_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     pub connect_timeout: std::time::Duration,
@@ -110,6 +115,7 @@ impl DeliverySettings {
         for (flag, value) in [
             ("--max-in-flight", self.args.max_in_flight),
             ("--max-per-endpoint", self.args.max_per_endpoint),
+            ("--max-per-tenant", self.args.max_per_tenant),
         ] {
             if !(1..=Semaphore::MAX_PERMITS).contains(&value) {
                 return Err(DeliveryError::InvalidSetting {
@@ -189,6 +195,10 @@ pub async fn run(
         metrics: metrics.clone(),
         global: Semaphore::new(settings.args.max_in_flight),
         endpoints: Arc::new(EndpointLimits::new(settings.args.max_per_endpoint)),
+        tenants: Arc::new(EndpointLimits::new(fairness::tenant_share(
+            settings.args.max_in_flight,
+            settings.args.max_per_tenant,
+        ))),
         circuits: Circuits::new(
             CircuitPolicy {
                 failure_threshold: settings.args.circuit_failures,

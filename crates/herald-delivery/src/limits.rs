@@ -6,7 +6,7 @@ use std::{
     sync::{Arc, Mutex, MutexGuard},
 };
 
-use tokio::sync::{AcquireError, Semaphore, SemaphorePermit};
+use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore, SemaphorePermit};
 
 #[derive(Debug)]
 pub(crate) struct EndpointLimits {
@@ -74,6 +74,22 @@ impl EndpointSlot {
     pub(crate) async fn acquire(&self) -> Result<SemaphorePermit<'_>, AcquireError> {
         self.semaphore.acquire().await
     }
+
+    /// A permit that keeps its claim alive, for a claim made while waiting.
+    pub(crate) async fn acquire_owned(self) -> Result<OwnedSlotPermit, AcquireError> {
+        let permit = self.semaphore.clone().acquire_owned().await?;
+        Ok(OwnedSlotPermit {
+            _permit: permit,
+            _slot: self,
+        })
+    }
+}
+
+/// A permit and the claim it was taken on; the permit is returned first.
+#[derive(Debug)]
+pub(crate) struct OwnedSlotPermit {
+    _permit: OwnedSemaphorePermit,
+    _slot: EndpointSlot,
 }
 
 impl Drop for EndpointSlot {
