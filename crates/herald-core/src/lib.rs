@@ -32,6 +32,7 @@ pub mod event;
 pub mod fairness;
 pub mod id;
 pub mod matching;
+pub mod quota;
 pub mod rate;
 pub mod retry;
 pub mod signing;

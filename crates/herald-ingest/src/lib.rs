@@ -50,6 +50,7 @@ mod http;
 mod metrics;
 pub mod normalise;
 mod publish;
+mod quota;
 mod receive;
 pub mod telegram;
 pub mod verify;
@@ -75,6 +76,14 @@ pub struct IngestArgs {
     /// Largest webhook body accepted (Meta's own limit is 3 MiB).
     #[arg(long, env = "HERALD_INGEST_MAX_BODY_BYTES", default_value_t = 3 * 1024 * 1024)]
     pub max_body_bytes: usize,
+    /// Events each tenant may have accepted per second by this replica
+    /// (0: no quota); over it webhooks get 429 with Retry-After and Publish
+    /// items RESOURCE_EXHAUSTED.
+    #[arg(long, env = "HERALD_TENANT_EVENTS_PER_SECOND", default_value_t = 0.0)]
+    pub tenant_events_per_second: f64,
+    /// Events a tenant may have accepted at once above that rate.
+    #[arg(long, env = "HERALD_TENANT_EVENTS_BURST", default_value_t = 1000)]
+    pub tenant_events_burst: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +92,8 @@ pub enum IngestError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("the ingest listener failed: {0}")]
     Serve(#[from] std::io::Error),
+    #[error("invalid --tenant-events-per-second: {0}")]
+    Quota(#[from] herald_core::rate::RateLimitError),
 }
 
 /// Serves webhooks and the Publish API on `listener` until `shutdown`;
@@ -102,6 +113,7 @@ pub async fn run(
         synced: synced.clone(),
         metrics,
         max_body_bytes: args.max_body_bytes,
+        quotas: quota::EventQuotas::new(args.tenant_events_per_second, args.tenant_events_burst)?,
     });
     let (reporter, health) = tonic_health::server::health_reporter();
     let reflection = tonic_reflection::server::Builder::configure()

@@ -18,6 +18,7 @@ use crate::{
     metrics::IngestMetrics,
     normalise::{NormalisedEvent, idempotency_key},
     publish::publish_all,
+    quota::EventQuotas,
 };
 
 /// Everything the HTTP and gRPC edges share.
@@ -28,6 +29,7 @@ pub(crate) struct Shared {
     pub synced: watch::Receiver<bool>,
     pub metrics: IngestMetrics,
     pub max_body_bytes: usize,
+    pub quotas: EventQuotas,
 }
 
 impl Shared {
