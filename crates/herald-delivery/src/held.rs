@@ -59,6 +59,8 @@ const IDLE_CHECK: Duration = Duration::from_secs(30);
 /// How often a running lane refreshes its endpoint's backlog mark.
 const MARK_REFRESH: Duration = Duration::from_secs(10);
 const RETRY_DELAY: Duration = Duration::from_secs(1);
+/// How long a lane waits after a failed pull request.
+const PULL_RETRY: Duration = Duration::from_millis(250);
 /// Tries of one move before the job falls back to waiting where it is.
 const MOVE_TRIES: u32 = 3;
 
@@ -352,7 +354,11 @@ async fn pull_lane(
                         jobs.spawn(job::handle(context.clone(), message, Source::Held));
                     }
                     Some(Err(error)) => {
-                        tracing::debug!(%endpoint, %error, "held lane pull ended");
+                        tracing::debug!(%endpoint, %error, "held lane pull failed; pulling again shortly");
+                        tokio::select! {
+                            _ = stop.cancelled() => return Ok(()),
+                            _ = tokio::time::sleep(PULL_RETRY) => {}
+                        }
                         break;
                     }
                     None => break,

@@ -70,6 +70,7 @@ async fn pull_loop(
             }
         };
         let mut permit = Some(first);
+        let mut failed = false;
         while let Some(message) = batch.next().await {
             let item = match message {
                 Ok(message) => {
@@ -82,11 +83,19 @@ async fn pull_loop(
                     };
                     Ok((message, permit))
                 }
-                Err(error) => Err(error.to_string()),
+                Err(error) => {
+                    failed = true;
+                    Err(error.to_string())
+                }
             };
             if sender.send(item).await.is_err() {
                 return;
             }
+        }
+        // A failing request (no responders while a leader is elected) is
+        // not repeated at once.
+        if failed {
+            tokio::time::sleep(RETRY_DELAY).await;
         }
     }
 }
