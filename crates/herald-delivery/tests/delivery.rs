@@ -1260,8 +1260,8 @@ async fn topology_01_an_open_circuits_backlog_leaves_the_shared_pool_and_drains_
         DeliveryArgs {
             circuit_failures: 1,
             // Long enough to publish the backlog and look before the probe.
-            circuit_cooldown: Duration::from_secs(6),
-            circuit_max_cooldown: Duration::from_secs(6),
+            circuit_cooldown: Duration::from_secs(10),
+            circuit_max_cooldown: Duration::from_secs(10),
             ..delivery_args()
         },
     )
@@ -1276,10 +1276,12 @@ async fn topology_01_an_open_circuits_backlog_leaves_the_shared_pool_and_drains_
     receiver.wait_for(2).await;
 
     // The circuit is open: the next jobs move to the held lane at once.
-    let mut events = Vec::new();
-    for _ in 0..40 {
-        events.push(herald.publish_job(&endpoint.endpoint).await.1);
-    }
+    let events: Vec<Event> =
+        futures::future::join_all((0..40).map(|_| herald.publish_job(&endpoint.endpoint)))
+            .await
+            .into_iter()
+            .map(|(_, event)| event)
+            .collect();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let lag = herald
         .bus
@@ -1296,7 +1298,11 @@ async fn topology_01_an_open_circuits_backlog_leaves_the_shared_pool_and_drains_
 
     // After the cooldown one probe closes it and the backlog follows, each
     // delivery on its first attempt.
-    receiver.wait_for(2 + 40).await;
+    let deadline = Instant::now() + PATIENCE;
+    while receiver.received().len() < 2 + 40 {
+        assert!(Instant::now() < deadline, "the backlog did not drain");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     for event in &events {
         let attempts = herald.attempts(&tenant, event, 1).await;
         assert_eq!(attempts[0].attempt, 1);
