@@ -45,7 +45,13 @@ impl Backlog {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         match entry.operation {
             kv::Operation::Put => {
-                marks.insert(endpoint, Instant::now());
+                // A mark stored before the watch started is as old as the
+                // bucket says.
+                let age = Duration::try_from(time::OffsetDateTime::now_utc() - entry.created)
+                    .unwrap_or_default();
+                if let Some(seen) = Instant::now().checked_sub(age) {
+                    marks.insert(endpoint, seen);
+                }
             }
             kv::Operation::Delete | kv::Operation::Purge => {
                 marks.remove(&endpoint);
@@ -70,8 +76,9 @@ impl Backlog {
 
     async fn watch(&self, bus: &Bus, shutdown: &CancellationToken) -> Result<(), String> {
         let bucket = bus.backlog().await.map_err(|error| error.to_string())?;
+        // The current marks first, then every change.
         let mut entries = bucket
-            .watch_all()
+            .watch_with_history(">")
             .await
             .map_err(|error| error.to_string())?;
         loop {
