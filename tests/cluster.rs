@@ -38,7 +38,8 @@ const APPLICATION_NAME: &str = "herald-cluster-test";
 /// target). Checked when `HERALD_CLUSTER_ASSERT_PAUSES=1`, as
 /// `make cluster-chaos` sets it: since held lanes (fairness), a leader
 /// change of `HERALD_JOBS` or `HERALD_EVENTS` has paused an endpoint for
-/// 10–22 s on this 2-core machine, so `make test` prints the pauses and
+/// 10–22 s on this 2-core machine (lost pull requests waiting out their
+/// expiry, most likely), so `make test` prints the pauses and
 /// asserts what always holds (nothing lost, FIFO order, repeats only with
 /// seen webhook-ids).
 const LONGEST_PAUSE: Duration = Duration::from_secs(10);

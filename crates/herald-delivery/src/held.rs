@@ -50,10 +50,7 @@ use crate::job::{self, Context, Source};
 /// How often the stream is asked which held lanes have jobs.
 const DISCOVERY: Duration = Duration::from_secs(2);
 /// How long one pull request on a lane waits for jobs.
-const LANE_PULL_EXPIRY: Duration = Duration::from_secs(5);
-/// Idle heartbeats, so a request lost to a leader change is replaced within
-/// two of them rather than after the expiry.
-const LANE_IDLE_HEARTBEAT: Duration = Duration::from_secs(1);
+const LANE_PULL_EXPIRY: Duration = Duration::from_secs(10);
 /// How long a lane waits before asking again whether its endpoint can take
 /// more.
 const CAPACITY_POLL: Duration = Duration::from_millis(20);
@@ -345,7 +342,6 @@ async fn pull_lane(
             .batch()
             .max_messages(capacity)
             .expires(LANE_PULL_EXPIRY)
-            .heartbeat(LANE_IDLE_HEARTBEAT)
             .messages()
             .await
             .map_err(|error| error.to_string())?;

@@ -19,13 +19,8 @@ use tokio_util::sync::CancellationToken;
 const PULL_BATCH: usize = 150;
 /// How long one pull request waits for jobs before a new one is made.
 const PULL_EXPIRY: Duration = Duration::from_secs(5);
-/// The server says it still holds the request this often while it has no
-/// job to send; two missed in a row mean the request is gone (the
-/// consumer's leader moved) and a new one is made at once, instead of
-/// waiting out the expiry.
-const IDLE_HEARTBEAT: Duration = Duration::from_secs(1);
 /// How long to wait after a failed pull request.
-const RETRY_DELAY: Duration = Duration::from_millis(100);
+const RETRY_DELAY: Duration = Duration::from_millis(500);
 
 /// A pulled job and its place in the intake.
 pub(crate) type Pulled = (Message, OwnedSemaphorePermit);
@@ -67,7 +62,6 @@ async fn pull_loop(
             .batch()
             .max_messages(wanted)
             .expires(PULL_EXPIRY)
-            .heartbeat(IDLE_HEARTBEAT)
             .messages()
             .await;
         // Readiness: this replica takes pool jobs once a request stands.
@@ -104,11 +98,6 @@ async fn pull_loop(
             };
             if sender.send(item).await.is_err() {
                 return;
-            }
-            // A failed request (a missed heartbeat: the consumer's leader
-            // moved) is abandoned for a new one.
-            if failed {
-                break;
             }
         }
         // A failing request (no responders while a leader is elected) is
