@@ -35,13 +35,11 @@ const MASTER_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 /// Herald's connections carry it, so the test terminates only those.
 const APPLICATION_NAME: &str = "herald-cluster-test";
 /// The longest pause a failure may cause at an endpoint (issue 18's
-/// target). Checked when `HERALD_CLUSTER_ASSERT_PAUSES=1`, as
-/// `make cluster-chaos` sets it: since held lanes (fairness), a leader
-/// change of `HERALD_JOBS` or `HERALD_EVENTS` has paused an endpoint for
-/// 10–22 s on this 2-core machine (lost pull requests waiting out their
-/// expiry, most likely), so `make test` prints the pauses and
-/// asserts what always holds (nothing lost, FIFO order, repeats only with
-/// seen webhook-ids).
+/// target), asserted when `HERALD_CLUSTER_ASSERT_PAUSES=1`, as
+/// `make cluster-chaos` sets it. `make test` prints the pauses (0–6 s here)
+/// and asserts what must hold on any machine: nothing lost, FIFO order,
+/// repeats only with seen webhook-ids; a leader election on CI's shared 2
+/// cores can take longer than the target on its own.
 const LONGEST_PAUSE: Duration = Duration::from_secs(10);
 /// The time given to each failure before the next.
 const FAILURE_GAP: Duration = Duration::from_secs(6);

@@ -7,7 +7,6 @@
 //! Nothing is consumed before the first complete configuration arrived: an
 //! event matched against an empty index would be acknowledged and lost.
 
-mod backlog;
 mod ordered;
 mod spans;
 mod subscriptions;
@@ -37,7 +36,6 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::backlog::Backlog;
 pub use crate::subscriptions::{Match, SubscriptionHandler, Subscriptions};
 
 /// Events pulled and fanned out together; their job publishes are pipelined.
@@ -122,10 +120,8 @@ pub async fn run(
         endpoints = subscriptions.len(),
         "subscription index loaded; fanning out"
     );
-    let backlog = Backlog::default();
-    tokio::spawn(backlog.clone().follow(bus.clone(), shutdown.clone()));
     tokio::try_join!(
-        fan_out_pool(&bus, &subscriptions, &backlog, &metrics, &shutdown),
+        fan_out_pool(&bus, &subscriptions, &metrics, &shutdown),
         ordered::run(
             bus.clone(),
             subscriptions.clone(),
@@ -141,7 +137,6 @@ pub async fn run(
 async fn fan_out_pool(
     bus: &Bus,
     subscriptions: &Subscriptions,
-    backlog: &Backlog,
     metrics: &FanoutMetrics,
     shutdown: &CancellationToken,
 ) -> Result<(), FanoutError> {
@@ -161,7 +156,7 @@ async fn fan_out_pool(
             hand_back(messages).await;
             continue;
         }
-        fan_out_batch(bus, subscriptions, backlog, metrics, messages).await;
+        fan_out_batch(bus, subscriptions, metrics, messages).await;
     }
 }
 
@@ -213,7 +208,6 @@ async fn hand_back(messages: Vec<herald_bus::async_nats::jetstream::Message>) {
 async fn fan_out_batch(
     bus: &Bus,
     subscriptions: &Subscriptions,
-    backlog: &Backlog,
     metrics: &FanoutMetrics,
     messages: Vec<herald_bus::async_nats::jetstream::Message>,
 ) {
@@ -248,12 +242,7 @@ async fn fan_out_batch(
         });
         span.record("herald.matches", matches.len() + ordered.len());
         let count = matches.len();
-        for mut matched in matches {
-            // A backlogged endpoint's jobs would only queue in the shared
-            // pool ahead of everyone else's, then move to its held lane.
-            if matched.lane == JobLane::Pool && backlog.contains(&matched.endpoint_id) {
-                matched.lane = JobLane::Held;
-            }
+        for matched in matches {
             // The job continues the trace of this event's span.
             jobs.push(span.in_scope(|| job_message(bus, &event, &wire, matched)));
         }
@@ -301,8 +290,6 @@ pub(crate) fn job_message(bus: &Bus, event: &Event, wire: &pb::Event, matched: M
         test: false,
         enqueued_at: Some(timestamp_to_wire(OffsetDateTime::now_utc())),
         recovery_job_id: String::new(),
-        schedule_position: 0,
-        not_before: None,
     };
     let mut job_headers = HeaderMap::new();
     job_headers.insert(headers::TENANT, event.tenant_id.as_str());

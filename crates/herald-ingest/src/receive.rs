@@ -19,7 +19,6 @@ use crate::{
     metrics::IngestMetrics,
     normalise::{NormalisedEvent, idempotency_key},
     publish::publish_all,
-    quota::EventQuotas,
 };
 
 /// Everything the HTTP and gRPC edges share.
@@ -32,7 +31,6 @@ pub(crate) struct Shared {
     pub max_body_bytes: usize,
     pub dedupe: DedupeKeys,
     pub horizons: DedupeHorizons,
-    pub quotas: EventQuotas,
 }
 
 /// How long each channel's idempotency keys are remembered: as long as the
