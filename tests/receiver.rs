@@ -103,6 +103,11 @@ impl Receiver {
         self.shared.lock().unwrap().status = status;
     }
 
+    /// Answers after `delay` from now on.
+    pub fn delay(&self, delay: Duration) {
+        self.shared.lock().unwrap().delay = delay;
+    }
+
     /// Answers 500 to this share of requests, at random.
     pub fn fail_randomly(&self, rate: f64) {
         self.shared.lock().unwrap().failure_rate = rate;

@@ -257,6 +257,7 @@ fn each_service_runs_as_its_own_process() {
                 "HERALD_DEAD",
                 "HERALD_EVENTS",
                 "HERALD_JOBS",
+                "KV_HERALD_BACKLOG",
                 "KV_HERALD_CIRCUITS",
                 "KV_HERALD_CONFIG",
                 "KV_HERALD_DEDUPE",

@@ -63,9 +63,9 @@ pub struct BusConfig {
 
     /// How long a delivery job may go unacknowledged before JetStream hands
     /// it to another worker. Workers extend it while a job is in progress,
-    /// so it bounds how long a crashed worker's jobs wait, not how long a
-    /// request may take.
-    #[arg(long = "delivery-ack-wait", env = "HERALD_DELIVERY_ACK_WAIT", default_value = "30s", value_parser = humantime::parse_duration)]
+    /// so it bounds how long a crashed worker's jobs wait (and jobs a lost
+    /// pull request was sent), not how long a request may take.
+    #[arg(long = "delivery-ack-wait", env = "HERALD_DELIVERY_ACK_WAIT", default_value = "5s", value_parser = humantime::parse_duration)]
     pub delivery_ack_wait: Duration,
 
     /// How long a FIFO lane's job may go unacknowledged before JetStream
@@ -94,7 +94,7 @@ impl BusConfig {
             dead_letter_retention: Duration::from_secs(14 * 24 * 3600),
             attempt_stream_retention: Duration::from_secs(24 * 3600),
             job_partitions: 16,
-            delivery_ack_wait: Duration::from_secs(30),
+            delivery_ack_wait: Duration::from_secs(5),
             fifo_ack_wait: Duration::from_secs(5),
             memory_storage: false,
         }

@@ -39,8 +39,8 @@ pub use crate::dedupe::{Claim, DedupeKeys};
 pub use crate::error::BusError;
 pub use crate::pull::Pull;
 pub use crate::topology::{
-    ConsumerRole, FIFO_FANOUT_ACK_WAIT, FIFO_FANOUT_BATCH, FIFO_FANOUT_PIN_TIMEOUT, JobLane,
-    Topology,
+    BACKLOG_MARK_TTL, ConsumerRole, FIFO_FANOUT_ACK_WAIT, FIFO_FANOUT_BATCH,
+    FIFO_FANOUT_PIN_TIMEOUT, HELD_MAX_ACK_PENDING, JobLane, Topology,
 };
 pub use async_nats;
 
@@ -180,6 +180,11 @@ impl Bus {
         self.bucket(self.topology.circuit_bucket()).await
     }
 
+    /// Endpoints marked as backlogged (created by [`Bus::ensure_streams`]).
+    pub async fn backlog(&self) -> Result<kv::Store, BusError> {
+        self.bucket(self.topology.backlog_bucket()).await
+    }
+
     /// Replay, recovery and redrive jobs (created by [`Bus::ensure_streams`]).
     pub async fn recovery_jobs(&self) -> Result<kv::Store, BusError> {
         self.bucket(self.topology.recovery_bucket()).await
@@ -238,6 +243,47 @@ impl Bus {
                 consumer: consumer_name,
                 source,
             })
+    }
+
+    /// Creates (or updates) the consumer of one endpoint's held lane.
+    pub async fn held_consumer(&self, endpoint: &EndpointId) -> Result<PullConsumer, BusError> {
+        let stream_name = self.topology.jobs_stream();
+        let consumer_config = self.topology.held_consumer_config(endpoint, &self.config);
+        let consumer_name = consumer_config.durable_name.clone().unwrap_or_default();
+        self.stream_handle(&stream_name)
+            .await?
+            .create_consumer(consumer_config)
+            .await
+            .map_err(|source| BusError::Consumer {
+                stream: stream_name,
+                consumer: consumer_name,
+                source,
+            })
+    }
+
+    /// The endpoints whose held lane holds jobs now, by the stream's own
+    /// subject counts (so a lane is found even when its consumer expired).
+    pub async fn held_lane_endpoints(&self) -> Result<Vec<EndpointId>, BusError> {
+        use futures::TryStreamExt;
+        let stream_name = self.topology.jobs_stream();
+        let read_error = |reason: String| BusError::Read {
+            stream: stream_name.clone(),
+            reason,
+        };
+        let subjects: Vec<(String, usize)> = self
+            .stream_handle(&stream_name)
+            .await?
+            .info_with_subjects(self.topology.held_lanes_filter())
+            .await
+            .map_err(|error| read_error(error.to_string()))?
+            .try_collect()
+            .await
+            .map_err(|error| read_error(error.to_string()))?;
+        Ok(subjects
+            .iter()
+            .filter(|(_, count)| *count > 0)
+            .filter_map(|(subject, _)| self.topology.held_lane_endpoint(subject))
+            .collect())
     }
 
     /// The endpoints that have a FIFO lane consumer now.
@@ -444,6 +490,14 @@ impl Bus {
     /// stream has work. Every consumer of Herald reads through this.
     pub fn pull(&self, consumer: PullConsumer, batch: usize) -> Pull {
         Pull::new(consumer, batch, self.pulling.clone())
+    }
+
+    /// Tells readiness whether a reader that pulls on its own (not through
+    /// [`Bus::pull`]) has a pull standing on a role's consumer.
+    pub fn report_pulling(&self, role: ConsumerRole, pulling: bool) {
+        if let Ok(mut consumers) = self.pulling.lock() {
+            consumers.insert(role.durable_name().to_owned(), pulling);
+        }
     }
 
     /// Whether this process's reader of a role's consumer has a pull

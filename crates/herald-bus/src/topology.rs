@@ -14,7 +14,7 @@ use crate::{BusConfig, BusError};
 /// | stream            | subjects                                                 |
 /// |-------------------|----------------------------------------------------------|
 /// | `HERALD_EVENTS`   | `herald.events.<tenant>.<event>.<channel>.<event type>`  |
-/// | `HERALD_JOBS`     | `herald.jobs.pool.<partition>.<endpoint>`, `herald.jobs.fifo.<endpoint>` |
+/// | `HERALD_JOBS`     | `herald.jobs.pool.<partition>.<endpoint>`, `herald.jobs.fifo.<endpoint>`, `herald.jobs.held.<endpoint>` |
 /// | `HERALD_ATTEMPTS` | `herald.attempts.<tenant>.<endpoint>`                    |
 /// | `HERALD_DEAD`     | `herald.dead.<tenant>.<endpoint>.<delivery>`             |
 ///
@@ -22,7 +22,9 @@ use crate::{BusConfig, BusError};
 /// endpoint), `HERALD_RECOVERY` (replay, recovery and redrive jobs),
 /// `HERALD_DEDUPE` (channel idempotency keys for their retry horizon),
 /// `HERALD_CONFIG` (the newest configuration revision fanout must have
-/// applied) and `HERALD_HANDBACKS` (how often a job was handed back unsent).
+/// applied), `HERALD_HANDBACKS` (how often a job was handed back unsent) and
+/// `HERALD_BACKLOG` (endpoints whose jobs go to their held lane, one key per
+/// endpoint, expiring unless refreshed).
 #[derive(Clone, Debug)]
 pub struct Topology {
     namespace: String,
@@ -45,6 +47,15 @@ pub enum ConsumerRole {
 }
 
 const FIFO_CONSUMER_PREFIX: &str = "fifo-";
+const HELD_CONSUMER_PREFIX: &str = "held-";
+
+/// How long an endpoint stays marked as backlogged unless delivery marks it
+/// again; delivery refreshes a mark well within it while the backlog lasts.
+pub const BACKLOG_MARK_TTL: Duration = Duration::from_secs(30);
+/// Jobs of one held lane handed out and not yet settled, waiting retries
+/// included: enough for any endpoint's concurrency, small enough that a
+/// lane never holds much in memory.
+pub const HELD_MAX_ACK_PENDING: i64 = 256;
 
 /// The priority group of [`ConsumerRole::FanoutFifo`]: the server hands its
 /// events to one pinned client at a time.
@@ -68,6 +79,10 @@ pub enum JobLane {
     Pool,
     /// Delivered one at a time, in order.
     Fifo,
+    /// The endpoint cannot take work soon (open circuit, full slots, spent
+    /// rate) or its jobs wait out retry delays: they wait here, pulled only
+    /// while the endpoint can take them, out of the pool's way.
+    Held,
 }
 
 impl ConsumerRole {
@@ -170,12 +185,31 @@ impl Topology {
                 self.job_partition(endpoint)
             ),
             JobLane::Fifo => format!("{}.jobs.fifo.{endpoint}", self.namespace),
+            JobLane::Held => format!("{}.jobs.held.{endpoint}", self.namespace),
         }
     }
 
     /// Every FIFO lane's subject.
     pub fn fifo_lanes_filter(&self) -> String {
         format!("{}.jobs.fifo.*", self.namespace)
+    }
+
+    /// Every held lane's subjects.
+    pub fn held_lanes_filter(&self) -> String {
+        format!("{}.jobs.held.>", self.namespace)
+    }
+
+    /// The endpoint whose held lane a subject is, if it is one.
+    pub fn held_lane_endpoint(&self, subject: &str) -> Option<EndpointId> {
+        let endpoint = subject
+            .strip_prefix(&self.namespace)?
+            .strip_prefix(".jobs.held.")?;
+        EndpointId::parse(endpoint).ok()
+    }
+
+    /// The durable consumer that reads one endpoint's held lane.
+    pub fn held_consumer_name(&self, endpoint: &EndpointId) -> String {
+        format!("{HELD_CONSUMER_PREFIX}{endpoint}")
     }
 
     /// The durable consumer that reads one FIFO endpoint's lane.
@@ -210,6 +244,10 @@ impl Topology {
 
     pub fn handback_bucket(&self) -> String {
         self.stream_name("HANDBACKS")
+    }
+
+    pub fn backlog_bucket(&self) -> String {
+        self.stream_name("BACKLOG")
     }
 
     pub fn attempt_subject(&self, tenant: &TenantId, endpoint: &EndpointId) -> String {
@@ -342,6 +380,17 @@ impl Topology {
                 ..Default::default()
             },
             kv::Config {
+                bucket: self.backlog_bucket(),
+                description: "Endpoints whose new jobs go straight to their held lane".to_owned(),
+                history: 1,
+                // A mark nobody refreshes (the backlog drained, or delivery
+                // stopped) expires by itself.
+                max_age: BACKLOG_MARK_TTL,
+                storage,
+                num_replicas: usize::from(config.replicas),
+                ..Default::default()
+            },
+            kv::Config {
                 bucket: self.recovery_bucket(),
                 description: "Replay, recovery and redrive jobs and their progress".to_owned(),
                 history: 1,
@@ -459,6 +508,30 @@ impl Topology {
         }
     }
 
+    /// One endpoint's held lane: every replica pulls it while the endpoint
+    /// can take work, so its backlog waits in the stream, never in the
+    /// pool's unacknowledged set. Idle lanes' consumers are removed by the
+    /// server; the jobs stay in the work queue and a new consumer starts at
+    /// the oldest.
+    pub(crate) fn held_consumer_config(
+        &self,
+        endpoint: &EndpointId,
+        config: &BusConfig,
+    ) -> consumer::pull::Config {
+        consumer::pull::Config {
+            durable_name: Some(self.held_consumer_name(endpoint)),
+            description: Some(format!("Held lane of endpoint {endpoint}")),
+            filter_subject: self.job_subject(endpoint, JobLane::Held),
+            ack_policy: consumer::AckPolicy::Explicit,
+            deliver_policy: consumer::DeliverPolicy::All,
+            ack_wait: config.delivery_ack_wait,
+            max_ack_pending: HELD_MAX_ACK_PENDING,
+            max_deliver: -1,
+            inactive_threshold: Duration::from_secs(3600),
+            ..Default::default()
+        }
+    }
+
     /// One FIFO endpoint's lane: one job outstanding at a time, so the lane
     /// is delivered in publish order whichever replica pulls, and a failing
     /// head (negatively acknowledged with its retry delay) holds the rest.
@@ -553,6 +626,13 @@ mod tests {
         assert_eq!(
             topology.job_subject(&endpoint, JobLane::Fifo),
             format!("herald.jobs.fifo.{endpoint}")
+        );
+        let held = topology.job_subject(&endpoint, JobLane::Held);
+        assert_eq!(held, format!("herald.jobs.held.{endpoint}"));
+        assert_eq!(topology.held_lane_endpoint(&held), Some(endpoint));
+        assert_eq!(
+            topology.held_lane_endpoint(&topology.job_subject(&endpoint, JobLane::Pool)),
+            None
         );
     }
 

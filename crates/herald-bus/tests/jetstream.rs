@@ -44,6 +44,7 @@ async fn setup_creates_every_stream_and_is_idempotent() {
             "HERALD_DEAD",
             "HERALD_EVENTS",
             "HERALD_JOBS",
+            "KV_HERALD_BACKLOG",
             "KV_HERALD_CIRCUITS",
             "KV_HERALD_CONFIG",
             "KV_HERALD_DEDUPE",

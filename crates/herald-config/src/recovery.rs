@@ -685,6 +685,8 @@ impl ConfigState {
             test: false,
             enqueued_at: Some(timestamp_to_wire(OffsetDateTime::now_utc())),
             recovery_job_id: job.id.clone(),
+            schedule_position: 0,
+            not_before: None,
         };
         let mut job_headers = resend.trace.clone();
         job_headers.insert(headers::TENANT, job.tenant_id.as_str());

@@ -94,6 +94,17 @@ impl Circuits {
         }
     }
 
+    /// How long until the circuit lets a delivery through (zero when a
+    /// probe is due), or `None` when it is closed; changes nothing.
+    pub(crate) fn wait(&self, endpoint: &str) -> Option<Duration> {
+        let (mut circuit, _) = self.seen(endpoint)?;
+        match circuit.admit(now()) {
+            Admission::Send => None,
+            Admission::Probe => Some(Duration::ZERO),
+            Admission::Wait(wait) => Some(wait),
+        }
+    }
+
     /// What a delivery to `endpoint` may do now.
     pub(crate) async fn admit(&self, endpoint: &str) -> Admission {
         loop {

@@ -45,6 +45,7 @@ use crate::{
     attempt::{record_url, redacted_headers},
     circuits::Circuits,
     client::{self, Response, Sender},
+    held::{self, HeldLanes, Holding},
     limits::EndpointLimits,
     metrics::{DeliveryMetrics, Outcome},
     rate::RateLimiter,
@@ -69,12 +70,27 @@ pub(crate) struct Context {
     pub metrics: DeliveryMetrics,
     pub global: Semaphore,
     pub endpoints: Arc<EndpointLimits>,
+    /// Per tenant: the same limits keyed by tenant id.
+    pub tenants: Arc<EndpointLimits>,
     pub circuits: Circuits,
     pub rate_limiter: RateLimiter,
     /// How often each job was handed back without an attempt.
     pub handbacks: Handbacks,
+    pub held: HeldLanes,
     /// Cancelled at shutdown: jobs that have not started hand themselves back.
     pub stop: CancellationToken,
+}
+
+/// Where a job was pulled from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// The shared pool: a job its endpoint cannot take soon, or a retry,
+    /// moves to the endpoint's held lane.
+    Pool,
+    /// A FIFO lane: everything waits in place, in order.
+    Fifo,
+    /// An endpoint's held lane: each message is one try.
+    Held,
 }
 
 /// What JetStream is told about a job.
@@ -86,6 +102,9 @@ enum Settlement {
     Retry(Duration),
     /// Not started before shutdown: hand it back at once.
     Release,
+    /// Not due yet (a held retry): hand it back to be delivered again after
+    /// the delay, without an attempt.
+    Wait(Duration),
     /// Can never be delivered.
     Terminate,
     /// The attempt record was not stored: say nothing, so the ack wait
@@ -117,18 +136,24 @@ impl Decided {
 
 /// Runs one job to its settlement, in the span of this attempt, reporting
 /// progress this often (its consumer's ack wait decides).
-pub(crate) async fn handle(context: Arc<Context>, message: Message, progress_every: Duration) {
+pub(crate) async fn handle(
+    context: Arc<Context>,
+    message: Message,
+    progress_every: Duration,
+    source: Source,
+) {
     let span = spans::attempt(&message);
-    settle(context, message, progress_every)
+    settle(context, message, progress_every, source)
         .instrument(span)
         .await
 }
 
-async fn settle(context: Arc<Context>, message: Message, progress_every: Duration) {
-    let (settlement, handed_back) = match Job::decode(&message) {
+async fn settle(context: Arc<Context>, message: Message, progress_every: Duration, source: Source) {
+    let (settlement, handed_back) = match Job::decode(&message, source) {
         Ok(mut job) => {
             let handed_back = job.discount_handbacks(&context.handbacks).await;
-            let settlement = with_progress(&message, progress_every, job.process(&context)).await;
+            let settlement =
+                with_progress(&message, progress_every, job.process(&context, &message)).await;
             (settlement, handed_back)
         }
         Err(error) => {
@@ -142,14 +167,17 @@ async fn settle(context: Arc<Context>, message: Message, progress_every: Duratio
         Settlement::Ack => message.ack().await,
         Settlement::Retry(delay) => message.ack_with(AckKind::Nak(Some(delay))).await,
         Settlement::Release => {
-            // JetStream counts this delivery; the job's attempt numbers must not.
-            if let Some(sequence) = sequence
+            // JetStream counts this delivery; the job's attempt numbers must
+            // not. A held lane's message is one try whatever its count.
+            if source != Source::Held
+                && let Some(sequence) = sequence
                 && let Err(error) = context.handbacks.add(sequence).await
             {
                 tracing::warn!(subject = %message.subject, %error, "cannot count a hand-back; the job's next attempt number skips one");
             }
             message.ack_with(AckKind::Nak(None)).await
         }
+        Settlement::Wait(delay) => message.ack_with(AckKind::Nak(Some(delay))).await,
         Settlement::Terminate => message.ack_with(AckKind::Term).await,
         Settlement::Redeliver => Ok(()),
     };
@@ -199,12 +227,18 @@ struct Job {
     /// 1 for the first try since this job was enqueued: where the retry
     /// schedule stands.
     attempt_in_job: u32,
+    /// Whether JetStream delivered this message before (a retry, or a
+    /// hand-back at shutdown).
+    redelivered: bool,
     /// The job message's place in its stream, which keys its hand-backs.
     stream_sequence: u64,
     endpoint_revision: u64,
     enqueued_at: Option<OffsetDateTime>,
+    /// A held retry is not tried before this time.
+    not_before: Option<OffsetDateTime>,
     trigger: i32,
     test: bool,
+    source: Source,
 }
 
 /// An attempt record and what follows once it is stored.
@@ -217,7 +251,7 @@ struct Decided {
 }
 
 impl Job {
-    fn decode(message: &Message) -> Result<Job, InvalidJob> {
+    fn decode(message: &Message, source: Source) -> Result<Job, InvalidJob> {
         let info = message
             .info()
             .map_err(|error| InvalidJob::Info(error.to_string()))?;
@@ -226,23 +260,32 @@ impl Job {
         let wire_event = wire.event.ok_or(InvalidJob::NoEvent)?;
         let event = Event::try_from(wire_event.clone())?;
         // The delivery count is 1 on first delivery and grows with every
-        // redelivery, retries included.
-        let deliveries = u32::try_from(delivered.max(1)).unwrap_or(u32::MAX);
+        // redelivery, retries included. A held lane's message is one try
+        // (a retry moves on as a new message); its count grows with waits.
+        let deliveries = match source {
+            Source::Held => 1,
+            Source::Pool | Source::Fifo => u32::try_from(delivered.max(1)).unwrap_or(u32::MAX),
+        };
         Ok(Job {
             delivery_id: DeliveryId::parse(&wire.delivery_id).map_err(InvalidJob::DeliveryId)?,
             endpoint_id: EndpointId::parse(&wire.endpoint_id).map_err(InvalidJob::EndpointId)?,
             event,
             wire_event,
             attempt: wire.attempts_made.saturating_add(deliveries),
-            attempt_in_job: deliveries,
+            attempt_in_job: wire.schedule_position.saturating_add(deliveries),
+            redelivered: deliveries > 1,
             stream_sequence,
             endpoint_revision: wire.endpoint_revision,
             // Only used to bound a wait; a bad value means "no wait budget known".
             enqueued_at: wire
                 .enqueued_at
                 .and_then(|at| timestamp_from_wire("enqueued_at", Some(at)).ok()),
+            not_before: wire
+                .not_before
+                .and_then(|at| timestamp_from_wire("not_before", Some(at)).ok()),
             trigger: wire.trigger,
             test: wire.test,
+            source,
         })
     }
 
@@ -250,7 +293,7 @@ impl Job {
     /// started) out of the attempt numbers. Whether there were any.
     async fn discount_handbacks(&mut self, handbacks: &Handbacks) -> bool {
         // Only a redelivered job can have been handed back.
-        if self.attempt_in_job <= 1 {
+        if !self.redelivered {
             return false;
         }
         let count = match handbacks.count(self.stream_sequence).await {
@@ -268,13 +311,20 @@ impl Job {
         true
     }
 
-    async fn process(&self, context: &Context) -> Settlement {
+    async fn process(&self, context: &Context, message: &Message) -> Settlement {
         let span = tracing::Span::current();
         span.record("herald.delivery.id", self.delivery_id.as_str());
         span.record("herald.attempt", self.attempt);
         span.record("herald.test", self.test);
+        // Checked before the circuit, which a due probe would take.
+        if let Some(wait) = self.not_due() {
+            return Settlement::Wait(wait);
+        }
         if !self.await_config(&context.cache, &context.stop).await {
             return Settlement::Release;
+        }
+        if self.hold_if_busy(context, message).await {
+            return Settlement::Ack;
         }
         // A test is its owner asking for one answer now: it neither waits
         // for the circuit nor counts against the rate.
@@ -282,8 +332,9 @@ impl Job {
             return Settlement::Release;
         }
         let slot = context.endpoints.slot(self.endpoint_id.as_str());
-        // The endpoint's permit first, then its rate: a job holds a global
-        // permit only once it can actually send.
+        // The endpoint's permit first, then its rate, then its tenant's: a
+        // job holds a global permit only once it can actually send. A job
+        // counts towards its tenant only once its endpoint can take it.
         let permits = async {
             let endpoint = slot.acquire().await.ok()?;
             if let Some(limit) = self.rate_limit(&context.cache).filter(|_| !self.test)
@@ -294,8 +345,14 @@ impl Job {
             {
                 return None;
             }
+            let tenant = context
+                .tenants
+                .slot(self.event.tenant_id.as_str())
+                .acquire_owned()
+                .await
+                .ok()?;
             let global = context.global.acquire().await.ok()?;
-            Some((endpoint, global))
+            Some((endpoint, tenant, global))
         };
         let _permits = tokio::select! {
             biased;
@@ -339,7 +396,84 @@ impl Job {
                 return Settlement::Terminate;
             }
         };
-        self.record(&context.bus, &context.metrics, decided).await
+        match self.record(&context.bus, &context.metrics, decided).await {
+            Settlement::Retry(delay) if self.source != Source::Fifo => {
+                self.retry_in_lane(context, message, delay).await
+            }
+            settlement => settlement,
+        }
+    }
+
+    /// How long a held retry still has to wait.
+    fn not_due(&self) -> Option<Duration> {
+        let not_before = self.not_before?;
+        Duration::try_from(not_before - OffsetDateTime::now_utc())
+            .ok()
+            .filter(|wait| !wait.is_zero())
+    }
+
+    /// Moves a pool job whose endpoint cannot take it soon to the
+    /// endpoint's held lane, where it keeps its attempt number. True when
+    /// it moved (the pool message is then acknowledged); a failed move
+    /// leaves it waiting here, as before held lanes.
+    async fn hold_if_busy(&self, context: &Context, message: &Message) -> bool {
+        if self.source != Source::Pool || self.test {
+            return false;
+        }
+        let load = held::load(
+            context,
+            &self.endpoint_id,
+            self.event.tenant_id.as_str(),
+            self.rate_limit(&context.cache),
+        );
+        let Some(reason) = load.hold_reason() else {
+            return false;
+        };
+        let holding = Holding {
+            // This delivery of the pool message was not an attempt.
+            attempts_made: self.attempt.saturating_sub(1),
+            schedule_position: self.attempt_in_job.saturating_sub(1),
+            not_before: None,
+            reason: Some(reason),
+        };
+        match held::hold(context, message, &self.endpoint_id, holding).await {
+            Ok(()) => {
+                tracing::debug!(delivery = %self.delivery_id, endpoint = %self.endpoint_id, reason = reason.as_str(), "moved to the held lane");
+                true
+            }
+            Err(error) => {
+                tracing::warn!(delivery = %self.delivery_id, endpoint = %self.endpoint_id, %error, "cannot move a job to its held lane; it waits in the pool");
+                false
+            }
+        }
+    }
+
+    /// Moves a failed attempt's retry to the endpoint's held lane, due after
+    /// `delay`, so it waits outside the shared pool.
+    async fn retry_in_lane(
+        &self,
+        context: &Context,
+        message: &Message,
+        delay: Duration,
+    ) -> Settlement {
+        let not_before = time::Duration::try_from(delay)
+            .ok()
+            .and_then(|delay| OffsetDateTime::now_utc().checked_add(delay));
+        let holding = Holding {
+            attempts_made: self.attempt,
+            schedule_position: self.attempt_in_job,
+            not_before,
+            reason: None,
+        };
+        match held::hold(context, message, &self.endpoint_id, holding).await {
+            Ok(()) => Settlement::Ack,
+            Err(error) => {
+                // Waiting in place keeps the schedule; in a held lane the
+                // next try then repeats this attempt's number.
+                tracing::warn!(delivery = %self.delivery_id, %error, "cannot move a retry to its held lane; it waits where it is");
+                Settlement::Retry(delay)
+            }
+        }
     }
 
     /// Waits while the endpoint's circuit is open, holding the job (and
@@ -363,19 +497,7 @@ impl Job {
 
     /// The endpoint's rate limit, when it has a valid one.
     fn rate_limit(&self, cache: &ConfigCache) -> Option<RateLimit> {
-        let snapshot = cache.snapshot();
-        let limit = snapshot
-            .endpoints
-            .get(self.endpoint_id.as_str())?
-            .endpoint
-            .as_ref()?
-            .spec
-            .as_ref()?
-            .rate_limit?;
-        if limit.per_second <= 0.0 {
-            return None;
-        }
-        RateLimit::new(limit.per_second, limit.burst).ok()
+        held::rate_limit(cache, &self.endpoint_id)
     }
 
     /// Waits until the cache holds the endpoint at the revision the job was

@@ -171,7 +171,7 @@ async fn pull_lane(
             _ = stop.cancelled() => return Ok(LaneEnd::Stopped),
             message = messages.next() => match message {
                 // One job at a time: the next pull waits for this settlement.
-                Some(message) => job::handle(context.clone(), message, progress_every).await,
+                Some(message) => job::handle(context.clone(), message, progress_every, job::Source::Fifo).await,
                 None => return Err("the lane's message stream ended".to_owned()),
             },
             _ = drain_check.tick() => {

@@ -2,10 +2,16 @@
 //! their endpoints, and publishes one attempt record per try.
 //!
 //! Design decisions:
-//! - Retries are JetStream redeliveries. A failed job is negatively
-//!   acknowledged with the schedule's delay, so the wait survives every
+//! - Retries wait in JetStream. A failed job moves to its endpoint's held
+//!   lane, due after the schedule's delay (a FIFO lane's head is negatively
+//!   acknowledged with the delay instead), so the wait survives every
 //!   process restarting and no timer lives in memory. The attempt number is
-//!   the job's `attempts_made` plus JetStream's delivery count.
+//!   the job's `attempts_made` plus JetStream's delivery count (one, in a
+//!   held lane, where every message is one try).
+//! - The shared pool holds only work this replica can do soon: it is pulled
+//!   with flow control, and a job whose endpoint cannot take it soon (open
+//!   circuit, full slots, spent rate) moves to the endpoint's held lane, so
+//!   one tenant's backlog never stops another tenant's deliveries.
 //! - A job is settled only after its attempt record is acknowledged by the
 //!   bus: a crash in between repeats the attempt, it never loses the record.
 //! - The endpoint, its secrets and its status come from the Watch-fed cache
@@ -13,9 +19,10 @@
 //!   to queued jobs and to retries.
 //! - Circuits are shared by every replica (see `circuits`): one probe per
 //!   cooldown reaches a dead receiver, however many replicas there are.
-//! - Concurrency is bounded twice: per endpoint, then globally. A job first
-//!   waits for its endpoint's permit and only then takes a global one, so a
-//!   slow endpoint holds at most its own share of global permits and never
+//! - Concurrency is bounded three times: per endpoint, per tenant, then
+//!   globally. A job first waits for its endpoint's permit, then its
+//!   tenant's, and only then takes a global one, so a slow endpoint or a
+//!   busy tenant holds at most its own share of global permits and never
 //!   starves the others. The pull loop itself never waits on an endpoint.
 //! - Every connection goes only to an address the SSRF classifier approved:
 //!   names are resolved once by a resolver that drops refused addresses, and
@@ -24,18 +31,19 @@
 mod attempt;
 mod circuits;
 mod client;
+mod held;
 mod job;
 mod lanes;
 mod limits;
 mod metrics;
+mod pool;
 mod rate;
 mod spans;
 
 use std::{sync::Arc, time::Duration};
 
-use futures::StreamExt;
 use herald_bus::{Bus, ConsumerRole};
-use herald_core::{address::AllowList, circuit::CircuitPolicy};
+use herald_core::{address::AllowList, circuit::CircuitPolicy, fairness};
 use herald_watch::ConfigCache;
 use tokio::{
     sync::{Semaphore, watch},
@@ -48,8 +56,9 @@ use crate::{
 };
 pub use crate::{client::ClientError, metrics::DeliveryMetrics};
 
-/// Jobs pulled per request; JetStream refills as they are handed out.
-const PULL_BATCH: usize = 150;
+/// Pool jobs a replica takes beyond its global slots: jobs waiting a
+/// moment for an endpoint slot, or on their way to a held lane.
+const POOL_MARGIN: usize = 64;
 /// How long shutdown waits for NATS to confirm the last acknowledgements.
 const FINAL_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -62,6 +71,10 @@ pub struct DeliveryArgs {
     /// Most requests in flight to one endpoint, so a slow endpoint cannot take every slot.
     #[arg(long, env = "HERALD_DELIVERY_MAX_PER_ENDPOINT", default_value_t = 32)]
     pub max_per_endpoint: usize,
+    /// Most requests in flight for one tenant's endpoints together, so one
+    /// tenant cannot take every slot.
+    #[arg(long, env = "HERALD_DELIVERY_MAX_PER_TENANT", default_value_t = 256)]
+    pub max_per_tenant: usize,
     /// TCP+TLS connect timeout.
     #[arg(id = "delivery_connect_timeout", long = "connect-timeout", env = "HERALD_DELIVERY_CONNECT_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     pub connect_timeout: std::time::Duration,
@@ -104,6 +117,7 @@ impl DeliverySettings {
         for (flag, value) in [
             ("--max-in-flight", self.args.max_in_flight),
             ("--max-per-endpoint", self.args.max_per_endpoint),
+            ("--max-per-tenant", self.args.max_per_tenant),
         ] {
             if !(1..=Semaphore::MAX_PERMITS).contains(&value) {
                 return Err(DeliveryError::InvalidSetting {
@@ -163,9 +177,9 @@ pub async fn run(
     let consumer = bus.consumer(ConsumerRole::Delivery).await?;
     let rate_limits = bus.rate_limits().await?;
     let circuit_bucket = bus.circuits().await?;
-    let progress_every = progress_interval(&consumer);
-    let mut messages = bus.pull(consumer, PULL_BATCH);
     let handbacks = bus.handbacks().await?;
+    let (held_lanes, lanes_to_start) = held::HeldLanes::new(bus.backlog().await?);
+    let progress_every = progress_interval(&consumer);
     tracing::info!(
         endpoints = cache.snapshot().endpoints.len(),
         max_in_flight = settings.args.max_in_flight,
@@ -183,6 +197,10 @@ pub async fn run(
         metrics: metrics.clone(),
         global: Semaphore::new(settings.args.max_in_flight),
         endpoints: Arc::new(EndpointLimits::new(settings.args.max_per_endpoint)),
+        tenants: Arc::new(EndpointLimits::new(fairness::tenant_share(
+            settings.args.max_in_flight,
+            settings.args.max_per_tenant,
+        ))),
         circuits: Circuits::new(
             CircuitPolicy {
                 failure_threshold: settings.args.circuit_failures,
@@ -194,6 +212,7 @@ pub async fn run(
         ),
         rate_limiter: RateLimiter::new(rate_limits),
         handbacks,
+        held: held_lanes,
         stop: stop.clone(),
     });
     let circuits = tokio::spawn({
@@ -203,15 +222,28 @@ pub async fn run(
     });
     let lanes = tokio::spawn(lanes::run(context.clone(), stop.clone()));
     tokio::spawn(lanes::sample_backlog(context.clone(), stop.clone()));
+    let held_lanes = tokio::spawn(held::run(context.clone(), lanes_to_start, stop.clone()));
+    // Only as many pool jobs as this replica can work on soon: the rest
+    // stay in the stream for any replica (see pool.rs).
+    let mut messages = pool::pull(
+        &bus,
+        consumer,
+        settings.args.max_in_flight.saturating_add(POOL_MARGIN),
+        stop.clone(),
+    );
     let mut jobs = JoinSet::new();
     let outcome = loop {
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => break Ok(()),
             Some(finished) = jobs.join_next(), if !jobs.is_empty() => report_panic(finished),
-            message = messages.next() => match message {
-                Some(message) => {
-                    jobs.spawn(job::handle(context.clone(), message, progress_every));
+            message = messages.recv() => match message {
+                Some((message, intake)) => {
+                    let context = context.clone();
+                    jobs.spawn(async move {
+                        job::handle(context, message, progress_every, job::Source::Pool).await;
+                        drop(intake);
+                    });
                 }
                 None => break Err(DeliveryError::Consume("the consumer stream ended".to_owned())),
             },
@@ -230,6 +262,7 @@ pub async fn run(
     }
     report_panic(lanes.await);
     report_panic(circuits.await);
+    report_panic(held_lanes.await);
     // Acknowledgements are buffered publishes: flush them before the caller
     // closes the connection. A flush waits for the server, so with NATS
     // down it would hold the shutdown forever.

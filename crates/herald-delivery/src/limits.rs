@@ -6,7 +6,7 @@ use std::{
     sync::{Arc, Mutex, MutexGuard},
 };
 
-use tokio::sync::{AcquireError, Semaphore, SemaphorePermit};
+use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore, SemaphorePermit};
 
 #[derive(Debug)]
 pub(crate) struct EndpointLimits {
@@ -36,6 +36,18 @@ impl EndpointLimits {
         }
     }
 
+    /// Jobs holding or waiting for one of the endpoint's slots now.
+    pub(crate) fn queued(&self, endpoint: &str) -> usize {
+        // Every EndpointSlot holds one clone; the map holds the other.
+        self.lock().get(endpoint).map_or(0, |semaphore| {
+            Arc::strong_count(semaphore).saturating_sub(1)
+        })
+    }
+
+    pub(crate) fn per_endpoint(&self) -> usize {
+        self.per_endpoint
+    }
+
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<Semaphore>>> {
         // The map stays consistent even if a holder panicked: every change
         // is a single insert or remove.
@@ -62,6 +74,22 @@ impl EndpointSlot {
     pub(crate) async fn acquire(&self) -> Result<SemaphorePermit<'_>, AcquireError> {
         self.semaphore.acquire().await
     }
+
+    /// A permit that keeps its claim alive, for a claim made while waiting.
+    pub(crate) async fn acquire_owned(self) -> Result<OwnedSlotPermit, AcquireError> {
+        let permit = self.semaphore.clone().acquire_owned().await?;
+        Ok(OwnedSlotPermit {
+            _permit: permit,
+            _slot: self,
+        })
+    }
+}
+
+/// A permit and the claim it was taken on; the permit is returned first.
+#[derive(Debug)]
+pub(crate) struct OwnedSlotPermit {
+    _permit: OwnedSemaphorePermit,
+    _slot: EndpointSlot,
 }
 
 impl Drop for EndpointSlot {
@@ -99,6 +127,8 @@ mod tests {
             let other = limits.slot("ep_b");
             let _elsewhere = other.acquire().await.unwrap();
             assert_eq!(limits.tracked(), 2);
+            assert_eq!(limits.queued("ep_a"), 2);
+            assert_eq!(limits.queued("ep_b"), 1);
         }
         assert_eq!(limits.tracked(), 1, "an idle endpoint is forgotten");
         drop(two);

@@ -24,6 +24,11 @@ struct OutcomeLabels {
     outcome: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
 /// How an attempt ended, as counted in `herald_deliveries_total`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Outcome {
@@ -61,6 +66,7 @@ pub struct DeliveryMetrics {
     fifo_lanes_backlogged: Gauge,
     fifo_jobs_waiting: Gauge,
     fifo_oldest_job_age: Gauge<f64, AtomicU64>,
+    held: Family<ReasonLabels, Counter>,
 }
 
 impl DeliveryMetrics {
@@ -81,6 +87,7 @@ impl DeliveryMetrics {
             fifo_lanes_backlogged: Gauge::default(),
             fifo_jobs_waiting: Gauge::default(),
             fifo_oldest_job_age: Gauge::default(),
+            held: Family::default(),
         };
         registry.register(
             "herald_deliveries",
@@ -140,12 +147,21 @@ impl DeliveryMetrics {
             "Age of the oldest job waiting in any FIFO lane (0 when every lane is empty)",
             metrics.fifo_oldest_job_age.clone(),
         );
+        registry.register(
+            "herald_delivery_jobs_held",
+            "Jobs moved out of the shared pool to their endpoint's held lane, by reason (circuit_open, slots_full, rate_spent, retry)",
+            metrics.held.clone(),
+        );
         metrics
     }
 
     pub(crate) fn circuits_open(&self, count: usize) {
         self.circuits_open
             .set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+
+    pub(crate) fn held(&self, reason: &'static str) {
+        self.held.get_or_create(&ReasonLabels { reason }).inc();
     }
 
     pub(crate) fn fifo_backlog(&self, lanes: u64, jobs: u64, oldest_job_age: Duration) {

@@ -80,6 +80,7 @@ fn delivery_args() -> DeliveryArgs {
     DeliveryArgs {
         max_in_flight: 64,
         max_per_endpoint: 8,
+        max_per_tenant: 256,
         connect_timeout: Duration::from_secs(2),
         circuit_failures: 10,
         circuit_cooldown: Duration::from_secs(30),
@@ -343,6 +344,8 @@ impl Harness {
             test: false,
             enqueued_at: Some(timestamp_to_wire(enqueued_at)),
             recovery_job_id: String::new(),
+            schedule_position: 0,
+            not_before: None,
         };
         let mut job_headers = HeaderMap::new();
         job_headers.insert(headers::TENANT, endpoint.tenant_id.as_str());
@@ -1261,4 +1264,206 @@ async fn hardening_17_handback_keeps_attempt_numbers() {
     );
     // The retry was on the schedule's first delay, not past its end.
     assert_eq!(receiver.received().len(), 4);
+}
+
+/// The pool consumer's jobs handed out and not yet settled.
+async fn pool_ack_pending(herald: &Harness) -> u64 {
+    herald
+        .bus
+        .consumer_lag(herald_bus::ConsumerRole::Delivery)
+        .await
+        .unwrap()
+        .unwrap()
+        .ack_pending
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topology_01_a_retry_waits_in_its_endpoints_held_lane_not_in_the_shared_pool() {
+    let herald = start("127.0.0.0/8").await;
+    let tenant = herald.tenant().await;
+    let receiver = Receiver::start("127.0.0.1").await;
+    let endpoint = herald
+        .active_endpoint(&tenant, spec(&receiver.url(), &[2_000, 2_000]))
+        .await;
+    receiver.script([Reply::status(500), Reply::status(503)]);
+
+    let (delivery, event) = herald.publish_job(&endpoint.endpoint).await;
+    receiver.wait_for(2).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        pool_ack_pending(&herald).await,
+        0,
+        "the retry holds no place in the pool shared by every tenant"
+    );
+    let requests = receiver.wait_for(4).await;
+    let tries = &requests[1..];
+    for pair in tries.windows(2) {
+        let gap = pair[1].at - pair[0].at;
+        assert!(
+            gap >= Duration::from_millis(2_000) && gap < Duration::from_millis(3_500),
+            "{gap:?}"
+        );
+    }
+    let attempts = herald.attempts(&tenant, &event, 3).await;
+    let numbers: Vec<(u32, String, pb::AttemptStatus)> = attempts
+        .iter()
+        .map(|attempt| (attempt.attempt, attempt.id.clone(), attempt.status()))
+        .collect();
+    assert_eq!(
+        numbers,
+        [
+            (
+                1,
+                AttemptId::for_delivery(&delivery, 1).to_string(),
+                pb::AttemptStatus::Retrying
+            ),
+            (
+                2,
+                AttemptId::for_delivery(&delivery, 2).to_string(),
+                pb::AttemptStatus::Retrying
+            ),
+            (
+                3,
+                AttemptId::for_delivery(&delivery, 3).to_string(),
+                pb::AttemptStatus::Succeeded
+            ),
+        ]
+    );
+    assert!(
+        herald
+            .metrics_text()
+            .contains("herald_delivery_jobs_held_total{reason=\"retry\"} 2")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topology_01_an_open_circuits_backlog_leaves_the_shared_pool_and_drains_after() {
+    let herald = start_with(
+        "127.0.0.0/8",
+        DeliveryArgs {
+            circuit_failures: 1,
+            // Long enough to publish the backlog and look before the probe.
+            circuit_cooldown: Duration::from_secs(10),
+            circuit_max_cooldown: Duration::from_secs(10),
+            ..delivery_args()
+        },
+    )
+    .await;
+    let tenant = herald.tenant().await;
+    let receiver = Receiver::start("127.0.0.1").await;
+    let endpoint = herald
+        .active_endpoint(&tenant, spec(&receiver.url(), &[30_000]))
+        .await;
+    receiver.script([Reply::status(500)]);
+    let (_, first) = herald.publish_job(&endpoint.endpoint).await;
+    receiver.wait_for(2).await;
+
+    // The circuit is open: the next jobs move to the held lane at once.
+    let events: Vec<Event> =
+        futures::future::join_all((0..40).map(|_| herald.publish_job(&endpoint.endpoint)))
+            .await
+            .into_iter()
+            .map(|(_, event)| event)
+            .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let lag = herald
+        .bus
+        .consumer_lag(herald_bus::ConsumerRole::Delivery)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (lag.pending, lag.ack_pending),
+        (0, 0),
+        "nothing of the open circuit's backlog waits in the pool"
+    );
+    assert_eq!(receiver.received().len(), 2, "no request while it is open");
+
+    // After the cooldown one probe closes it and the backlog follows, each
+    // delivery on its first attempt.
+    let deadline = Instant::now() + PATIENCE;
+    while receiver.received().len() < 2 + 40 {
+        assert!(Instant::now() < deadline, "the backlog did not drain");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for event in &events {
+        let attempts = herald.attempts(&tenant, event, 1).await;
+        assert_eq!(attempts[0].attempt, 1);
+        assert_eq!(attempts[0].status(), pb::AttemptStatus::Succeeded);
+    }
+    let retried = herald.attempts(&tenant, &first, 1).await;
+    assert_eq!(retried[0].status(), pb::AttemptStatus::Retrying);
+    let metrics = herald.metrics_text();
+    assert!(
+        metrics.contains("herald_delivery_jobs_held_total{reason=\"circuit_open\"}"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topology_01_one_tenant_takes_at_most_its_share_of_the_global_slots() {
+    // Four requests at once in all, two per tenant: without the tenant's
+    // share, two slow endpoints of one tenant would take all four and the
+    // other tenant would wait for them.
+    let herald = start_with(
+        "127.0.0.0/8",
+        DeliveryArgs {
+            max_in_flight: 4,
+            max_per_tenant: 2,
+            ..delivery_args()
+        },
+    )
+    .await;
+    let busy = herald.tenant().await;
+    let slow_receivers = [
+        Receiver::start("127.0.0.1").await,
+        Receiver::start("127.0.0.1").await,
+    ];
+    let mut slow_endpoints = Vec::new();
+    for receiver in &slow_receivers {
+        let mut slow_spec = spec(&receiver.url(), &[]);
+        slow_spec.timeout = Some(millis(10_000));
+        slow_endpoints.push(herald.active_endpoint(&busy, slow_spec).await);
+        receiver.script(vec![Reply::status(200).after(Duration::from_secs(2)); 4]);
+    }
+    let other = herald.tenant().await;
+    let fast_receiver = Receiver::start("127.0.0.1").await;
+    let fast = herald
+        .active_endpoint(&other, spec(&fast_receiver.url(), &[]))
+        .await;
+
+    for endpoint in &slow_endpoints {
+        for _ in 0..4 {
+            herald.publish_job(&endpoint.endpoint).await;
+        }
+    }
+    let in_flight = || {
+        slow_receivers
+            .iter()
+            .map(|receiver| receiver.received().len() - 1)
+            .sum::<usize>()
+    };
+    let deadline = Instant::now() + PATIENCE;
+    while in_flight() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the busy tenant's jobs never started"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        in_flight(),
+        2,
+        "the busy tenant has two requests out, not four"
+    );
+
+    let published = Instant::now();
+    herald.publish_job(&fast.endpoint).await;
+    let arrived = fast_receiver.wait_for(2).await[1].at;
+    assert!(
+        arrived - published < Duration::from_secs(1),
+        "{:?}",
+        arrived - published
+    );
 }

@@ -7,6 +7,7 @@
 //! Nothing is consumed before the first complete configuration arrived: an
 //! event matched against an empty index would be acknowledged and lost.
 
+mod backlog;
 mod ordered;
 mod spans;
 mod subscriptions;
@@ -36,6 +37,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::backlog::Backlog;
 pub use crate::subscriptions::{Match, SubscriptionHandler, Subscriptions};
 
 /// Events pulled and fanned out together; their job publishes are pipelined.
@@ -120,8 +122,10 @@ pub async fn run(
         endpoints = subscriptions.len(),
         "subscription index loaded; fanning out"
     );
+    let backlog = Backlog::default();
+    tokio::spawn(backlog.clone().follow(bus.clone(), shutdown.clone()));
     tokio::try_join!(
-        fan_out_pool(&bus, &subscriptions, &metrics, &shutdown),
+        fan_out_pool(&bus, &subscriptions, &backlog, &metrics, &shutdown),
         ordered::run(
             bus.clone(),
             subscriptions.clone(),
@@ -137,6 +141,7 @@ pub async fn run(
 async fn fan_out_pool(
     bus: &Bus,
     subscriptions: &Subscriptions,
+    backlog: &Backlog,
     metrics: &FanoutMetrics,
     shutdown: &CancellationToken,
 ) -> Result<(), FanoutError> {
@@ -156,7 +161,7 @@ async fn fan_out_pool(
             hand_back(messages).await;
             continue;
         }
-        fan_out_batch(bus, subscriptions, metrics, messages).await;
+        fan_out_batch(bus, subscriptions, backlog, metrics, messages).await;
     }
 }
 
@@ -208,6 +213,7 @@ async fn hand_back(messages: Vec<herald_bus::async_nats::jetstream::Message>) {
 async fn fan_out_batch(
     bus: &Bus,
     subscriptions: &Subscriptions,
+    backlog: &Backlog,
     metrics: &FanoutMetrics,
     messages: Vec<herald_bus::async_nats::jetstream::Message>,
 ) {
@@ -242,7 +248,12 @@ async fn fan_out_batch(
         });
         span.record("herald.matches", matches.len() + ordered.len());
         let count = matches.len();
-        for matched in matches {
+        for mut matched in matches {
+            // A backlogged endpoint's jobs would only queue in the shared
+            // pool ahead of everyone else's, then move to its held lane.
+            if matched.lane == JobLane::Pool && backlog.contains(&matched.endpoint_id) {
+                matched.lane = JobLane::Held;
+            }
             // The job continues the trace of this event's span.
             jobs.push(span.in_scope(|| job_message(bus, &event, &wire, matched)));
         }
@@ -290,6 +301,8 @@ pub(crate) fn job_message(bus: &Bus, event: &Event, wire: &pb::Event, matched: M
         test: false,
         enqueued_at: Some(timestamp_to_wire(OffsetDateTime::now_utc())),
         recovery_job_id: String::new(),
+        schedule_position: 0,
+        not_before: None,
     };
     let mut job_headers = HeaderMap::new();
     job_headers.insert(headers::TENANT, event.tenant_id.as_str());

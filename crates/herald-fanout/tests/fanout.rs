@@ -475,3 +475,78 @@ async fn hardening_15_fanout_matches_nothing_before_the_configuration_revision()
         "the disabled endpoint gets nothing"
     );
 }
+
+/// The subject of every job on the jobs stream, by event and endpoint.
+async fn job_subjects(bus: &Bus) -> BTreeSet<(String, String, String)> {
+    let stream = bus
+        .jetstream()
+        .get_stream(bus.topology().jobs_stream())
+        .await
+        .unwrap();
+    let state = stream.cached_info().state.clone();
+    let mut subjects = BTreeSet::new();
+    if state.messages == 0 {
+        return subjects;
+    }
+    for sequence in state.first_sequence..=state.last_sequence {
+        if let Ok(message) = stream.get_raw_message(sequence).await {
+            let job = pb::DeliveryJob::decode(message.payload.as_ref()).unwrap();
+            subjects.insert((
+                job.event.unwrap().id,
+                job.endpoint_id,
+                message.subject.to_string(),
+            ));
+        }
+    }
+    subjects
+}
+
+#[tokio::test]
+async fn topology_01_a_backlogged_endpoints_new_jobs_go_straight_to_its_held_lane() {
+    let herald = start().await;
+    let tenant = TenantId::generate();
+    let device = DeviceId::generate();
+    let mut handler = herald.subscriptions.handler();
+    handler.begin_snapshot();
+    let (backlogged, object) = endpoint(tenant, pb::EndpointStatus::Active, &[], &[]);
+    handler.upsert(object);
+    let (healthy, object) = endpoint(tenant, pb::EndpointStatus::Active, &[], &[]);
+    handler.upsert(object);
+    handler.end_snapshot();
+    herald.synced.send_replace(true);
+
+    // Delivery marks the endpoint as backlogged; fanout watches the marks.
+    let marks = herald.bus.backlog().await.unwrap();
+    marks.put(backlogged.as_str(), Bytes::new()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let first = event(tenant, device, "message.received");
+    publish_event(&herald.bus, &first, "first").await;
+    wait_for_jobs(&herald.bus, 2).await;
+    let topology = herald.bus.topology();
+    let expected = |event: &Event, endpoint: &EndpointId, lane| {
+        (
+            event.id.to_string(),
+            endpoint.to_string(),
+            topology.job_subject(endpoint, lane),
+        )
+    };
+    assert_eq!(
+        job_subjects(&herald.bus).await,
+        BTreeSet::from([
+            expected(&first, &backlogged, herald_bus::JobLane::Held),
+            expected(&first, &healthy, herald_bus::JobLane::Pool),
+        ])
+    );
+
+    // Once the mark is gone its jobs go through the pool again.
+    marks.delete(backlogged.as_str()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let second = event(tenant, device, "message.read");
+    publish_event(&herald.bus, &second, "second").await;
+    wait_for_jobs(&herald.bus, 4).await;
+    let subjects = job_subjects(&herald.bus).await;
+    assert!(
+        subjects.contains(&expected(&second, &backlogged, herald_bus::JobLane::Pool)),
+        "{subjects:?}"
+    );
+}

@@ -207,9 +207,23 @@ impl PublishApi {
                     Err((field, message)) => results.push(Some(Outcome::Error(FieldError {
                         field: format!("items[{}]{field}", offset + index),
                         message,
+                        ..FieldError::default()
                     }))),
                 }
             }
+        }
+        if !valid.is_empty()
+            && let Err(wait) = self.shared.quotas.take(tenant, valid.len())
+        {
+            for (index, _) in valid {
+                if let Some(slot) = results.get_mut(index) {
+                    *slot = Some(over_quota(offset + index, wait));
+                }
+            }
+            return results
+                .into_iter()
+                .map(|outcome| PublishResult { outcome })
+                .collect();
         }
         let events: Vec<Event> = valid.iter().map(|(_, event)| event.clone()).collect();
         let acks = publish_all(&self.shared.bus, &events).await;
@@ -249,11 +263,25 @@ impl PublishApi {
 
 const BUS_FAILURE: &str = "the event bus did not acknowledge; retry this item";
 
+/// An item refused because its tenant is over its events-per-second quota.
+fn over_quota(index: usize, wait: std::time::Duration) -> Outcome {
+    Outcome::Error(FieldError {
+        field: format!("items[{index}]"),
+        message: format!(
+            "the tenant is over its events-per-second quota; retry after {} ms",
+            wait.as_millis()
+        ),
+        code: "RESOURCE_EXHAUSTED".to_owned(),
+        retry_after: prost_types::Duration::try_from(wait).ok(),
+    })
+}
+
 fn bus_error(index: usize, reason: &str) -> Outcome {
     tracing::warn!(item = index, reason, "publish not acknowledged by the bus");
     Outcome::Error(FieldError {
         field: format!("items[{index}]"),
         message: BUS_FAILURE.to_owned(),
+        ..FieldError::default()
     })
 }
 

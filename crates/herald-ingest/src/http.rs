@@ -7,7 +7,7 @@
 //! Every refusal is one line of plain text; a success is an empty 200
 //! (Telegram would run a body as a Bot API call).
 
-use std::{collections::HashMap, sync::Arc};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use axum::{
     Router,
@@ -25,6 +25,7 @@ use time::OffsetDateTime;
 use crate::{
     gateway,
     normalise::{NormalisedEvent, ParseError},
+    quota::retry_after_seconds,
     receive::{DeviceContext, DeviceError, Shared, canonical, publish_request},
     telegram, verify,
     verify::VerifyError,
@@ -54,6 +55,8 @@ enum HttpError {
     Device(#[from] DeviceError),
     #[error("the event bus did not acknowledge; retry")]
     Bus(String),
+    #[error("the tenant is over its events-per-second quota; retry after {} s", retry_after_seconds(*.0))]
+    OverQuota(Duration),
 }
 
 impl HttpError {
@@ -69,6 +72,7 @@ impl HttpError {
             }
             HttpError::Unauthenticated(_) | HttpError::Handshake => StatusCode::FORBIDDEN,
             HttpError::Device(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            HttpError::OverQuota(_) => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 }
@@ -112,12 +116,20 @@ fn answer(
                     tracing::info!(channel = %channel, device, status = status.as_u16(), %error, "webhook refused")
                 }
             }
-            (
+            let mut response = (
                 status,
                 [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
                 format!("{error}\n"),
             )
-                .into_response()
+                .into_response();
+            // The channels retry a 429 after this (Meta retries for days).
+            if let HttpError::OverQuota(wait) = error {
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    header::HeaderValue::from(retry_after_seconds(wait)),
+                );
+            }
+            response
         }
     };
     shared
@@ -175,6 +187,10 @@ async fn accept(
     let context = DeviceContext::new(device, channel)?;
     tracing::Span::current().record("herald.tenant.id", context.tenant.as_str());
     let events = canonical(normalised, &context, OffsetDateTime::now_utc())?;
+    shared
+        .quotas
+        .take(&context.tenant, events.len())
+        .map_err(HttpError::OverQuota)?;
     publish_request(shared, events)
         .await
         .map_err(HttpError::Bus)?;

@@ -53,6 +53,7 @@ mod http;
 mod metrics;
 pub mod normalise;
 mod publish;
+mod quota;
 mod receive;
 pub mod telegram;
 pub mod verify;
@@ -91,6 +92,14 @@ pub struct IngestArgs {
     /// The same for WhatsApp gateways (their webhook retries last hours).
     #[arg(long, env = "HERALD_DEDUPE_HORIZON_WHATSAPP", default_value = "24h", value_parser = parse_horizon)]
     pub dedupe_horizon_whatsapp: Duration,
+    /// Events each tenant may have accepted per second by this replica
+    /// (0: no quota); over it webhooks get 429 with Retry-After and Publish
+    /// items RESOURCE_EXHAUSTED.
+    #[arg(long, env = "HERALD_TENANT_EVENTS_PER_SECOND", default_value_t = 0.0)]
+    pub tenant_events_per_second: f64,
+    /// Events a tenant may have accepted at once above that rate.
+    #[arg(long, env = "HERALD_TENANT_EVENTS_BURST", default_value_t = 1000)]
+    pub tenant_events_burst: u32,
 }
 
 impl IngestArgs {
@@ -103,6 +112,8 @@ impl IngestArgs {
             dedupe_horizon_waba: DAY.saturating_mul(7),
             dedupe_horizon_telegram: DAY,
             dedupe_horizon_whatsapp: DAY,
+            tenant_events_per_second: 0.0,
+            tenant_events_burst: 1000,
         }
     }
 }
@@ -124,6 +135,8 @@ pub enum IngestError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("the ingest listener failed: {0}")]
     Serve(#[from] std::io::Error),
+    #[error("invalid --tenant-events-per-second: {0}")]
+    Quota(#[from] herald_core::rate::RateLimitError),
 }
 
 /// Serves webhooks and the Publish API on `listener` until `shutdown`;
@@ -149,6 +162,7 @@ pub async fn run(
             telegram: args.dedupe_horizon_telegram,
             whatsapp: args.dedupe_horizon_whatsapp,
         },
+        quotas: quota::EventQuotas::new(args.tenant_events_per_second, args.tenant_events_burst)?,
     });
     let (reporter, health) = tonic_health::server::health_reporter();
     let grpc = herald_telemetry::ops::with_reflection(

@@ -19,6 +19,7 @@ use crate::{
     metrics::IngestMetrics,
     normalise::{NormalisedEvent, idempotency_key},
     publish::publish_all,
+    quota::EventQuotas,
 };
 
 /// Everything the HTTP and gRPC edges share.
@@ -31,6 +32,7 @@ pub(crate) struct Shared {
     pub max_body_bytes: usize,
     pub dedupe: DedupeKeys,
     pub horizons: DedupeHorizons,
+    pub quotas: EventQuotas,
 }
 
 /// How long each channel's idempotency keys are remembered: as long as the

@@ -65,6 +65,15 @@ async fn start() -> Harness {
     start_with(|_, _| {}).await
 }
 
+/// With each tenant's events-per-second quota (0: none).
+async fn start_with_quota(events_per_second: f64, burst: u32) -> Harness {
+    start_with(|_, args| {
+        args.tenant_events_per_second = events_per_second;
+        args.tenant_events_burst = burst;
+    })
+    .await
+}
+
 /// A harness whose bus and ingest settings `adjust` changed first.
 async fn start_with(adjust: impl FnOnce(&mut BusConfig, &mut IngestArgs)) -> Harness {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -1211,4 +1220,73 @@ async fn hardening_18_waba_group_read_receipts_are_one_event_each() {
         ["111", "222", "333"],
         "Meta's retry of 222 is not a fourth"
     );
+}
+
+#[tokio::test]
+async fn topology_01_a_tenant_over_its_events_quota_gets_429_with_retry_after_and_resource_exhausted()
+ {
+    // Two events per second, two at once.
+    let harness = start_with_quota(2.0, 2).await;
+    let tenant = harness.tenant().await;
+    let other = harness.tenant().await;
+    let bot = harness
+        .device(
+            &tenant,
+            pb::Channel::Telegram,
+            pb::device_verification::Channel::Telegram(pb::TelegramVerification {
+                secret_token: TELEGRAM_SECRET.into(),
+            }),
+        )
+        .await;
+    let webhook = || {
+        harness
+            .http
+            .post(harness.url(&format!("/inbound/telegram/{bot}")))
+            .header("x-telegram-bot-api-secret-token", TELEGRAM_SECRET)
+            .body(TELEGRAM_TEXT)
+            .send()
+    };
+    for _ in 0..2 {
+        assert_eq!(webhook().await.unwrap().status().as_u16(), 200);
+    }
+    // Over the quota: 429, which Meta and Telegram retry, after Retry-After.
+    let refused = webhook().await.unwrap();
+    assert_eq!(refused.status().as_u16(), 429);
+    assert_eq!(refused.headers()["retry-after"], "1");
+
+    // The Publish API refuses the tenant's items one by one.
+    let mut client = harness.ingest_client();
+    let request = || pb::PublishRequest {
+        items: vec![item("message.received", r#"{"text":"hi"}"#)],
+    };
+    let results = client
+        .publish(authed(&tenant.token, request()))
+        .await
+        .unwrap()
+        .into_inner()
+        .results;
+    let Some(pb::publish_result::Outcome::Error(error)) = &results[0].outcome else {
+        panic!("{results:?}");
+    };
+    assert_eq!(error.field, "items[0]");
+    assert_eq!(error.code, "RESOURCE_EXHAUSTED");
+    assert!(error.retry_after.is_some(), "{error:?}");
+    // Another tenant's quota is its own.
+    let results = client
+        .publish(authed(&other.token, request()))
+        .await
+        .unwrap()
+        .into_inner()
+        .results;
+    assert!(
+        matches!(
+            results[0].outcome,
+            Some(pb::publish_result::Outcome::Accepted(_))
+        ),
+        "{results:?}"
+    );
+
+    // Once the wait is over the tenant is accepted again.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_eq!(webhook().await.unwrap().status().as_u16(), 200);
 }

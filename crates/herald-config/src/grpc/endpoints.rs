@@ -571,6 +571,8 @@ impl ConfigState {
             test: true,
             enqueued_at: Some(timestamp_to_wire(now)),
             recovery_job_id: String::new(),
+            schedule_position: 0,
+            not_before: None,
         };
 
         // Subscribe before publishing so the attempt cannot slip past.
