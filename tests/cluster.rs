@@ -29,6 +29,7 @@ use herald_tests::{
     stack::{authed, grpc_channel, spec, tenant_client},
 };
 use prost::Message as _;
+use time::OffsetDateTime;
 
 const SERVICE_TOKEN: &str = "hrld_svc_cluster-test";
 const ADMIN_TOKEN: &str = "hrld_admin_cluster-test";
@@ -129,18 +130,25 @@ impl Topology {
 
     /// Kills the node leading `stream` and starts it again on its storage.
     async fn kill_leader_of(&mut self, bus: &Bus, stream: &str) -> String {
-        let leader = bus
-            .jetstream()
-            .get_stream(stream)
-            .await
-            .unwrap()
-            .info()
-            .await
-            .unwrap()
-            .cluster
-            .as_ref()
-            .and_then(|cluster| cluster.leader.clone())
-            .unwrap();
+        // The stream may be between leaders still (after the last failure,
+        // on a busy machine).
+        let leader = eventually(
+            &format!("a leader of {stream}"),
+            Duration::from_secs(60),
+            || async {
+                bus.jetstream()
+                    .get_stream(stream)
+                    .await
+                    .ok()?
+                    .info()
+                    .await
+                    .ok()?
+                    .cluster
+                    .as_ref()
+                    .and_then(|cluster| cluster.leader.clone())
+            },
+        )
+        .await;
         let node: usize = leader.trim_start_matches("node-").parse().unwrap();
         self.cluster.nodes[node].restart();
         leader
@@ -255,6 +263,19 @@ async fn accepted_order(bus: &Bus, tenant: &str) -> BTreeMap<i64, i64> {
     order
 }
 
+/// The UTC time of day of an instant, as the services' logs print it.
+fn wall_clock(at: Instant) -> String {
+    let now = OffsetDateTime::now_utc();
+    let then = now - Instant::now().saturating_duration_since(at);
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        then.hour(),
+        then.minute(),
+        then.second(),
+        then.millisecond()
+    )
+}
+
 /// Each event's index and webhook-id as received, in arrival order.
 fn arrivals(receiver: &Receiver) -> Vec<(i64, String, Instant)> {
     receiver
@@ -340,6 +361,8 @@ fn topology_failover_loses_nothing() {
         }
 
         let strict = std::env::var("HERALD_CLUSTER_ASSERT_PAUSES").is_ok_and(|value| value == "1");
+        // Every shortfall is reported, not only the first.
+        let mut shortfalls: Vec<String> = Vec::new();
         for (name, receiver) in [("pool", &pool), ("fifo", &fifo)] {
             let arrivals = arrivals(receiver);
             // A repeat carries the webhook-id its event was first sent with.
@@ -373,16 +396,21 @@ fn topology_failover_loses_nothing() {
                         .filter(|received| *received > until)
                         .min(),
                 );
-                let longest = times
+                let (longest, from) = times
                     .windows(2)
-                    .map(|pair| pair[1] - pair[0])
+                    .map(|pair| (pair[1] - pair[0], pair[0]))
                     .max()
-                    .unwrap_or_default();
-                pauses.push((what.clone(), longest));
+                    .unwrap_or((Duration::ZERO, *at));
+                pauses.push((what.clone(), longest, *at, from));
             }
             println!("{name}: {total} events, {duplicates} repeats with a seen webhook-id");
-            for (what, longest) in &pauses {
-                println!("  {what}: longest pause {longest:.1?}");
+            // Wall-clock times, to find the pause in the services' logs.
+            for (what, longest, at, from) in &pauses {
+                println!(
+                    "  {what} at {}: longest pause {longest:.1?} from {}",
+                    wall_clock(*at),
+                    wall_clock(*from)
+                );
             }
             // Not yet guaranteed under a stream leader election (issue 18):
             // a pull abandoned on a missed heartbeat strands the ordered
@@ -404,19 +432,21 @@ fn topology_failover_loses_nothing() {
                         wrong.then_some(*index)
                     })
                     .collect();
-                assert!(
-                    out_of_order.is_empty(),
-                    "fifo: {} events out of order: {:?}",
-                    out_of_order.len(),
-                    &out_of_order[..out_of_order.len().min(20)]
-                );
+                println!("fifo: {} events out of order", out_of_order.len());
+                if !out_of_order.is_empty() {
+                    shortfalls.push(format!(
+                        "fifo: {} events out of order: {:?}",
+                        out_of_order.len(),
+                        &out_of_order[..out_of_order.len().min(20)]
+                    ));
+                }
             }
-            for (what, longest) in pauses.into_iter().filter(|_| strict) {
-                assert!(
-                    longest <= LONGEST_PAUSE,
-                    "{name}: {what} paused deliveries for {longest:?}"
-                );
+            for (what, longest, _, _) in pauses.into_iter().filter(|_| strict) {
+                if longest > LONGEST_PAUSE {
+                    shortfalls.push(format!("{name}: {what} paused deliveries for {longest:?}"));
+                }
             }
         }
+        assert!(shortfalls.is_empty(), "{}", shortfalls.join("\n"));
     });
 }

@@ -586,11 +586,12 @@ fn start_all_at_once(round: usize) -> (NatsCluster, Vec<(&'static str, HeraldPro
 
 #[test]
 fn topology_04_every_service_started_at_once_on_a_fresh_cluster_comes_up() {
-    // The issue asks for 10 of 10; CI runs fewer to fit its budget.
+    // Ten fresh clusters in a row, as issue 18 asks (a start-up race shows
+    // in some rounds only); `HERALD_TEST_STARTUP_RACES` runs more or fewer.
     let rounds: usize = std::env::var("HERALD_TEST_STARTUP_RACES")
         .ok()
         .and_then(|rounds| rounds.parse().ok())
-        .unwrap_or(3);
+        .unwrap_or(10);
     for round in 1..=rounds {
         let (_cluster, processes) = start_all_at_once(round);
         let (_, body) = processes[3].1.get("/readyz").unwrap();

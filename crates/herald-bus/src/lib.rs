@@ -79,6 +79,8 @@ pub struct Bus {
 /// First and longest wait between two tries of a setup request.
 const SETUP_RETRY_FIRST: Duration = Duration::from_millis(100);
 const SETUP_RETRY_LONGEST: Duration = Duration::from_secs(2);
+/// How long one setup request may go unanswered before it is sent again.
+const SETUP_REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 
 impl Bus {
     /// Connects, failing fast (within `connect_timeout`) when the server is
@@ -158,7 +160,18 @@ impl Bus {
         let deadline = tokio::time::Instant::now() + self.config.setup_timeout;
         let mut wait = SETUP_RETRY_FIRST;
         loop {
-            match request().await {
+            // A request the cluster sits on (its leaders not yet elected) is
+            // asked again rather than waited on for the client's full
+            // timeout; every setup request is idempotent.
+            // The last try waits for the client's own timeout and error.
+            if tokio::time::Instant::now() + SETUP_REQUEST_TIMEOUT >= deadline {
+                return request().await;
+            }
+            let Ok(answer) = tokio::time::timeout(SETUP_REQUEST_TIMEOUT, request()).await else {
+                tracing::warn!(%what, timeout = ?SETUP_REQUEST_TIMEOUT, "a JetStream setup request got no answer; asking again");
+                continue;
+            };
+            match answer {
                 Ok(value) => return Ok(value),
                 Err(error) if tokio::time::Instant::now() + wait >= deadline => return Err(error),
                 Err(error) => {

@@ -31,6 +31,8 @@ const PINNED_PULL_EXPIRY: Duration = Duration::from_secs(2);
 /// The server says it still holds the pull this often while it has nothing
 /// to send; two missed in a row mean the pull is gone.
 const IDLE_HEARTBEAT: Duration = Duration::from_secs(1);
+/// How long a consumer's info may take before it is asked again.
+const INFO_TIMEOUT: Duration = Duration::from_secs(1);
 /// First and longest pause before pulling again after a failed pull.
 const REPULL_FIRST: Duration = Duration::from_millis(50);
 const REPULL_LONGEST: Duration = Duration::from_secs(1);
@@ -118,9 +120,12 @@ impl Puller {
     /// A consumer info answered proves the consumer and its leader are
     /// there, so the pull that follows has someone to answer it.
     async fn open(&mut self) -> Result<pull::Stream, String> {
-        self.consumer
-            .info()
+        // Asked again soon rather than waited on: while the consumer elects
+        // a leader nobody answers, and the pull should start as soon as
+        // one does.
+        tokio::time::timeout(INFO_TIMEOUT, self.consumer.info())
             .await
+            .map_err(|_| format!("the consumer's info did not come within {INFO_TIMEOUT:?}"))?
             .map_err(|error| format!("cannot read the consumer's info: {error}"))?;
         let pull = self
             .consumer

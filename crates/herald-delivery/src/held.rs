@@ -327,10 +327,7 @@ async fn pull_lane(
         }
         full_since = None;
         if last_received.elapsed() >= IDLE_CHECK && jobs.is_empty() {
-            let info = consumer
-                .info()
-                .await
-                .map_err(|error| error.to_string())?;
+            let info = consumer.info().await.map_err(|error| error.to_string())?;
             if info.num_pending == 0 && info.num_ack_pending == 0 {
                 tracing::debug!(%endpoint, "held lane empty");
                 return Ok(());
@@ -339,10 +336,7 @@ async fn pull_lane(
         }
         if last_mark.elapsed() >= MARK_REFRESH {
             last_mark = Instant::now();
-            let info = consumer
-                .info()
-                .await
-                .map_err(|error| error.to_string())?;
+            let info = consumer.info().await.map_err(|error| error.to_string())?;
             if info.num_pending > load.slots as u64 {
                 context.held.mark(endpoint).await;
             }
