@@ -56,6 +56,11 @@ use crate::{
 /// revision it was made for (a test of an endpoint created a moment ago, a
 /// disable that fanout saw first). Usually the Watch stream is milliseconds
 /// behind; past this the job runs with what the cache has.
+/// How long an attempt record the bus refuses is offered again before the
+/// job is handed back (and the request repeated).
+const RECORD_PATIENCE: Duration = Duration::from_secs(15);
+const RECORD_RETRY_FIRST: Duration = Duration::from_millis(100);
+const RECORD_RETRY_LONGEST: Duration = Duration::from_secs(1);
 const CONFIG_GRACE: Duration = Duration::from_secs(5);
 const CONFIG_POLL: Duration = Duration::from_millis(50);
 /// The request timeout when the spec has none (the config service always sets one).
@@ -396,7 +401,7 @@ impl Job {
                 return Settlement::Terminate;
             }
         };
-        match self.record(&context.bus, &context.metrics, decided).await {
+        match self.record(context, decided).await {
             Settlement::Retry(delay) if self.source != Source::Fifo => {
                 self.retry_in_lane(context, message, delay).await
             }
@@ -785,7 +790,8 @@ impl Job {
 
     /// Publishes the attempt record and waits for the bus to store it, then
     /// says how to settle the job.
-    async fn record(&self, bus: &Bus, metrics: &DeliveryMetrics, decided: Decided) -> Settlement {
+    async fn record(&self, context: &Context, decided: Decided) -> Settlement {
+        let (bus, metrics) = (&context.bus, &context.metrics);
         let Decided {
             attempt,
             outcome,
@@ -810,20 +816,36 @@ impl Job {
         let subject = bus
             .topology()
             .attempt_subject(&self.event.tenant_id, &self.endpoint_id);
-        let stored = match bus
-            .publish(
-                subject,
-                &attempt.id,
-                record_headers,
-                Bytes::from(attempt.encode_to_vec()),
-            )
-            .await
-        {
-            Ok(acknowledgement) => acknowledgement
+        let payload = Bytes::from(attempt.encode_to_vec());
+        // A record the bus cannot store now (its stream electing a leader)
+        // is sent again for a while, under the same message id, rather than
+        // the request: giving up means POSTing again.
+        let patience = tokio::time::Instant::now() + RECORD_PATIENCE;
+        let mut wait = RECORD_RETRY_FIRST;
+        let stored = loop {
+            let stored = match bus
+                .publish(
+                    subject.clone(),
+                    &attempt.id,
+                    record_headers.clone(),
+                    payload.clone(),
+                )
                 .await
-                .map(drop)
-                .map_err(|error| error.to_string()),
-            Err(error) => Err(error.to_string()),
+            {
+                Ok(acknowledgement) => acknowledgement
+                    .await
+                    .map(drop)
+                    .map_err(|error| error.to_string()),
+                Err(error) => Err(error.to_string()),
+            };
+            if stored.is_ok() || tokio::time::Instant::now() + wait >= patience {
+                break stored;
+            }
+            tokio::select! {
+                _ = context.stop.cancelled() => break stored,
+                _ = tokio::time::sleep(wait) => {}
+            }
+            wait = wait.saturating_mul(2).min(RECORD_RETRY_LONGEST);
         };
         if let Err(error) = stored {
             tracing::warn!(
