@@ -4,15 +4,15 @@
 //! stream in through both ingest replicas while, one after the other, the
 //! leader nodes of `HERALD_EVENTS`, `HERALD_JOBS` and `HERALD_ATTEMPTS` and
 //! one replica of every service are killed and restarted, and Herald's
-//! PostgreSQL connections are terminated. Nothing accepted may be lost; with
-//! `HERALD_CLUSTER_ASSERT_PAUSES=1` (`make cluster-chaos`) a FIFO endpoint
-//! must also get every event in order and no failure may pause deliveries
-//! for more than 10 s, issue 18's targets, not met yet in every run.
+//! PostgreSQL connections are terminated. Nothing accepted may be lost, a
+//! FIFO endpoint must get every event in the order ingest accepted them, and
+//! no failure may pause deliveries at an endpoint for more than 10 s (issue
+//! 18's targets; `HERALD_CLUSTER_ASSERT_PAUSES=0` only prints the pauses,
+//! for a machine too slow for NATS's own leader elections to fit).
 //!
 //! `HERALD_CLUSTER_EVENTS` (default 4,000) and `HERALD_CLUSTER_RATE`
 //! (events per second, default 50, so events flow through every failure)
-//! size it; `make cluster-chaos N=… RATE=…` runs it alone, with the pause
-//! target asserted (see [`LONGEST_PAUSE`]).
+//! size it; `make cluster-chaos N=… RATE=…` runs it alone.
 #![allow(clippy::unwrap_used)]
 
 use std::{
@@ -37,11 +37,7 @@ const MASTER_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 /// Herald's connections carry it, so the test terminates only those.
 const APPLICATION_NAME: &str = "herald-cluster-test";
 /// The longest pause a failure may cause at an endpoint (issue 18's
-/// target), asserted when `HERALD_CLUSTER_ASSERT_PAUSES=1`, as
-/// `make cluster-chaos` sets it. `make test` prints the pauses (0–6 s here)
-/// and asserts what holds in every run: nothing lost, repeats only with
-/// seen webhook-ids; a leader election on CI's shared 2 cores can take
-/// longer than the target on its own.
+/// target): 4.1–8.1 s measured here on 2 cores under a load average of 20.
 const LONGEST_PAUSE: Duration = Duration::from_secs(10);
 /// The time given to each failure before the next.
 const FAILURE_GAP: Duration = Duration::from_secs(6);
@@ -360,7 +356,7 @@ fn topology_failover_loses_nothing() {
             .await;
         }
 
-        let strict = std::env::var("HERALD_CLUSTER_ASSERT_PAUSES").is_ok_and(|value| value == "1");
+        let strict = std::env::var("HERALD_CLUSTER_ASSERT_PAUSES").as_deref() != Ok("0");
         // Every shortfall is reported, not only the first.
         let mut shortfalls: Vec<String> = Vec::new();
         for (name, receiver) in [("pool", &pool), ("fifo", &fifo)] {
@@ -412,11 +408,7 @@ fn topology_failover_loses_nothing() {
                     wall_clock(*from)
                 );
             }
-            // Not yet guaranteed under a stream leader election (issue 18):
-            // a pull abandoned on a missed heartbeat strands the ordered
-            // fanout's events until their ack wait while later ones pass
-            // them (101 of 4,000 once). `make cluster-chaos` asserts it.
-            if name == "fifo" && strict {
+            if name == "fifo" {
                 // The order to keep is the order ingest accepted the events,
                 // their order in the stream: a retried item of a Publish
                 // call is accepted after the items that succeeded the
