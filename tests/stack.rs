@@ -13,24 +13,18 @@ use herald_core::{
     id::{EventId, TenantId},
 };
 use herald_proto::v1::{
-    self as pb, admin_service_client::AdminServiceClient,
-    config_service_client::ConfigServiceClient, recovery_service_client::RecoveryServiceClient,
+    self as pb, config_service_client::ConfigServiceClient,
+    recovery_service_client::RecoveryServiceClient,
 };
 use prost::Message;
 use time::OffsetDateTime;
 use tonic::transport::Channel as GrpcChannel;
 
+pub use herald_testkit_stack::authed;
+
 use crate::{HeraldProcess, NatsServer};
 
 pub const SERVICE_TOKEN: &str = "hrld_svc_e2e-shared-service-token";
-
-pub fn authed<T>(token: &str, message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    request
-}
 
 /// Herald split into its services, every process sharing one state
 /// directory (credentials) and one database.
@@ -187,15 +181,13 @@ pub fn millis(value: u64) -> prost_types::Duration {
 /// `retry_delays_ms` (no jitter), with a 2 s request timeout.
 pub fn spec(url: &str, retry_delays_ms: &[u64]) -> pb::EndpointSpec {
     pb::EndpointSpec {
-        name: "Receiver".into(),
-        url: url.into(),
         retry: Some(pb::RetryPolicy {
             delays: retry_delays_ms.iter().map(|delay| millis(*delay)).collect(),
             jitter: 0.0,
             use_default: false,
         }),
         timeout: Some(millis(2_000)),
-        ..Default::default()
+        ..herald_testkit_stack::endpoint_spec("Receiver", url)
     }
 }
 
@@ -218,33 +210,10 @@ pub async fn grpc_channel(url: &str) -> GrpcChannel {
 }
 
 pub async fn tenant_client(channel: GrpcChannel, admin_token: &str) -> TenantClient {
-    let mut admin = AdminServiceClient::new(channel.clone());
-    let tenant = admin
-        .create_tenant(authed(
-            admin_token,
-            pb::CreateTenantRequest {
-                name: "Acme".into(),
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    let token = admin
-        .create_token(authed(
-            admin_token,
-            pb::CreateTokenRequest {
-                tenant_id: tenant.id.clone(),
-                name: "e2e".into(),
-                ..Default::default()
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .secret;
+    let tenant = herald_testkit_stack::create_tenant(&channel, admin_token, "Acme").await;
     TenantClient {
         id: tenant.id,
-        token,
+        token: tenant.token,
         config: ConfigServiceClient::new(channel.clone()),
         recovery: RecoveryServiceClient::new(channel),
     }
