@@ -9,13 +9,10 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use herald_proto::v1::{
-    self as pb, admin_service_client::AdminServiceClient,
-    config_service_client::ConfigServiceClient,
-};
+use herald_proto::v1::{self as pb, config_service_client::ConfigServiceClient};
 use herald_tests::{
     CollectedSpan, Collector, Exposition, HeraldProcess, NatsServer, Receiver, http_get, http_post,
-    scrape, wait_for,
+    scrape, stack::authed, wait_for,
 };
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
@@ -106,31 +103,9 @@ impl Stack {
             .unwrap()
             .trim()
             .to_owned();
-        let mut admin = AdminServiceClient::new(self.channel().await);
-        let tenant = admin
-            .create_tenant(authed(
-                &admin_token,
-                pb::CreateTenantRequest {
-                    name: "Acme".into(),
-                },
-            ))
-            .await
-            .unwrap()
-            .into_inner();
-        let token = admin
-            .create_token(authed(
-                &admin_token,
-                pb::CreateTokenRequest {
-                    tenant_id: tenant.id.clone(),
-                    name: "observability".into(),
-                    ..Default::default()
-                },
-            ))
-            .await
-            .unwrap()
-            .into_inner()
-            .secret;
-        (tenant.id, token)
+        let tenant =
+            herald_testkit_stack::create_tenant(&self.channel().await, &admin_token, "Acme").await;
+        (tenant.id, tenant.token)
     }
 
     /// An active endpoint subscribed to `message.received` (of `devices`,
@@ -232,14 +207,6 @@ impl Stack {
         );
         status
     }
-}
-
-fn authed<T>(token: &str, message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    request
 }
 
 fn hmac_sha256(key: &str, body: &[u8]) -> String {
