@@ -12,7 +12,9 @@ use std::{
 use herald_proto::v1::{self as pb, config_service_client::ConfigServiceClient};
 use herald_tests::{
     CollectedSpan, Collector, Exposition, HeraldProcess, NatsServer, Receiver, http_get, http_post,
-    scrape, stack::authed, wait_for,
+    scrape,
+    stack::{authed, create_active_endpoint},
+    wait_for,
 };
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
@@ -118,42 +120,17 @@ impl Stack {
         retry: Option<pb::RetryPolicy>,
     ) -> (String, String) {
         let mut config = ConfigServiceClient::new(self.channel().await);
-        let created = config
-            .create_endpoint(authed(
-                token,
-                pb::CreateEndpointRequest {
-                    spec: Some(pb::EndpointSpec {
-                        name: "Receiver".into(),
-                        url,
-                        event_types: vec!["message.received".into()],
-                        all_devices: devices.is_empty(),
-                        device_ids: devices.iter().map(|device| (*device).to_owned()).collect(),
-                        retry,
-                        ..Default::default()
-                    }),
-                    secret: String::new(),
-                },
-            ))
-            .await
-            .unwrap()
-            .into_inner();
-        let id = created.endpoint.unwrap().id;
-        let tested = config
-            .test_endpoint(authed(
-                token,
-                pb::TestEndpointRequest {
-                    endpoint_id: id.clone(),
-                    ..Default::default()
-                },
-            ))
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(
-            tested.endpoint.unwrap().status(),
-            pb::EndpointStatus::Active
-        );
-        (id, created.secret)
+        let spec = pb::EndpointSpec {
+            name: "Receiver".into(),
+            url,
+            event_types: vec!["message.received".into()],
+            all_devices: devices.is_empty(),
+            device_ids: devices.iter().map(|device| (*device).to_owned()).collect(),
+            retry,
+            ..Default::default()
+        };
+        let created = create_active_endpoint(&mut config, token, spec).await;
+        (created.endpoint.unwrap().id, created.secret)
     }
 
     /// A WABA device, once ingest knows it.

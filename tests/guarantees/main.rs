@@ -13,7 +13,7 @@ use futures::StreamExt;
 use herald_proto::{timestamp_to_wire, v1 as pb};
 use herald_tests::{
     HeraldProcess, Receiver, eventually,
-    stack::{Stack, TenantClient, authed, publish_events, spec},
+    stack::{Stack, TenantClient, authed, internal_event, publish_event, publish_events, spec},
 };
 use time::OffsetDateTime;
 
@@ -84,35 +84,9 @@ fn webhook_ids(receiver: &Receiver, from: usize) -> Vec<String> {
 /// Publishes one `contact.created` event of the tenant carrying `data`, as
 /// ingest does (accepted once JetStream acknowledged it).
 async fn publish_one(bus: &herald_bus::Bus, tenant_id: &str, data: serde_json::Value) -> String {
-    use herald_core::{
-        catalog::EventType,
-        channel::Channel,
-        event::{Event, parse_data},
-        id::{EventId, TenantId},
-    };
-    use prost::Message as _;
-    let event = Event {
-        id: EventId::generate(),
-        tenant_id: TenantId::parse(tenant_id).unwrap(),
-        channel: Channel::Internal,
-        device_id: None,
-        event_type: EventType::parse("contact.created").unwrap(),
-        occurred_at: OffsetDateTime::now_utc(),
-        received_at: OffsetDateTime::now_utc(),
-        source_ref: None,
-        idempotency_key: format!("e2e-{}", EventId::generate()),
-        data: parse_data(data.to_string().as_bytes()).unwrap(),
-    };
-    bus.publish(
-        bus.topology().event_subject(&event),
-        &event.idempotency_key,
-        herald_bus::async_nats::HeaderMap::new(),
-        pb::Event::from(&event).encode_to_vec().into(),
-    )
-    .await
-    .unwrap()
-    .await
-    .unwrap();
+    let key = format!("e2e-{}", herald_core::id::EventId::generate());
+    let event = internal_event(tenant_id, key, &data.to_string());
+    publish_event(bus, &event).await.await.unwrap();
     event.id.to_string()
 }
 

@@ -118,19 +118,7 @@ fn hardening_21_a_failed_endpoint_test_exits_1_with_the_reason_on_one_line() {
     let slow = runtime.block_on(Receiver::start(Duration::from_secs(5)));
     let accepting = runtime.block_on(Receiver::start(Duration::ZERO));
     accepting.answer(204);
-    let tenant = ctl.json(&running.admin, &["tenants", "create", "Acme"]);
-    let created = ctl.run(
-        Some(&running.admin),
-        &[
-            "tokens",
-            "create",
-            "--for",
-            tenant["id"].as_str().unwrap(),
-            "--name",
-            "ci",
-        ],
-    );
-    let token = stdout(&created).trim().to_owned();
+    let token = tenant_token(&running, "Acme");
     let endpoint = |url: &str| -> String {
         let created = ctl.json(
             &token,

@@ -109,20 +109,7 @@ fn array(value: Value) -> Vec<Value> {
 /// `receiver` through heraldctl.
 fn active_endpoint(running: &Running, receiver: &Receiver, retry: &str) -> (String, String) {
     let ctl = &running.ctl;
-    let tenant = ctl.json(&running.admin, &["tenants", "create", "Acme"]);
-    let created = ctl.run(
-        Some(&running.admin),
-        &[
-            "tokens",
-            "create",
-            "--for",
-            tenant["id"].as_str().unwrap(),
-            "--name",
-            "ops",
-        ],
-    );
-    assert!(created.status.success(), "{}", stderr(&created));
-    let token = stdout(&created).trim().to_owned();
+    let token = tenant_token(running, "Acme");
     let endpoint = ctl.json(
         &token,
         &[
