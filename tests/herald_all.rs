@@ -46,7 +46,7 @@ impl HeraldAll {
             herald,
             admin_token,
             _nats: nats,
-            state: state,
+            state,
         }
     }
 
