@@ -1,12 +1,12 @@
 //! A whole Herald for browser and API tests: `herald all` on SQLite with
 //! its own NATS, and tenants made through the admin API.
 
-use std::time::Duration;
+use std::{path::Path, time::Duration};
 
-use herald_proto::v1::{self as pb, admin_service_client::AdminServiceClient};
 use herald_testkit::NatsServer;
+pub use herald_testkit_stack::Tenant;
 
-use crate::HeraldProcess;
+use crate::{HeraldProcess, stack::grpc_channel};
 
 /// A running `herald all` that accepts endpoints on 127.0.0.0/8 over HTTP.
 #[derive(Debug)]
@@ -14,14 +14,7 @@ pub struct HeraldAll {
     pub herald: HeraldProcess,
     pub admin_token: String,
     _nats: NatsServer,
-    _state: tempfile::TempDir,
-}
-
-/// A tenant and a token of its own (TENANT scope).
-#[derive(Clone, Debug)]
-pub struct Tenant {
-    pub id: String,
-    pub token: String,
+    state: tempfile::TempDir,
 }
 
 impl HeraldAll {
@@ -53,7 +46,7 @@ impl HeraldAll {
             herald,
             admin_token,
             _nats: nats,
-            _state: state,
+            state,
         }
     }
 
@@ -63,36 +56,73 @@ impl HeraldAll {
         format!("http://{}{path}", self.herald.config_addr)
     }
 
-    pub async fn tenant(&self, name: &str) -> Tenant {
-        let mut admin = AdminServiceClient::connect(self.url("")).await.unwrap();
-        let tenant = admin
-            .create_tenant(self.as_admin(pb::CreateTenantRequest { name: name.into() }))
-            .await
-            .unwrap()
-            .into_inner();
-        let token = admin
-            .create_token(self.as_admin(pb::CreateTokenRequest {
-                tenant_id: tenant.id.clone(),
-                name: "browser".into(),
-                scope: pb::TokenScope::Tenant.into(),
-                ttl: None,
-            }))
-            .await
-            .unwrap()
-            .into_inner()
-            .secret;
-        Tenant {
-            id: tenant.id,
-            token,
-        }
+    /// The directory of its database and generated credentials.
+    pub fn state_dir(&self) -> &Path {
+        self.state.path()
     }
 
-    fn as_admin<T>(&self, message: T) -> tonic::Request<T> {
-        let mut request = tonic::Request::new(message);
-        request.metadata_mut().insert(
-            "authorization",
-            format!("Bearer {}", self.admin_token).parse().unwrap(),
-        );
-        request
+    /// A new tenant and a token of its own (TENANT scope).
+    pub async fn tenant(&self, name: &str) -> Tenant {
+        let channel = grpc_channel(&self.url("")).await;
+        herald_testkit_stack::create_tenant(&channel, &self.admin_token, name).await
+    }
+}
+
+/// The JSON API of a running `herald all` with one bearer token, as a
+/// script would use it (redirects are answers, not followed).
+#[derive(Debug)]
+pub struct JsonApi {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl HeraldAll {
+    pub fn api(&self, token: &str) -> JsonApi {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        JsonApi {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            base: self.url(""),
+            token: token.to_owned(),
+        }
+    }
+}
+
+impl JsonApi {
+    /// The status and JSON body of the answer (`null` when it has none).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (
+            status,
+            response.json().await.unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        self.call(reqwest::Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        self.call(reqwest::Method::PATCH, path, Some(body)).await
     }
 }

@@ -3,7 +3,6 @@
 #![allow(clippy::unwrap_used)]
 
 use std::{
-    future::Future,
     net::SocketAddr,
     path::Path,
     process::{Child, Command, ExitStatus, Output, Stdio},
@@ -13,8 +12,6 @@ use std::{
 mod collector;
 mod exposition;
 pub mod herald_all;
-mod proxy;
-mod receiver;
 pub mod signatures;
 pub mod stack;
 
@@ -23,8 +20,7 @@ pub use exposition::{Exposition, MetricFamily, Sample};
 pub use herald_testkit::{
     NatsCluster, NatsServer, free_port, http_get, http_post, postgres_url, wait_for,
 };
-pub use proxy::CuttableProxy;
-pub use receiver::{Received, Receiver};
+pub use herald_testkit_stack::{CuttableProxy, Received, Receiver, eventually};
 
 /// A running `herald` process, killed when dropped.
 #[derive(Debug)]
@@ -203,21 +199,4 @@ pub fn scrape(ops_addr: SocketAddr) -> Exposition {
     let (status, text) = http_get(ops_addr, "/metrics").unwrap();
     assert_eq!(status, 200, "{text}");
     Exposition::parse(&text).unwrap_or_else(|error| panic!("{error}\n{text}"))
-}
-
-/// Polls `check` every 50 ms until it returns `Some`, or panics naming
-/// `what` after `timeout`.
-pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }

@@ -9,13 +9,12 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use herald_proto::v1::{
-    self as pb, admin_service_client::AdminServiceClient,
-    config_service_client::ConfigServiceClient,
-};
+use herald_proto::v1::{self as pb, config_service_client::ConfigServiceClient};
 use herald_tests::{
     CollectedSpan, Collector, Exposition, HeraldProcess, NatsServer, Receiver, http_get, http_post,
-    scrape, wait_for,
+    scrape,
+    stack::{authed, create_active_endpoint},
+    wait_for,
 };
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
@@ -106,31 +105,9 @@ impl Stack {
             .unwrap()
             .trim()
             .to_owned();
-        let mut admin = AdminServiceClient::new(self.channel().await);
-        let tenant = admin
-            .create_tenant(authed(
-                &admin_token,
-                pb::CreateTenantRequest {
-                    name: "Acme".into(),
-                },
-            ))
-            .await
-            .unwrap()
-            .into_inner();
-        let token = admin
-            .create_token(authed(
-                &admin_token,
-                pb::CreateTokenRequest {
-                    tenant_id: tenant.id.clone(),
-                    name: "observability".into(),
-                    ..Default::default()
-                },
-            ))
-            .await
-            .unwrap()
-            .into_inner()
-            .secret;
-        (tenant.id, token)
+        let tenant =
+            herald_testkit_stack::create_tenant(&self.channel().await, &admin_token, "Acme").await;
+        (tenant.id, tenant.token)
     }
 
     /// An active endpoint subscribed to `message.received` (of `devices`,
@@ -143,42 +120,17 @@ impl Stack {
         retry: Option<pb::RetryPolicy>,
     ) -> (String, String) {
         let mut config = ConfigServiceClient::new(self.channel().await);
-        let created = config
-            .create_endpoint(authed(
-                token,
-                pb::CreateEndpointRequest {
-                    spec: Some(pb::EndpointSpec {
-                        name: "Receiver".into(),
-                        url,
-                        event_types: vec!["message.received".into()],
-                        all_devices: devices.is_empty(),
-                        device_ids: devices.iter().map(|device| (*device).to_owned()).collect(),
-                        retry,
-                        ..Default::default()
-                    }),
-                    secret: String::new(),
-                },
-            ))
-            .await
-            .unwrap()
-            .into_inner();
-        let id = created.endpoint.unwrap().id;
-        let tested = config
-            .test_endpoint(authed(
-                token,
-                pb::TestEndpointRequest {
-                    endpoint_id: id.clone(),
-                    ..Default::default()
-                },
-            ))
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(
-            tested.endpoint.unwrap().status(),
-            pb::EndpointStatus::Active
-        );
-        (id, created.secret)
+        let spec = pb::EndpointSpec {
+            name: "Receiver".into(),
+            url,
+            event_types: vec!["message.received".into()],
+            all_devices: devices.is_empty(),
+            device_ids: devices.iter().map(|device| (*device).to_owned()).collect(),
+            retry,
+            ..Default::default()
+        };
+        let created = create_active_endpoint(&mut config, token, spec).await;
+        (created.endpoint.unwrap().id, created.secret)
     }
 
     /// A WABA device, once ingest knows it.
@@ -232,14 +184,6 @@ impl Stack {
         );
         status
     }
-}
-
-fn authed<T>(token: &str, message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    request
 }
 
 fn hmac_sha256(key: &str, body: &[u8]) -> String {

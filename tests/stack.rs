@@ -5,7 +5,10 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use herald_bus::{Bus, BusConfig, async_nats};
+use herald_bus::{
+    Bus, BusConfig,
+    async_nats::{self, jetstream::context::PublishAckFuture},
+};
 use herald_core::{
     catalog::EventType,
     channel::Channel,
@@ -13,24 +16,18 @@ use herald_core::{
     id::{EventId, TenantId},
 };
 use herald_proto::v1::{
-    self as pb, admin_service_client::AdminServiceClient,
-    config_service_client::ConfigServiceClient, recovery_service_client::RecoveryServiceClient,
+    self as pb, config_service_client::ConfigServiceClient,
+    recovery_service_client::RecoveryServiceClient,
 };
 use prost::Message;
 use time::OffsetDateTime;
 use tonic::transport::Channel as GrpcChannel;
 
+pub use herald_testkit_stack::authed;
+
 use crate::{HeraldProcess, NatsServer};
 
 pub const SERVICE_TOKEN: &str = "hrld_svc_e2e-shared-service-token";
-
-pub fn authed<T>(token: &str, message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    request
-}
 
 /// Herald split into its services, every process sharing one state
 /// directory (credentials) and one database.
@@ -187,15 +184,13 @@ pub fn millis(value: u64) -> prost_types::Duration {
 /// `retry_delays_ms` (no jitter), with a 2 s request timeout.
 pub fn spec(url: &str, retry_delays_ms: &[u64]) -> pb::EndpointSpec {
     pb::EndpointSpec {
-        name: "Receiver".into(),
-        url: url.into(),
         retry: Some(pb::RetryPolicy {
             delays: retry_delays_ms.iter().map(|delay| millis(*delay)).collect(),
             jitter: 0.0,
             use_default: false,
         }),
         timeout: Some(millis(2_000)),
-        ..Default::default()
+        ..herald_testkit_stack::endpoint_spec("Receiver", url)
     }
 }
 
@@ -218,33 +213,10 @@ pub async fn grpc_channel(url: &str) -> GrpcChannel {
 }
 
 pub async fn tenant_client(channel: GrpcChannel, admin_token: &str) -> TenantClient {
-    let mut admin = AdminServiceClient::new(channel.clone());
-    let tenant = admin
-        .create_tenant(authed(
-            admin_token,
-            pb::CreateTenantRequest {
-                name: "Acme".into(),
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    let token = admin
-        .create_token(authed(
-            admin_token,
-            pb::CreateTokenRequest {
-                tenant_id: tenant.id.clone(),
-                name: "e2e".into(),
-                ..Default::default()
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .secret;
+    let tenant = herald_testkit_stack::create_tenant(&channel, admin_token, "Acme").await;
     TenantClient {
         id: tenant.id,
-        token,
+        token: tenant.token,
         config: ConfigServiceClient::new(channel.clone()),
         recovery: RecoveryServiceClient::new(channel),
     }
@@ -252,74 +224,96 @@ pub async fn tenant_client(channel: GrpcChannel, admin_token: &str) -> TenantCli
 
 impl TenantClient {
     /// Creates an endpoint and activates it with a test delivery (which the
-    /// receiver must answer with 200).
+    /// receiver must answer with 200), and gives fanout time to learn of it.
     pub async fn active_endpoint(&mut self, spec: pb::EndpointSpec) -> pb::CreateEndpointResponse {
-        let created = self
-            .config
-            .create_endpoint(authed(
-                &self.token,
-                pb::CreateEndpointRequest {
-                    spec: Some(spec),
-                    secret: String::new(),
-                },
-            ))
-            .await
-            .unwrap()
-            .into_inner();
-        let endpoint_id = created.endpoint.as_ref().unwrap().id.clone();
-        let tested = self
-            .config
-            .test_endpoint(authed(
-                &self.token,
-                pb::TestEndpointRequest {
-                    endpoint_id,
-                    ..Default::default()
-                },
-            ))
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(
-            tested.endpoint.unwrap().status(),
-            pb::EndpointStatus::Active,
-            "{:?}",
-            tested.attempt
-        );
+        let created = create_active_endpoint(&mut self.config, &self.token, spec).await;
         // Fanout learns of the activation through its Watch stream.
         tokio::time::sleep(Duration::from_millis(1_000)).await;
         created
     }
 }
 
+/// Creates an endpoint with `token` and activates it with a test delivery,
+/// which its receiver must answer with 200.
+pub async fn create_active_endpoint(
+    config: &mut ConfigServiceClient<GrpcChannel>,
+    token: &str,
+    spec: pb::EndpointSpec,
+) -> pb::CreateEndpointResponse {
+    let created = config
+        .create_endpoint(authed(
+            token,
+            pb::CreateEndpointRequest {
+                spec: Some(spec),
+                secret: String::new(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let endpoint_id = created.endpoint.as_ref().unwrap().id.clone();
+    let tested = config
+        .test_endpoint(authed(
+            token,
+            pb::TestEndpointRequest {
+                endpoint_id,
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        tested.endpoint.unwrap().status(),
+        pb::EndpointStatus::Active,
+        "{:?}",
+        tested.attempt
+    );
+    created
+}
+
+/// An internal `contact.created` event of the tenant carrying `data`, as
+/// ingest accepts one.
+pub fn internal_event(tenant_id: &str, idempotency_key: String, data: &str) -> Event {
+    Event {
+        id: EventId::generate(),
+        tenant_id: TenantId::parse(tenant_id).unwrap(),
+        channel: Channel::Internal,
+        device_id: None,
+        event_type: EventType::parse("contact.created").unwrap(),
+        occurred_at: OffsetDateTime::now_utc(),
+        received_at: OffsetDateTime::now_utc(),
+        source_ref: None,
+        idempotency_key,
+        data: parse_data(data.as_bytes()).unwrap(),
+    }
+}
+
+/// Publishes `event` to the events stream as ingest does; JetStream has
+/// accepted it once the returned acknowledgement resolves.
+pub async fn publish_event(bus: &Bus, event: &Event) -> PublishAckFuture {
+    bus.publish(
+        bus.topology().event_subject(event),
+        &event.idempotency_key,
+        async_nats::HeaderMap::new(),
+        Bytes::from(pb::Event::from(event).encode_to_vec()),
+    )
+    .await
+    .unwrap()
+}
+
 /// Publishes `count` events of the tenant as ingest does, in order, each
 /// with its index in `data.index`.
 pub async fn publish_events(bus: &Bus, tenant_id: &str, first: usize, count: usize) -> Vec<Event> {
-    let tenant_id = TenantId::parse(tenant_id).unwrap();
     let mut events = Vec::new();
     let mut acks = Vec::new();
     for index in first..first + count {
-        let event = Event {
-            id: EventId::generate(),
+        let event = internal_event(
             tenant_id,
-            channel: Channel::Internal,
-            device_id: None,
-            event_type: EventType::parse("contact.created").unwrap(),
-            occurred_at: OffsetDateTime::now_utc(),
-            received_at: OffsetDateTime::now_utc(),
-            source_ref: None,
-            idempotency_key: format!("e2e-{tenant_id}-{index}"),
-            data: parse_data(format!(r#"{{"index":{index}}}"#).as_bytes()).unwrap(),
-        };
-        acks.push(
-            bus.publish(
-                bus.topology().event_subject(&event),
-                &event.idempotency_key,
-                async_nats::HeaderMap::new(),
-                Bytes::from(pb::Event::from(&event).encode_to_vec()),
-            )
-            .await
-            .unwrap(),
+            format!("e2e-{tenant_id}-{index}"),
+            &format!(r#"{{"index":{index}}}"#),
         );
+        acks.push(publish_event(bus, &event).await);
         events.push(event);
     }
     for ack in acks {
