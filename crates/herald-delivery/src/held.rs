@@ -28,7 +28,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use herald_bus::{
     BACKLOG_MARK_TTL, JobLane, Pull,
-    async_nats::jetstream::{Message, kv},
+    async_nats::jetstream::{Message, consumer::PullConsumer, kv},
 };
 use herald_core::{
     fairness::{EndpointLoad, HoldReason},
@@ -47,6 +47,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::job::{self, Context, Source};
 
+/// How long a lane waits for its consumer's counts or a backlog mark.
+const STATE_TIMEOUT: Duration = Duration::from_secs(1);
 /// How often the stream is asked which held lanes have jobs.
 const DISCOVERY: Duration = Duration::from_secs(2);
 /// How long a lane waits for a job before it looks at its endpoint's room
@@ -117,8 +119,23 @@ impl HeldLanes {
                 }
             }
         };
-        if due && let Err(error) = self.backlog.put(endpoint.as_str(), Bytes::new()).await {
-            tracing::warn!(%endpoint, %error, "cannot mark an endpoint as backlogged; its new jobs still go through the pool");
+        if due {
+            // A mark is an optimisation: it is not waited on while the
+            // bucket elects a leader.
+            match tokio::time::timeout(
+                STATE_TIMEOUT,
+                self.backlog.put(endpoint.as_str(), Bytes::new()),
+            )
+            .await
+            {
+                Ok(Ok(_)) => {}
+                Ok(Err(error)) => {
+                    tracing::warn!(%endpoint, %error, "cannot mark an endpoint as backlogged; its new jobs still go through the pool")
+                }
+                Err(_) => {
+                    tracing::warn!(%endpoint, "marking an endpoint as backlogged got no answer; its new jobs still go through the pool")
+                }
+            }
         }
     }
 }
@@ -212,15 +229,16 @@ pub(crate) async fn run(
                     .entry(endpoint)
                     .or_insert_with(|| spawn_lane(&context, endpoint, &stop));
             }
-            _ = discovery.tick() => match context.bus.held_lane_endpoints().await {
-                Ok(endpoints) => {
+            _ = discovery.tick() => match tokio::time::timeout(DISCOVERY, context.bus.held_lane_endpoints()).await {
+                Ok(Ok(endpoints)) => {
                     for endpoint in endpoints {
                         lanes
                             .entry(endpoint)
                             .or_insert_with(|| spawn_lane(&context, endpoint, &stop));
                     }
                 }
-                Err(error) => tracing::warn!(%error, "cannot list the held lanes; retrying"),
+                Ok(Err(error)) => tracing::warn!(%error, "cannot list the held lanes; retrying"),
+                Err(_) => tracing::warn!("listing the held lanes got no answer; retrying"),
             },
         }
     }
@@ -327,8 +345,7 @@ async fn pull_lane(
         }
         full_since = None;
         if last_received.elapsed() >= IDLE_CHECK && jobs.is_empty() {
-            let info = consumer.info().await.map_err(|error| error.to_string())?;
-            if info.num_pending == 0 && info.num_ack_pending == 0 {
+            if lane_counts(&mut consumer).await == Some((0, 0)) {
                 tracing::debug!(%endpoint, "held lane empty");
                 return Ok(());
             }
@@ -336,8 +353,10 @@ async fn pull_lane(
         }
         if last_mark.elapsed() >= MARK_REFRESH {
             last_mark = Instant::now();
-            let info = consumer.info().await.map_err(|error| error.to_string())?;
-            if info.num_pending > load.slots as u64 {
+            if lane_counts(&mut consumer)
+                .await
+                .is_some_and(|(pending, _)| pending > load.slots as u64)
+            {
                 context.held.mark(endpoint).await;
             }
         }
@@ -359,6 +378,23 @@ async fn pull_lane(
             // Look at the endpoint's room and the lane's emptiness again.
             _ = tokio::time::sleep(LANE_WAIT) => {}
         }
+    }
+}
+
+/// The lane's jobs waiting and handed out, or `None` when the consumer does
+/// not answer at once (it is electing a leader): the lane goes on pulling
+/// meanwhile rather than wait on the answer.
+async fn lane_counts(consumer: &mut PullConsumer) -> Option<(u64, u64)> {
+    match tokio::time::timeout(STATE_TIMEOUT, consumer.info()).await {
+        Ok(Ok(info)) => Some((
+            info.num_pending,
+            u64::try_from(info.num_ack_pending).unwrap_or(u64::MAX),
+        )),
+        Ok(Err(error)) => {
+            tracing::debug!(%error, "cannot read a held lane's counts");
+            None
+        }
+        Err(_) => None,
     }
 }
 
