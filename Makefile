@@ -137,7 +137,7 @@ chaos: nats
 RATE ?= 250
 cluster-chaos: nats
 	$(CARGO) build --workspace --bins
-	HERALD_CLUSTER_EVENTS=$(N) HERALD_CLUSTER_RATE=$(RATE) $(CARGO) test -p herald-tests --test cluster -- --nocapture
+	HERALD_CLUSTER_ASSERT_PAUSES=1 HERALD_CLUSTER_EVENTS=$(N) HERALD_CLUSTER_RATE=$(RATE) $(CARGO) test -p herald-tests --test cluster -- --nocapture
 
 ## cluster: the production topology on loopback (deploy/local_cluster.py):
 ## a 3-node NATS cluster, config on PostgreSQL twice, ingest, fanout and
