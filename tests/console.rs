@@ -50,6 +50,16 @@ impl Driver {
 
     /// A desktop browser window, or a phone's screen (390 × 844) when `phone`.
     async fn browser(&self, phone: bool) -> Client {
+        self.browser_with(phone, true).await
+    }
+
+    /// A desktop window with JavaScript turned off: the console's basics
+    /// must work without it.
+    async fn browser_without_javascript(&self) -> Client {
+        self.browser_with(false, false).await
+    }
+
+    async fn browser_with(&self, phone: bool, javascript: bool) -> Client {
         let mut options = json!({
             "binary": CHROMIUM,
             "args": [
@@ -57,6 +67,9 @@ impl Driver {
                 "--hide-scrollbars", "--window-size=1366,1000",
             ],
         });
+        if !javascript {
+            options["prefs"] = json!({ "profile.managed_default_content_settings.javascript": 2 });
+        }
         if phone {
             options["mobileEmulation"] = json!({
                 "deviceMetrics": { "width": 390, "height": 844, "pixelRatio": 1.0, "touch": true },
@@ -137,7 +150,10 @@ impl Page {
     }
 
     async fn click(&self, css: &str) {
-        self.find(css).await.click().await.unwrap();
+        if let Err(error) = self.find(css).await.click().await {
+            self.screenshot("failed-click").await;
+            panic!("cannot click {css} on {}: {error}", self.path().await);
+        }
     }
 
     /// Clicks what leads to another page, and waits until that page loaded.
@@ -174,6 +190,23 @@ impl Page {
         let input = self.find(css).await;
         input.clear().await.unwrap();
         input.send_keys(value).await.unwrap();
+    }
+
+    /// Whether the checkbox or radio `css` is ticked (hidden ones too).
+    async fn checked(&self, css: &str) -> bool {
+        self.find(css).await;
+        self.client
+            .execute(
+                "return document.querySelector(arguments[0]).checked;",
+                vec![Value::String(css.to_owned())],
+            )
+            .await
+            .unwrap()
+            == Value::Bool(true)
+    }
+
+    async fn displayed(&self, css: &str) -> bool {
+        self.find(css).await.is_displayed().await.unwrap()
     }
 
     async fn source(&self) -> String {
@@ -389,26 +422,105 @@ async fn a_customer_sets_up_tests_and_follows_an_endpoint_in_the_browser() {
         devices.push(device["id"].as_str().unwrap().to_owned());
     }
 
-    // Add an endpoint: an invalid URL comes back inline, with the values kept.
+    // Add a webhook. Devices: channel tabs keep what each channel has
+    // ticked, search narrows the current channel, and chips remove one.
     page.follow("a[href='/console/endpoints/new']").await;
-    page.click("input[data-select-all='devices-whatsapp']")
-        .await;
-    let returns_line = format!("input[name=device][value='{}']", devices[1]);
-    assert!(page.find(&returns_line).await.is_selected().await.unwrap());
-    // "All devices" and single devices exclude each other.
-    page.click("input[name=all_devices]").await;
-    assert!(!page.find(&returns_line).await.is_selected().await.unwrap());
-    page.click("input[data-select-all='devices-whatsapp']")
-        .await;
+    let device_box = |index: usize| format!("input[name=device][value='{}']", devices[index]);
+    page.click("#tab-telegram").await;
+    assert!(page.displayed("#devices-telegram").await);
+    assert!(!page.displayed("#devices-whatsapp").await);
+    page.click(&device_box(2)).await;
+    assert!(
+        page.checked("input[name=devices_mode][value=selected]")
+            .await
+    );
+    page.click("#tab-whatsapp").await;
+    assert!(
+        page.checked(&device_box(2)).await,
+        "switching tabs keeps Telegram's pick"
+    );
+    assert_eq!(page.text("#tab-telegram [data-tab-count]").await, "1/1");
+    // Only Telegram is picked: no receipts (Message status) are offered.
     assert!(
         !page
-            .find("input[name=all_devices]")
+            .displayed("label.event-option:has(input[value='message.read'])")
             .await
-            .is_selected()
+    );
+    assert!(page.text("[data-events-hint]").await.contains("Telegram"));
+    page.fill("#device-search", "Returns").await;
+    assert!(
+        !page
+            .displayed(&format!("label:has({})", device_box(0)))
+            .await
+    );
+    page.click("button[data-pick=filtered]").await;
+    assert!(page.checked(&device_box(1)).await);
+    assert!(
+        !page.checked(&device_box(0)).await,
+        "Select filtered ticks only the match"
+    );
+    page.screenshot("03-endpoint-form-picker").await;
+    // A WhatsApp line is picked: receipts are offered again.
+    assert!(
+        page.displayed("label.event-option:has(input[value='message.read'])")
+            .await
+    );
+    page.fill("#device-search", "").await;
+    page.click("button[data-pick=all]").await;
+    assert!(page.checked(&device_box(0)).await);
+    assert_eq!(page.count("#device-chips .chip").await, 3);
+    page.click(&format!(
+        "#device-chips .chip[data-remove='{}']",
+        devices[2]
+    ))
+    .await;
+    assert!(
+        !page.checked(&device_box(2)).await,
+        "the chip removed its device"
+    );
+    assert_eq!(page.count("#device-chips .chip").await, 2);
+    page.click("button[data-pick=clear]").await;
+    assert!(!page.checked(&device_box(0)).await && !page.checked(&device_box(1)).await);
+    assert!(
+        page.find("#device-chips")
+            .await
+            .attr("hidden")
             .await
             .unwrap()
+            .is_some()
     );
-    assert!(page.find(&returns_line).await.is_selected().await.unwrap());
+    // One explicit "every device": choosing it clears single picks.
+    page.click(&device_box(0)).await;
+    page.click("input[name=devices_mode][value=all]").await;
+    assert!(!page.checked(&device_box(0)).await);
+    page.click("button[data-pick=all]").await;
+    assert!(
+        page.checked("input[name=devices_mode][value=selected]")
+            .await
+    );
+    // Events carry the seed's labels beside the catalog name.
+    let received_label = page
+        .text("label.event-option:has(input[value='message.received'])")
+        .await;
+    assert!(
+        received_label.contains("Incoming Message") && received_label.contains("message.received")
+    );
+    assert!(
+        page.text("label.event-option:has(input[value='form.submitted'])")
+            .await
+            .contains("Submission")
+    );
+    assert!(
+        page.text("label.event-option:has(input[value='message.read'])")
+            .await
+            .contains("Message status")
+    );
+    // Delivery options are collapsed until asked for.
+    assert!(!page.displayed("#retry_delays").await);
+    page.click("details.delivery-options summary").await;
+    assert!(page.displayed("#retry_delays").await);
+    // An invalid URL comes back inline, with the values kept.
+    let returns_line = device_box(1);
     page.fill("#name", "Storefront").await;
     page.fill("#url", "http://example.com/hook").await;
     page.click("input[name=event_type][value='message.received']")
@@ -426,46 +538,77 @@ async fn a_customer_sets_up_tests_and_follows_an_endpoint_in_the_browser() {
         "Storefront"
     );
     assert!(
-        page.find("input[name=event_type][value='message.received']")
+        page.checked("input[name=event_type][value='message.received']")
             .await
-            .is_selected()
-            .await
-            .unwrap()
     );
-    assert!(
-        page.find(&format!("input[name=device][value='{}']", devices[0]))
-            .await
-            .is_selected()
-            .await
-            .unwrap()
-    );
+    assert!(page.checked(&device_box(0)).await);
+    assert!(page.checked(&returns_line).await);
     page.screenshot("03-endpoint-form-error").await;
+
+    // Save → test: the Test page opens, with the secret shown once.
     page.fill("#url", &receiver.url()).await;
     page.follow("form.stack button[type=submit]").await;
     let secret = page.text("#secret-value").await;
     assert!(secret.starts_with("whsec_"), "{secret}");
-    page.screenshot("04-endpoint-created").await;
-
-    // The endpoint is pending its test; a test answered 200 makes it active.
-    page.follow(".callout a.button.ghost").await;
     assert_eq!(page.text(".status-line .badge").await, "Pending test");
+    page.screenshot("04-endpoint-created-test-page").await;
+    let endpoint_path = page
+        .find("a.button.ghost[href^='/console/endpoints/ep_']")
+        .await
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+    let endpoint_id = endpoint_path.rsplit('/').next().unwrap().to_owned();
+
+    // The endpoint page lists its devices by channel.
+    page.goto(&endpoint_path).await;
     assert!(
         page.text(".details")
             .await
             .contains("WhatsApp · Returns line")
     );
-    let endpoint_path = page.path().await;
-    let endpoint_id = endpoint_path.rsplit('/').next().unwrap().to_owned();
     page.screenshot("05-endpoint-pending").await;
-    page.follow(".page-actions form[action$='/test'] button")
+
+    // Test: pick the sample's event type; a 200 makes it Active; the
+    // result is a page of its own that reloading does not send again.
+    page.follow(".page-actions a[href$='/test']").await;
+    page.find("#event_type option[value='message.received']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    page.follow("form[action$='/test'] button[type=submit]")
         .await;
+    assert!(page.path().await.contains("/test?attempt="));
     assert!(page.text(".test-result h2").await.contains("succeeded"));
-    assert!(page.text(".test-result").await.contains("200"));
+    assert_eq!(page.text("#response-code").await, "200");
     assert_eq!(page.text(".status-line .badge").await, "Active");
+    let request_sent = page.text(".request-sent").await;
+    assert!(
+        request_sent.contains("webhook-signature") && request_sent.contains("redacted"),
+        "{request_sent}"
+    );
+    let test_signature = receiver.received()[0]
+        .header("webhook-signature")
+        .to_owned();
+    assert!(
+        !page
+            .source()
+            .await
+            .contains(test_signature.split(',').nth(1).unwrap())
+    );
     page.screenshot("06-endpoint-tested").await;
-    assert_eq!(receiver.received().len(), 1);
+    page.client.refresh().await.unwrap();
+    page.find(".test-result").await;
+    assert_eq!(
+        receiver.received().len(),
+        1,
+        "reloading the result sends nothing"
+    );
 
     // Editing where deliveries go puts it back to Pending test, and says so.
+    page.goto(&endpoint_path).await;
     page.follow(".page-actions a[href$='/edit']").await;
     assert_eq!(
         page.find("#name")
@@ -476,16 +619,26 @@ async fn a_customer_sets_up_tests_and_follows_an_endpoint_in_the_browser() {
             .unwrap(),
         "Storefront"
     );
+    assert!(page.checked(&returns_line).await);
     page.fill("#url", &format!("{}?store=eu", receiver.url()))
         .await;
     page.follow("form.stack button[type=submit]").await;
     assert!(page.text(".flash").await.contains("back to Pending test"));
     assert_eq!(page.text(".status-line .badge").await, "Pending test");
     page.screenshot("07-endpoint-edited").await;
-    page.follow(".page-actions form[action$='/test'] button")
+    // A 202 does not activate it, and the page says why.
+    receiver.answer(202);
+    page.follow("form[action$='/test'] button[type=submit]")
+        .await;
+    assert!(page.text(".verdict").await.contains("202 Accepted"));
+    assert_eq!(page.text(".status-line .badge").await, "Pending test");
+    page.screenshot("07-endpoint-test-202").await;
+    receiver.answer(200);
+    page.follow("form[action$='/test'] button[type=submit]")
         .await;
     assert_eq!(page.text(".status-line .badge").await, "Active");
 
+    page.goto(&endpoint_path).await;
     // Rotating shows the new secret once.
     page.follow("form[action$='/rotate-secret'] button").await;
     let rotated = page.text("#secret-value").await;
@@ -603,7 +756,8 @@ async fn a_customer_sets_up_tests_and_follows_an_endpoint_in_the_browser() {
         "/console/logs?endpoint={endpoint_id}&event_type=message.received&status=succeeded"
     ))
     .await;
-    assert_eq!(page.count("table.data tbody tr").await, 3);
+    // Three tests (200, 202, 200) and the live event.
+    assert_eq!(page.count("table.data tbody tr").await, 4);
     page.screenshot("12-logs-filtered").await;
     page.follow("table.data tbody tr:first-child a.row-link")
         .await;
@@ -734,6 +888,36 @@ async fn a_customer_sets_up_tests_and_follows_an_endpoint_in_the_browser() {
     phone.goto("/console/logs").await;
     phone.screenshot("logs").await;
     phone.client.close().await.unwrap();
+
+    // Without JavaScript: every channel's devices are listed one after the
+    // other, and adding, saving and testing a webhook still work.
+    let plain = Page::new(
+        driver.browser_without_javascript().await,
+        stack.url(""),
+        "nojs-",
+    );
+    plain.sign_in(&tenant.token).await;
+    plain.goto("/console/endpoints/new").await;
+    assert!(plain.displayed("#devices-telegram").await && plain.displayed("#devices-waba").await);
+    assert!(!plain.displayed("#device-search").await);
+    plain.fill("#name", "No script").await;
+    plain.fill("#url", &receiver.url()).await;
+    plain
+        .click("input[name=devices_mode][value=selected]")
+        .await;
+    plain
+        .click(&format!("input[name=device][value='{}']", devices[3]))
+        .await;
+    plain.screenshot("endpoint-form").await;
+    plain.follow("form.stack button[type=submit]").await;
+    assert!(plain.text("#secret-value").await.starts_with("whsec_"));
+    plain
+        .follow("form[action$='/test'] button[type=submit]")
+        .await;
+    assert!(plain.text(".test-result h2").await.contains("succeeded"));
+    assert_eq!(plain.text(".status-line .badge").await, "Active");
+    plain.screenshot("endpoint-tested").await;
+    plain.client.close().await.unwrap();
 
     // Signing out ends the session.
     page.goto("/console/").await;

@@ -52,7 +52,7 @@ impl std::fmt::Debug for Console {
 
 /// The `/console` routes.
 pub fn router(backend: Backend, key: MasterKey) -> Router {
-    use pages::{dead_letters, endpoint, endpoint_form, logs, overview, sign_in};
+    use pages::{dead_letters, endpoint, endpoint_form, endpoint_test, logs, overview, sign_in};
     Router::new()
         .route(
             "/console",
@@ -74,7 +74,7 @@ pub fn router(backend: Backend, key: MasterKey) -> Router {
         )
         .route(
             "/console/endpoints/{endpoint_id}/test",
-            post(endpoint::test),
+            get(endpoint_test::show).post(endpoint_test::send),
         )
         .route(
             "/console/endpoints/{endpoint_id}/enable",

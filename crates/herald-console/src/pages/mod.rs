@@ -3,6 +3,7 @@
 pub mod dead_letters;
 pub mod endpoint;
 pub mod endpoint_form;
+pub mod endpoint_test;
 pub mod logs;
 pub mod overview;
 pub mod sign_in;
