@@ -381,7 +381,10 @@ async fn a_customer_sets_up_tests_and_follows_an_endpoint_in_the_browser() {
     page.follow("form button[type=submit]").await;
     assert!(page.text(".field-error").await.contains("not valid"));
     page.sign_in(&tenant.token).await;
-    assert!(page.text(".empty").await.contains("No endpoints yet"));
+    // The empty state leads a new user to add a device first.
+    assert!(page.text(".empty").await.contains("No webhooks yet"));
+    assert!(page.text(".notice").await.contains("developer feature"));
+    page.find(".empty a[href='/console/devices/new']").await;
     page.screenshot("02-overview-empty").await;
 
     // The tenant's lines, one per channel.
@@ -721,17 +724,104 @@ async fn a_customer_sets_up_tests_and_follows_an_endpoint_in_the_browser() {
     assert!(page.text("table.data tbody").await.contains("CRM 07"));
     page.screenshot("09-search-results").await;
 
-    // Paging through 61 endpoints: 25, 25, 11, and back.
+    // The table of 61 endpoints, then paging through 60: 25, 25, 10, and back.
     page.goto("/console/").await;
+    assert_eq!(
+        page.text(".stat-row .stat:first-child dt").await,
+        "Webhooks"
+    );
     assert_eq!(page.text(".stat-row .stat:first-child dd").await, "61");
+    // Device links: 2 (Storefront) + 20 × 2 + 20 × 1 + 20 endpoints of
+    // every device × 4 devices.
+    assert_eq!(
+        page.text(".stat-row .stat:nth-child(2) dt").await,
+        "Device links"
+    );
+    assert_eq!(page.text(".stat-row .stat:nth-child(2) dd").await, "142");
     assert_eq!(page.count("table.data tbody tr").await, 25);
+    let columns = page.text("table.endpoints thead").await.to_lowercase();
+    for column in [
+        "Webhook",
+        "Channel",
+        "Devices",
+        "Destination",
+        "Events",
+        "Status",
+        "Last delivery",
+    ] {
+        assert!(
+            columns.contains(&column.to_lowercase()),
+            "{column} in {columns}"
+        );
+    }
+    // Newest first: the last one created, over two channels.
+    let first_row = "table.endpoints tbody tr:first-child";
+    assert_eq!(
+        page.text(&format!("{first_row} .row-link")).await,
+        "Orders sync 60"
+    );
+    assert_eq!(
+        page.text(&format!("{first_row} td[data-label=Channel]"))
+            .await,
+        "Mixed channels"
+    );
+    let events = page
+        .text(&format!("{first_row} td[data-label=Events]"))
+        .await;
+    assert!(
+        events.contains("Incoming Message") && events.contains("Message status: read"),
+        "{events}"
+    );
+    let destination = page.find(&format!("{first_row} .truncate")).await;
+    assert_eq!(
+        destination.attr("title").await.unwrap().unwrap(),
+        receiver.url()
+    );
+    // The device count opens the linked devices.
+    assert!(
+        !page
+            .displayed(&format!("{first_row} .linked-devices .popup"))
+            .await
+    );
+    page.click(&format!("{first_row} .linked-devices summary"))
+        .await;
+    let linked = page
+        .text(&format!("{first_row} .linked-devices .popup"))
+        .await;
+    assert!(
+        linked.contains("Sales line") && linked.contains("Main number"),
+        "{linked}"
+    );
+    assert!(page.text(".contract").await.contains("X-Herald-Event"));
     page.screenshot("10-overview").await;
+    // Sortable by name and by status.
+    page.follow("th a.sort-link[href*='sort=name']").await;
+    assert_eq!(
+        page.text(&format!("{first_row} .row-link")).await,
+        "Analytics 04"
+    );
+    page.follow("th a.sort-link[href*='sort=status']").await;
+    assert_eq!(
+        page.text(&format!("{first_row} td[data-label=Status] .badge")).await,
+        "Pending test"
+    );
+    page.goto("/console/").await;
+    // Row actions: Edit opens the editor, Delete its confirmation.
+    page.follow(&format!("{first_row} a[href$='/edit']")).await;
+    assert_eq!(page.text("h1").await, "Edit webhook");
+    page.goto("/console/").await;
+    page.follow(&format!("{first_row} a[href$='/delete']"))
+        .await;
+    page.follow("button.danger").await;
+    assert!(page.text(".flash").await.contains("deleted"));
+    assert_eq!(page.text(".stat-row .stat:first-child dd").await, "60");
+    let endpoints = 60;
     page.follow("a[rel=next]").await;
     assert_eq!(page.text(".pager-page").await, "Page 2");
     assert_eq!(page.count("table.data tbody tr").await, 25);
     page.follow("a[rel=next]").await;
     assert_eq!(page.text(".pager-page").await, "Page 3");
-    assert_eq!(page.count("table.data tbody tr").await, 11);
+    assert_eq!(page.count("table.data tbody tr").await, endpoints - 50);
     assert_eq!(page.count("a[rel=next]").await, 0);
     page.follow("a[rel=prev]").await;
     assert_eq!(page.text(".pager-page").await, "Page 2");
