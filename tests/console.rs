@@ -802,7 +802,8 @@ async fn a_customer_sets_up_tests_and_follows_an_endpoint_in_the_browser() {
     );
     page.follow("th a.sort-link[href*='sort=status']").await;
     assert_eq!(
-        page.text(&format!("{first_row} td[data-label=Status] .badge")).await,
+        page.text(&format!("{first_row} td[data-label=Status] .badge"))
+            .await,
         "Pending test"
     );
     page.goto("/console/").await;
@@ -1015,6 +1016,182 @@ async fn a_customer_sets_up_tests_and_follows_an_endpoint_in_the_browser() {
     assert!(page.text(".flash").await.contains("signed out"));
     page.goto("/console/").await;
     assert_eq!(page.path().await, "/console/sign-in");
+    page.client.close().await.unwrap();
+}
+
+/// Posts `body` to an inbound URL until ingest knows the device (it learns
+/// of new devices through its Watch stream), and answers the final status.
+async fn post_inbound(url: &str, headers: &[(&str, &str)], body: &str) -> u16 {
+    let http = plain_http();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut request = http
+            .post(url)
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let status = request.send().await.unwrap().status().as_u16();
+        if (status != 404 && status != 503) || Instant::now() > deadline {
+            return status;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_connects_devices_in_the_browser() {
+    let stack = HeraldAll::start();
+    let tenant = stack.tenant("Acme").await;
+    let driver = Driver::start();
+    let page = Page::new(driver.browser(false).await, stack.url(""), "devices-");
+    page.sign_in(&tenant.token).await;
+
+    // No devices yet: the page leads to adding one per channel.
+    page.follow("nav a[href='/console/devices']").await;
+    assert!(page.text(".empty").await.contains("No devices yet"));
+    page.screenshot("01-empty").await;
+    // Setup instructions use the ingest service's public address.
+    let ingest = format!("http://{}", stack.herald.ingest_addr);
+    page.fill("#ingest", &ingest).await;
+    page.follow("form.inline-form button").await;
+    assert_eq!(page.text("#ingest-base").await, ingest);
+
+    // A Telegram bot: the secret token is generated and shown once, with
+    // the setWebhook call to make.
+    page.follow("a[href='/console/devices/new?channel=telegram']")
+        .await;
+    page.fill("#name", "Support bot").await;
+    page.fill("#external_id", "7012345678").await;
+    page.screenshot("02-add-telegram").await;
+    page.follow("form.device-form button[type=submit]").await;
+    let token = page.text("#setup-secret").await;
+    let url = page.text("#setup-url").await;
+    assert!(
+        url.starts_with(&format!("{ingest}/inbound/telegram/dev_")),
+        "{url}"
+    );
+    let call = page.text("#setup-call").await;
+    assert!(
+        call.contains("setWebhook") && call.contains(&token),
+        "{call}"
+    );
+    // Copy buttons appear with JavaScript and copy.
+    page.click("button[data-copy=setup-url]").await;
+    assert_eq!(page.text("button[data-copy=setup-url]").await, "Copied");
+    page.screenshot("03-telegram-setup").await;
+    // What the page says works: Telegram's update with the token is taken,
+    // without it refused.
+    let update = r#"{"update_id":1,"message":{"message_id":1,"date":1764072000,"chat":{"id":42,"type":"private"},"from":{"id":42,"is_bot":false,"first_name":"Maria"},"text":"Hi"}}"#;
+    let secret_header = "x-telegram-bot-api-secret-token";
+    assert_eq!(
+        post_inbound(&url, &[(secret_header, &token)], update).await,
+        200
+    );
+    assert_eq!(
+        post_inbound(&url, &[(secret_header, "wrong")], update).await,
+        403
+    );
+    let device_path = page
+        .find(".page-actions a[href$='/edit']")
+        .await
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap()
+        .trim_end_matches("/edit")
+        .to_owned();
+    // Shown once: the device's page no longer has the token.
+    page.goto(&device_path).await;
+    assert!(!page.source().await.contains(&token));
+    assert_eq!(page.text("#setup-url").await, url);
+
+    // A WABA number: the app secret is required, the verify token generated.
+    page.goto("/console/devices/new?channel=waba").await;
+    page.fill("#name", "Main number").await;
+    page.fill("#external_id", "106540352242922").await;
+    page.follow("form.device-form button[type=submit]").await;
+    assert!(
+        page.text(".field.invalid .field-error")
+            .await
+            .contains("app secret")
+    );
+    assert_eq!(
+        page.find("#name")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .unwrap(),
+        "Main number"
+    );
+    page.fill("#secret", "meta-app-secret").await;
+    page.follow("form.device-form button[type=submit]").await;
+    let verify_token = page.text("#setup-verify-token").await;
+    let callback = page.text("#setup-url").await;
+    assert!(callback.contains("/inbound/waba/dev_"), "{callback}");
+    page.screenshot("04-waba-setup").await;
+    // Meta's handshake with that token answers the challenge.
+    let http = plain_http();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let challenge = loop {
+        let answer = http
+            .get(format!(
+                "{callback}?hub.mode=subscribe&hub.verify_token={verify_token}&hub.challenge=1158201444"
+            ))
+            .send()
+            .await
+            .unwrap();
+        if answer.status() == 200 || Instant::now() > deadline {
+            break answer.text().await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(challenge, "1158201444");
+
+    // A WhatsApp line through its gateway, with a generated HMAC key.
+    page.goto("/console/devices/new?channel=whatsapp").await;
+    page.fill("#name", "Sales line").await;
+    page.fill("#external_id", "sales-1").await;
+    page.follow("form.device-form button[type=submit]").await;
+    assert!(!page.text("#setup-hmac-key").await.is_empty());
+    page.screenshot("05-whatsapp-setup").await;
+
+    // Listed by channel, each with its status.
+    page.goto("/console/devices").await;
+    for title in ["WhatsApp lines", "Telegram bots", "WABA numbers"] {
+        assert!(page.source().await.contains(title), "{title}");
+    }
+    assert!(
+        page.text("table.devices")
+            .await
+            .contains("Verified webhooks")
+    );
+    page.screenshot("06-list").await;
+
+    // Edit: renaming keeps the secret.
+    page.goto(&format!("{device_path}/edit")).await;
+    page.fill("#name", "Support bot EU").await;
+    page.follow("form.device-form button[type=submit]").await;
+    assert!(page.text(".flash").await.contains("Saved"));
+    assert_eq!(page.text("h1").await, "Support bot EU");
+    assert_eq!(
+        post_inbound(&url, &[(secret_header, &token)], update).await,
+        200
+    );
+
+    // The editor offers the new devices per channel.
+    page.goto("/console/endpoints/new").await;
+    assert_eq!(page.text("#tab-telegram [data-tab-count]").await, "0/1");
+
+    // Remove, after the confirmation page.
+    page.goto("/console/devices").await;
+    page.follow("table.devices a[href$='/delete']").await;
+    page.screenshot("07-remove").await;
+    page.follow("button.danger").await;
+    assert!(page.text(".flash").await.contains("removed"));
+    assert_eq!(page.count("table.devices tbody tr").await, 2);
     page.client.close().await.unwrap();
 }
 

@@ -10,6 +10,7 @@ use crate::{assets, session::Session};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Nav {
     Webhooks,
+    Devices,
     Logs,
     DeadLetters,
 }
@@ -97,6 +98,7 @@ pub fn page(
                         nav aria-label="Main" {
                             ul {
                                 li { a href="/console/" aria-current=[current(Nav::Webhooks)] { "Webhooks" } }
+                                li { a href="/console/devices" aria-current=[current(Nav::Devices)] { "Devices" } }
                                 li { a href="/console/logs" aria-current=[current(Nav::Logs)] { "Logs" } }
                                 li { a href="/console/dead-letters" aria-current=[current(Nav::DeadLetters)] { "Dead letters" } }
                             }

@@ -1,6 +1,7 @@
 //! One module per page; what several pages read is here.
 
 pub mod dead_letters;
+pub mod devices;
 pub mod endpoint;
 pub mod endpoint_form;
 pub mod endpoint_test;
