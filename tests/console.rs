@@ -113,11 +113,31 @@ fn clear_screenshots(prefix: &str) {
     }
 }
 
-/// A browser session on the console, saving a screenshot of each page.
+/// axe-core's script, installed by `make test-tools` (pinned in the Makefile).
+fn axe_source() -> &'static str {
+    static SOURCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SOURCE.get_or_init(|| {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../.venv/axe/node_modules/axe-core/axe.min.js");
+        std::fs::read_to_string(&path).unwrap_or_else(|error| {
+            panic!(
+                "{}: {error}: `make test-tools` installs axe-core",
+                path.display()
+            )
+        })
+    })
+}
+
+/// The WCAG 2.1 A and AA rules axe-core checks.
+const AXE_TAGS: [&str; 4] = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"];
+
+/// A browser session on the console, saving a screenshot of each page and
+/// checking it with axe-core first (when the browser runs JavaScript).
 struct Page {
     client: Client,
     base: String,
     name_prefix: &'static str,
+    audit: bool,
 }
 
 impl Page {
@@ -151,7 +171,8 @@ impl Page {
 
     async fn click(&self, css: &str) {
         if let Err(error) = self.find(css).await.click().await {
-            self.screenshot("failed-click").await;
+            let png = self.client.screenshot().await.unwrap();
+            std::fs::write(screenshot_dir().join("failed-click.png"), png).unwrap();
             panic!("cannot click {css} on {}: {error}", self.path().await);
         }
     }
@@ -227,10 +248,64 @@ impl Page {
             client,
             base,
             name_prefix,
+            audit: true,
         }
     }
 
+    /// What axe-core finds on the page as it is now: how many rules
+    /// passed (`passes`) and the WCAG 2.1 A and AA `violations`.
+    async fn axe(&self) -> Value {
+        let loaded = self
+            .client
+            .execute("return typeof window.axe === 'object';", vec![])
+            .await
+            .unwrap();
+        if loaded != Value::Bool(true) {
+            self.client
+                .execute(&format!("{}\nreturn true;", axe_source()), vec![])
+                .await
+                .unwrap();
+        }
+        self.client
+            .execute_async(
+                r#"const done = arguments[arguments.length - 1];
+                axe.run(document, { runOnly: { type: "tag", values: arguments[0] } })
+                    .then((results) => done({
+                        passes: results.passes.length,
+                        violations: results.violations.map((violation) => ({
+                            rule: violation.id,
+                            impact: violation.impact,
+                            help: violation.help,
+                            nodes: violation.nodes.slice(0, 5).map((node) => node.target.join(" ")),
+                        })),
+                    }))
+                    .catch((error) => done({ passes: 0, violations: [{ rule: "axe-error", help: String(error) }] }));"#,
+                vec![json!(AXE_TAGS)],
+            )
+            .await
+            .unwrap()
+    }
+
+    /// Fails on any WCAG 2.1 A or AA violation axe-core finds on the page.
+    async fn check_accessibility(&self, name: &str) {
+        let violations = self.axe().await;
+        assert!(
+            violations["passes"].as_u64().unwrap_or_default() > 0,
+            "axe-core checked nothing: {violations}"
+        );
+        assert_eq!(
+            violations["violations"],
+            json!([]),
+            "axe-core: WCAG 2.1 AA violations on {} ({}{name})",
+            self.path().await,
+            self.name_prefix
+        );
+    }
+
     async fn screenshot(&self, name: &str) {
+        if self.audit {
+            self.check_accessibility(name).await;
+        }
         let png = self.client.screenshot().await.unwrap();
         std::fs::write(
             screenshot_dir().join(format!("{}{name}.png", self.name_prefix)),
@@ -623,6 +698,7 @@ async fn a_customer_sets_up_tests_and_follows_an_endpoint_in_the_browser() {
         "Storefront"
     );
     assert!(page.checked(&returns_line).await);
+    page.screenshot("07-endpoint-edit-form").await;
     page.fill("#url", &format!("{}?store=eu", receiver.url()))
         .await;
     page.follow("form.stack button[type=submit]").await;
@@ -978,15 +1054,19 @@ async fn a_customer_sets_up_tests_and_follows_an_endpoint_in_the_browser() {
     phone.screenshot("endpoint-form").await;
     phone.goto("/console/logs").await;
     phone.screenshot("logs").await;
+    phone.goto("/console/devices").await;
+    phone.screenshot("devices").await;
     phone.client.close().await.unwrap();
 
     // Without JavaScript: every channel's devices are listed one after the
     // other, and adding, saving and testing a webhook still work.
-    let plain = Page::new(
+    let mut plain = Page::new(
         driver.browser_without_javascript().await,
         stack.url(""),
         "nojs-",
     );
+    // axe-core is JavaScript: the same pages are checked with it above.
+    plain.audit = false;
     plain.sign_in(&tenant.token).await;
     plain.goto("/console/endpoints/new").await;
     assert!(plain.displayed("#devices-telegram").await && plain.displayed("#devices-waba").await);
@@ -1170,8 +1250,12 @@ async fn a_customer_connects_devices_in_the_browser() {
     );
     page.screenshot("06-list").await;
 
+    page.goto("/console/devices/new").await;
+    page.screenshot("06-choose-channel").await;
+
     // Edit: renaming keeps the secret.
     page.goto(&format!("{device_path}/edit")).await;
+    page.screenshot("06-edit").await;
     page.fill("#name", "Support bot EU").await;
     page.follow("form.device-form button[type=submit]").await;
     assert!(page.text(".flash").await.contains("Saved"));
@@ -1192,6 +1276,14 @@ async fn a_customer_connects_devices_in_the_browser() {
     page.follow("button.danger").await;
     assert!(page.text(".flash").await.contains("removed"));
     assert_eq!(page.count("table.devices tbody tr").await, 2);
+
+    // The accessibility check finds what it should: an image without text.
+    page.client
+        .goto("data:text/html,<!doctype html><html lang=en><title>t</title><main><img src=x.png></main></html>")
+        .await
+        .unwrap();
+    let found = page.axe().await;
+    assert_eq!(found["violations"][0]["rule"], "image-alt", "{found}");
     page.client.close().await.unwrap();
 }
 
