@@ -10,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, ClientBuilder, Locator, key::Key};
 use herald_proto::v1::{self as pb, ingest_service_client::IngestServiceClient};
 use herald_tests::{
     Receiver, free_port,
@@ -1268,6 +1268,41 @@ async fn a_customer_connects_devices_in_the_browser() {
     // The editor offers the new devices per channel.
     page.goto("/console/endpoints/new").await;
     assert_eq!(page.text("#tab-telegram [data-tab-count]").await, "0/1");
+    // By keyboard: arrows move between channel tabs, Space ticks a device,
+    // Enter on its chip removes it.
+    let key = |key: Key| String::from(char::from(key));
+    let active_id = "return document.activeElement.id;";
+    page.find("#tab-whatsapp")
+        .await
+        .send_keys(&key(Key::Right))
+        .await
+        .unwrap();
+    assert_eq!(
+        page.client.execute(active_id, vec![]).await.unwrap(),
+        "tab-telegram"
+    );
+    assert_eq!(
+        page.find("#tab-telegram")
+            .await
+            .attr("aria-selected")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("true")
+    );
+    page.find("#devices-telegram input[name=device]")
+        .await
+        .send_keys(" ")
+        .await
+        .unwrap();
+    assert_eq!(page.text("#tab-telegram [data-tab-count]").await, "1/1");
+    page.find("#device-chips .chip")
+        .await
+        .send_keys(&key(Key::Enter))
+        .await
+        .unwrap();
+    assert_eq!(page.text("#tab-telegram [data-tab-count]").await, "0/1");
+    assert_eq!(page.count("#device-chips .chip").await, 0);
 
     // Remove, after the confirmation page.
     page.goto("/console/devices").await;
