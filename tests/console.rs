@@ -1065,7 +1065,8 @@ async fn a_customer_sets_up_tests_and_follows_an_endpoint_in_the_browser() {
         stack.url(""),
         "nojs-",
     );
-    // axe-core is JavaScript: the same pages are checked with it above.
+    // axe-core runs its checks asynchronously, which a page without
+    // JavaScript does not: the same pages are checked with it above.
     plain.audit = false;
     plain.sign_in(&tenant.token).await;
     plain.goto("/console/endpoints/new").await;
@@ -1073,11 +1074,19 @@ async fn a_customer_sets_up_tests_and_follows_an_endpoint_in_the_browser() {
     assert!(!plain.displayed("#device-search").await);
     plain.fill("#name", "No script").await;
     plain.fill("#url", &receiver.url()).await;
+    // A ticked device beside "Every device" is refused, not dropped.
+    let main_number = format!("input[name=device][value='{}']", devices[3]);
+    plain.click(&main_number).await;
+    plain.follow("form.stack button[type=submit]").await;
+    assert!(
+        plain
+            .text(".field.invalid .field-error")
+            .await
+            .contains("Every device is chosen")
+    );
+    assert!(plain.checked(&main_number).await);
     plain
         .click("input[name=devices_mode][value=selected]")
-        .await;
-    plain
-        .click(&format!("input[name=device][value='{}']", devices[3]))
         .await;
     plain.screenshot("endpoint-form").await;
     plain.follow("form.stack button[type=submit]").await;

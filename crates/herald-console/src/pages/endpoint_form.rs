@@ -211,7 +211,21 @@ impl Values {
                 "pick at least one device, or choose Every device",
             ));
         }
+        // Ticks beside "every" would be dropped without a word (the script
+        // clears them; a browser without it does not).
+        if all_devices && !self.devices.is_empty() {
+            return Err(Problem::field(
+                "devices",
+                "devices are ticked but Every device is chosen: choose Only the devices I pick, or untick them",
+            ));
+        }
         let all_events = self.events_mode != SELECTED;
+        if all_events && !self.events.is_empty() {
+            return Err(Problem::field(
+                "events",
+                "events are ticked but Every event type is chosen: choose Only the events I pick, or untick them",
+            ));
+        }
         if !all_events && self.events.is_empty() {
             return Err(Problem::field(
                 "events",
@@ -806,6 +820,28 @@ mod tests {
             Some("signature_header")
         );
         assert_eq!(form_field("etag"), None);
+    }
+
+    #[test]
+    fn every_device_is_one_explicit_choice() {
+        let picked = Values {
+            devices_mode: SELECTED.into(),
+            devices: vec!["dev_1".into()],
+            ..Values::blank()
+        };
+        let spec = picked.to_spec().unwrap();
+        assert!(!spec.all_devices && spec.device_ids == ["dev_1"]);
+        let none_picked = Values {
+            devices_mode: SELECTED.into(),
+            ..Values::blank()
+        };
+        assert_eq!(none_picked.to_spec().unwrap_err().field, Some("devices"));
+        let both = Values {
+            devices: vec!["dev_1".into()],
+            ..Values::blank()
+        };
+        assert_eq!(both.to_spec().unwrap_err().field, Some("devices"));
+        assert!(Values::blank().to_spec().unwrap().all_devices);
     }
 
     #[test]
