@@ -104,14 +104,22 @@ impl Values {
                 SELECTED
             }
             .to_owned(),
-            devices: spec.device_ids.clone(),
+            devices: if spec.all_devices {
+                Vec::new()
+            } else {
+                spec.device_ids.clone()
+            },
             events_mode: if spec.all_event_types || spec.event_types.is_empty() {
                 ALL
             } else {
                 SELECTED
             }
             .to_owned(),
-            events: spec.event_types.clone(),
+            events: if spec.all_event_types {
+                Vec::new()
+            } else {
+                spec.event_types.clone()
+            },
             retry: retry_mode.to_owned(),
             retry_delays: delays,
             rate_per_second: if rate.per_second > 0.0 {
