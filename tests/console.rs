@@ -460,6 +460,7 @@ async fn a_customer_sets_up_tests_and_follows_an_endpoint_in_the_browser() {
     assert!(page.text(".empty").await.contains("No webhooks yet"));
     assert!(page.text(".notice").await.contains("developer feature"));
     page.find(".empty a[href='/console/devices/new']").await;
+    assert_eq!(page.count("form.search").await, 0, "nothing to search yet");
     page.screenshot("02-overview-empty").await;
 
     // The tenant's lines, one per channel.

@@ -162,6 +162,7 @@ pub async fn show(
         .into_inner();
     let devices = super::devices(&console, &session).await?;
     let (every_endpoint, _) = all_endpoints(&console, &session, "").await?;
+    let has_endpoints = !every_endpoint.is_empty();
     let device_links: usize = every_endpoint
         .iter()
         .map(|endpoint| linked_devices(&endpoint.spec.clone().unwrap_or_default(), &devices).len())
@@ -241,12 +242,15 @@ pub async fn show(
         section class="card table-card" aria-labelledby="endpoints-title" {
             div class="table-toolbar" {
                 h2 id="endpoints-title" { "Endpoints" }
+                // As the seed: search appears once there is something to search.
+                @if has_endpoints || !search.is_empty() {
                 form class="search" method="get" action="/console/" role="search" {
                     label class="visually-hidden" for="q" { "Search endpoints by name or URL" }
                     input id="q" name="q" type="search" value=(search) placeholder="Search by name or URL"
                         aria-describedby="search-hint";
                     @if sort != Sort::Newest { input type="hidden" name="sort" value=(sort.as_str()); }
                     button class="button small" type="submit" { "Search" }
+                }
                 }
             }
             @if !search.is_empty() && !searching {
@@ -342,7 +346,7 @@ fn cards(summary: &pb::Summary, device_links: usize) -> Markup {
     html! {
         section class="stats" aria-label="Summary" {
             div class="stat-group" {
-                h2 class="stat-title" { "Webhooks" }
+                h2 class="stat-title" { "Endpoints" }
                 dl class="stat-row" {
                     (card("Webhooks", summary.endpoints_total.to_string(), "neutral", "Endpoints configured"))
                     (card("Device links", device_links.to_string(), "neutral", "Device attachments across all endpoints"))
