@@ -74,14 +74,30 @@ PROMTOOL := .venv/bin/promtool
 SCHEMATHESIS_VERSION := 4.32.5
 SCHEMATHESIS := .venv/schemathesis/bin/schemathesis
 
+## axe-core, pinned from npm into .venv/axe/node_modules, checks every page
+## the browser tests visit against WCAG 2.1 AA (Node from Debian when missing).
+AXE_CORE_VERSION := 4.14.1
+AXE_CORE := .venv/axe/node_modules/axe-core/axe.min.js
+
 .PHONY: test-tools browser
-test-tools: browser $(SCHEMATHESIS)
+test-tools: browser $(SCHEMATHESIS) $(AXE_CORE)
 
 browser:
 	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then exit 0; fi
 	echo "test-tools: installing Debian's chromium and chromium-driver (once)"
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+
+$(AXE_CORE): Makefile
+	@if [ -f $@ ] && grep -q '"version": "$(AXE_CORE_VERSION)"' .venv/axe/node_modules/axe-core/package.json; then touch $@; exit 0; fi
+	if ! command -v npm >/dev/null; then \
+		echo "test-tools: installing Debian's nodejs and npm (once)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; \
+	fi
+	echo "test-tools: installing axe-core $(AXE_CORE_VERSION) into .venv/axe (once)"
+	mkdir -p .venv/axe
+	npm install --silent --no-audit --no-fund --prefix .venv/axe "axe-core@$(AXE_CORE_VERSION)"
+	touch $@
 
 $(SCHEMATHESIS): Makefile
 	@if [ -x $@ ] && $@ --version | grep -qx "schemathesis, version $(SCHEMATHESIS_VERSION)"; then touch $@; exit 0; fi

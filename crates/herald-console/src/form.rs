@@ -37,10 +37,6 @@ impl Form {
             .filter(|value| !value.is_empty())
             .collect()
     }
-
-    pub fn has(&self, name: &str) -> bool {
-        self.pairs.iter().any(|(key, _)| key == name)
-    }
 }
 
 impl<S: Send + Sync> FromRequest<S> for Form {

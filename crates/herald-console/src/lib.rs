@@ -2,7 +2,8 @@
 //! endpoints, test them and read the delivery logs.
 //!
 //! Server-rendered HTML (maud) that works without JavaScript; `app.js` only
-//! adds copy buttons, select-all checkboxes and a busy state on slow forms.
+//! adds copy buttons, select-all checkboxes, the device picker's tabs,
+//! search and chips, and a busy state on slow forms.
 //! Every page acts through the config service's gRPC implementations with
 //! the signed-in tenant's token ([`herald_api::Backend`]), exactly like the
 //! JSON API and gRPC clients: the console holds no rule of its own, and a
@@ -52,7 +53,9 @@ impl std::fmt::Debug for Console {
 
 /// The `/console` routes.
 pub fn router(backend: Backend, key: MasterKey) -> Router {
-    use pages::{dead_letters, endpoint, endpoint_form, logs, overview, sign_in};
+    use pages::{
+        dead_letters, devices, endpoint, endpoint_form, endpoint_test, logs, overview, sign_in,
+    };
     Router::new()
         .route(
             "/console",
@@ -74,7 +77,7 @@ pub fn router(backend: Backend, key: MasterKey) -> Router {
         )
         .route(
             "/console/endpoints/{endpoint_id}/test",
-            post(endpoint::test),
+            get(endpoint_test::show).post(endpoint_test::send),
         )
         .route(
             "/console/endpoints/{endpoint_id}/enable",
@@ -91,6 +94,17 @@ pub fn router(backend: Backend, key: MasterKey) -> Router {
         .route(
             "/console/endpoints/{endpoint_id}/delete",
             get(endpoint::confirm_delete).post(endpoint::delete),
+        )
+        .route("/console/devices", get(devices::list).post(devices::create))
+        .route("/console/devices/new", get(devices::new))
+        .route(
+            "/console/devices/{device_id}",
+            get(devices::show).post(devices::update),
+        )
+        .route("/console/devices/{device_id}/edit", get(devices::edit))
+        .route(
+            "/console/devices/{device_id}/delete",
+            get(devices::confirm_delete).post(devices::delete),
         )
         .route("/console/logs", get(logs::list))
         .route("/console/logs/{attempt_id}", get(logs::show))

@@ -10,6 +10,7 @@ use crate::{assets, session::Session};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Nav {
     Webhooks,
+    Devices,
     Logs,
     DeadLetters,
 }
@@ -97,6 +98,7 @@ pub fn page(
                         nav aria-label="Main" {
                             ul {
                                 li { a href="/console/" aria-current=[current(Nav::Webhooks)] { "Webhooks" } }
+                                li { a href="/console/devices" aria-current=[current(Nav::Devices)] { "Devices" } }
                                 li { a href="/console/logs" aria-current=[current(Nav::Logs)] { "Logs" } }
                                 li { a href="/console/dead-letters" aria-current=[current(Nav::DeadLetters)] { "Dead letters" } }
                             }
@@ -340,6 +342,54 @@ pub fn channel_label(channel: herald_proto::v1::Channel) -> &'static str {
     }
 }
 
+/// A channel's name in ids, classes and URLs.
+pub fn channel_slug(channel: herald_proto::v1::Channel) -> &'static str {
+    use herald_proto::v1::Channel;
+    match channel {
+        Channel::Whatsapp => "whatsapp",
+        Channel::Telegram => "telegram",
+        Channel::Waba => "waba",
+        _ => "other",
+    }
+}
+
+/// The name people know an event type by, shown beside its catalog name:
+/// the seed's three (Incoming Message, Submission, Message status), then the
+/// catalog name in words.
+pub fn event_label(name: &str) -> String {
+    let status = |what: &str| format!("Message status: {what}");
+    match name {
+        "message.received" => "Incoming Message".to_owned(),
+        "form.submitted" => "Submission".to_owned(),
+        "message.sent" => status("sent"),
+        "message.delivered" => status("delivered"),
+        "message.read" => status("read"),
+        "message.failed" => status("failed"),
+        other => {
+            let words = other.replace(['.', '_'], " ");
+            let mut chars = words.chars();
+            match chars.next() {
+                Some(first) => first.to_uppercase().chain(chars).collect(),
+                None => String::new(),
+            }
+        }
+    }
+}
+
+/// The channels whose devices produce `name`, when only some do: receipts
+/// come from the WhatsApp gateway's acks and WABA's statuses, never from
+/// Telegram. `None`: any channel (or an event published through the API).
+pub fn event_channels(name: &str) -> Option<&'static [herald_proto::v1::Channel]> {
+    use herald_proto::v1::Channel;
+    const RECEIPTS: &[Channel] = &[Channel::Whatsapp, Channel::Waba];
+    const GATEWAY: &[Channel] = &[Channel::Whatsapp];
+    match name {
+        "message.sent" | "message.delivered" | "message.read" | "message.failed" => Some(RECEIPTS),
+        other if other.starts_with("whatsapp.") => Some(GATEWAY),
+        _ => None,
+    }
+}
+
 pub fn empty_state(title: &str, text: Markup) -> Markup {
     html! {
         div class="empty" {
@@ -352,6 +402,16 @@ pub fn empty_state(title: &str, text: Markup) -> Markup {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_types_have_human_labels() {
+        assert_eq!(event_label("message.received"), "Incoming Message");
+        assert_eq!(event_label("form.submitted"), "Submission");
+        assert_eq!(event_label("message.read"), "Message status: read");
+        assert_eq!(event_label("contact.opted_out"), "Contact opted out");
+        assert!(event_channels("message.received").is_none());
+        assert_eq!(event_channels("message.delivered").map(<[_]>::len), Some(2));
+    }
 
     #[test]
     fn hardening_19_durations_show_fractions_of_a_millisecond() {

@@ -1,4 +1,4 @@
-//! One endpoint: its settings, Test, enable and disable, rotate the secret,
+//! One endpoint: its settings, a link to its Test page, enable and disable, rotate the secret,
 //! delete (after a confirmation page), and its recent attempts.
 
 use axum::{
@@ -24,7 +24,6 @@ use crate::{
 /// What a POST adds to the endpoint page it renders.
 enum Outcome {
     None,
-    Tested(Box<pb::TestEndpointResponse>, pb::EndpointStatus),
     Rotated(pb::EndpointSecrets),
 }
 
@@ -46,33 +45,6 @@ pub async fn show(
     )
     .await?;
     Ok(page_clearing_flash(&headers, flash.is_some(), page))
-}
-
-pub async fn test(
-    State(console): State<Console>,
-    session: Session,
-    Path(endpoint_id): Path<String>,
-    form: Form,
-) -> Result<Response, PageError> {
-    session.check_csrf(&form.get("csrf"))?;
-    let config = console.backend.config();
-    let before = config
-        .get_endpoint(session.credentials.request(pb::GetEndpointRequest {
-            endpoint_id: endpoint_id.clone(),
-        }))
-        .await?
-        .into_inner();
-    let tested = config
-        .test_endpoint(session.credentials.request(pb::TestEndpointRequest {
-            endpoint_id: endpoint_id.clone(),
-            ..Default::default()
-        }))
-        .await?
-        .into_inner();
-    let outcome = Outcome::Tested(Box::new(tested), before.status());
-    Ok(html_page(
-        render_page(&console, &session, &endpoint_id, None, outcome).await?,
-    ))
 }
 
 pub async fn enable(
@@ -253,10 +225,7 @@ async fn render_page(
     let csrf = html! { input type="hidden" name="csrf" value=(session.csrf); };
 
     let actions = html! {
-        form method="post" action={ (base) "/test" } data-busy="Sending…" {
-            (csrf)
-            button class="button primary" type="submit" { "Test" }
-        }
+        a class="button primary" href={ (base) "/test" } { "Test" }
         a class="button" href={ (base) "/edit" } { "Edit" }
         @if matches!(status, pb::EndpointStatus::Disabled | pb::EndpointStatus::Failing) {
             form method="post" action={ (base) "/enable" } {
@@ -274,7 +243,6 @@ async fn render_page(
 
     let body = html! {
         @match &outcome {
-            Outcome::Tested(tested, before) => { (test_result(tested, *before)) }
             Outcome::Rotated(secrets) => { (rotated(secrets)) }
             Outcome::None => {}
         }
@@ -340,51 +308,6 @@ async fn render_page(
         actions,
         body,
     ))
-}
-
-fn test_result(tested: &pb::TestEndpointResponse, before: pb::EndpointStatus) -> Markup {
-    let Some(attempt) = &tested.attempt else {
-        return html! {};
-    };
-    let after = tested
-        .endpoint
-        .as_ref()
-        .map_or(before, pb::Endpoint::status);
-    let passed = herald_core::matching::test_delivery_passed(
-        attempt.status() == pb::AttemptStatus::Succeeded,
-        attempt.response_code,
-    );
-    let tone = if passed { "success" } else { "warning" };
-    let body = String::from_utf8_lossy(&attempt.response_body);
-    html! {
-        section class={ "card test-result " (tone) } role="status" aria-live="polite" {
-            h2 {
-                @if passed { "Test delivery succeeded" } @else { "Test delivery did not succeed" }
-            }
-            dl class="details compact" {
-                dt { "Response" } dd {
-                    @if attempt.response_code != 0 { span class="code" { (attempt.response_code) } }
-                    @else { span class="muted" { "no response" } }
-                }
-                dt { "Time" } dd { (render::duration_ms(attempt.duration.as_ref())) }
-                @if !attempt.error.is_empty() { dt { "Error" } dd { (attempt.error) } }
-                dt { "Body" } dd {
-                    @if body.is_empty() { span class="muted" { "(empty)" } }
-                    @else { pre class="excerpt" { (excerpt(&body, 600)) } }
-                }
-            }
-            p {
-                @if passed && before != pb::EndpointStatus::Active && after == pb::EndpointStatus::Active {
-                    "The endpoint is now " (render::endpoint_status_badge(after)) ": it receives live events."
-                } @else if passed {
-                    "The endpoint is " (render::endpoint_status_badge(after)) "."
-                } @else {
-                    "Only a 200 or 201 activates an endpoint. Check your receiver and press Test again."
-                }
-                " " a href={ "/console/logs/" (attempt.id) } { "Attempt details" }
-            }
-        }
-    }
 }
 
 fn rotated(secrets: &pb::EndpointSecrets) -> Markup {

@@ -21,6 +21,9 @@ use crate::{
     session::Session,
 };
 
+const ALL: &str = "all";
+const SELECTED: &str = "selected";
+
 /// What the form shows: read from an endpoint, or as the user sent it.
 #[derive(Clone, Debug, Default)]
 struct Values {
@@ -30,9 +33,11 @@ struct Values {
     secret: String,
     signing_scheme: String,
     signature_header: String,
-    all_devices: bool,
+    /// `all` (every device, including later ones) or `selected`.
+    devices_mode: String,
     devices: Vec<String>,
-    all_events: bool,
+    /// `all` (every event type) or `selected`.
+    events_mode: String,
     events: Vec<String>,
     retry: String,
     retry_delays: String,
@@ -47,6 +52,8 @@ impl Values {
     fn blank() -> Values {
         Values {
             signing_scheme: "standard".to_owned(),
+            devices_mode: ALL.to_owned(),
+            events_mode: ALL.to_owned(),
             retry: "default".to_owned(),
             ordering: "unordered".to_owned(),
             ..Default::default()
@@ -89,10 +96,30 @@ impl Values {
             }
             .to_owned(),
             signature_header: spec.signature_header.clone(),
-            all_devices: spec.all_devices,
-            devices: spec.device_ids.clone(),
-            all_events: spec.all_event_types,
-            events: spec.event_types.clone(),
+            // The service reads an empty list as every device (or type):
+            // the form says so with its one explicit choice.
+            devices_mode: if spec.all_devices || spec.device_ids.is_empty() {
+                ALL
+            } else {
+                SELECTED
+            }
+            .to_owned(),
+            devices: if spec.all_devices {
+                Vec::new()
+            } else {
+                spec.device_ids.clone()
+            },
+            events_mode: if spec.all_event_types || spec.event_types.is_empty() {
+                ALL
+            } else {
+                SELECTED
+            }
+            .to_owned(),
+            events: if spec.all_event_types {
+                Vec::new()
+            } else {
+                spec.event_types.clone()
+            },
             retry: retry_mode.to_owned(),
             retry_delays: delays,
             rate_per_second: if rate.per_second > 0.0 {
@@ -126,9 +153,9 @@ impl Values {
             secret: form.get("secret"),
             signing_scheme: form.get("signing_scheme"),
             signature_header: form.get("signature_header"),
-            all_devices: form.has("all_devices"),
+            devices_mode: form.get("devices_mode"),
             devices: form.all("device"),
-            all_events: form.has("all_events"),
+            events_mode: form.get("events_mode"),
             events: form.all("event_type"),
             retry: form.get("retry"),
             retry_delays: form.get("retry_delays"),
@@ -185,6 +212,34 @@ impl Values {
                 ..Default::default()
             },
         };
+        let all_devices = self.devices_mode != SELECTED;
+        if !all_devices && self.devices.is_empty() {
+            return Err(Problem::field(
+                "devices",
+                "pick at least one device, or choose Every device",
+            ));
+        }
+        // Ticks beside "every" would be dropped without a word (the script
+        // clears them; a browser without it does not).
+        if all_devices && !self.devices.is_empty() {
+            return Err(Problem::field(
+                "devices",
+                "devices are ticked but Every device is chosen: choose Only the devices I pick, or untick them",
+            ));
+        }
+        let all_events = self.events_mode != SELECTED;
+        if all_events && !self.events.is_empty() {
+            return Err(Problem::field(
+                "events",
+                "events are ticked but Every event type is chosen: choose Only the events I pick, or untick them",
+            ));
+        }
+        if !all_events && self.events.is_empty() {
+            return Err(Problem::field(
+                "events",
+                "pick at least one event, or choose Every event type",
+            ));
+        }
         let per_second =
             parse_number(&self.rate_per_second, "rate_limit", "deliveries per second")?;
         let burst = if self.rate_burst.is_empty() {
@@ -213,14 +268,14 @@ impl Values {
             } else {
                 String::new()
             },
-            all_devices: self.all_devices,
-            device_ids: if self.all_devices {
+            all_devices,
+            device_ids: if all_devices {
                 Vec::new()
             } else {
                 self.devices.clone()
             },
-            all_event_types: self.all_events,
-            event_types: if self.all_events {
+            all_event_types: all_events,
+            event_types: if all_events {
                 Vec::new()
             } else {
                 self.events.clone()
@@ -371,11 +426,18 @@ pub async fn create(
             let endpoint = created.endpoint.ok_or_else(|| {
                 PageError::Internal("the created endpoint was not returned".into())
             })?;
-            Ok(html_page(created_page(
+            let page = super::endpoint_test::render_test_page(
+                &console,
                 &session,
                 &endpoint,
-                &created.secret,
-            )))
+                Some(&Flash::success(
+                    "Webhook saved. It is Pending test: send a test delivery to activate it.",
+                )),
+                Some(&created.secret),
+                None,
+            )
+            .await?;
+            Ok(html_page(page))
         }
         Err(status) => {
             let problem = Problem::from_status(status)?;
@@ -448,7 +510,7 @@ pub async fn update(
             };
             Ok(redirect_with_flash(
                 &headers,
-                &format!("/console/endpoints/{endpoint_id}"),
+                &format!("/console/endpoints/{endpoint_id}/test"),
                 &flash,
             ))
         }
@@ -470,14 +532,14 @@ async fn render_form(
     let event_types = super::event_types(console, session).await?;
     let (title, action, submit) = match endpoint {
         Some(endpoint) => (
-            "Edit endpoint",
+            "Edit webhook",
             format!("/console/endpoints/{}", endpoint.id),
-            "Save changes",
+            "Save → test",
         ),
         None => (
-            "Add endpoint",
+            "Add webhook",
             "/console/endpoints".to_owned(),
-            "Create endpoint",
+            "Save → test",
         ),
     };
     let cancel = endpoint.map_or("/console/".to_owned(), |endpoint| {
@@ -485,6 +547,14 @@ async fn render_form(
     });
     let problem = problem.as_ref();
     let error = |field: &str| problem.and_then(|problem| problem.on(field));
+    let delivery_error = ["retry", "rate_limit", "timeout", "ordering"]
+        .iter()
+        .any(|field| error(field).is_some());
+    let channels = [
+        pb::Channel::Whatsapp,
+        pb::Channel::Telegram,
+        pb::Channel::Waba,
+    ];
     let body = html! {
         @if let Some(problem) = problem {
             div class="error-summary" role="alert" tabindex="-1" id="error-summary" {
@@ -498,18 +568,121 @@ async fn render_form(
                 }
             }
         }
-        form class="stack" method="post" action=(action) novalidate {
+        form class="stack endpoint-editor" method="post" action=(action) novalidate {
             input type="hidden" name="csrf" value=(session.csrf);
             input type="hidden" name="etag" value=(values.etag);
-            section class="card form-section" {
-                h2 { "Endpoint" }
-                (text_field("name", "Name", &values.name, "text", "e.g. Orders service", None, error("name")))
+            section class="card form-section" aria-labelledby="section-endpoint" {
+                h2 id="section-endpoint" { "Endpoint" }
+                (text_field("name", "Display name", &values.name, "text", "e.g. Orders service",
+                    Some("Shown in the webhooks table and the logs."), error("name")))
                 (text_field("url", "URL", &values.url, "url", "https://hooks.example.com/herald",
-                    Some("A public HTTPS address. Herald POSTs signed JSON to it."), error("url")))
+                    Some("An HTTPS address on your own server, reachable from the internet."), error("url")))
                 (text_field("description", "Description (optional)", &values.description, "text", "", None, error("description")))
+                div class="field" {
+                    p class="field-label" { "What Herald sends" }
+                    p class="hint" {
+                        "A " code { "POST" } " with a JSON body (" code { "Content-Type: application/json" } ") per event, "
+                        "signed as chosen under Security. Answer 200 or 201 within the timeout."
+                    }
+                }
             }
-            section class="card form-section" {
-                h2 { "Signing" }
+            section class="card form-section" aria-labelledby="section-devices" {
+                h2 id="section-devices" { "Devices" }
+                fieldset class={ "field" @if error("devices").is_some() { " invalid" } } id="devices" {
+                    legend { "Which devices’ events to send" }
+                    (radio("devices_mode", ALL, &values.devices_mode, "Every device",
+                        "all of this tenant’s devices, including ones added later"))
+                    (radio("devices_mode", SELECTED, &values.devices_mode, "Only the devices I pick",
+                        "choose lines and bots per channel below"))
+                    @if let Some(message) = error("devices") { p class="field-error" { (message) } }
+                    @if devices.is_empty() {
+                        p class="hint" {
+                            "No devices yet: events of every device are sent. "
+                            a href="/console/devices/new" { "Add a device" }
+                        }
+                    } @else {
+                        div class="device-picker" data-device-picker {
+                            div class="chips" id="device-chips" hidden {
+                                p class="chips-title" id="chips-title" { "Selected devices" }
+                                ul aria-labelledby="chips-title" {}
+                            }
+                            div class="tabs" role="tablist" aria-label="Channels" hidden {
+                                @for channel in channels {
+                                    @let slug = render::channel_slug(channel);
+                                    @let count = devices.values().filter(|device| device.channel() == channel).count();
+                                    button type="button" role="tab" class="tab" id={ "tab-" (slug) }
+                                        aria-controls={ "devices-" (slug) } data-tab=(slug) {
+                                        (render::channel_label(channel)) " "
+                                        span class="tab-count" data-tab-count=(slug) { "0/" (count) }
+                                    }
+                                }
+                            }
+                            div class="picker-tools" hidden {
+                                label class="visually-hidden" for="device-search" { "Search devices in this channel" }
+                                input id="device-search" type="search" placeholder="Search this channel by name or id" autocomplete="off";
+                                div class="button-row" {
+                                    button class="button small" type="button" data-pick="all" { "Select all" }
+                                    button class="button small" type="button" data-pick="filtered" { "Select filtered" }
+                                    button class="button small ghost" type="button" data-pick="clear" { "Clear" }
+                                }
+                            }
+                            @for channel in channels {
+                                @let slug = render::channel_slug(channel);
+                                @let group: Vec<&pb::Device> = devices.values().filter(|device| device.channel() == channel).collect();
+                                fieldset class="group channel-panel" id={ "devices-" (slug) } data-panel=(slug) {
+                                    legend { (render::channel_label(channel)) }
+                                    @if group.is_empty() {
+                                        p class="hint" { "No " (render::channel_label(channel)) " devices. " a href="/console/devices/new" { "Add one" } }
+                                    }
+                                    @for device in group {
+                                        label class="check device-option" {
+                                            input type="checkbox" name="device" value=(device.id) data-channel=(slug)
+                                                data-name=(device.name) checked[values.devices.contains(&device.id)];
+                                            span { (device.name) " " span class="muted" { (device.external_id) } }
+                                        }
+                                    }
+                                    p class="hint no-match" hidden { "No device in this channel matches the search." }
+                                }
+                            }
+                        }
+                    }
+                }
+                p class="hint" {
+                    "Each device sends its inbound events to Herald once it is set up on the channel’s side: see "
+                    a href="/console/devices" { "Devices" } "."
+                }
+            }
+            section class="card form-section" aria-labelledby="section-events" {
+                h2 id="section-events" { "Events" }
+                fieldset class={ "field" @if error("events").is_some() { " invalid" } } id="events" {
+                    legend { "Which events to send" }
+                    (radio("events_mode", ALL, &values.events_mode, "Every event type", "including custom types added later"))
+                    (radio("events_mode", SELECTED, &values.events_mode, "Only the events I pick", "choose below"))
+                    @if let Some(message) = error("events") { p class="field-error" { (message) } }
+                    div class="check-grid" id="event-types" {
+                        @for definition in &event_types {
+                            @let produced_by = render::event_channels(&definition.name);
+                            label class="check described event-option"
+                                data-channels=[produced_by.map(|channels| channels.iter().map(|channel| render::channel_slug(*channel)).collect::<Vec<_>>().join(" "))] {
+                                input type="checkbox" name="event_type" value=(definition.name) checked[values.events.contains(&definition.name)];
+                                span {
+                                    strong class="event-label" { (render::event_label(&definition.name)) }
+                                    " " code { (definition.name) }
+                                    span class="description" {
+                                        (definition.description)
+                                        @if let Some(channels) = produced_by {
+                                            " (" (channels.iter().map(|channel| render::channel_label(*channel)).collect::<Vec<_>>().join(" and ")) " only)"
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    p class="hint" id="events-hint" data-events-hint { "Options follow the channels of the devices you pick." }
+                }
+            }
+            section class="card form-section" aria-labelledby="section-security" {
+                h2 id="section-security" { "Security" }
                 @if endpoint.is_none() {
                     div class={ "field" @if error("secret").is_some() { " invalid" } } {
                         label for="secret" { "Signing secret (optional)" }
@@ -523,6 +696,8 @@ async fn render_form(
                         }
                         @if let Some(message) = error("secret") { p class="field-error" { (message) } }
                     }
+                } @else {
+                    p class="hint" { "The signing secret is kept; rotate it from the endpoint’s page." }
                 }
                 fieldset class={ "field" @if error("signing").is_some() { " invalid" } } id="signing" {
                     legend { "Signing scheme" }
@@ -531,7 +706,7 @@ async fn render_form(
                     (radio("signing_scheme", "sha256_hex", &values.signing_scheme, "HMAC SHA-256 (hex)",
                         "sha256=<hex> in the header below"))
                     (radio("signing_scheme", "shared_secret", &values.signing_scheme, "Shared secret",
-                        "the secret itself in X-Webhook-Secret"))
+                        "the secret itself in X-Webhook-Secret, as older webhook settings pages send it"))
                     @if let Some(message) = error("signing") { p class="field-error" { (message) } }
                 }
                 (text_field("signature_header", "Signature header (HMAC SHA-256 only)", &values.signature_header, "text",
@@ -539,71 +714,8 @@ async fn render_form(
                     Some("Not one Herald or HTTP sets itself: traceparent, tracestate, content-*, host, webhook-*, x-herald-*, x-idempotency-key and hop-by-hop headers are refused."),
                     error("signature_header")))
             }
-            section class="card form-section" {
-                h2 { "Devices" }
-                fieldset class={ "field" @if error("devices").is_some() { " invalid" } } id="devices" {
-                    legend { "Which devices’ events to send" }
-                    label class="check strong" {
-                        input type="checkbox" name="all_devices" value="1" checked[values.all_devices] data-all-of="device";
-                        span { "All devices, including ones added later" }
-                    }
-                    @if devices.is_empty() {
-                        p class="hint" { "This tenant has no devices yet: the endpoint receives events of every device." }
-                    }
-                    @for channel in [pb::Channel::Whatsapp, pb::Channel::Telegram, pb::Channel::Waba] {
-                        @let group: Vec<&pb::Device> = devices.values().filter(|device| device.channel() == channel).collect();
-                        @if !group.is_empty() {
-                            @let group_id = format!("devices-{}", render::channel_label(channel).to_lowercase());
-                            fieldset class="group" id=(group_id) {
-                                legend { (render::channel_label(channel)) }
-                                label class="check select-all" hidden {
-                                    input type="checkbox" data-select-all=(group_id);
-                                    span { "Select all " (render::channel_label(channel)) " devices" }
-                                }
-                                @for device in group {
-                                    label class="check" {
-                                        input type="checkbox" name="device" value=(device.id) checked[values.devices.contains(&device.id)];
-                                        span { (device.name) " " span class="muted" { (device.external_id) } }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                    p class="hint" { "Ticking no device also means every device." }
-                    @if let Some(message) = error("devices") { p class="field-error" { (message) } }
-                }
-            }
-            section class="card form-section" {
-                h2 { "Events" }
-                fieldset class={ "field" @if error("events").is_some() { " invalid" } } id="events" {
-                    legend { "Which event types to send" }
-                    label class="check strong" {
-                        input type="checkbox" name="all_events" value="1" checked[values.all_events] data-all-of="event_type";
-                        span { "All event types" }
-                    }
-                    div class="group" id="event-types" {
-                        label class="check select-all" hidden {
-                            input type="checkbox" data-select-all="event-types";
-                            span { "Select all event types" }
-                        }
-                        div class="check-grid" {
-                            @for definition in &event_types {
-                                label class="check described" {
-                                    input type="checkbox" name="event_type" value=(definition.name) checked[values.events.contains(&definition.name)];
-                                    span {
-                                        code { (definition.name) }
-                                        span class="description" { (definition.description) }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                    p class="hint" { "Ticking no event type also means every type." }
-                    @if let Some(message) = error("events") { p class="field-error" { (message) } }
-                }
-            }
-            section class="card form-section" {
-                h2 { "Delivery" }
+            details class="card form-section delivery-options" open[delivery_error] {
+                summary { h2 { "Delivery options" } span class="muted" { "retries, rate limit, timeout, ordering" } }
                 fieldset class={ "field" @if error("retry").is_some() { " invalid" } } id="retry" {
                     legend { "Retries after a failure" }
                     (radio("retry", "default", &values.retry, "Herald’s default", "after 5 s, 25 s and 2 min"))
@@ -701,45 +813,6 @@ fn radio(name: &str, value: &str, current: &str, label: &str, description: &str)
     }
 }
 
-fn created_page(session: &Session, endpoint: &pb::Endpoint, secret: &str) -> Markup {
-    let name = endpoint
-        .spec
-        .as_ref()
-        .map(|spec| spec.name.clone())
-        .unwrap_or_default();
-    let body = html! {
-        section class="card" {
-            h2 { "Signing secret" }
-            p { "Copy it now and store it with your receiver: it verifies that deliveries come from Herald. "
-                "If you lose it, rotate it to get a new one." }
-            div class="secret-box" {
-                code id="secret-value" { (secret) }
-                (render::copy_button("secret-value"))
-            }
-        }
-        section class="card callout" {
-            h2 { "Next: send a test delivery" }
-            p { "The endpoint is " (render::endpoint_status_badge(endpoint.status())) ". "
-                "It receives live events once a test delivery gets a 200 or 201 from it." }
-            div class="button-row" {
-                form method="post" action={ "/console/endpoints/" (endpoint.id) "/test" } data-busy="Sending…" {
-                    input type="hidden" name="csrf" value=(session.csrf);
-                    button class="button primary" type="submit" { "Send test delivery" }
-                }
-                a class="button ghost" href={ "/console/endpoints/" (endpoint.id) } { "Open endpoint" }
-            }
-        }
-    };
-    render::page(
-        session,
-        Nav::Webhooks,
-        &format!("{name} created"),
-        Some(&Flash::success("Endpoint created.")),
-        html! {},
-        body,
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -755,6 +828,28 @@ mod tests {
             Some("signature_header")
         );
         assert_eq!(form_field("etag"), None);
+    }
+
+    #[test]
+    fn every_device_is_one_explicit_choice() {
+        let picked = Values {
+            devices_mode: SELECTED.into(),
+            devices: vec!["dev_1".into()],
+            ..Values::blank()
+        };
+        let spec = picked.to_spec().unwrap();
+        assert!(!spec.all_devices && spec.device_ids == ["dev_1"]);
+        let none_picked = Values {
+            devices_mode: SELECTED.into(),
+            ..Values::blank()
+        };
+        assert_eq!(none_picked.to_spec().unwrap_err().field, Some("devices"));
+        let both = Values {
+            devices: vec!["dev_1".into()],
+            ..Values::blank()
+        };
+        assert_eq!(both.to_spec().unwrap_err().field, Some("devices"));
+        assert!(Values::blank().to_spec().unwrap().all_devices);
     }
 
     #[test]

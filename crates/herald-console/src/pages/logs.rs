@@ -226,7 +226,7 @@ pub fn attempts_table(
 
 /// Signature and secret headers are redacted by the delivery service
 /// already; the console hides them again in case a record came otherwise.
-fn shown_header_value<'a>(name: &str, value: &'a str) -> &'a str {
+pub fn shown_header_value<'a>(name: &str, value: &'a str) -> &'a str {
     let name = name.to_ascii_lowercase();
     let sensitive = ["signature", "secret", "authorization"]
         .iter()

@@ -1,8 +1,10 @@
 //! One module per page; what several pages read is here.
 
 pub mod dead_letters;
+pub mod devices;
 pub mod endpoint;
 pub mod endpoint_form;
+pub mod endpoint_test;
 pub mod logs;
 pub mod overview;
 pub mod sign_in;
