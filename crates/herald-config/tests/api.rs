@@ -1118,9 +1118,7 @@ async fn attempt_records_are_stored_once(backend: Backend) {
 /// INSERTs), some redelivered under other message ids and one undecodable:
 /// each attempt is stored once, and every message is settled (acknowledged
 /// after its batch committed, the undecodable one terminated).
-async fn attempt_writer_stores_large_batches_once_and_acknowledges_every_record(
-    backend: Backend,
-) {
+async fn attempt_writer_stores_large_batches_once_and_acknowledges_every_record(backend: Backend) {
     let herald = start(backend).await;
     let tenant = herald.tenant("Acme").await;
     let endpoint = herald
@@ -1184,7 +1182,11 @@ async fn attempt_writer_stores_large_batches_once_and_acknowledges_every_record(
     assert_eq!(stored.len(), records.len());
     let ids: BTreeSet<&str> = stored.iter().map(|stored| stored.id.as_str()).collect();
     assert_eq!(ids.len(), records.len());
-    assert!(records.iter().all(|record| ids.contains(record.id.as_str())));
+    assert!(
+        records
+            .iter()
+            .all(|record| ids.contains(record.id.as_str()))
+    );
 }
 
 async fn hardening_19_attempt_duration_keeps_microseconds(backend: Backend) {

@@ -498,7 +498,11 @@ mod tests {
         for total in 1..=1_000 {
             let sizes = split(total);
             assert_eq!(sizes.iter().sum::<usize>(), total);
-            assert!(sizes.iter().all(|rows| rows.is_power_of_two() && *rows <= MAX_ROWS_PER_INSERT));
+            assert!(
+                sizes
+                    .iter()
+                    .all(|rows| rows.is_power_of_two() && *rows <= MAX_ROWS_PER_INSERT)
+            );
         }
     }
 
