@@ -10,24 +10,33 @@
 //! at fan-out 1, 10 and 100 with the CPU time it took, latency at fixed
 //! rates, memory, latency with half of the endpoints failing, and the
 //! durable JetStream configuration (`sync_interval: always`) beside the
-//! default.
+//! default; fan-out 1 with the config service on PostgreSQL; the path users
+//! see, from the client's call (gRPC `Publish`, signed WABA webhooks) to the
+//! receiver's 2xx; and delivery's memory with a large backlog for one slow
+//! endpoint. Every figure issue 17 sets a target for is printed with it,
+//! and `bench-results.json` holds each under a stable key (and the targets
+//! under `targets`).
 #![allow(clippy::unwrap_used)]
 
 mod ceilings;
 mod receiver;
 mod stack;
 
-use std::{path::Path, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    time::Duration,
+};
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use herald_bus::async_nats::{self, jetstream};
 use serde_json::json;
 
 use crate::{
     ceilings::{bare_latency, bare_pipeline, http_ceiling, jetstream_ceiling},
     receiver::BenchReceiver,
-    stack::{Durability, Latency, Stack},
+    stack::{ClientCall, Database, Durability, Latency, Stack},
 };
 
 /// Fixed rates (events per second) latency is measured at.
@@ -36,6 +45,18 @@ const LATENCY_RATES: [u64; 3] = [100, 1_000, 5_000];
 const LATENCY_SECONDS: u64 = 5;
 /// The rate of the half-failing comparison.
 const FAILING_RATE: u64 = 1_000;
+/// The rate the client-path latencies are measured at.
+const CLIENT_LATENCY_RATE: u64 = 1_000;
+/// Client calls in flight for one-event calls.
+const CLIENT_IN_FLIGHT: usize = 64;
+/// Client calls in flight for batches of 100.
+const CLIENT_BATCH_IN_FLIGHT: usize = 4;
+/// Jobs queued for the slow endpoint of the backlog case.
+const BACKLOG_JOBS: usize = 200_000;
+/// How long the backlog case's receiver takes to answer.
+const BACKLOG_RECEIVER_DELAY: Duration = Duration::from_millis(200);
+/// How long delivery works on the backlog after fanout queued it all.
+const BACKLOG_HOLD: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Parser)]
 #[command(about = "Herald's throughput and latency beside this machine's raw ceilings")]
@@ -49,6 +70,66 @@ struct Args {
     /// Where to write the machine-readable results.
     #[arg(long, default_value = "bench-results.json")]
     output: String,
+    /// The cases to run (the ceilings always run).
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "ingest,fanout,postgres,client,failing,backlog,durable"
+    )]
+    cases: Vec<Case>,
+    /// The fan-outs of the `fanout` case.
+    #[arg(long, value_delimiter = ',', default_value = "1,10,100")]
+    fanouts: Vec<usize>,
+    /// The PostgreSQL server of the `postgres` case: a database of its own
+    /// is created there and dropped afterwards (with `psql`).
+    #[arg(
+        long,
+        env = "HERALD_BENCH_POSTGRES_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/test"
+    )]
+    postgres_url: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Case {
+    /// Ingest alone: gRPC PublishStream and signed WABA batches.
+    Ingest,
+    /// Bus accept -> receiver 2xx at each fan-out, latency, memory.
+    Fanout,
+    /// Fan-out 1 with the config service on PostgreSQL.
+    Postgres,
+    /// Client call -> receiver 2xx: gRPC Publish and WABA webhooks.
+    Client,
+    /// Latency with half of the endpoints failing.
+    Failing,
+    /// Delivery's memory with a large backlog for one slow endpoint.
+    Backlog,
+    /// The durable JetStream configuration.
+    Durable,
+}
+
+/// Issue 17's goal for a figure.
+#[derive(Clone, Copy, Debug)]
+enum Target {
+    AtLeast(f64),
+    AtMost(f64),
+}
+
+impl Target {
+    fn met(self, value: f64) -> bool {
+        match self {
+            Target::AtLeast(target) => value >= target,
+            Target::AtMost(target) => value <= target,
+        }
+    }
+
+    fn shown(self, unit: &str) -> String {
+        match self {
+            Target::AtLeast(target) => format!(">= {}", shown(target, unit)),
+            Target::AtMost(target) => format!("<= {}", shown(target, unit)),
+        }
+    }
 }
 
 #[tokio::main]
@@ -59,6 +140,7 @@ async fn main() -> anyhow::Result<()> {
         .map_err(|_| anyhow::anyhow!("cannot install the TLS provider"))?;
     let duration = Duration::from_secs(args.seconds);
     let latency_duration = Duration::from_secs(LATENCY_SECONDS);
+    let runs = |case: Case| args.cases.contains(&case);
     let mut report = Report::default();
     let receiver = BenchReceiver::start().await?;
 
@@ -87,7 +169,7 @@ async fn main() -> anyhow::Result<()> {
         20_000,
     )
     .await?;
-    let bare_latencies = {
+    let bare_latencies = if runs(Case::Fanout) || runs(Case::Client) {
         let nats = Durability::Default.nats_server();
         let client = async_nats::connect(nats.url()).await?;
         bare_latency(
@@ -97,6 +179,8 @@ async fn main() -> anyhow::Result<()> {
             latency_duration,
         )
         .await?
+    } else {
+        Vec::new()
     };
     for (rate, latency) in LATENCY_RATES.iter().zip(&bare_latencies) {
         report.latency(
@@ -105,153 +189,318 @@ async fn main() -> anyhow::Result<()> {
             *latency,
         );
     }
+    let bare_latency_at = |rate: u64| {
+        LATENCY_RATES
+            .iter()
+            .zip(&bare_latencies)
+            .find(|(at, _)| **at == rate)
+            .map(|(_, latency)| *latency)
+    };
 
     let herald_binary = std::env::current_exe()?
         .parent()
         .context("the bench binary has a directory")?
         .join("herald");
 
-    report.section("Herald ingest (no endpoint subscribes)");
-    let stack = Stack::start(&herald_binary, &[], Durability::Default).await?;
-    let grpc = stack.ingest_grpc(args.deliveries).await?;
-    report.figure(
-        "herald.ingest.grpc_publish_stream_per_second",
-        "gRPC PublishStream (100 per message)",
-        grpc,
-        "/s",
-    );
-    report.ratio(
-        "herald.ingest.grpc_ratio_of_jetstream_publish",
-        "of JetStream publish with ack",
-        grpc / default_ceilings.publish,
-    );
-    let waba = stack.ingest_waba(args.deliveries).await?;
-    report.figure(
-        "herald.ingest.waba_http_per_second",
-        "signed WABA webhooks (50 per request)",
-        waba,
-        "/s",
-    );
-    report.ratio(
-        "herald.ingest.waba_ratio_of_jetstream_publish",
-        "of JetStream publish with ack",
-        waba / default_ceilings.publish,
-    );
-    drop(stack);
+    if runs(Case::Ingest) {
+        report.section("Herald ingest (no endpoint subscribes)");
+        let stack =
+            Stack::start(&herald_binary, &[], Durability::Default, &Database::Sqlite).await?;
+        let grpc = stack.ingest_grpc(args.deliveries).await?;
+        report.figure(
+            "herald.ingest.grpc_publish_stream_per_second",
+            "gRPC PublishStream (100 per message)",
+            grpc,
+            "/s",
+        );
+        report.ratio(
+            "herald.ingest.grpc_ratio_of_jetstream_publish",
+            "of JetStream publish with ack",
+            grpc / default_ceilings.publish,
+            Some(Target::AtLeast(0.5)),
+        );
+        let waba = stack.ingest_waba(args.deliveries).await?;
+        report.figure(
+            "herald.ingest.waba_http_per_second",
+            "signed WABA webhooks (50 per request)",
+            waba,
+            "/s",
+        );
+        report.ratio(
+            "herald.ingest.waba_ratio_of_jetstream_publish",
+            "of JetStream publish with ack",
+            waba / default_ceilings.publish,
+            Some(Target::AtLeast(0.5)),
+        );
+        report.track_memory("ingest", &stack);
+    }
 
-    report.section("Herald end to end (bus accept -> receiver 2xx)");
-    let mut default_throughput = 0.0;
+    let mut default_throughput = None;
     let mut default_latency_1000 = None;
-    for fanout in [1_usize, 10, 100] {
-        let urls = vec![receiver.url(); fanout];
-        let stack = Stack::start(&herald_binary, &urls, Durability::Default).await?;
-        let events = (args.deliveries / fanout).max(100);
-        let rate = throughput(
+    if runs(Case::Fanout) {
+        report.section("Herald end to end (bus accept -> receiver 2xx)");
+        for &fanout in &args.fanouts {
+            let urls = vec![receiver.url(); fanout];
+            let stack = Stack::start(
+                &herald_binary,
+                &urls,
+                Durability::Default,
+                &Database::Sqlite,
+            )
+            .await?;
+            let events = (args.deliveries / fanout.max(1)).max(100);
+            let rate = throughput(
+                &mut report,
+                &stack,
+                &receiver,
+                events,
+                &format!("herald.fanout_{fanout}"),
+                &format!("fan-out {fanout}"),
+                default_ceilings.bare,
+                Some(Target::AtLeast(0.4)),
+            )
+            .await?;
+            if fanout == 1 {
+                default_throughput = Some(rate);
+                for (rate, bare) in LATENCY_RATES.iter().zip(&bare_latencies) {
+                    let latency = stack.latency(&receiver, *rate, latency_duration).await?;
+                    let key = format!("herald.latency_ms_at_{rate}_per_second");
+                    report.latency(
+                        &key,
+                        &format!("latency at {} events/s", thousands(*rate)),
+                        latency,
+                    );
+                    let target = match rate {
+                        1_000 => Some(Target::AtMost(2.0)),
+                        5_000 => Some(Target::AtMost(4.0)),
+                        _ => None,
+                    };
+                    report.ratio(
+                        &format!("{key}.p99_ratio_of_bare_pipeline"),
+                        "p99 as a multiple of the bare pipeline's",
+                        latency.p99 / bare.p99,
+                        target,
+                    );
+                    if *rate == 1_000 {
+                        default_latency_1000 = Some(latency);
+                    }
+                }
+                let memory = stack.memory_mib();
+                for (service, _, peak) in &memory {
+                    report.figure(
+                        &format!("herald.peak_resident_mib.{service}"),
+                        &format!("peak resident memory, herald {service}"),
+                        *peak,
+                        " MiB",
+                    );
+                }
+                report.figure(
+                    "herald.resident_mib",
+                    "resident memory now, all Herald processes",
+                    memory.iter().map(|(_, now, _)| now).sum(),
+                    " MiB",
+                );
+            }
+            report.track_memory(&format!("fan-out {fanout}"), &stack);
+        }
+    }
+
+    if runs(Case::Postgres) {
+        report.section(
+            "Herald end to end, config service on PostgreSQL (bus accept -> receiver 2xx)",
+        );
+        let database = PostgresDatabase::create(&args.postgres_url)?;
+        let stack = Stack::start(
+            &herald_binary,
+            &[receiver.url()],
+            Durability::Default,
+            &Database::Postgres {
+                url: database.url.clone(),
+            },
+        )
+        .await?;
+        throughput(
             &mut report,
             &stack,
             &receiver,
-            events,
-            &format!("herald.fanout_{fanout}"),
-            &format!("fan-out {fanout}"),
+            args.deliveries,
+            "herald.postgres.fanout_1",
+            "fan-out 1",
             default_ceilings.bare,
+            Some(Target::AtLeast(0.35)),
         )
         .await?;
-        if fanout == 1 {
-            default_throughput = rate;
-            for (rate, bare) in LATENCY_RATES.iter().zip(&bare_latencies) {
-                let latency = stack.latency(&receiver, *rate, latency_duration).await?;
-                let key = format!("herald.latency_ms_at_{rate}_per_second");
-                report.latency(
-                    &key,
-                    &format!("latency at {} events/s", thousands(*rate)),
-                    latency,
-                );
+        report.track_memory("PostgreSQL fan-out 1", &stack);
+        drop(stack);
+        drop(database);
+    }
+
+    if runs(Case::Client) {
+        report.section("The path users see, fan-out 1 (client call -> receiver 2xx)");
+        let stack = Stack::start(
+            &herald_binary,
+            &[receiver.url()],
+            Durability::Default,
+            &Database::Sqlite,
+        )
+        .await?;
+        let calls = [
+            (
+                "publish_1",
+                format!("gRPC Publish, 1 event per call, {CLIENT_IN_FLIGHT} in flight"),
+                ClientCall::Publish { events: 1 },
+                u64::try_from(args.deliveries)?,
+                CLIENT_IN_FLIGHT,
+                Some(Target::AtLeast(0.3)),
+            ),
+            (
+                "publish_100",
+                format!("gRPC Publish, 100 events per call, {CLIENT_BATCH_IN_FLIGHT} in flight"),
+                ClientCall::Publish { events: 100 },
+                u64::try_from(args.deliveries / 100)?.max(1),
+                CLIENT_BATCH_IN_FLIGHT,
+                None,
+            ),
+            (
+                "waba_1",
+                format!("signed WABA webhooks, 1 event each, {CLIENT_IN_FLIGHT} in flight"),
+                ClientCall::Waba,
+                u64::try_from(args.deliveries / 2)?,
+                CLIENT_IN_FLIGHT,
+                None,
+            ),
+        ];
+        for (name, label, call, count, in_flight, target) in calls {
+            let key = format!("herald.client.{name}");
+            let before = stack.cpu_seconds_by_service();
+            let nats_before = stack.cpu_seconds().1;
+            let (rate, deliveries) = stack
+                .client_throughput(&receiver, call, count, in_flight)
+                .await?;
+            report.figure(
+                &format!("{key}.deliveries_per_second"),
+                &format!("{label} ({} deliveries)", thousands(deliveries)),
+                rate,
+                "/s",
+            );
+            report.ratio(
+                &format!("{key}.ratio_of_bare_pipeline"),
+                "of the bare pipeline",
+                rate / default_ceilings.bare,
+                target,
+            );
+            report.cpu_by_service(&key, &stack, &before, nats_before, deliveries, None);
+            let latency = stack
+                .client_latency(&receiver, call, CLIENT_LATENCY_RATE, latency_duration)
+                .await?;
+            let latency_key = format!("{key}.latency_ms_at_{CLIENT_LATENCY_RATE}_per_second");
+            report.latency(
+                &latency_key,
+                &format!("  latency at {} events/s", thousands(CLIENT_LATENCY_RATE)),
+                latency,
+            );
+            if let Some(bare) = bare_latency_at(CLIENT_LATENCY_RATE) {
                 report.ratio(
-                    &format!("{key}.p99_ratio_of_bare_pipeline"),
+                    &format!("{latency_key}.p99_ratio_of_bare_pipeline"),
                     "p99 as a multiple of the bare pipeline's",
                     latency.p99 / bare.p99,
+                    None,
                 );
-                if *rate == 1_000 {
-                    default_latency_1000 = Some(latency);
-                }
             }
-            let memory = stack.memory_mib();
-            let mut total_peak = 0.0;
-            for (service, _, peak) in &memory {
-                report.figure(
-                    &format!("herald.peak_resident_mib.{service}"),
-                    &format!("peak resident memory, herald {service}"),
-                    *peak,
-                    " MiB",
-                );
-                total_peak += peak;
-            }
-            report.figure(
-                "herald.peak_resident_mib_total",
-                "peak resident memory, all Herald processes",
-                total_peak,
-                " MiB",
-            );
-            report.figure(
-                "herald.resident_mib",
-                "resident memory now, all Herald processes",
-                memory.iter().map(|(_, now, _)| now).sum(),
-                " MiB",
+        }
+        report.track_memory("client path", &stack);
+    }
+
+    if runs(Case::Failing) {
+        report.section(&format!(
+            "Half of the endpoints failing (fan-out 2, {} events/s)",
+            thousands(FAILING_RATE)
+        ));
+        half_failing(&mut report, &herald_binary, &receiver, latency_duration).await?;
+    }
+
+    if runs(Case::Backlog) {
+        report.section(&format!(
+            "Backlog: {} jobs for one endpoint answering after {} ms",
+            thousands(u64::try_from(BACKLOG_JOBS)?),
+            BACKLOG_RECEIVER_DELAY.as_millis()
+        ));
+        backlog(&mut report, &herald_binary).await?;
+    }
+
+    if runs(Case::Durable) {
+        report.section("Durable JetStream (sync_interval: always)");
+        let durable_ceilings = Ceilings::measure(
+            &mut report,
+            "durable.ceiling",
+            Durability::SyncAlways,
+            &receiver,
+            10_000,
+            5_000,
+        )
+        .await?;
+        let stack = Stack::start(
+            &herald_binary,
+            &[receiver.url()],
+            Durability::SyncAlways,
+            &Database::Sqlite,
+        )
+        .await?;
+        let durable = throughput(
+            &mut report,
+            &stack,
+            &receiver,
+            (args.deliveries / 4).max(1_000),
+            "durable.herald.fanout_1",
+            "fan-out 1",
+            durable_ceilings.bare,
+            Some(Target::AtLeast(0.75)),
+        )
+        .await?;
+        if let Some(default_throughput) = default_throughput {
+            report.ratio(
+                "durable.herald.fanout_1.ratio_of_default",
+                "of Herald on the default configuration",
+                durable / default_throughput,
+                None,
             );
         }
-        drop(stack);
-    }
-
-    report.section(&format!(
-        "Half of the endpoints failing (fan-out 2, {} events/s)",
-        thousands(FAILING_RATE)
-    ));
-    half_failing(&mut report, &herald_binary, &receiver, latency_duration).await?;
-
-    report.section("Durable JetStream (sync_interval: always)");
-    let durable_ceilings = Ceilings::measure(
-        &mut report,
-        "durable.ceiling",
-        Durability::SyncAlways,
-        &receiver,
-        10_000,
-        5_000,
-    )
-    .await?;
-    let stack = Stack::start(&herald_binary, &[receiver.url()], Durability::SyncAlways).await?;
-    let durable = throughput(
-        &mut report,
-        &stack,
-        &receiver,
-        (args.deliveries / 4).max(1_000),
-        "durable.herald.fanout_1",
-        "fan-out 1",
-        durable_ceilings.bare,
-    )
-    .await?;
-    report.ratio(
-        "durable.herald.fanout_1.ratio_of_default",
-        "of Herald on the default configuration",
-        durable / default_throughput,
-    );
-    let latency = stack.latency(&receiver, 1_000, latency_duration).await?;
-    report.latency(
-        "durable.herald.latency_ms_at_1000_per_second",
-        "latency at 1,000 events/s",
-        latency,
-    );
-    if let Some(default) = default_latency_1000 {
-        report.ratio(
-            "durable.herald.latency_ms_at_1000_per_second.p99_ratio_of_default",
-            "p99 as a multiple of the default configuration's",
-            latency.p99 / default.p99,
+        let latency = stack.latency(&receiver, 1_000, latency_duration).await?;
+        report.latency(
+            "durable.herald.latency_ms_at_1000_per_second",
+            "latency at 1,000 events/s",
+            latency,
         );
+        if let Some(default) = default_latency_1000 {
+            report.ratio(
+                "durable.herald.latency_ms_at_1000_per_second.p99_ratio_of_default",
+                "p99 as a multiple of the default configuration's",
+                latency.p99 / default.p99,
+                None,
+            );
+        }
+        report.track_memory("durable fan-out 1", &stack);
     }
-    drop(stack);
 
+    report.section("Memory through the whole bench");
+    let (peak_total, peak_stack) = report.peak_total.clone();
+    report.figure_with_target(
+        "herald.peak_resident_mib_total",
+        &format!("peak resident memory, all Herald processes ({peak_stack})"),
+        peak_total,
+        " MiB",
+        Some(Target::AtMost(256.0)),
+    );
+
+    report.summary();
+    let mut results = report.results;
+    results.insert(
+        "targets".to_owned(),
+        serde_json::Value::Object(report.targets),
+    );
     std::fs::write(
         &args.output,
-        serde_json::to_string_pretty(&serde_json::Value::Object(report.results))?,
+        serde_json::to_string_pretty(&serde_json::Value::Object(results))?,
     )
     .with_context(|| format!("cannot write {}", args.output))?;
     println!();
@@ -302,7 +551,9 @@ impl Ceilings {
 }
 
 /// Sustained deliveries per second of `events` published at once, with
-/// the CPU time Herald and NATS spent per 1,000 deliveries.
+/// the CPU time Herald (each service apart) and NATS spent per 1,000
+/// deliveries.
+#[allow(clippy::too_many_arguments)]
 async fn throughput(
     report: &mut Report,
     stack: &Stack,
@@ -311,10 +562,11 @@ async fn throughput(
     key: &str,
     label: &str,
     bare: f64,
+    target: Option<Target>,
 ) -> anyhow::Result<f64> {
-    let (herald_before, nats_before) = stack.cpu_seconds();
+    let before = stack.cpu_seconds_by_service();
+    let nats_before = stack.cpu_seconds().1;
     let (rate, deliveries) = stack.throughput(receiver, events).await?;
-    let (herald_after, nats_after) = stack.cpu_seconds();
     report.figure(
         &format!("{key}.deliveries_per_second"),
         &format!("{label} ({} deliveries)", thousands(deliveries)),
@@ -325,20 +577,10 @@ async fn throughput(
         &format!("{key}.ratio_of_bare_pipeline"),
         "of the bare pipeline",
         rate / bare,
+        target,
     );
-    let thousands_delivered = deliveries as f64 / 1_000.0;
-    report.figure(
-        &format!("{key}.herald_cpu_seconds_per_1000_deliveries"),
-        "  CPU seconds per 1,000 deliveries, Herald",
-        (herald_after - herald_before) / thousands_delivered,
-        " s",
-    );
-    report.figure(
-        &format!("{key}.nats_cpu_seconds_per_1000_deliveries"),
-        "  CPU seconds per 1,000 deliveries, nats-server",
-        (nats_after - nats_before) / thousands_delivered,
-        " s",
-    );
+    let cpu_target = (key == "herald.fanout_1").then_some(Target::AtMost(0.10));
+    report.cpu_by_service(key, stack, &before, nats_before, deliveries, cpu_target);
     Ok(rate)
 }
 
@@ -355,6 +597,7 @@ async fn half_failing(
         herald_binary,
         &[healthy.url(), failing.url()],
         Durability::Default,
+        &Database::Sqlite,
     )
     .await?;
     let baseline = stack.latency(healthy, FAILING_RATE, duration).await?;
@@ -372,17 +615,123 @@ async fn half_failing(
     );
     report.ratio(
         "herald.half_failing.p99_ratio",
-        "p99 with a failing neighbour / all healthy (target <= 2)",
+        "p99 with a failing neighbour / all healthy",
         degraded.p99 / baseline.p99,
+        Some(Target::AtMost(2.0)),
     );
-    drop(stack);
+    report.track_memory("half failing", &stack);
     Ok(())
+}
+
+/// [`BACKLOG_JOBS`] jobs for one endpoint whose receiver answers slowly:
+/// delivery's peak resident memory once fanout queued them all and
+/// delivery worked on them for [`BACKLOG_HOLD`].
+async fn backlog(report: &mut Report, herald_binary: &Path) -> anyhow::Result<()> {
+    let slow = BenchReceiver::start().await?;
+    slow.delay(BACKLOG_RECEIVER_DELAY);
+    let stack = Stack::start(
+        herald_binary,
+        &[slow.url()],
+        Durability::Default,
+        &Database::Sqlite,
+    )
+    .await?;
+    stack.publish_events(BACKLOG_JOBS).await?;
+    stack.wait_fanned_out(Duration::from_secs(180)).await?;
+    tokio::time::sleep(BACKLOG_HOLD).await;
+    let memory = stack.memory_mib();
+    let delivery = memory
+        .iter()
+        .find(|(service, _, _)| *service == "delivery")
+        .map_or(0.0, |(_, _, peak)| *peak);
+    report.figure_with_target(
+        "herald.backlog.delivery_peak_resident_mib",
+        "peak resident memory, herald delivery",
+        delivery,
+        " MiB",
+        Some(Target::AtMost(128.0)),
+    );
+    report.figure(
+        "herald.backlog.peak_resident_mib_total",
+        "peak resident memory, all Herald processes",
+        memory.iter().map(|(_, _, peak)| peak).sum(),
+        " MiB",
+    );
+    report.figure(
+        "herald.backlog.delivered",
+        "  deliveries answered meanwhile",
+        slow.received() as f64,
+        "",
+    );
+    report.track_memory("backlog", &stack);
+    Ok(())
+}
+
+/// A PostgreSQL database created for one stack and dropped with it.
+struct PostgresDatabase {
+    server_url: String,
+    name: String,
+    url: String,
+}
+
+impl PostgresDatabase {
+    fn create(server_url: &str) -> anyhow::Result<PostgresDatabase> {
+        let name = format!("herald_bench_{}", std::process::id());
+        let (scheme, rest) = server_url
+            .split_once("://")
+            .context("the PostgreSQL URL has no scheme")?;
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let query = path.split_once('?').map(|(_, query)| query);
+        let url = match query {
+            Some(query) => format!("{scheme}://{authority}/{name}?{query}"),
+            None => format!("{scheme}://{authority}/{name}"),
+        };
+        let database = PostgresDatabase {
+            server_url: server_url.to_owned(),
+            name,
+            url,
+        };
+        database.psql(&format!("DROP DATABASE IF EXISTS {}", database.name))?;
+        database.psql(&format!("CREATE DATABASE {}", database.name))?;
+        Ok(database)
+    }
+
+    fn psql(&self, sql: &str) -> anyhow::Result<()> {
+        let output = Command::new(PathBuf::from("psql"))
+            .arg(&self.server_url)
+            .args(["-v", "ON_ERROR_STOP=1", "-qAtc", sql])
+            .output()
+            .context("cannot run psql (the PostgreSQL case needs it)")?;
+        anyhow::ensure!(
+            output.status.success(),
+            "psql failed on {sql:?}: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+        Ok(())
+    }
+}
+
+impl Drop for PostgresDatabase {
+    fn drop(&mut self) {
+        if let Err(error) = self.psql(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        )) {
+            eprintln!("cannot drop the benchmark database {}: {error}", self.name);
+        }
+    }
 }
 
 /// The printed table and the JSON results.
 #[derive(Default)]
 struct Report {
     results: serde_json::Map<String, serde_json::Value>,
+    /// Each targeted figure's value, target and whether it was met.
+    targets: serde_json::Map<String, serde_json::Value>,
+    /// Every target, in the order measured, for the summary.
+    checked: Vec<(String, String, bool)>,
+    /// The highest total peak resident memory of a stack, and its name.
+    peak_total: (f64, String),
 }
 
 impl Report {
@@ -392,22 +741,58 @@ impl Report {
     }
 
     fn figure(&mut self, key: &str, label: &str, value: f64, unit: &str) {
-        let shown = if value >= 100.0 {
-            format!("{}{unit}", thousands(value.round() as u64))
-        } else {
-            format!("{value:.2}{unit}")
-        };
-        println!("  {label:<62} {shown:>16}");
+        self.figure_with_target(key, label, value, unit, None);
+    }
+
+    fn figure_with_target(
+        &mut self,
+        key: &str,
+        label: &str,
+        value: f64,
+        unit: &str,
+        target: Option<Target>,
+    ) {
+        let shown = shown(value, unit);
+        println!(
+            "  {label:<62} {shown:>16}{}",
+            self.check(key, value, unit, target)
+        );
         self.results.insert(key.to_owned(), json!(value));
     }
 
-    fn ratio(&mut self, key: &str, label: &str, value: f64) {
+    fn ratio(&mut self, key: &str, label: &str, value: f64, target: Option<Target>) {
         println!(
-            "  {:<62} {:>16}",
+            "  {:<62} {:>16}{}",
             format!("  {label}"),
-            format!("{value:.2}x")
+            format!("{value:.2}x"),
+            self.check(key, value, "x", target)
         );
         self.results.insert(key.to_owned(), json!(value));
+    }
+
+    /// Records a target and returns how it is shown after the figure.
+    fn check(&mut self, key: &str, value: f64, unit: &str, target: Option<Target>) -> String {
+        let Some(target) = target else {
+            return String::new();
+        };
+        let met = target.met(value);
+        let (bound, limit) = match target {
+            Target::AtLeast(limit) => ("at_least", limit),
+            Target::AtMost(limit) => ("at_most", limit),
+        };
+        self.targets.insert(
+            key.to_owned(),
+            json!({"value": value, bound: limit, "met": met}),
+        );
+        let verdict = if met { "met" } else { "MISSED" };
+        let summary = format!(
+            "{} {} (target {})",
+            key,
+            shown(value, unit),
+            target.shown(unit)
+        );
+        self.checked.push((summary, verdict.to_owned(), met));
+        format!("  target {:<12} {verdict}", target.shown(unit))
     }
 
     fn latency(&mut self, key: &str, label: &str, latency: Latency) {
@@ -423,6 +808,97 @@ impl Report {
         ] {
             self.results.insert(format!("{key}.{name}"), json!(value));
         }
+    }
+
+    /// CPU seconds per 1,000 deliveries since `before`: Herald's total
+    /// (against `target`), nats-server's beside it, then each service with
+    /// its share of Herald's.
+    fn cpu_by_service(
+        &mut self,
+        key: &str,
+        stack: &Stack,
+        before: &[(&'static str, f64)],
+        nats_before: f64,
+        deliveries: u64,
+        target: Option<Target>,
+    ) {
+        let thousands_delivered = (deliveries as f64 / 1_000.0).max(f64::MIN_POSITIVE);
+        let after = stack.cpu_seconds_by_service();
+        let spent: Vec<(&str, f64)> = after
+            .iter()
+            .map(|(service, seconds)| {
+                let earlier = before
+                    .iter()
+                    .find(|(name, _)| name == service)
+                    .map_or(0.0, |(_, seconds)| *seconds);
+                (*service, seconds - earlier)
+            })
+            .collect();
+        let herald: f64 = spent.iter().map(|(_, seconds)| seconds).sum();
+        self.figure_with_target(
+            &format!("{key}.herald_cpu_seconds_per_1000_deliveries"),
+            "  CPU seconds per 1,000 deliveries, Herald",
+            herald / thousands_delivered,
+            " s",
+            target,
+        );
+        self.figure(
+            &format!("{key}.nats_cpu_seconds_per_1000_deliveries"),
+            "  CPU seconds per 1,000 deliveries, nats-server",
+            (stack.cpu_seconds().1 - nats_before) / thousands_delivered,
+            " s",
+        );
+        for (service, seconds) in spent {
+            let share = if herald > 0.0 { seconds / herald } else { 0.0 };
+            println!(
+                "  {:<62} {:>16}",
+                format!("    herald {service}"),
+                format!(
+                    "{:.3} s, {:.0} %",
+                    seconds / thousands_delivered,
+                    share * 100.0
+                )
+            );
+            self.results.insert(
+                format!("{key}.cpu_seconds_per_1000_deliveries.{service}"),
+                json!(seconds / thousands_delivered),
+            );
+            self.results
+                .insert(format!("{key}.cpu_share.{service}"), json!(share));
+        }
+    }
+
+    /// Keeps the highest total peak resident memory of any stack so far.
+    fn track_memory(&mut self, name: &str, stack: &Stack) {
+        let total: f64 = stack.memory_mib().iter().map(|(_, _, peak)| peak).sum();
+        if total > self.peak_total.0 {
+            self.peak_total = (total, name.to_owned());
+        }
+    }
+
+    /// Every target, met or missed, once more at the end.
+    fn summary(&self) {
+        if self.checked.is_empty() {
+            return;
+        }
+        let missed = self.checked.iter().filter(|(_, _, met)| !met).count();
+        println!();
+        println!(
+            "Targets of issue 17: {} met, {missed} missed",
+            self.checked.len() - missed
+        );
+        for (summary, verdict, _) in &self.checked {
+            println!("  {verdict:<7} {summary}");
+        }
+    }
+}
+
+/// A value with its unit, rounded for reading.
+fn shown(value: f64, unit: &str) -> String {
+    if value >= 100.0 {
+        format!("{}{unit}", thousands(value.round() as u64))
+    } else {
+        format!("{value:.2}{unit}")
     }
 }
 

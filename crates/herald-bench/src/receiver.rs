@@ -1,6 +1,7 @@
-//! The benchmark's webhook receiver: answers at once (200, or 500 when told
-//! to fail), counts, and measures each successful delivery's latency from
-//! the send time the event carries.
+//! The benchmark's webhook receiver: answers at once or after a set delay
+//! (200, or 500 when told to fail), counts, and measures each successful
+//! delivery's latency from the send time the event carries (`data.t`, or
+//! `data.original.t` for a channel message, whose original is kept).
 
 use std::{
     net::SocketAddr,
@@ -8,6 +9,7 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
+    time::Duration,
 };
 
 use axum::{Router, body::Bytes, extract::State, http::StatusCode, routing::post};
@@ -16,6 +18,7 @@ use axum::{Router, body::Bytes, extract::State, http::StatusCode, routing::post}
 struct Counters {
     received: AtomicU64,
     failing: AtomicBool,
+    delay_ms: AtomicU64,
     latencies_ms: Mutex<Vec<f64>>,
 }
 
@@ -55,6 +58,12 @@ impl BenchReceiver {
         self.counters.failing.store(failing, Ordering::Relaxed);
     }
 
+    /// From now on answer each request only after `delay`.
+    pub fn delay(&self, delay: Duration) {
+        let millis = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.counters.delay_ms.store(millis, Ordering::Relaxed);
+    }
+
     pub fn reset(&self) {
         self.counters.received.store(0, Ordering::Relaxed);
         if let Ok(mut latencies) = self.counters.latencies_ms.lock() {
@@ -72,6 +81,10 @@ impl BenchReceiver {
 }
 
 async fn receive(State(counters): State<Arc<Counters>>, body: Bytes) -> StatusCode {
+    let delay_ms = counters.delay_ms.load(Ordering::Relaxed);
+    if delay_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+    }
     if counters.failing.load(Ordering::Relaxed) {
         return StatusCode::INTERNAL_SERVER_ERROR;
     }
@@ -79,7 +92,12 @@ async fn receive(State(counters): State<Arc<Counters>>, body: Bytes) -> StatusCo
     counters.received.fetch_add(1, Ordering::Relaxed);
     let sent = serde_json::from_slice::<serde_json::Value>(&body)
         .ok()
-        .and_then(|envelope| envelope["data"]["t"].as_i64());
+        .and_then(|envelope| {
+            let data = &envelope["data"];
+            data["t"]
+                .as_i64()
+                .or_else(|| data["original"]["t"].as_i64())
+        });
     if let (Some(sent), Ok(mut latencies)) = (sent, counters.latencies_ms.lock()) {
         latencies.push((now - i128::from(sent)) as f64 / 1e6);
     }

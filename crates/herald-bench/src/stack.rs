@@ -92,19 +92,33 @@ impl Durability {
     }
 }
 
+/// The config service's database.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Database {
+    /// A fresh SQLite file in the stack's state directory (the default
+    /// `herald` runs with).
+    Sqlite,
+    /// A PostgreSQL database the caller created for this stack alone.
+    Postgres { url: String },
+}
+
 impl Stack {
-    /// Herald's four services on a fresh NATS server and SQLite, with one
-    /// active endpoint per URL in `endpoints`.
+    /// Herald's four services on a fresh NATS server and database, with
+    /// one active endpoint per URL in `endpoints`.
     pub async fn start(
         binary: &Path,
         endpoints: &[String],
         durability: Durability,
+        database: &Database,
     ) -> anyhow::Result<Stack> {
         let nats = durability.nats_server();
         let state = tempfile::tempdir()?;
         let config_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let ingest_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let database_url = format!("sqlite:{}", state.path().join("herald.db").display());
+        let database_url = match database {
+            Database::Sqlite => format!("sqlite:{}", state.path().join("herald.db").display()),
+            Database::Postgres { url } => url.clone(),
+        };
         let common = |ops: SocketAddr| -> Vec<(String, String)> {
             vec![
                 ("NATS_URL".into(), nats.url()),
@@ -198,6 +212,8 @@ impl Stack {
                         spec: Some(pb::EndpointSpec {
                             name: format!("bench {index}"),
                             url: url.clone(),
+                            all_devices: true,
+                            all_event_types: true,
                             ..Default::default()
                         }),
                         secret: String::new(),
@@ -278,6 +294,18 @@ impl Stack {
     ) -> anyhow::Result<(f64, u64)> {
         receiver.reset();
         let started = Instant::now();
+        self.publish_events(events).await?;
+        let deliveries = u64::try_from(events * self.fanout)?;
+        let finished = wait_for_count(receiver, deliveries, Duration::from_secs(300)).await?;
+        Ok((
+            deliveries as f64 / (finished - started).as_secs_f64(),
+            deliveries,
+        ))
+    }
+
+    /// Publishes `events` on the bus as fast as it takes them, as ingest
+    /// does once it accepted them.
+    pub async fn publish_events(&self, events: usize) -> anyhow::Result<()> {
         let mut acks = Vec::new();
         for index in 0..events {
             acks.push(self.publish(index).await?);
@@ -290,12 +318,102 @@ impl Stack {
         for ack in acks {
             ack.await?;
         }
-        let deliveries = u64::try_from(events * self.fanout)?;
+        Ok(())
+    }
+
+    /// Waits until fanout has turned every published event into jobs.
+    pub async fn wait_fanned_out(&self, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let lag = self
+                .bus
+                .consumer_lag(herald_bus::ConsumerRole::Fanout)
+                .await?;
+            if lag.is_some_and(|lag| lag.pending == 0 && lag.ack_pending == 0) {
+                return Ok(());
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "fanout did not take every event within {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// A client of ingest's public faces, as a customer's service or Meta
+    /// calls them; each client's events are new ones.
+    pub async fn client(&self) -> anyhow::Result<Client> {
+        let channel =
+            tonic::transport::Endpoint::from_shared(format!("http://{}", self.ingest_addr))?
+                .connect()
+                .await?;
+        Ok(Client {
+            ingest: pb::ingest_service_client::IngestServiceClient::new(channel),
+            http: reqwest::Client::builder().build()?,
+            waba_url: format!(
+                "http://{}/inbound/waba/{}",
+                self.ingest_addr, self.device_id
+            ),
+            token: self.token.clone(),
+            run: OffsetDateTime::now_utc().unix_timestamp_nanos(),
+        })
+    }
+
+    /// Deliveries per second of `calls` client calls made `in_flight` at a
+    /// time, from the first call to the last 2xx, and how many deliveries
+    /// that was.
+    pub async fn client_throughput(
+        &self,
+        receiver: &BenchReceiver,
+        call: ClientCall,
+        calls: u64,
+        in_flight: usize,
+    ) -> anyhow::Result<(f64, u64)> {
+        let client = self.client().await?;
+        receiver.reset();
+        let started = Instant::now();
+        let results: Vec<anyhow::Result<()>> = futures::stream::iter(0..calls)
+            .map(|index| client.send(call, index))
+            .buffer_unordered(in_flight)
+            .collect()
+            .await;
+        for result in results {
+            result?;
+        }
+        let deliveries = calls * call.events_per_call() * u64::try_from(self.fanout)?;
         let finished = wait_for_count(receiver, deliveries, Duration::from_secs(300)).await?;
         Ok((
             deliveries as f64 / (finished - started).as_secs_f64(),
             deliveries,
         ))
+    }
+
+    /// Latency from the client's call to the receiver's 2xx, with
+    /// `per_second` events sent at a steady rate for `duration`; `receiver`
+    /// must be the URL of exactly one endpoint.
+    pub async fn client_latency(
+        &self,
+        receiver: &BenchReceiver,
+        call: ClientCall,
+        per_second: u64,
+        duration: Duration,
+    ) -> anyhow::Result<Latency> {
+        let client = self.client().await?;
+        receiver.reset();
+        let per_call = call.events_per_call();
+        let calls = per_second * duration.as_secs() / per_call;
+        let mut answers = tokio::task::JoinSet::new();
+        paced(per_second / per_call, calls, |index| {
+            let client = client.clone();
+            answers.spawn(async move { client.send(call, index).await });
+            async { anyhow::Ok(()) }
+        })
+        .await?;
+        while let Some(answer) = answers.join_next().await {
+            answer??;
+        }
+        wait_for_count(receiver, calls * per_call, Duration::from_secs(120)).await?;
+        Latency::of(receiver.latencies_ms())
     }
 
     /// Latency from publishing (the moment ingest would accept) to the
@@ -385,7 +503,9 @@ impl Stack {
             "http://{}/inbound/waba/{}",
             self.ingest_addr, self.device_id
         );
-        let bodies: Vec<Vec<u8>> = (0..events.div_ceil(50)).map(waba_batch).collect();
+        let bodies: Vec<Vec<u8>> = (0..events.div_ceil(50))
+            .map(|batch| waba_body(&batch.to_string(), 50, 0))
+            .collect();
         let started = Instant::now();
         let results: Vec<anyhow::Result<()>> = futures::stream::iter(bodies)
             .map(|body| {
@@ -439,6 +559,14 @@ impl Stack {
             .collect()
     }
 
+    /// CPU seconds (user and system) each Herald process used so far.
+    pub fn cpu_seconds_by_service(&self) -> Vec<(&'static str, f64)> {
+        self.children
+            .iter()
+            .map(|(service, child)| (*service, cpu_seconds(child.id())))
+            .collect()
+    }
+
     /// CPU time (user and system) the Herald processes used so far, and
     /// the NATS server's, in seconds.
     pub fn cpu_seconds(&self) -> (f64, f64) {
@@ -452,26 +580,30 @@ impl Stack {
     }
 }
 
-/// The Herald processes end with the stack, also when a measurement fails.
+/// The Herald processes end with the stack, also when a measurement fails:
+/// the config service last, so no Watch stream breaks (and logs) first.
 impl Drop for Stack {
     fn drop(&mut self) {
-        for (_, child) in &mut self.children {
+        for (_, child) in self.children.iter_mut().rev() {
             let _ = child.kill();
             let _ = child.wait();
         }
     }
 }
 
-/// A Meta Cloud API webhook carrying 50 text messages.
-fn waba_batch(batch: usize) -> Vec<u8> {
-    let messages: Vec<serde_json::Value> = (0..50)
+/// A Meta Cloud API webhook carrying `count` text messages, each with
+/// its send time as `t` (nanoseconds since the epoch; extra fields in a
+/// message are kept in the event's `data.original`).
+fn waba_body(key: &str, count: usize, sent_nanos: i128) -> Vec<u8> {
+    let messages: Vec<serde_json::Value> = (0..count)
         .map(|index| {
             serde_json::json!({
                 "from": "16505551234",
-                "id": format!("wamid.bench-{batch}-{index}"),
+                "id": format!("wamid.bench-{key}-{index}"),
                 "timestamp": "1732530000",
                 "type": "text",
-                "text": {"body": format!("order {batch}/{index} 📦")}
+                "text": {"body": format!("order {key}/{index} 📦")},
+                "t": i64::try_from(sent_nanos).unwrap_or_default(),
             })
         })
         .collect();
@@ -491,6 +623,97 @@ fn waba_batch(batch: usize) -> Vec<u8> {
         }]
     }))
     .unwrap_or_default()
+}
+
+/// How a client hands events to ingest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientCall {
+    /// A gRPC `Publish` call carrying this many events.
+    Publish { events: u64 },
+    /// A signed WABA webhook carrying one message.
+    Waba,
+}
+
+impl ClientCall {
+    pub fn events_per_call(self) -> u64 {
+        match self {
+            ClientCall::Publish { events } => events.max(1),
+            ClientCall::Waba => 1,
+        }
+    }
+}
+
+/// Ingest's gRPC and webhook clients for one stack.
+#[derive(Clone)]
+pub struct Client {
+    ingest: pb::ingest_service_client::IngestServiceClient<tonic::transport::Channel>,
+    http: reqwest::Client,
+    waba_url: String,
+    token: String,
+    /// Makes the idempotency keys of this client's calls unique, so no run
+    /// repeats an earlier one's events (ingest would deduplicate them).
+    run: i128,
+}
+
+impl Client {
+    /// One call, its events stamped with the time it starts; fails unless
+    /// ingest accepted every event.
+    pub async fn send(&self, call: ClientCall, index: u64) -> anyhow::Result<()> {
+        let sent = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+        let key = format!("{}-{index}", self.run);
+        match call {
+            ClientCall::Publish { events } => {
+                let request = pb::PublishRequest {
+                    items: (0..events)
+                        .map(|item| pb::PublishItem {
+                            r#type: "message.received".into(),
+                            data: Bytes::from(format!(r#"{{"t":{sent},"item":{item}}}"#)),
+                            idempotency_key: format!("client-{key}-{item}"),
+                            ..Default::default()
+                        })
+                        .collect(),
+                };
+                let response = self
+                    .ingest
+                    .clone()
+                    .publish(authed(&self.token, request))
+                    .await?
+                    .into_inner();
+                let accepted = response
+                    .results
+                    .iter()
+                    .filter(|result| {
+                        matches!(
+                            result.outcome,
+                            Some(pb::publish_result::Outcome::Accepted(_))
+                        )
+                    })
+                    .count();
+                anyhow::ensure!(
+                    u64::try_from(accepted)? == events,
+                    "ingest accepted {accepted} of {events} events"
+                );
+            }
+            ClientCall::Waba => {
+                let body = waba_body(&key, 1, sent);
+                let signature = format!("sha256={}", hmac_sha256_hex(APP_SECRET.as_bytes(), &body));
+                let response = self
+                    .http
+                    .post(&self.waba_url)
+                    .header("Content-Type", "application/json")
+                    .header("X-Hub-Signature-256", signature)
+                    .body(body)
+                    .send()
+                    .await?;
+                anyhow::ensure!(
+                    response.status().is_success(),
+                    "ingest answered {}",
+                    response.status()
+                );
+            }
+        }
+        Ok(())
+    }
 }
 
 fn hmac_sha256_hex(key: &[u8], body: &[u8]) -> String {

@@ -7,11 +7,15 @@
 
 use std::time::Duration;
 
-use futures::StreamExt;
-use herald_bus::{ConsumerRole, async_nats::jetstream::AckKind, headers};
+use futures::{Stream, StreamExt};
+use herald_bus::{
+    ConsumerRole,
+    async_nats::jetstream::{AckKind, Message},
+    headers,
+};
 use herald_proto::v1::Attempt;
 use opentelemetry::trace::TraceContextExt;
-use prost::Message;
+use prost::Message as _;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -21,6 +25,12 @@ use crate::{convert, state::ConfigState};
 /// A pull batch of this size amortises the database round trip without
 /// holding records long.
 const BATCH_SIZE: usize = 200;
+/// How long a batch waits for more records after its first one: a
+/// transaction (and, on SQLite, its write lock and commit) costs about the
+/// same for one row as for a hundred, so under a steady trickle the writer
+/// collects records for a moment instead of committing each alone. While a
+/// batch is written the next one fills, so a busy writer never waits.
+const BATCH_LINGER: Duration = Duration::from_millis(10);
 /// How long to wait before retrying after the database refused a batch.
 const RETRY_DELAY: Duration = Duration::from_secs(1);
 
@@ -37,20 +47,18 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), AttemptWriterError> {
     let consumer = state.bus.consumer(ConsumerRole::AttemptWriter).await?;
-    let mut batches = state
-        .bus
-        .pull(consumer, BATCH_SIZE)
-        .ready_chunks(BATCH_SIZE);
+    let mut pulled = state.bus.pull(consumer, BATCH_SIZE).fuse();
     loop {
-        let batch = tokio::select! {
+        let first = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
-            batch = batches.next() => batch,
+            message = pulled.next() => message,
         };
-        let Some(batch) = batch else {
+        let Some(first) = first else {
             return Err(AttemptWriterError::Consume(
                 "the consumer stream ended".to_owned(),
             ));
         };
+        let batch = fill_batch(first, &mut pulled).await;
         let mut records = Vec::with_capacity(batch.len());
         let mut messages = Vec::with_capacity(batch.len());
         for message in batch {
@@ -99,9 +107,28 @@ pub async fn run(
     }
 }
 
+/// `first` and whatever else arrives within [`BATCH_LINGER`], up to
+/// [`BATCH_SIZE`] records.
+async fn fill_batch(
+    first: Message,
+    pulled: &mut (impl Stream<Item = Message> + Unpin),
+) -> Vec<Message> {
+    let mut batch = Vec::with_capacity(BATCH_SIZE);
+    batch.push(first);
+    let deadline = tokio::time::Instant::now() + BATCH_LINGER;
+    while batch.len() < BATCH_SIZE {
+        match tokio::time::timeout_at(deadline, pulled.next()).await {
+            Ok(Some(message)) => batch.push(message),
+            // The end of the stream is reported by the next batch's read.
+            Ok(None) | Err(_) => break,
+        }
+    }
+    batch
+}
+
 /// One span per batch, linked to the attempt span of every record in it: a
 /// batch serves many traces, so it is a child of none.
-fn batch_span(messages: &[herald_bus::async_nats::jetstream::Message]) -> tracing::Span {
+fn batch_span(messages: &[Message]) -> tracing::Span {
     let span = tracing::info_span!(
         "attempt_writer",
         otel.name = "process attempts",

@@ -371,34 +371,6 @@ impl TryFrom<event_type::Model> for EventTypeRecord {
     }
 }
 
-impl From<&AttemptRecord> for attempt::Model {
-    fn from(record: &AttemptRecord) -> Self {
-        attempt::Model {
-            id: record.id.clone(),
-            delivery_id: record.delivery_id.clone(),
-            event_id: record.event_id.clone(),
-            tenant_id: record.tenant_id.clone(),
-            endpoint_id: record.endpoint_id.clone(),
-            device_id: record.device_id.clone(),
-            event_type: record.event_type.clone(),
-            attempt: record.attempt,
-            attempted_at: to_micros(record.attempted_at),
-            status: record.status.clone(),
-            response_code: record.response_code,
-            // Whole milliseconds too, for releases that read only those.
-            duration_ms: record.duration_micros / 1_000,
-            duration_micros: Some(record.duration_micros),
-            response_body: record.response_body.clone(),
-            error: record.error.clone(),
-            url: record.url.clone(),
-            next_attempt_at: to_micros_opt(record.next_attempt_at),
-            trigger: record.trigger.clone(),
-            request_headers_json: record.request_headers_json.clone(),
-            test: record.test,
-        }
-    }
-}
-
 impl TryFrom<attempt::Model> for AttemptRecord {
     type Error = StoreError;
 

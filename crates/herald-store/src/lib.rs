@@ -272,10 +272,16 @@ impl Store {
             // locked" errors under concurrent writes from the same process.
             options.max_connections(1).min_connections(1);
             if !url.contains(":memory:") && !url.contains("mode=ro") {
-                // Write-ahead logging: one sync per commit instead of three,
-                // and readers in other processes do not block the writer.
+                // Write-ahead logging: readers in other processes do not
+                // block the writer. With `synchronous = NORMAL` a commit
+                // appends to the log without syncing it; the log is synced
+                // at checkpoints. A crash of the process loses nothing; a
+                // power cut can lose the last commits, as it can lose
+                // JetStream's unsynced writes on its default configuration.
                 options.map_sqlx_sqlite_opts(|options| {
-                    options.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                    options
+                        .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                        .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
                 });
             }
         } else {

@@ -1,6 +1,6 @@
 //! Attempt records from the bus into the attempt log.
 
-use std::time::Duration;
+use std::{collections::BTreeSet, time::Duration};
 
 use herald_bus::async_nats;
 use herald_proto::v1 as pb;
@@ -11,6 +11,7 @@ use crate::{PATIENCE, attempt};
 
 on_both_databases!(
     attempt_records_are_stored_once,
+    attempt_writer_stores_large_batches_once_and_acknowledges_every_record,
     hardening_19_attempt_duration_keeps_microseconds,
 );
 
@@ -176,4 +177,82 @@ async fn hardening_19_attempt_duration_keeps_microseconds(backend: Backend) {
             "{delivery}"
         );
     }
+}
+
+/// Many records at once (the writer's batches fill, each spanning several
+/// INSERTs), some redelivered under other message ids and one undecodable:
+/// each attempt is stored once, and every message is settled (acknowledged
+/// after its batch committed, the undecodable one terminated).
+async fn attempt_writer_stores_large_batches_once_and_acknowledges_every_record(backend: Backend) {
+    let herald = ConfigStack::start(backend).await;
+    let tenant = herald.tenant("Acme").await;
+    let endpoint = herald
+        .create_endpoint(
+            &tenant,
+            endpoint_spec("Orders", "https://hooks.example.com/x"),
+        )
+        .await
+        .unwrap()
+        .endpoint
+        .unwrap();
+    let tenant_id = herald_core::id::TenantId::parse(&tenant.id).unwrap();
+    let endpoint_id = herald_core::id::EndpointId::parse(&endpoint.id).unwrap();
+    let subject = herald
+        .bus
+        .topology()
+        .attempt_subject(&tenant_id, &endpoint_id);
+    let records: Vec<pb::Attempt> = (0..1_500)
+        .map(|i| attempt(&tenant.id, &endpoint.id, &format!("dlv_{i:05}"), 1))
+        .collect();
+    let outgoing = |message_id: String, payload: Vec<u8>| herald_bus::Outgoing {
+        subject: subject.clone(),
+        message_id,
+        headers: async_nats::HeaderMap::new(),
+        payload: payload.into(),
+    };
+    let mut messages: Vec<herald_bus::Outgoing> = records
+        .iter()
+        .map(|record| outgoing(record.id.clone(), record.encode_to_vec()))
+        .collect();
+    messages.push(outgoing("garbage".into(), vec![0xff; 16]));
+    // Redeliveries from outside the bus's duplicate window, among the rest.
+    for i in [0, 499, 500, 1_499] {
+        messages.push(outgoing(
+            format!("{}:again", records[i].id),
+            records[i].encode_to_vec(),
+        ));
+    }
+    for result in herald.bus.publish_all(messages).await {
+        result.unwrap();
+    }
+
+    eventually("every attempt record settled", PATIENCE, || {
+        let bus = herald.bus.clone();
+        async move {
+            let lag = bus
+                .consumer_lag(herald_bus::ConsumerRole::AttemptWriter)
+                .await
+                .unwrap()?;
+            (lag.pending == 0 && lag.ack_pending == 0).then_some(())
+        }
+    })
+    .await;
+    let stored = herald
+        .store
+        .list_attempts(
+            &tenant.id,
+            &herald_store::AttemptFilter::default(),
+            10_000,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), records.len());
+    let ids: BTreeSet<&str> = stored.iter().map(|stored| stored.id.as_str()).collect();
+    assert_eq!(ids.len(), records.len());
+    assert!(
+        records
+            .iter()
+            .all(|record| ids.contains(record.id.as_str()))
+    );
 }

@@ -12,6 +12,7 @@ on_both_backends!(
     retention_deletes_old_attempts,
     hardening_19_attempt_durations_keep_microseconds_and_old_rows_read,
 );
+on_both_backends_with_two_stores!(attempts_written_by_two_writers_at_once_are_stored_once);
 
 async fn attempts_are_stored_once(store: &Store) {
     let batch = [
@@ -35,6 +36,26 @@ async fn attempts_are_stored_once(store: &Store) {
         .collect();
     assert_eq!(store.insert_attempts(&many).await.unwrap(), 1_200);
     assert_eq!(store.insert_attempts(&many).await.unwrap(), 0);
+    // A pulled batch spanning several INSERTs, with a record redelivered
+    // from an earlier batch and one listed twice across an INSERT boundary
+    // (256 rows per statement at most).
+    let mut redelivered: Vec<AttemptRecord> = (0..600)
+        .map(|i| attempt(&format!("c{i:04}"), &format!("dc{i}"), "succeeded", 200))
+        .collect();
+    redelivered[0] = attempt("b0007", "db7", "succeeded", 100);
+    redelivered[256] = redelivered[255].clone();
+    redelivered[599] = AttemptRecord {
+        next_attempt_at: Some(at(300)),
+        response_body: vec![1, 2, 3],
+        ..attempt("c0599", "dc599", "retrying", 250)
+    };
+    assert_eq!(store.insert_attempts(&redelivered).await.unwrap(), 598);
+    assert_eq!(
+        store.get_attempt("t1", "c0599").await.unwrap().as_ref(),
+        redelivered.last()
+    );
+    let stored: i64 = query_value(store, "SELECT COUNT(*) AS n FROM attempts", "n").await;
+    assert_eq!(stored, 4 + 1_200 + 598);
 
     let full = AttemptRecord {
         next_attempt_at: Some(at(70)),
@@ -350,4 +371,31 @@ async fn endpoints_failing_without_success_are_found(store: &Store) {
             failing_since: at(10),
         }]
     );
+}
+
+/// Two config replicas writing overlapping batches at once (a record
+/// redelivered to the other replica while the first still writes it): each
+/// attempt is stored once.
+async fn attempts_written_by_two_writers_at_once_are_stored_once(one: &Store, two: &Store) {
+    let records: Vec<AttemptRecord> = (0..1_000)
+        .map(|i| attempt(&format!("r{i:04}"), &format!("dr{i}"), "succeeded", 0))
+        .collect();
+    // The second writer sees its records in the opposite order.
+    let first = records[..700].to_vec();
+    let second: Vec<AttemptRecord> = records[300..].iter().rev().cloned().collect();
+    let write = |store: &Store, batch: Vec<AttemptRecord>| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut inserted = 0;
+            for chunk in batch.chunks(200) {
+                inserted += store.insert_attempts(chunk).await.unwrap();
+            }
+            inserted
+        })
+    };
+    let (one_inserted, two_inserted) = (write(one, first), write(two, second));
+    let inserted = one_inserted.await.unwrap() + two_inserted.await.unwrap();
+    assert_eq!(inserted, 1_000);
+    let stored: i64 = query_value(one, "SELECT COUNT(*) AS n FROM attempts", "n").await;
+    assert_eq!(stored, 1_000);
 }
