@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use herald_store::{
     AttemptCursor, AttemptFilter, AttemptRecord, ChangeRecord, DeliveryCounts, DeviceRecord,
     EndpointFilter, EndpointRecord, EventTypeRecord, ObjectKind, Store, StoreError, StoreOptions,
-    TenantRecord, TokenRecord,
+    TenantQuotasRecord, TenantRecord, TokenRecord,
 };
 use sea_orm::{ConnectionTrait, Statement};
 use time::{Duration, OffsetDateTime};
@@ -138,6 +138,7 @@ on_both_backends!(
     migrating_again_changes_nothing,
     tenants_round_trip,
     tenant_updates_check_the_version,
+    tenant_quotas_are_stored_and_kept_by_a_rename,
     tokens_round_trip,
     token_revocation_is_idempotent,
     devices_round_trip_within_their_tenant,
@@ -182,6 +183,7 @@ fn tenant(id: &str) -> TenantRecord {
         created_at: at(0),
         updated_at: at(0),
         version: 1,
+        quotas: TenantQuotasRecord::default(),
     }
 }
 
@@ -448,7 +450,7 @@ async fn tenants_round_trip(store: &Store) {
 async fn tenant_updates_check_the_version(store: &Store) {
     store.insert_tenant(&tenant("t1")).await.unwrap();
     let updated = store
-        .update_tenant("t1", "Renamed", Some(1), at(100))
+        .update_tenant("t1", Some("Renamed"), None, Some(1), at(100))
         .await
         .unwrap();
     assert_eq!(
@@ -463,7 +465,7 @@ async fn tenant_updates_check_the_version(store: &Store) {
     assert_eq!(store.get_tenant("t1").await.unwrap(), Some(updated));
 
     let error = store
-        .update_tenant("t1", "Stale", Some(1), at(101))
+        .update_tenant("t1", Some("Stale"), None, Some(1), at(101))
         .await
         .unwrap_err();
     assert!(
@@ -480,19 +482,54 @@ async fn tenant_updates_check_the_version(store: &Store) {
 
     // No expected version: last writer wins.
     let forced = store
-        .update_tenant("t1", "Forced", None, at(102))
+        .update_tenant("t1", Some("Forced"), None, None, at(102))
         .await
         .unwrap();
     assert_eq!(forced.version, 3);
 
     let error = store
-        .update_tenant("nope", "x", None, at(103))
+        .update_tenant("nope", Some("x"), None, None, at(103))
         .await
         .unwrap_err();
     assert!(
         matches!(&error, StoreError::NotFound { kind: "tenant", id } if id == "nope"),
         "{error}"
     );
+}
+
+async fn tenant_quotas_are_stored_and_kept_by_a_rename(store: &Store) {
+    store.insert_tenant(&tenant("t1")).await.unwrap();
+    let quotas = TenantQuotasRecord {
+        events_per_second: Some(2.5),
+        events_burst: Some(10),
+        max_in_flight_deliveries: Some(4),
+        max_dead_letters: Some(1_000_000_000),
+    };
+    let updated = store
+        .update_tenant("t1", None, Some(&quotas), Some(1), at(100))
+        .await
+        .unwrap();
+    assert_eq!(updated.quotas, quotas);
+    assert_eq!(updated.name, "Tenant t1", "no name given keeps it");
+    assert_eq!(store.get_tenant("t1").await.unwrap(), Some(updated));
+
+    let renamed = store
+        .update_tenant("t1", Some("Renamed"), None, Some(2), at(101))
+        .await
+        .unwrap();
+    assert_eq!(renamed.quotas, quotas, "a rename keeps the quotas");
+    let cleared = store
+        .update_tenant(
+            "t1",
+            None,
+            Some(&TenantQuotasRecord::default()),
+            None,
+            at(102),
+        )
+        .await
+        .unwrap();
+    assert_eq!(cleared.quotas, TenantQuotasRecord::default());
+    assert_eq!(store.get_tenant("t1").await.unwrap(), Some(cleared));
 }
 
 // ---------------------------------------------------------------------------
@@ -1366,7 +1403,7 @@ async fn every_mutation_logs_one_change(store: &Store) {
     revisions.push(store.insert_tenant(&tenant("t1")).await.unwrap());
     expect(Tenant, "t1", false);
     store
-        .update_tenant("t1", "renamed", Some(1), at(10))
+        .update_tenant("t1", Some("renamed"), None, Some(1), at(10))
         .await
         .unwrap();
     expect(Tenant, "t1", false);
@@ -1414,7 +1451,7 @@ async fn every_mutation_logs_one_change(store: &Store) {
     // Failures and no-ops log nothing.
     store.insert_tenant(&tenant("t1")).await.unwrap_err();
     store
-        .update_tenant("t1", "stale", Some(1), at(13))
+        .update_tenant("t1", Some("stale"), None, Some(1), at(13))
         .await
         .unwrap_err();
     store.revoke_token("tok1", at(14)).await.unwrap();
