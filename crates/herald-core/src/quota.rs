@@ -198,7 +198,10 @@ mod tests {
     #[test]
     fn out_of_range_values_name_their_field() {
         for (value, field) in [
-            (TenantQuotas::new(f64::NAN, 0, 0, 0), "quotas.events_per_second"),
+            (
+                TenantQuotas::new(f64::NAN, 0, 0, 0),
+                "quotas.events_per_second",
+            ),
             (
                 TenantQuotas::new(f64::INFINITY, 0, 0, 0),
                 "quotas.events_per_second",

@@ -39,11 +39,12 @@ mod metrics;
 mod pool;
 mod rate;
 mod spans;
+mod tenants;
 
 use std::{sync::Arc, time::Duration};
 
 use herald_bus::{Bus, ConsumerRole};
-use herald_core::{address::AllowList, circuit::CircuitPolicy, fairness};
+use herald_core::{address::AllowList, circuit::CircuitPolicy};
 use herald_watch::ConfigCache;
 use tokio::{
     sync::{Semaphore, watch},
@@ -53,6 +54,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     circuits::Circuits, client::Sender, job::Context, limits::EndpointLimits, rate::RateLimiter,
+    tenants::TenantLimits,
 };
 pub use crate::{client::ClientError, metrics::DeliveryMetrics};
 
@@ -190,6 +192,11 @@ pub async fn run(
     // A child token, so a consumer failure stops this service's jobs without
     // cancelling the caller's token.
     let stop = shutdown.child_token();
+    let tenants = TenantLimits::new(
+        cache.clone(),
+        settings.args.max_in_flight,
+        settings.args.max_per_tenant,
+    );
     let context = Arc::new(Context {
         bus: bus.clone(),
         cache,
@@ -197,10 +204,7 @@ pub async fn run(
         metrics: metrics.clone(),
         global: Semaphore::new(settings.args.max_in_flight),
         endpoints: Arc::new(EndpointLimits::new(settings.args.max_per_endpoint)),
-        tenants: Arc::new(EndpointLimits::new(fairness::tenant_share(
-            settings.args.max_in_flight,
-            settings.args.max_per_tenant,
-        ))),
+        tenants,
         circuits: Circuits::new(
             CircuitPolicy {
                 failure_threshold: settings.args.circuit_failures,
