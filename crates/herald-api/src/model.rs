@@ -1140,7 +1140,7 @@ impl TenantQuotas {
 /// An organization, as the admin token sees it.
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct Tenant {
-    /// `ten_…`
+    /// `org_…`
     pub id: String,
     pub name: String,
     pub quotas: TenantQuotas,

@@ -74,7 +74,8 @@ pub struct DeliveryArgs {
     #[arg(long, env = "HERALD_DELIVERY_MAX_PER_ENDPOINT", default_value_t = 32)]
     pub max_per_endpoint: usize,
     /// Most requests in flight for one tenant's endpoints together, so one
-    /// tenant cannot take every slot.
+    /// tenant cannot take every slot; a tenant's own
+    /// `max_in_flight_deliveries` quota replaces it.
     #[arg(long, env = "HERALD_DELIVERY_MAX_PER_TENANT", default_value_t = 256)]
     pub max_per_tenant: usize,
     /// TCP+TLS connect timeout.

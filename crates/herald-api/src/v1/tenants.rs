@@ -12,7 +12,7 @@ use crate::{
 };
 
 #[utoipa::path(operation_id = "get_tenant", get, path = "/api/v1/tenants/{tenant_id}", tag = "tenants",
-    params(("tenant_id" = String, Path, description = "`ten_…`")),
+    params(("tenant_id" = String, Path, description = "`org_…`")),
     responses((status = 200, body = Tenant), ErrorResponses))]
 pub async fn get(
     State(backend): State<Backend>,
@@ -29,7 +29,7 @@ pub async fn get(
 
 /// Replaces the tenant's quotas; a field absent (or 0) takes the service's default.
 #[utoipa::path(operation_id = "set_tenant_quotas", put, path = "/api/v1/tenants/{tenant_id}/quotas", tag = "tenants",
-    params(("tenant_id" = String, Path, description = "`ten_…`")),
+    params(("tenant_id" = String, Path, description = "`org_…`")),
     request_body = SetTenantQuotas,
     responses((status = 200, body = Tenant), ErrorResponses))]
 pub async fn set_quotas(
