@@ -1549,7 +1549,14 @@ fn topology_08_heraldctl_and_the_json_api_set_and_show_tenant_quotas() {
     assert_eq!(set["quotas"]["max_dead_letters"], "1000");
     let set = ctl.json(
         admin,
-        &["tenants", "quotas", "set", &tenant_id, "--events-burst", "20"],
+        &[
+            "tenants",
+            "quotas",
+            "set",
+            &tenant_id,
+            "--events-burst",
+            "20",
+        ],
     );
     assert_eq!(set["quotas"]["events_per_second"].as_f64(), Some(50.0));
     assert_eq!(set["quotas"]["events_burst"], 20);
@@ -1564,7 +1571,14 @@ fn topology_08_heraldctl_and_the_json_api_set_and_show_tenant_quotas() {
     // A tenant token may not; a value out of range names its field.
     let refused = ctl.run(
         Some(&token),
-        &["tenants", "quotas", "set", &tenant_id, "--events-burst", "1"],
+        &[
+            "tenants",
+            "quotas",
+            "set",
+            &tenant_id,
+            "--events-burst",
+            "1",
+        ],
     );
     assert_eq!(refused.status.code(), Some(4), "{}", stderr(&refused));
     let invalid = ctl.run(

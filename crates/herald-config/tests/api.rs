@@ -3044,7 +3044,7 @@ async fn publish_dead_letter(bus: &Bus, tenant: &str, endpoint: &str, number: us
     bus.publish(
         bus.topology()
             .dead_letter_subject(&tenant_id, &endpoint_id, &delivery),
-        &delivery.to_string(),
+        delivery.as_ref(),
         async_nats::HeaderMap::new(),
         dead_letter.encode_to_vec().into(),
     )

@@ -120,6 +120,8 @@ async fn start_with(delivery_allow_list: &str, args: DeliveryArgs) -> Harness {
         test_timeout: Duration::from_secs(10),
         change_retention: Duration::from_secs(7 * 24 * 3600),
         trusted_proxies: Vec::new(),
+        max_dead_letters: 100_000,
+        metrics: herald_config::ConfigMetrics::default(),
     };
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();

@@ -152,11 +152,11 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         .delivery
         .is_some()
         .then(|| DeliveryMetrics::register(&mut registry));
-    let config_metrics = plan
-        .config
-        .is_some()
-        .then(|| ConfigMetrics::register(&mut registry))
-        .unwrap_or_default();
+    let config_metrics = if plan.config.is_some() {
+        ConfigMetrics::register(&mut registry)
+    } else {
+        ConfigMetrics::default()
+    };
     let readiness = Readiness::new();
     start_ops(
         plan.name,
