@@ -47,9 +47,9 @@ pub async fn sweep_once(state: &ConfigState) {
 }
 
 /// Keeps each tenant's newest dead letters up to its `max_dead_letters`
-/// (or the service's default): one purge per tenant, which the server
-/// answers from its subject index, so a tenant within its quota costs one
-/// request and no message read.
+/// (or the service's default): one JetStream purge per tenant with the
+/// tenant's subject filter and `keep`, so the server drops the oldest first
+/// and nothing is read here.
 async fn purge_dead_letters_over_quota(state: &ConfigState) {
     let tenants = match state.store.all_tenants().await {
         Ok(tenants) => tenants,
