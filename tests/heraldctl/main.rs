@@ -13,6 +13,7 @@ use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
 mod endpoints;
 mod exits;
+mod quotas;
 mod recovery;
 mod secrets;
 

@@ -9,13 +9,16 @@
 use std::sync::Arc;
 
 use axum::http::HeaderMap;
-use herald_config::{AttemptApi, ConfigApi, ConfigState, RecoveryApi, TENANT_METADATA_KEY};
+use herald_config::{
+    AdminApi, AttemptApi, ConfigApi, ConfigState, RecoveryApi, TENANT_METADATA_KEY,
+};
 use tokio_util::sync::CancellationToken;
 use tonic::metadata::{AsciiMetadataValue, MetadataMap};
 
-/// The config service's tenant-facing gRPC implementations.
+/// The config service's gRPC implementations the HTTP faces use.
 #[derive(Clone, Debug)]
 pub struct Backend {
+    admin: Arc<AdminApi>,
     config: Arc<ConfigApi>,
     attempts: Arc<AttemptApi>,
     recovery: Arc<RecoveryApi>,
@@ -24,10 +27,16 @@ pub struct Backend {
 impl Backend {
     pub fn new(state: ConfigState, shutdown: CancellationToken) -> Backend {
         Backend {
+            admin: Arc::new(AdminApi::new(state.clone())),
             config: Arc::new(ConfigApi::new(state.clone())),
             attempts: Arc::new(AttemptApi::new(state.clone(), shutdown.clone())),
             recovery: Arc::new(RecoveryApi::new(state, shutdown)),
         }
+    }
+
+    /// `herald.v1.AdminService`: tenants (their quotas), for the admin token.
+    pub fn admin(&self) -> &AdminApi {
+        &self.admin
     }
 
     /// `herald.v1.ConfigService`: devices, endpoints, event types, summary.

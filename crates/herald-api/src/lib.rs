@@ -48,7 +48,7 @@ pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
         title = "Herald API",
         version = "1",
         description = "Endpoints, devices, test deliveries, the attempt log, dead letters and replays, and the event-type catalog of a Herald tenant. \
-Authenticate with a tenant token: `Authorization: Bearer hrld_…`. \
+Authenticate with a tenant token: `Authorization: Bearer hrld_…` (the `tenants` operations take the admin token). \
 Errors are `{\"error\": {\"code\", \"message\", \"field\"}}` with the HTTP status of the gRPC code."
     ),
     paths(
@@ -80,6 +80,8 @@ Errors are `{\"error\": {\"code\", \"message\", \"field\"}}` with the HTTP statu
         v1::recovery::replay_event,
         v1::recovery::recover_failed,
         v1::recovery::get_recovery_job,
+        v1::tenants::get,
+        v1::tenants::set_quotas,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail)),
     modifiers(&BearerAuth),
@@ -91,6 +93,7 @@ Errors are `{\"error\": {\"code\", \"message\", \"field\"}}` with the HTTP statu
         (name = "event types", description = "The catalog and custom types, with sample envelopes"),
         (name = "summary", description = "The overview's counts"),
         (name = "recovery", description = "Dead letters, redrive, replay and recovery jobs"),
+        (name = "tenants", description = "A tenant and its quotas; the admin token only"),
     )
 )]
 pub struct ApiDoc;
@@ -111,7 +114,7 @@ impl Modify for BearerAuth {
 /// shares a listener with them), a JSON 404 under `/api/`, plain text
 /// elsewhere.
 pub fn router(backend: Backend) -> Router {
-    use v1::{attempts, catalog, devices, endpoints, recovery};
+    use v1::{attempts, catalog, devices, endpoints, recovery, tenants};
     Router::new()
         .route(OPENAPI_PATH, get(openapi))
         .route(
@@ -186,6 +189,11 @@ pub fn router(backend: Backend) -> Router {
         .route(
             "/api/v1/recovery-jobs/{job_id}",
             get(recovery::get_recovery_job),
+        )
+        .route("/api/v1/tenants/{tenant_id}", get(tenants::get))
+        .route(
+            "/api/v1/tenants/{tenant_id}/quotas",
+            axum::routing::put(tenants::set_quotas),
         )
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

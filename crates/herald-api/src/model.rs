@@ -1095,3 +1095,96 @@ pub struct RecoverFailed {
     #[schema(format = DateTime)]
     pub since: String,
 }
+
+/// A tenant's own quotas. A field absent (or 0) takes the service's default.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TenantQuotas {
+    /// Events accepted per second (per ingest replica); over it webhooks get
+    /// 429 with `Retry-After` and Publish items `RESOURCE_EXHAUSTED`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events_per_second: Option<f64>,
+    /// Events accepted at once above the rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events_burst: Option<u32>,
+    /// Deliveries in flight per delivery replica.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_in_flight_deliveries: Option<u32>,
+    /// Dead letters kept; the oldest beyond it are purged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_dead_letters: Option<u64>,
+}
+
+impl TenantQuotas {
+    pub fn from_wire(quotas: Option<&pb::TenantQuotas>) -> TenantQuotas {
+        let quotas = quotas.cloned().unwrap_or_default();
+        TenantQuotas {
+            events_per_second: Some(quotas.events_per_second).filter(|value| *value != 0.0),
+            events_burst: Some(quotas.events_burst).filter(|value| *value != 0),
+            max_in_flight_deliveries: Some(quotas.max_in_flight_deliveries)
+                .filter(|value| *value != 0),
+            max_dead_letters: Some(quotas.max_dead_letters).filter(|value| *value != 0),
+        }
+    }
+
+    pub fn to_wire(&self) -> pb::TenantQuotas {
+        pb::TenantQuotas {
+            events_per_second: self.events_per_second.unwrap_or_default(),
+            events_burst: self.events_burst.unwrap_or_default(),
+            max_in_flight_deliveries: self.max_in_flight_deliveries.unwrap_or_default(),
+            max_dead_letters: self.max_dead_letters.unwrap_or_default(),
+        }
+    }
+}
+
+/// An organization, as the admin token sees it.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Tenant {
+    /// `org_…`
+    pub id: String,
+    pub name: String,
+    pub quotas: TenantQuotas,
+    #[schema(format = DateTime)]
+    pub created_at: Option<String>,
+    #[schema(format = DateTime)]
+    pub updated_at: Option<String>,
+    pub etag: String,
+}
+
+impl Tenant {
+    pub fn from_wire(tenant: &pb::Tenant) -> Tenant {
+        Tenant {
+            id: tenant.id.clone(),
+            name: tenant.name.clone(),
+            quotas: TenantQuotas::from_wire(tenant.quotas.as_ref()),
+            created_at: timestamp(tenant.created_at.as_ref()),
+            updated_at: timestamp(tenant.updated_at.as_ref()),
+            etag: tenant.etag.clone(),
+        }
+    }
+}
+
+/// Replaces a tenant's quotas: a field absent (or 0) returns it to the
+/// service's default.
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetTenantQuotas {
+    pub events_per_second: Option<f64>,
+    pub events_burst: Option<u32>,
+    pub max_in_flight_deliveries: Option<u32>,
+    pub max_dead_letters: Option<u64>,
+    /// The etag read last; a stale one is answered 409.
+    pub etag: Option<String>,
+}
+
+impl SetTenantQuotas {
+    pub fn to_wire(&self) -> pb::TenantQuotas {
+        TenantQuotas {
+            events_per_second: self.events_per_second,
+            events_burst: self.events_burst,
+            max_in_flight_deliveries: self.max_in_flight_deliveries,
+            max_dead_letters: self.max_dead_letters,
+        }
+        .to_wire()
+    }
+}

@@ -461,6 +461,28 @@ impl Bus {
             })
     }
 
+    /// Purges the oldest messages matching `subject` (wildcards allowed)
+    /// beyond the newest `keep`; returns how many were purged.
+    pub async fn purge_keeping_newest(
+        &self,
+        stream_name: &str,
+        subject: String,
+        keep: u64,
+    ) -> Result<u64, BusError> {
+        let stream = self.stream_handle(stream_name).await?;
+        stream
+            .purge()
+            .filter(subject.clone())
+            .keep(keep)
+            .await
+            .map(|response| response.purged)
+            .map_err(|error| BusError::Purge {
+                stream: stream_name.to_owned(),
+                subject,
+                reason: error.to_string(),
+            })
+    }
+
     async fn stream_handle(&self, stream_name: &str) -> Result<stream::Stream<()>, BusError> {
         self.jetstream
             .get_stream_no_info(stream_name)

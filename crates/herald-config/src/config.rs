@@ -44,6 +44,12 @@ pub struct ConfigArgs {
     #[arg(long, env = "HERALD_AUTO_DISABLE_AFTER", default_value = "5d", value_parser = humantime::parse_duration)]
     pub auto_disable_after: Duration,
 
+    /// Dead letters a tenant keeps unless its own `max_dead_letters` quota
+    /// says otherwise: every sweep (`--retention-sweep-interval`) purges the
+    /// oldest beyond it. 0 keeps them all (until the stream's retention).
+    #[arg(long, env = "HERALD_MAX_DEAD_LETTERS", default_value_t = 100_000)]
+    pub max_dead_letters: u64,
+
     /// Reverse proxies in front of the console and the JSON API (CIDRs,
     /// comma-separated): failed authentications through them are throttled
     /// by the client address they append to `X-Forwarded-For`, not by

@@ -5,12 +5,13 @@ use herald_proto::{
     timestamp_to_wire,
     v1::{
         ApiToken, Attempt, Device, DeviceVerification, Endpoint, EndpointSecrets, EndpointSpec,
-        EventTypeDefinition, Tenant, WatchedToken,
+        EventTypeDefinition, Tenant, TenantQuotas, WatchedToken,
         device_verification::Channel as VerificationChannel,
     },
 };
 use herald_store::{
-    AttemptRecord, DeviceRecord, EndpointRecord, EventTypeRecord, TenantRecord, TokenRecord,
+    AttemptRecord, DeviceRecord, EndpointRecord, EventTypeRecord, TenantQuotasRecord, TenantRecord,
+    TokenRecord,
 };
 use prost::Message;
 
@@ -39,11 +40,40 @@ pub fn expected_version(field: &str, etag: &str) -> ApiResult<Option<i64>> {
 
 pub fn tenant(record: TenantRecord) -> Tenant {
     Tenant {
+        quotas: Some(tenant_quotas(&record.quotas)),
         id: record.id,
         name: record.name,
         created_at: Some(timestamp_to_wire(record.created_at)),
         updated_at: Some(timestamp_to_wire(record.updated_at)),
         etag: etag(record.version),
+    }
+}
+
+/// Stored quotas on the wire; a stored value that does not fit its field
+/// (never written by this service) reads as the default.
+pub fn tenant_quotas(record: &TenantQuotasRecord) -> TenantQuotas {
+    let narrow = |value: Option<i64>| value.and_then(|value| u32::try_from(value).ok());
+    TenantQuotas {
+        events_per_second: record.events_per_second.unwrap_or_default(),
+        events_burst: narrow(record.events_burst).unwrap_or_default(),
+        max_in_flight_deliveries: narrow(record.max_in_flight_deliveries).unwrap_or_default(),
+        max_dead_letters: record
+            .max_dead_letters
+            .and_then(|value| u64::try_from(value).ok())
+            .unwrap_or_default(),
+    }
+}
+
+/// Checked quotas as stored. The bounds of herald-core's rule keep every
+/// value within `i64`.
+pub fn tenant_quotas_record(quotas: &herald_core::quota::TenantQuotas) -> TenantQuotasRecord {
+    TenantQuotasRecord {
+        events_per_second: quotas.events_per_second(),
+        events_burst: quotas.events_burst().map(i64::from),
+        max_in_flight_deliveries: quotas.max_in_flight_deliveries().map(i64::from),
+        max_dead_letters: quotas
+            .max_dead_letters()
+            .and_then(|value| i64::try_from(value).ok()),
     }
 }
 

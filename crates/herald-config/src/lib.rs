@@ -18,6 +18,7 @@ mod convert;
 mod endpoint;
 mod error;
 mod grpc;
+mod metrics;
 mod names;
 mod paging;
 mod recovery;
@@ -42,6 +43,7 @@ pub use crate::{
     config::ConfigArgs,
     error::{FIELD_METADATA_KEY, RETRY_AFTER_METADATA_KEY},
     grpc::{AdminApi, AttemptApi, ConfigApi, MIN_SEARCH_CHARS, RecoveryApi},
+    metrics::ConfigMetrics,
     state::{ConfigState, Settings},
 };
 

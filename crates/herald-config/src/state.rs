@@ -7,7 +7,10 @@ use herald_core::address::AllowList;
 use herald_store::Store;
 use tokio::sync::Notify;
 
-use crate::{auth::Authenticator, endpoint::TenantCatalog, error::ApiResult, secrets::MasterKey};
+use crate::{
+    auth::Authenticator, endpoint::TenantCatalog, error::ApiResult, metrics::ConfigMetrics,
+    secrets::MasterKey,
+};
 
 /// The config service's resolved settings.
 #[derive(Clone, Debug)]
@@ -37,6 +40,10 @@ pub struct Settings {
     /// Reverse proxies (the ingress controller) whose `X-Forwarded-For`
     /// names the client that failed authentication; empty trusts none.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Dead letters a tenant keeps unless its own quota says otherwise;
+    /// the sweep purges the oldest beyond it. 0 keeps them all.
+    pub max_dead_letters: u64,
+    pub metrics: ConfigMetrics,
 }
 
 #[derive(Clone, Debug)]

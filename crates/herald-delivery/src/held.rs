@@ -153,7 +153,7 @@ pub(crate) fn load(
         rate_interval: rate_limit.map(|limit| limit.interval()),
         circuit_wait: context.circuits.wait(endpoint.as_str()),
         tenant_queued: context.tenants.queued(tenant),
-        tenant_slots: context.tenants.per_endpoint(),
+        tenant_slots: context.tenants.share(tenant),
     }
 }
 

@@ -50,6 +50,7 @@ use crate::{
     metrics::{DeliveryMetrics, Outcome},
     rate::RateLimiter,
     spans,
+    tenants::TenantLimits,
 };
 
 /// How long a fresh job waits for the cache to catch up with the endpoint
@@ -75,8 +76,8 @@ pub(crate) struct Context {
     pub metrics: DeliveryMetrics,
     pub global: Semaphore,
     pub endpoints: Arc<EndpointLimits>,
-    /// Per tenant: the same limits keyed by tenant id.
-    pub tenants: Arc<EndpointLimits>,
+    /// Per tenant: the same limits keyed by tenant id, sized by its quota.
+    pub tenants: TenantLimits,
     pub circuits: Circuits,
     pub rate_limiter: RateLimiter,
     /// How often each job was handed back without an attempt.

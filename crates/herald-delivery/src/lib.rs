@@ -39,11 +39,12 @@ mod metrics;
 mod pool;
 mod rate;
 mod spans;
+mod tenants;
 
 use std::{sync::Arc, time::Duration};
 
 use herald_bus::{Bus, ConsumerRole};
-use herald_core::{address::AllowList, circuit::CircuitPolicy, fairness};
+use herald_core::{address::AllowList, circuit::CircuitPolicy};
 use herald_watch::ConfigCache;
 use tokio::{
     sync::{Semaphore, watch},
@@ -53,6 +54,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     circuits::Circuits, client::Sender, job::Context, limits::EndpointLimits, rate::RateLimiter,
+    tenants::TenantLimits,
 };
 pub use crate::{client::ClientError, metrics::DeliveryMetrics};
 
@@ -72,7 +74,8 @@ pub struct DeliveryArgs {
     #[arg(long, env = "HERALD_DELIVERY_MAX_PER_ENDPOINT", default_value_t = 32)]
     pub max_per_endpoint: usize,
     /// Most requests in flight for one tenant's endpoints together, so one
-    /// tenant cannot take every slot.
+    /// tenant cannot take every slot; a tenant's own
+    /// `max_in_flight_deliveries` quota replaces it.
     #[arg(long, env = "HERALD_DELIVERY_MAX_PER_TENANT", default_value_t = 256)]
     pub max_per_tenant: usize,
     /// TCP+TLS connect timeout.
@@ -190,6 +193,11 @@ pub async fn run(
     // A child token, so a consumer failure stops this service's jobs without
     // cancelling the caller's token.
     let stop = shutdown.child_token();
+    let tenants = TenantLimits::new(
+        cache.clone(),
+        settings.args.max_in_flight,
+        settings.args.max_per_tenant,
+    );
     let context = Arc::new(Context {
         bus: bus.clone(),
         cache,
@@ -197,10 +205,7 @@ pub async fn run(
         metrics: metrics.clone(),
         global: Semaphore::new(settings.args.max_in_flight),
         endpoints: Arc::new(EndpointLimits::new(settings.args.max_per_endpoint)),
-        tenants: Arc::new(EndpointLimits::new(fairness::tenant_share(
-            settings.args.max_in_flight,
-            settings.args.max_per_tenant,
-        ))),
+        tenants,
         circuits: Circuits::new(
             CircuitPolicy {
                 failure_threshold: settings.args.circuit_failures,

@@ -1,5 +1,7 @@
-//! Per-endpoint concurrency limits, created on first use and forgotten when
-//! idle, so the map holds only endpoints with jobs right now.
+//! Per-endpoint (and per-tenant) concurrency limits, created on first use
+//! and forgotten when idle, so the map holds only keys with jobs right now.
+//! A key's size may change while it is in use (a tenant's quota): growing
+//! adds permits at once, shrinking forgets free permits as they come back.
 
 use std::{
     collections::HashMap,
@@ -11,7 +13,16 @@ use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore, SemaphorePermit
 #[derive(Debug)]
 pub(crate) struct EndpointLimits {
     per_endpoint: usize,
-    semaphores: Mutex<HashMap<String, Arc<Semaphore>>>,
+    semaphores: Mutex<HashMap<String, KeyLimit>>,
+}
+
+/// A key's semaphore and the permits it is meant to have.
+#[derive(Debug)]
+struct KeyLimit {
+    semaphore: Arc<Semaphore>,
+    /// Permits issued and not forgotten: above the wanted size while a
+    /// shrink waits for permits to come back.
+    size: usize,
 }
 
 impl EndpointLimits {
@@ -24,14 +35,31 @@ impl EndpointLimits {
 
     /// A claim on the endpoint's semaphore; permits are taken from it.
     pub(crate) fn slot(self: &Arc<Self>, endpoint: &str) -> EndpointSlot {
-        let semaphore = self
-            .lock()
-            .entry(endpoint.to_owned())
-            .or_insert_with(|| Arc::new(Semaphore::new(self.per_endpoint)))
-            .clone();
+        self.slot_sized(endpoint, self.per_endpoint)
+    }
+
+    /// A claim on the key's semaphore, resized to `size` permits first.
+    pub(crate) fn slot_sized(self: &Arc<Self>, key: &str, size: usize) -> EndpointSlot {
+        let semaphore = {
+            let mut semaphores = self.lock();
+            let entry = semaphores
+                .entry(key.to_owned())
+                .or_insert_with(|| KeyLimit {
+                    semaphore: Arc::new(Semaphore::new(size)),
+                    size,
+                });
+            if size > entry.size {
+                entry.semaphore.add_permits(size - entry.size);
+                entry.size = size;
+            } else if size < entry.size {
+                let forgotten = entry.semaphore.forget_permits(entry.size - size);
+                entry.size = entry.size.saturating_sub(forgotten);
+            }
+            entry.semaphore.clone()
+        };
         EndpointSlot {
             limits: self.clone(),
-            endpoint: endpoint.to_owned(),
+            endpoint: key.to_owned(),
             semaphore,
         }
     }
@@ -39,8 +67,8 @@ impl EndpointLimits {
     /// Jobs holding or waiting for one of the endpoint's slots now.
     pub(crate) fn queued(&self, endpoint: &str) -> usize {
         // Every EndpointSlot holds one clone; the map holds the other.
-        self.lock().get(endpoint).map_or(0, |semaphore| {
-            Arc::strong_count(semaphore).saturating_sub(1)
+        self.lock().get(endpoint).map_or(0, |entry| {
+            Arc::strong_count(&entry.semaphore).saturating_sub(1)
         })
     }
 
@@ -48,7 +76,7 @@ impl EndpointLimits {
         self.per_endpoint
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<Semaphore>>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, KeyLimit>> {
         // The map stays consistent even if a holder panicked: every change
         // is a single insert or remove.
         self.semaphores
@@ -137,5 +165,25 @@ mod tests {
         drop(one);
         drop(first);
         assert_eq!(limits.tracked(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_keys_size_changes_while_it_is_in_use() {
+        let limits = Arc::new(EndpointLimits::new(8));
+        let first = limits.slot_sized("ten_a", 1);
+        let held = first.acquire().await.unwrap();
+        let waiting = |size| {
+            let slot = limits.slot_sized("ten_a", size);
+            async move {
+                tokio::time::timeout(std::time::Duration::from_millis(50), slot.acquire())
+                    .await
+                    .is_err()
+            }
+        };
+        assert!(waiting(1).await, "one permit, taken");
+        assert!(!waiting(2).await, "grown to two: one is free");
+        assert!(waiting(1).await, "shrunk back to one, taken");
+        drop(held);
+        assert!(!waiting(1).await);
     }
 }

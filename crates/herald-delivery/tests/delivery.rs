@@ -120,6 +120,8 @@ async fn start_with(delivery_allow_list: &str, args: DeliveryArgs) -> Harness {
         test_timeout: Duration::from_secs(10),
         change_retention: Duration::from_secs(7 * 24 * 3600),
         trusted_proxies: Vec::new(),
+        max_dead_letters: 100_000,
+        metrics: herald_config::ConfigMetrics::default(),
     };
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
@@ -181,7 +183,7 @@ fn spawn_delivery(
             config_url: format!("http://{config_addr}"),
         },
         SERVICE.to_owned(),
-        vec![pb::WatchedKind::Endpoint],
+        vec![pb::WatchedKind::Endpoint, pb::WatchedKind::Tenant],
         cache.handler(),
         synced_sender,
         shutdown.clone(),
@@ -1456,6 +1458,88 @@ async fn topology_01_one_tenant_takes_at_most_its_share_of_the_global_slots() {
         in_flight(),
         2,
         "the busy tenant has two requests out, not four"
+    );
+
+    let published = Instant::now();
+    herald.publish_job(&fast.endpoint).await;
+    let arrived = fast_receiver.wait_for(2).await[1].at;
+    assert!(
+        arrived - published < Duration::from_secs(1),
+        "{:?}",
+        arrived - published
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topology_08_a_tenants_own_max_in_flight_deliveries_replaces_the_default_share() {
+    // The default share is every slot; the busy tenant's own quota is two.
+    let herald = start_with(
+        "127.0.0.0/8",
+        DeliveryArgs {
+            max_in_flight: 4,
+            max_per_tenant: 4,
+            ..delivery_args()
+        },
+    )
+    .await;
+    let busy = herald.tenant().await;
+    AdminServiceClient::new(herald.channel.clone())
+        .update_tenant(authed(
+            ADMIN,
+            pb::UpdateTenantRequest {
+                tenant_id: busy.id.clone(),
+                quotas: Some(pb::TenantQuotas {
+                    max_in_flight_deliveries: 2,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap();
+    // Activating an endpoint takes a test delivery, so once it is active
+    // delivery's cache holds the later endpoint and hence the quota before it.
+    let slow_receivers = [
+        Receiver::start("127.0.0.1").await,
+        Receiver::start("127.0.0.1").await,
+    ];
+    let mut slow_endpoints = Vec::new();
+    for receiver in &slow_receivers {
+        let mut slow_spec = spec(&receiver.url(), &[]);
+        slow_spec.timeout = Some(millis(10_000));
+        slow_endpoints.push(herald.active_endpoint(&busy, slow_spec).await);
+        receiver.script(vec![Reply::status(200).after(Duration::from_secs(2)); 4]);
+    }
+    let other = herald.tenant().await;
+    let fast_receiver = Receiver::start("127.0.0.1").await;
+    let fast = herald
+        .active_endpoint(&other, spec(&fast_receiver.url(), &[]))
+        .await;
+
+    for endpoint in &slow_endpoints {
+        for _ in 0..4 {
+            herald.publish_job(&endpoint.endpoint).await;
+        }
+    }
+    let in_flight = || {
+        slow_receivers
+            .iter()
+            .map(|receiver| receiver.received().len() - 1)
+            .sum::<usize>()
+    };
+    let deadline = Instant::now() + PATIENCE;
+    while in_flight() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the busy tenant's jobs never started"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        in_flight(),
+        2,
+        "the busy tenant has its quota's two requests out, not the default four"
     );
 
     let published = Instant::now();

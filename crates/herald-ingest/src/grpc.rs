@@ -213,7 +213,7 @@ impl PublishApi {
             }
         }
         if !valid.is_empty()
-            && let Err(wait) = self.shared.quotas.take(tenant, valid.len())
+            && let Err(wait) = self.shared.take_quota(tenant, valid.len())
         {
             for (index, _) in valid {
                 if let Some(slot) = results.get_mut(index) {

@@ -188,8 +188,7 @@ async fn accept(
     tracing::Span::current().record("herald.tenant.id", context.tenant.as_str());
     let events = canonical(normalised, &context, OffsetDateTime::now_utc())?;
     shared
-        .quotas
-        .take(&context.tenant, events.len())
+        .take_quota(&context.tenant, events.len())
         .map_err(HttpError::OverQuota)?;
     publish_request(shared, events)
         .await

@@ -93,11 +93,13 @@ pub struct IngestArgs {
     #[arg(long, env = "HERALD_DEDUPE_HORIZON_WHATSAPP", default_value = "24h", value_parser = parse_horizon)]
     pub dedupe_horizon_whatsapp: Duration,
     /// Events each tenant may have accepted per second by this replica
-    /// (0: no quota); over it webhooks get 429 with Retry-After and Publish
+    /// (0: no quota), unless the tenant's own `events_per_second` quota
+    /// says otherwise; over it webhooks get 429 with Retry-After and Publish
     /// items RESOURCE_EXHAUSTED.
     #[arg(long, env = "HERALD_TENANT_EVENTS_PER_SECOND", default_value_t = 0.0)]
     pub tenant_events_per_second: f64,
-    /// Events a tenant may have accepted at once above that rate.
+    /// Events a tenant may have accepted at once above that rate, unless
+    /// its own `events_burst` quota says otherwise.
     #[arg(long, env = "HERALD_TENANT_EVENTS_BURST", default_value_t = 1000)]
     pub tenant_events_burst: u32,
 }

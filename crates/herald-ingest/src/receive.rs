@@ -61,6 +61,19 @@ impl Shared {
     pub(crate) fn synced(&self) -> bool {
         *self.synced.borrow()
     }
+
+    /// Takes `count` events from the tenant's events quota, its own as the
+    /// cache holds it now, or says how long to wait before they would fit.
+    pub(crate) fn take_quota(&self, tenant: &TenantId, count: usize) -> Result<(), Duration> {
+        let own = self
+            .cache
+            .snapshot()
+            .tenants
+            .get(tenant.as_str())
+            .map(herald_proto::tenant_quotas)
+            .unwrap_or_default();
+        self.quotas.take(tenant, &own, count)
+    }
 }
 
 /// The device a webhook came through, resolved from the configuration.

@@ -109,6 +109,8 @@ async fn start_with(adjust: impl FnOnce(&mut BusConfig, &mut IngestArgs)) -> Har
         test_timeout: Duration::from_secs(10),
         change_retention: Duration::from_secs(7 * 24 * 3600),
         trusted_proxies: Vec::new(),
+        max_dead_letters: 100_000,
+        metrics: herald_config::ConfigMetrics::default(),
     };
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let config_addr = listener.local_addr().unwrap();
@@ -1289,4 +1291,116 @@ async fn topology_01_a_tenant_over_its_events_quota_gets_429_with_retry_after_an
     // Once the wait is over the tenant is accepted again.
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     assert_eq!(webhook().await.unwrap().status().as_u16(), 200);
+}
+
+#[tokio::test]
+async fn topology_08_a_tenants_own_events_quota_applies_without_restart_and_spares_others() {
+    // No default quota: only the tenant given one is limited.
+    let harness = start().await;
+    let tenant = harness.tenant().await;
+    let other = harness.tenant().await;
+    let bot = harness
+        .device(
+            &tenant,
+            pb::Channel::Telegram,
+            pb::device_verification::Channel::Telegram(pb::TelegramVerification {
+                secret_token: TELEGRAM_SECRET.into(),
+            }),
+        )
+        .await;
+    let webhook = || {
+        harness
+            .http
+            .post(harness.url(&format!("/inbound/telegram/{bot}")))
+            .header("x-telegram-bot-api-secret-token", TELEGRAM_SECRET)
+            .body(TELEGRAM_TEXT)
+            .send()
+    };
+    let set_quota = |events_per_second: f64, events_burst: u32| {
+        let mut admin = AdminServiceClient::new(harness.config.clone());
+        let tenant_id = tenant.id.clone();
+        async move {
+            admin
+                .update_tenant(authed(
+                    ADMIN,
+                    pb::UpdateTenantRequest {
+                        tenant_id,
+                        quotas: Some(pb::TenantQuotas {
+                            events_per_second,
+                            events_burst,
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    },
+                ))
+                .await
+                .unwrap()
+        }
+    };
+    let applied = |events_per_second: f64| {
+        let tenant_id = tenant.id.clone();
+        move |cache: &ConfigCache| {
+            cache
+                .snapshot()
+                .tenants
+                .get(&tenant_id)
+                .and_then(|tenant| tenant.quotas)
+                .is_some_and(|quotas| quotas.events_per_second == events_per_second)
+        }
+    };
+
+    set_quota(2.0, 2).await;
+    harness
+        .wait_until("the quota reaches ingest's cache", applied(2.0))
+        .await;
+    for _ in 0..2 {
+        assert_eq!(webhook().await.unwrap().status().as_u16(), 200);
+    }
+    let refused = webhook().await.unwrap();
+    assert_eq!(refused.status().as_u16(), 429);
+    assert_eq!(refused.headers()["retry-after"], "1");
+
+    let mut client = harness.ingest_client();
+    let request = |count: usize| pb::PublishRequest {
+        items: (0..count)
+            .map(|_| item("message.received", r#"{"text":"hi"}"#))
+            .collect(),
+    };
+    let results = client
+        .publish(authed(&tenant.token, request(1)))
+        .await
+        .unwrap()
+        .into_inner()
+        .results;
+    let Some(pb::publish_result::Outcome::Error(error)) = &results[0].outcome else {
+        panic!("{results:?}");
+    };
+    assert_eq!(error.code, "RESOURCE_EXHAUSTED");
+    assert!(error.retry_after.is_some(), "{error:?}");
+
+    // The other tenant has no quota of its own and there is no default.
+    let results = client
+        .publish(authed(&other.token, request(50)))
+        .await
+        .unwrap()
+        .into_inner()
+        .results;
+    assert!(
+        results.iter().all(|result| matches!(
+            result.outcome,
+            Some(pb::publish_result::Outcome::Accepted(_))
+        )),
+        "{results:?}"
+    );
+
+    // Raised without a restart: once the debt of the old rate is paid,
+    // five at once fit where the old burst took two.
+    set_quota(1000.0, 100).await;
+    harness
+        .wait_until("the raised quota reaches ingest's cache", applied(1000.0))
+        .await;
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    for _ in 0..5 {
+        assert_eq!(webhook().await.unwrap().status().as_u16(), 200);
+    }
 }

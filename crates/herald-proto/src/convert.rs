@@ -12,6 +12,7 @@ use herald_core::{
     event::{Event, parse_data},
     id::{DeviceId, EventId, TenantId},
     matching::{DeviceFilter, EventTypeFilter, Subscription},
+    quota::{TenantQuotaError, TenantQuotas},
 };
 use time::OffsetDateTime;
 
@@ -67,6 +68,41 @@ impl WireError {
             reason: reason.to_string(),
         }
     }
+}
+
+impl TryFrom<&v1::TenantQuotas> for TenantQuotas {
+    type Error = TenantQuotaError;
+
+    fn try_from(quotas: &v1::TenantQuotas) -> Result<TenantQuotas, TenantQuotaError> {
+        TenantQuotas::new(
+            quotas.events_per_second,
+            quotas.events_burst,
+            quotas.max_in_flight_deliveries,
+            quotas.max_dead_letters,
+        )
+    }
+}
+
+impl From<&TenantQuotas> for v1::TenantQuotas {
+    fn from(quotas: &TenantQuotas) -> v1::TenantQuotas {
+        v1::TenantQuotas {
+            events_per_second: quotas.events_per_second().unwrap_or_default(),
+            events_burst: quotas.events_burst().unwrap_or_default(),
+            max_in_flight_deliveries: quotas.max_in_flight_deliveries().unwrap_or_default(),
+            max_dead_letters: quotas.max_dead_letters().unwrap_or_default(),
+        }
+    }
+}
+
+/// The tenant's quotas as a service applies them: what the config service
+/// stored was checked, so a value out of range (written by a newer release
+/// with other bounds) only leaves that tenant on the defaults.
+pub fn tenant_quotas(tenant: &v1::Tenant) -> TenantQuotas {
+    tenant
+        .quotas
+        .as_ref()
+        .and_then(|quotas| TenantQuotas::try_from(quotas).ok())
+        .unwrap_or_default()
 }
 
 impl From<Channel> for v1::Channel {

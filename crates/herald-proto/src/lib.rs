@@ -9,7 +9,8 @@ mod convert;
 pub mod json;
 
 pub use crate::convert::{
-    WireError, endpoint_subscription, signing_scheme_name, timestamp_from_wire, timestamp_to_wire,
+    WireError, endpoint_subscription, signing_scheme_name, tenant_quotas, timestamp_from_wire,
+    timestamp_to_wire,
 };
 
 /// Generated code for package `herald.v1`.

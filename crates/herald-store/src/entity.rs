@@ -9,7 +9,7 @@ use crate::{
     StoreError,
     records::{
         AttemptRecord, ChangeRecord, DeviceRecord, EndpointRecord, EventTypeRecord, ObjectKind,
-        TenantRecord, TokenRecord,
+        TenantQuotasRecord, TenantRecord, TokenRecord,
     },
     timestamp::{from_micros, from_micros_opt, to_micros, to_micros_opt},
 };
@@ -17,7 +17,7 @@ use crate::{
 pub(crate) mod tenant {
     use sea_orm::entity::prelude::*;
 
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
     #[sea_orm(table_name = "tenants")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
@@ -26,6 +26,10 @@ pub(crate) mod tenant {
         pub created_at: i64,
         pub updated_at: i64,
         pub version: i64,
+        pub quota_events_per_second: Option<f64>,
+        pub quota_events_burst: Option<i64>,
+        pub quota_max_in_flight_deliveries: Option<i64>,
+        pub quota_max_dead_letters: Option<i64>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -203,6 +207,10 @@ impl From<&TenantRecord> for tenant::Model {
             created_at: to_micros(record.created_at),
             updated_at: to_micros(record.updated_at),
             version: record.version,
+            quota_events_per_second: record.quotas.events_per_second,
+            quota_events_burst: record.quotas.events_burst,
+            quota_max_in_flight_deliveries: record.quotas.max_in_flight_deliveries,
+            quota_max_dead_letters: record.quotas.max_dead_letters,
         }
     }
 }
@@ -218,6 +226,12 @@ impl TryFrom<tenant::Model> for TenantRecord {
             id: model.id,
             name: model.name,
             version: model.version,
+            quotas: TenantQuotasRecord {
+                events_per_second: model.quota_events_per_second,
+                events_burst: model.quota_events_burst,
+                max_in_flight_deliveries: model.quota_max_in_flight_deliveries,
+                max_dead_letters: model.quota_max_dead_letters,
+            },
         })
     }
 }

@@ -55,7 +55,7 @@ use sea_orm_migration::MigratorTrait;
 pub use records::{
     AttemptCursor, AttemptFilter, AttemptRecord, ChangeRecord, DeliveryCounts, DeviceRecord,
     EndpointFilter, EndpointRecord, EventTypeRecord, FailedDelivery, FailingEndpoint, ObjectKind,
-    Snapshot, TenantRecord, TokenRecord,
+    Snapshot, TenantQuotasRecord, TenantRecord, TokenRecord,
 };
 
 /// The PostgreSQL advisory lock every transaction that appends to the change

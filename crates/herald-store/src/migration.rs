@@ -12,7 +12,11 @@ pub(crate) struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(InitialSchema), Box::new(AttemptDurationMicros)]
+        vec![
+            Box::new(InitialSchema),
+            Box::new(AttemptDurationMicros),
+            Box::new(TenantQuotas),
+        ]
     }
 }
 
@@ -38,6 +42,10 @@ enum Tenants {
     CreatedAt,
     UpdatedAt,
     Version,
+    QuotaEventsPerSecond,
+    QuotaEventsBurst,
+    QuotaMaxInFlightDeliveries,
+    QuotaMaxDeadLetters,
 }
 
 #[derive(DeriveIden)]
@@ -439,5 +447,42 @@ impl MigrationTrait for AttemptDurationMicros {
                     .to_owned(),
             )
             .await
+    }
+}
+
+/// `m0003_tenant_quotas`: a tenant's own quotas, each NULL for the service's
+/// default, so existing tenants keep the defaults without a rewrite. One
+/// `ALTER TABLE` per column: SQLite adds one column per statement.
+#[derive(Debug)]
+struct TenantQuotas;
+
+impl MigrationName for TenantQuotas {
+    fn name(&self) -> &str {
+        "m0003_tenant_quotas"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for TenantQuotas {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for column in [
+            ColumnDef::new(Tenants::QuotaEventsPerSecond)
+                .double()
+                .null()
+                .to_owned(),
+            bigint_null(Tenants::QuotaEventsBurst),
+            bigint_null(Tenants::QuotaMaxInFlightDeliveries),
+            bigint_null(Tenants::QuotaMaxDeadLetters),
+        ] {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(Tenants::Table)
+                        .add_column(column)
+                        .to_owned(),
+                )
+                .await?;
+        }
+        Ok(())
     }
 }

@@ -13,6 +13,17 @@ pub struct TenantRecord {
     /// Optimistic-concurrency counter: 1 on insert, +1 on every update. Set
     /// by the store; the value passed to `insert_tenant` is ignored.
     pub version: i64,
+    pub quotas: TenantQuotasRecord,
+}
+
+/// A tenant's own quotas as stored; `None` is the service's default. The
+/// config service checks the values before they are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct TenantQuotasRecord {
+    pub events_per_second: Option<f64>,
+    pub events_burst: Option<i64>,
+    pub max_in_flight_deliveries: Option<i64>,
+    pub max_dead_letters: Option<i64>,
 }
 
 /// An API token; only the SHA-256 of its secret is stored.

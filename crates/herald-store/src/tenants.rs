@@ -12,7 +12,7 @@ use crate::{
     check_version, clamp_limit, db_error,
     entity::{attempt, device, endpoint, event_type, record, records, tenant, token},
     insert_error,
-    records::{ObjectKind, TenantRecord},
+    records::{ObjectKind, TenantQuotasRecord, TenantRecord},
     timestamp::to_micros,
 };
 
@@ -66,13 +66,15 @@ impl Store {
         records(models)
     }
 
-    /// Renames a tenant. [`StoreError::NotFound`], or
-    /// [`StoreError::VersionConflict`] when `expected_version` is given and
-    /// stale. Returns the stored tenant with its new version.
+    /// Renames a tenant (`name` given) and replaces its quotas (`quotas`
+    /// given). [`StoreError::NotFound`], or [`StoreError::VersionConflict`]
+    /// when `expected_version` is given and stale. Returns the stored
+    /// tenant with its new version.
     pub async fn update_tenant(
         &self,
         id: &str,
-        name: &str,
+        name: Option<&str>,
+        quotas: Option<&TenantQuotasRecord>,
         expected_version: Option<i64>,
         now: OffsetDateTime,
     ) -> Result<TenantRecord, StoreError> {
@@ -84,10 +86,40 @@ impl Store {
             .map_err(db_error(operation))?
             .ok_or_else(|| not_found(id))?;
         check_version(KIND, id, expected_version, current.version)?;
+        let mut next = tenant::Model {
+            updated_at: to_micros(now),
+            version: current.version + 1,
+            ..current.clone()
+        };
+        if let Some(name) = name {
+            name.clone_into(&mut next.name);
+        }
+        if let Some(quotas) = quotas {
+            next.quota_events_per_second = quotas.events_per_second;
+            next.quota_events_burst = quotas.events_burst;
+            next.quota_max_in_flight_deliveries = quotas.max_in_flight_deliveries;
+            next.quota_max_dead_letters = quotas.max_dead_letters;
+        }
         let updated = tenant::Entity::update_many()
-            .col_expr(tenant::Column::Name, Expr::value(name))
-            .col_expr(tenant::Column::UpdatedAt, Expr::value(to_micros(now)))
-            .col_expr(tenant::Column::Version, Expr::value(current.version + 1))
+            .col_expr(tenant::Column::Name, Expr::value(next.name.clone()))
+            .col_expr(
+                tenant::Column::QuotaEventsPerSecond,
+                Expr::value(next.quota_events_per_second),
+            )
+            .col_expr(
+                tenant::Column::QuotaEventsBurst,
+                Expr::value(next.quota_events_burst),
+            )
+            .col_expr(
+                tenant::Column::QuotaMaxInFlightDeliveries,
+                Expr::value(next.quota_max_in_flight_deliveries),
+            )
+            .col_expr(
+                tenant::Column::QuotaMaxDeadLetters,
+                Expr::value(next.quota_max_dead_letters),
+            )
+            .col_expr(tenant::Column::UpdatedAt, Expr::value(next.updated_at))
+            .col_expr(tenant::Column::Version, Expr::value(next.version))
             .filter(tenant::Column::Id.eq(id))
             .filter(tenant::Column::Version.eq(current.version))
             .exec(&txn)
@@ -103,12 +135,7 @@ impl Store {
         }
         append_change(&txn, Change::upsert(ObjectKind::Tenant, id, id)).await?;
         txn.commit().await.map_err(db_error(operation))?;
-        TenantRecord::try_from(tenant::Model {
-            name: name.to_owned(),
-            updated_at: to_micros(now),
-            version: current.version + 1,
-            ..current
-        })
+        TenantRecord::try_from(next)
     }
 
     /// Deletes the tenant with its tokens, devices, endpoints, event types

@@ -61,6 +61,8 @@ pub struct ConfigStack {
     pub channel: Channel,
     pub store: Store,
     pub bus: Bus,
+    /// The service's state, for what a test drives directly (a sweep).
+    pub state: ConfigState,
     pub nats: NatsServer,
     /// Cancelled on drop; services a test starts beside the config
     /// service (Watch caches, delivery, ingest) stop with it.
@@ -101,7 +103,7 @@ impl ConfigStack {
         let state = ConfigState::new(store.clone(), bus.clone(), settings());
         tokio::spawn(herald_config::run(
             listener,
-            state,
+            state.clone(),
             herald_telemetry::server::RequestMetrics::default(),
             shutdown.clone(),
         ));
@@ -115,6 +117,7 @@ impl ConfigStack {
             channel,
             store,
             bus,
+            state,
             nats,
             shutdown,
             _dir: dir,
@@ -233,6 +236,8 @@ fn settings() -> Settings {
         test_timeout: Duration::from_secs(10),
         change_retention: Duration::from_secs(7 * 24 * 3600),
         trusted_proxies: Vec::new(),
+        max_dead_letters: 100_000,
+        metrics: herald_config::ConfigMetrics::default(),
     }
 }
 

@@ -5,7 +5,7 @@ use std::{net::SocketAddr, path::Path, time::Duration};
 use anyhow::Context;
 use futures::FutureExt;
 use herald_bus::{Bus, ConsumerRole};
-use herald_config::{ConfigArgs, ConfigState, Settings, secrets::MasterKey};
+use herald_config::{ConfigArgs, ConfigMetrics, ConfigState, Settings, secrets::MasterKey};
 use herald_core::address::AllowList;
 use herald_delivery::{DeliveryArgs, DeliveryMetrics, DeliverySettings};
 use herald_fanout::{FanoutMetrics, Subscriptions};
@@ -152,6 +152,11 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         .delivery
         .is_some()
         .then(|| DeliveryMetrics::register(&mut registry));
+    let config_metrics = if plan.config.is_some() {
+        ConfigMetrics::register(&mut registry)
+    } else {
+        ConfigMetrics::default()
+    };
     let readiness = Readiness::new();
     start_ops(
         plan.name,
@@ -234,6 +239,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                 allow_list: &allow_list,
                 readiness: &readiness,
                 requests: &requests,
+                metrics: config_metrics,
                 shutdown: &shutdown,
             },
             &mut tasks,
@@ -270,7 +276,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             "delivery",
             watch_config,
             &service_token,
-            vec![WatchedKind::Endpoint],
+            vec![WatchedKind::Endpoint, WatchedKind::Tenant],
             cache.handler(),
             &readiness,
             &shutdown,
@@ -311,6 +317,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                 WatchedKind::Device,
                 WatchedKind::Token,
                 WatchedKind::EventType,
+                WatchedKind::Tenant,
             ],
             cache.handler(),
             &readiness,
@@ -350,6 +357,7 @@ struct ConfigContext<'a> {
     allow_list: &'a AllowList,
     readiness: &'a Readiness,
     requests: &'a RequestMetrics,
+    metrics: ConfigMetrics,
     shutdown: &'a CancellationToken,
 }
 
@@ -392,6 +400,7 @@ async fn start_config(
         &common.state_dir,
         context.service_token.to_owned(),
         context.allow_list.clone(),
+        context.metrics,
     )?;
     let listener = TcpListener::bind(args.config_addr).await.with_context(|| {
         format!(
@@ -472,6 +481,7 @@ fn config_settings(
     state_dir: &Path,
     service_token: String,
     allow_list: AllowList,
+    metrics: ConfigMetrics,
 ) -> anyhow::Result<Settings> {
     let (admin_token, source) = credentials::resolve(
         args.admin_token.as_deref(),
@@ -502,6 +512,8 @@ fn config_settings(
         secret_overlap: args.secret_overlap,
         test_timeout: args.test_timeout,
         change_retention: args.change_retention,
+        max_dead_letters: args.max_dead_letters,
+        metrics,
         trusted_proxies: args
             .trusted_proxies
             .iter()

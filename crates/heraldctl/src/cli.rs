@@ -91,8 +91,38 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum TenantsCommand {
-    Create { name: String },
+    Create {
+        name: String,
+    },
     List(PageArgs),
+    /// One tenant, with its quotas.
+    Get {
+        tenant_id: String,
+    },
+    /// The tenant's own quotas (0 or unset: the service's default).
+    #[command(subcommand)]
+    Quotas(QuotasCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QuotasCommand {
+    /// Change the quotas named; the others keep their value. 0 returns a
+    /// quota to the service's default.
+    Set {
+        tenant_id: String,
+        /// Events ingest accepts per second (webhooks over it get 429).
+        #[arg(long)]
+        events_per_second: Option<f64>,
+        /// Events accepted at once above the rate.
+        #[arg(long)]
+        events_burst: Option<u32>,
+        /// Deliveries in flight per delivery replica.
+        #[arg(long)]
+        max_in_flight_deliveries: Option<u32>,
+        /// Dead letters kept; the oldest beyond are purged.
+        #[arg(long)]
+        max_dead_letters: Option<u64>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -17,8 +17,8 @@ use crate::{
     cli::{
         AttemptStatusName, ChannelName, Cli, Command, DeadLetterSelection, DevicesCommand,
         DlqCommand, EndpointFields, EndpointsCommand, EventsCommand, Format, JobsCommand,
-        LogFilter, LogsCommand, Moment, PageArgs, RecoverArgs, Retry, SchemeName, Scope,
-        StatusName, TenantsCommand, TokensCommand, VerificationArgs, VerifyArgs, WaitArgs,
+        LogFilter, LogsCommand, Moment, PageArgs, QuotasCommand, RecoverArgs, Retry, SchemeName,
+        Scope, StatusName, TenantsCommand, TokensCommand, VerificationArgs, VerifyArgs, WaitArgs,
         read_argument,
     },
     connection::Target,
@@ -153,6 +153,52 @@ async fn tenants(target: &Target, format: Format, command: TenantsCommand) -> Re
                 &tenants,
                 tenant_row,
             )
+        }
+        TenantsCommand::Get { tenant_id } => {
+            let tenant = admin
+                .get_tenant(target.admin_request(pb::GetTenantRequest { tenant_id })?)
+                .await?
+                .into_inner();
+            print_one(format, "herald.v1.Tenant", &tenant)
+        }
+        TenantsCommand::Quotas(QuotasCommand::Set {
+            tenant_id,
+            events_per_second,
+            events_burst,
+            max_in_flight_deliveries,
+            max_dead_letters,
+        }) => {
+            let current = admin
+                .get_tenant(target.admin_request(pb::GetTenantRequest {
+                    tenant_id: tenant_id.clone(),
+                })?)
+                .await?
+                .into_inner();
+            let mut quotas = current.quotas.unwrap_or_default();
+            if let Some(value) = events_per_second {
+                quotas.events_per_second = value;
+            }
+            if let Some(value) = events_burst {
+                quotas.events_burst = value;
+            }
+            if let Some(value) = max_in_flight_deliveries {
+                quotas.max_in_flight_deliveries = value;
+            }
+            if let Some(value) = max_dead_letters {
+                quotas.max_dead_letters = value;
+            }
+            // The etag read: a concurrent change fails (ABORTED) instead of
+            // being overwritten with what was read before it.
+            let tenant = admin
+                .update_tenant(target.admin_request(pb::UpdateTenantRequest {
+                    tenant_id,
+                    name: String::new(),
+                    etag: current.etag,
+                    quotas: Some(quotas),
+                })?)
+                .await?
+                .into_inner();
+            print_one(format, "herald.v1.Tenant", &tenant)
         }
     }
 }

@@ -5,3 +5,4 @@ pub mod catalog;
 pub mod devices;
 pub mod endpoints;
 pub mod recovery;
+pub mod tenants;

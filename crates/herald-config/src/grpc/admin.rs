@@ -1,13 +1,16 @@
 //! `AdminService`: tenants and their tokens, for the admin token only.
 
-use herald_core::id::{TenantId, TokenId};
+use herald_core::{
+    id::{TenantId, TokenId},
+    quota::TenantQuotas,
+};
 use herald_proto::v1::{
     ApiToken, CreateTenantRequest, CreateTokenRequest, CreateTokenResponse, DeleteTenantRequest,
     DeleteTenantResponse, GetTenantRequest, ListTenantsRequest, ListTenantsResponse,
     ListTokensRequest, ListTokensResponse, RevokeTokenRequest, Tenant, TokenScope,
     UpdateTenantRequest, admin_service_server::AdminService,
 };
-use herald_store::{TenantRecord, TokenRecord};
+use herald_store::{TenantQuotasRecord, TenantRecord, TokenRecord};
 use time::OffsetDateTime;
 use tonic::{Request, Response, Status};
 
@@ -78,6 +81,7 @@ impl AdminService for AdminApi {
             created_at: now,
             updated_at: now,
             version: 1,
+            quotas: TenantQuotasRecord::default(),
         };
         self.state
             .store
@@ -133,14 +137,28 @@ impl AdminService for AdminApi {
         self.state.auth.admin(request.metadata()).await?;
         let request = request.into_inner();
         check_id("tenant_id", &request.tenant_id)?;
-        let name = validate_name("name", &request.name, MAX_TENANT_NAME_CHARS)?;
+        let name = if request.name.is_empty() {
+            None
+        } else {
+            Some(validate_name("name", &request.name, MAX_TENANT_NAME_CHARS)?)
+        };
+        let quotas = request
+            .quotas
+            .as_ref()
+            .map(|quotas| {
+                TenantQuotas::try_from(quotas)
+                    .map(|quotas| convert::tenant_quotas_record(&quotas))
+                    .map_err(|error| ApiError::invalid(error.field, error.reason))
+            })
+            .transpose()?;
         let expected = convert::expected_version("etag", &request.etag)?;
         let tenant = self
             .state
             .store
             .update_tenant(
                 &request.tenant_id,
-                &name,
+                name.as_deref(),
+                quotas.as_ref(),
                 expected,
                 OffsetDateTime::now_utc(),
             )

@@ -98,6 +98,7 @@ async fn send_hostile(
                     tenant_id: h(),
                     name: "Acme".into(),
                     etag: String::new(),
+                    quotas: None,
                 },
             ))
             .await
@@ -109,6 +110,7 @@ async fn send_hostile(
                     tenant_id: tenant.id.clone(),
                     name: h(),
                     etag: String::new(),
+                    quotas: None,
                 },
             ))
             .await

@@ -25,6 +25,7 @@ mod control_characters;
 mod endpoints;
 mod isolation;
 mod limits;
+mod quotas;
 mod secrets;
 mod watch;
 

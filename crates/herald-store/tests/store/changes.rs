@@ -25,7 +25,7 @@ async fn every_mutation_logs_one_change(store: &Store) {
     revisions.push(store.insert_tenant(&tenant("t1")).await.unwrap());
     expect(Tenant, "t1", false);
     store
-        .update_tenant("t1", "renamed", Some(1), at(10))
+        .update_tenant("t1", Some("renamed"), None, Some(1), at(10))
         .await
         .unwrap();
     expect(Tenant, "t1", false);
@@ -73,7 +73,7 @@ async fn every_mutation_logs_one_change(store: &Store) {
     // Failures and no-ops log nothing.
     store.insert_tenant(&tenant("t1")).await.unwrap_err();
     store
-        .update_tenant("t1", "stale", Some(1), at(13))
+        .update_tenant("t1", Some("stale"), None, Some(1), at(13))
         .await
         .unwrap_err();
     store.revoke_token("tok1", at(14)).await.unwrap();

@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use herald_store::{
     AttemptCursor, AttemptFilter, AttemptRecord, ChangeRecord, DeliveryCounts, DeviceRecord,
     EndpointFilter, EndpointRecord, EventTypeRecord, ObjectKind, Store, StoreError, StoreOptions,
-    TenantRecord, TokenRecord,
+    TenantQuotasRecord, TenantRecord, TokenRecord,
 };
 use sea_orm::{ConnectionTrait, Statement};
 use time::{Duration, OffsetDateTime};
@@ -152,6 +152,7 @@ fn tenant(id: &str) -> TenantRecord {
         created_at: at(0),
         updated_at: at(0),
         version: 1,
+        quotas: TenantQuotasRecord::default(),
     }
 }
 

@@ -5,6 +5,7 @@ use crate::*;
 on_both_backends!(
     tenants_round_trip,
     tenant_updates_check_the_version,
+    tenant_quotas_are_stored_and_kept_by_a_rename,
     tokens_round_trip,
     token_revocation_is_idempotent,
 );
@@ -39,7 +40,7 @@ async fn tenants_round_trip(store: &Store) {
 async fn tenant_updates_check_the_version(store: &Store) {
     store.insert_tenant(&tenant("t1")).await.unwrap();
     let updated = store
-        .update_tenant("t1", "Renamed", Some(1), at(100))
+        .update_tenant("t1", Some("Renamed"), None, Some(1), at(100))
         .await
         .unwrap();
     assert_eq!(
@@ -54,7 +55,7 @@ async fn tenant_updates_check_the_version(store: &Store) {
     assert_eq!(store.get_tenant("t1").await.unwrap(), Some(updated));
 
     let error = store
-        .update_tenant("t1", "Stale", Some(1), at(101))
+        .update_tenant("t1", Some("Stale"), None, Some(1), at(101))
         .await
         .unwrap_err();
     assert!(
@@ -71,13 +72,13 @@ async fn tenant_updates_check_the_version(store: &Store) {
 
     // No expected version: last writer wins.
     let forced = store
-        .update_tenant("t1", "Forced", None, at(102))
+        .update_tenant("t1", Some("Forced"), None, None, at(102))
         .await
         .unwrap();
     assert_eq!(forced.version, 3);
 
     let error = store
-        .update_tenant("nope", "x", None, at(103))
+        .update_tenant("nope", Some("x"), None, None, at(103))
         .await
         .unwrap_err();
     assert!(
@@ -191,4 +192,39 @@ async fn token_revocation_is_idempotent(store: &Store) {
         matches!(error, StoreError::NotFound { kind: "token", .. }),
         "{error}"
     );
+}
+
+async fn tenant_quotas_are_stored_and_kept_by_a_rename(store: &Store) {
+    store.insert_tenant(&tenant("t1")).await.unwrap();
+    let quotas = TenantQuotasRecord {
+        events_per_second: Some(2.5),
+        events_burst: Some(10),
+        max_in_flight_deliveries: Some(4),
+        max_dead_letters: Some(1_000_000_000),
+    };
+    let updated = store
+        .update_tenant("t1", None, Some(&quotas), Some(1), at(100))
+        .await
+        .unwrap();
+    assert_eq!(updated.quotas, quotas);
+    assert_eq!(updated.name, "Tenant t1", "no name given keeps it");
+    assert_eq!(store.get_tenant("t1").await.unwrap(), Some(updated));
+
+    let renamed = store
+        .update_tenant("t1", Some("Renamed"), None, Some(2), at(101))
+        .await
+        .unwrap();
+    assert_eq!(renamed.quotas, quotas, "a rename keeps the quotas");
+    let cleared = store
+        .update_tenant(
+            "t1",
+            None,
+            Some(&TenantQuotasRecord::default()),
+            None,
+            at(102),
+        )
+        .await
+        .unwrap();
+    assert_eq!(cleared.quotas, TenantQuotasRecord::default());
+    assert_eq!(store.get_tenant("t1").await.unwrap(), Some(cleared));
 }
