@@ -131,11 +131,16 @@ $(DEPLOY_TOOLS_STAMP): Makefile
 	echo "$(DEPLOY_TOOLS)" > $@
 
 ## bench: release build, then Herald's throughput and latency beside this
-## machine's raw ceilings (a table, and bench-results.json).
+## machine's raw ceilings (a table, and bench-results.json), fan-out 1 on a
+## 3-node cluster (R3) beside one server (R1), and last the tenant-isolation
+## ratios (tests/fairness.rs: tenant B's p99 beside tenant A's flood to slow
+## and failing endpoints, as a multiple of B's p99 alone).
 bench: nats
 	$(CARGO) build --release --bin herald --bin herald-bench
 	target_dir=$$($(CARGO) metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 	"$$target_dir/release/herald-bench"
+	$(CARGO) build --workspace --bins
+	$(CARGO) test -p herald-tests --test fairness -- --nocapture 2>&1 | grep -E '^(B alone|A.s |A.s backlog|test result)'
 
 ## chaos: only the chaos test (tests/chaos.rs), with N events (make test
 ## runs it with 20,000): every process and NATS restarted under load, and

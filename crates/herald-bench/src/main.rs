@@ -75,7 +75,7 @@ struct Args {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "ingest,fanout,postgres,client,failing,backlog,durable"
+        default_value = "ingest,fanout,postgres,client,failing,backlog,durable,replicated"
     )]
     cases: Vec<Case>,
     /// The fan-outs of the `fanout` case.
@@ -107,6 +107,9 @@ enum Case {
     Backlog,
     /// The durable JetStream configuration.
     Durable,
+    /// Fan-out 1 on a 3-node NATS cluster with streams replicated 3 times,
+    /// beside the single server's figure.
+    Replicated,
 }
 
 /// Issue 17's goal for a figure.
@@ -426,6 +429,37 @@ async fn main() -> anyhow::Result<()> {
             BACKLOG_RECEIVER_DELAY.as_millis()
         ));
         backlog(&mut report, &herald_binary).await?;
+    }
+
+    if runs(Case::Replicated) {
+        report.section("Herald on a 3-node NATS cluster, streams replicated 3 times");
+        let stack = Stack::start(
+            &herald_binary,
+            &[receiver.url()],
+            Durability::Replicated,
+            &Database::Sqlite,
+        )
+        .await?;
+        let replicated = throughput(
+            &mut report,
+            &stack,
+            &receiver,
+            (args.deliveries / 2).max(1_000),
+            "replicated.herald.fanout_1",
+            "fan-out 1, R3",
+            default_ceilings.bare,
+            None,
+        )
+        .await?;
+        if let Some(default_throughput) = default_throughput {
+            report.ratio(
+                "replicated.herald.fanout_1.ratio_of_r1",
+                "of fan-out 1 on one server (R1)",
+                replicated / default_throughput,
+                None,
+            );
+        }
+        report.track_memory("fan-out 1, R3", &stack);
     }
 
     if runs(Case::Durable) {

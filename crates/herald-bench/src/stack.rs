@@ -23,7 +23,7 @@ use herald_proto::v1::{
     self as pb, admin_service_client::AdminServiceClient,
     config_service_client::ConfigServiceClient,
 };
-use herald_testkit::{NatsServer, free_port, http_get};
+use herald_testkit::{NatsCluster, NatsServer, free_port, http_get};
 use prost::Message;
 use time::OffsetDateTime;
 
@@ -32,7 +32,7 @@ use crate::receiver::BenchReceiver;
 const SERVICE_TOKEN: &str = "hrld_svc_bench";
 
 pub struct Stack {
-    nats: NatsServer,
+    nats: Nats,
     _state: tempfile::TempDir,
     /// Each Herald service's process, by its name.
     children: Vec<(&'static str, Child)>,
@@ -79,15 +79,56 @@ pub enum Durability {
     /// `jetstream { sync_interval: always }`: synced before every
     /// acknowledgement.
     SyncAlways,
+    /// Three nodes with routes on loopback, every stream replicated three
+    /// times (the production setting): acknowledged once two nodes have it.
+    Replicated,
 }
 
 impl Durability {
-    pub fn nats_server(self) -> NatsServer {
+    pub fn nats_server(self) -> Nats {
         match self {
-            Durability::Default => NatsServer::start(),
-            Durability::SyncAlways => {
-                NatsServer::start_with_config(Some("jetstream { sync_interval: always }\n"))
-            }
+            Durability::Default => Nats::Single(NatsServer::start()),
+            Durability::SyncAlways => Nats::Single(NatsServer::start_with_config(Some(
+                "jetstream { sync_interval: always }\n",
+            ))),
+            Durability::Replicated => Nats::Cluster(NatsCluster::start()),
+        }
+    }
+
+    /// Herald's `--stream-replicas` for these servers.
+    fn stream_replicas(self) -> &'static str {
+        match self {
+            Durability::Default | Durability::SyncAlways => "1",
+            Durability::Replicated => "3",
+        }
+    }
+}
+
+/// The NATS a stack or a ceiling runs on.
+pub enum Nats {
+    Single(NatsServer),
+    Cluster(NatsCluster),
+}
+
+impl Nats {
+    /// Every server's URL, comma-separated, as `NATS_URL` takes them.
+    pub fn url(&self) -> String {
+        match self {
+            Nats::Single(server) => server.url(),
+            Nats::Cluster(cluster) => cluster.url(),
+        }
+    }
+
+    /// CPU seconds of every nats-server process.
+    fn cpu_seconds(&self) -> f64 {
+        match self {
+            Nats::Single(server) => server.pid().map_or(0.0, cpu_seconds),
+            Nats::Cluster(cluster) => cluster
+                .nodes
+                .iter()
+                .filter_map(NatsServer::pid)
+                .map(cpu_seconds)
+                .sum(),
         }
     }
 }
@@ -122,6 +163,10 @@ impl Stack {
         let common = |ops: SocketAddr| -> Vec<(String, String)> {
             vec![
                 ("NATS_URL".into(), nats.url()),
+                (
+                    "HERALD_STREAM_REPLICAS".into(),
+                    durability.stream_replicas().into(),
+                ),
                 ("HERALD_SERVICE_TOKEN".into(), SERVICE_TOKEN.into()),
                 ("HERALD_ALLOW_CIDRS".into(), "127.0.0.0/8".into()),
                 (
@@ -575,7 +620,7 @@ impl Stack {
             .iter()
             .map(|(_, child)| cpu_seconds(child.id()))
             .sum();
-        let nats = self.nats.pid().map_or(0.0, cpu_seconds);
+        let nats = self.nats.cpu_seconds();
         (herald, nats)
     }
 }
