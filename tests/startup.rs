@@ -59,6 +59,23 @@ fn an_unparsable_nats_url_is_named() {
 }
 
 #[test]
+fn an_invalid_public_ingest_url_is_named() {
+    let output = run_herald(
+        &["config", "--public-ingest-url", "ftp://hooks.example.com"],
+        &[],
+        Duration::from_secs(10),
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let line = last_stderr_line(&output);
+    assert!(
+        line.starts_with(
+            "error: invalid --public-ingest-url / HERALD_PUBLIC_INGEST_URL \"ftp://hooks.example.com\""
+        ),
+        "{line}"
+    );
+}
+
+#[test]
 fn an_invalid_ops_address_is_named() {
     let output = run_herald(
         &["delivery", "--ops-addr", "localhost:http"],

@@ -7,6 +7,13 @@ pub struct ConfigArgs {
     #[arg(long, env = "HERALD_CONFIG_ADDR", default_value = "127.0.0.1:7070")]
     pub config_addr: SocketAddr,
 
+    /// The ingest service's address as channels (Meta, Telegram, gateways)
+    /// reach it, e.g. `https://hooks.example.com`: the console's device setup
+    /// shows webhook URLs under it. `herald all` defaults to its own ingest
+    /// address; unset, the console guesses its own host on port 7080.
+    #[arg(long, env = "HERALD_PUBLIC_INGEST_URL")]
+    pub public_ingest_url: Option<String>,
+
     /// The admin token (creates tenants and tokens). When unset, one is
     /// generated into `<state dir>/admin.token` on first start.
     #[arg(long, env = "HERALD_ADMIN_TOKEN", hide_env_values = true)]

@@ -43,6 +43,21 @@ pub struct Console {
     backend: Backend,
     /// Seals session cookies.
     key: MasterKey,
+    /// Where channels reach the ingest service, for device setup.
+    public_ingest_url: Option<String>,
+}
+
+impl Console {
+    fn public_ingest_url(&self) -> Option<&str> {
+        self.public_ingest_url.as_deref()
+    }
+}
+
+/// The ingest service's public address as the console shows it: an http(s)
+/// URL without query or fragment, without a trailing slash; `None` when
+/// `value` is not one.
+pub fn public_ingest_url(value: &str) -> Option<String> {
+    pages::devices::valid_base(value)
 }
 
 impl std::fmt::Debug for Console {
@@ -51,8 +66,9 @@ impl std::fmt::Debug for Console {
     }
 }
 
-/// The `/console` routes.
-pub fn router(backend: Backend, key: MasterKey) -> Router {
+/// The `/console` routes. `public_ingest_url` (checked with
+/// [`public_ingest_url`]) is the ingest address device setup shows.
+pub fn router(backend: Backend, key: MasterKey, public_ingest_url: Option<String>) -> Router {
     use pages::{
         dead_letters, devices, endpoint, endpoint_form, endpoint_test, logs, overview, sign_in,
     };
@@ -116,7 +132,11 @@ pub fn router(backend: Backend, key: MasterKey) -> Router {
         .layer(axum::middleware::map_response(
             herald_telemetry::server::no_sniff,
         ))
-        .with_state(Console { backend, key })
+        .with_state(Console {
+            backend,
+            key,
+            public_ingest_url,
+        })
 }
 
 async fn not_found() -> error::PageError {

@@ -48,12 +48,17 @@ impl Plan {
     fn new(command: Command) -> Plan {
         match command {
             Command::All(args) => {
-                // In one process the config service is right here.
+                // In one process the config service is right here, and the
+                // console's device setup points at this process's ingest.
                 let config_url = format!("http://{}", local_address(args.config.config_addr));
+                let mut config = args.config;
+                config.public_ingest_url.get_or_insert_with(|| {
+                    format!("http://{}", local_address(args.ingest.ingest_addr))
+                });
                 Plan {
                     name: "all",
                     common: args.common,
-                    config: Some((args.database.store_options(), args.config)),
+                    config: Some((args.database.store_options(), config)),
                     watch: Some(WatchConfig { config_url }),
                     fanout: true,
                     delivery: Some(args.delivery),
@@ -129,7 +134,15 @@ fn local_address(address: SocketAddr) -> SocketAddr {
 
 /// Runs `command` until SIGINT or SIGTERM.
 pub async fn run(command: Command) -> anyhow::Result<()> {
-    let plan = Plan::new(command);
+    let mut plan = Plan::new(command);
+    if let Some((_, config)) = &mut plan.config
+        && let Some(url) = config.public_ingest_url.as_deref()
+    {
+        let checked = herald_console::public_ingest_url(url).with_context(|| {
+            format!("invalid --public-ingest-url / HERALD_PUBLIC_INGEST_URL {url:?}: must be an http(s) URL without query or fragment")
+        })?;
+        config.public_ingest_url = Some(checked);
+    }
     let common = &plan.common;
     common.validate()?;
     let allow_list = AllowList::parse(&common.allow_cidrs)
@@ -402,6 +415,7 @@ async fn start_config(
         context.allow_list.clone(),
         context.metrics,
     )?;
+    let public_ingest_url = args.public_ingest_url.clone();
     let listener = TcpListener::bind(args.config_addr).await.with_context(|| {
         format!(
             "cannot listen on {} (--config-addr / HERALD_CONFIG_ADDR)",
@@ -416,7 +430,11 @@ async fn start_config(
     let (requests, shutdown) = (context.requests.clone(), context.shutdown.clone());
     let backend = herald_api::Backend::new(state.clone(), shutdown.clone());
     let http = herald_api::router(backend.clone())
-        .merge(herald_console::router(backend, state.key().clone()))
+        .merge(herald_console::router(
+            backend,
+            state.key().clone(),
+            public_ingest_url,
+        ))
         .layer(requests.http_layer());
     tasks.spawn(async move {
         herald_config::run_with_http(listener, state, requests, http.into(), shutdown)

@@ -88,9 +88,11 @@ pub struct NewQuery {
     channel: Option<String>,
 }
 
-/// The ingest service's public base URL: the one remembered, else the
-/// console's host on the default ingest port.
-fn ingest_base(headers: &HeaderMap) -> (String, bool) {
+/// The ingest service's public base URL: the one this browser chose, else
+/// the one the operator configured (`--public-ingest-url`), else the
+/// console's host on the default ingest port; and whether it is more than
+/// that guess.
+fn ingest_base(configured: Option<&str>, headers: &HeaderMap) -> (String, bool) {
     if let Some(base) = session::cookie(headers, INGEST_BASE_COOKIE).and_then(|value| {
         let decoded: String = url::form_urlencoded::parse(format!("v={value}").as_bytes())
             .next()
@@ -98,6 +100,9 @@ fn ingest_base(headers: &HeaderMap) -> (String, bool) {
         valid_base(&decoded)
     }) {
         return (base, true);
+    }
+    if let Some(configured) = configured {
+        return (configured.to_owned(), true);
     }
     let host = headers
         .get(header::HOST)
@@ -120,7 +125,7 @@ fn ingest_base(headers: &HeaderMap) -> (String, bool) {
 }
 
 /// An http(s) URL without query or fragment, without its trailing slash.
-fn valid_base(value: &str) -> Option<String> {
+pub(crate) fn valid_base(value: &str) -> Option<String> {
     let parsed = url::Url::parse(value.trim()).ok()?;
     if !matches!(parsed.scheme(), "http" | "https")
         || parsed.host_str().is_none()
@@ -201,7 +206,7 @@ pub async fn list(
     }
     let flash = take_flash(&headers);
     let devices = list_all(&console, &session).await?;
-    let (base, remembered) = ingest_base(&headers);
+    let (base, remembered) = ingest_base(console.public_ingest_url(), &headers);
     let body = html! {
         p class="lede" { "The lines and bots whose incoming webhooks Herald receives. Add one, then do its setup on the channel’s side, then link it to a webhook." }
         @if devices.is_empty() {
@@ -524,7 +529,7 @@ pub async fn create(
     match created {
         Ok(device) => {
             let device = device.into_inner();
-            let (base, _) = ingest_base(&headers);
+            let (base, _) = ingest_base(console.public_ingest_url(), &headers);
             Ok(html_page(setup_page(
                 &session,
                 &device,
@@ -595,7 +600,7 @@ pub async fn update(
         Ok(device) => {
             let device = device.into_inner();
             if verification.is_some() {
-                let (base, _) = ingest_base(&headers);
+                let (base, _) = ingest_base(console.public_ingest_url(), &headers);
                 return Ok(html_page(setup_page(
                     &session,
                     &device,
@@ -633,7 +638,7 @@ pub async fn show(
 ) -> Result<Response, PageError> {
     let flash = take_flash(&headers);
     let device = get_device(&console, &session, &device_id).await?;
-    let (base, _) = ingest_base(&headers);
+    let (base, _) = ingest_base(console.public_ingest_url(), &headers);
     Ok(page_clearing_flash(
         &headers,
         flash.is_some(),
@@ -940,11 +945,21 @@ mod tests {
     }
 
     #[test]
+    fn the_configured_address_comes_before_the_guess() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, "console.example.com:7070".parse().unwrap());
+        assert_eq!(
+            ingest_base(Some("https://hooks.example.com"), &headers),
+            ("https://hooks.example.com".to_owned(), true)
+        );
+    }
+
+    #[test]
     fn the_first_guess_is_this_host_on_the_ingest_port() {
         let mut headers = HeaderMap::new();
         headers.insert(header::HOST, "console.example.com:7070".parse().unwrap());
         assert_eq!(
-            ingest_base(&headers),
+            ingest_base(None, &headers),
             ("http://console.example.com:7080".to_owned(), false)
         );
     }
