@@ -30,6 +30,7 @@ use herald_bus::{
     headers,
 };
 use herald_core::{
+    digest::hex,
     event::Event,
     id::{DeliveryId, EndpointId, EventId, TenantId},
     matching::{EndpointStatus as MatchStatus, subscription_matches},
@@ -167,8 +168,7 @@ fn request_key(tenant_id: &str, work: &Work) -> String {
     hash.update(tenant_id.as_bytes());
     hash.update(serde_json::to_vec(work).unwrap_or_default());
     let digest = hash.finalize();
-    let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
-    format!("request.{hex}")
+    format!("request.{}", hex(&digest))
 }
 
 fn now_micros() -> i64 {
@@ -185,8 +185,7 @@ fn new_job_id() -> ApiResult<String> {
         what: "random source",
         reason: error.to_string(),
     })?;
-    let hex: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
-    Ok(format!("rcv_{hex}"))
+    Ok(format!("rcv_{}", hex(&bytes)))
 }
 
 fn bus_error(error: impl ToString) -> ApiError {

@@ -14,7 +14,7 @@ use herald_core::{
     text::Permit,
 };
 use herald_proto::{
-    timestamp_to_wire,
+    duration_from_wire, timestamp_to_wire,
     v1::{
         Attempt, AttemptStatus, CreateEndpointRequest, CreateEndpointResponse,
         DeleteEndpointRequest, DeleteEndpointResponse, DeliveryJob, DeliveryTrigger,
@@ -30,7 +30,7 @@ use time::OffsetDateTime;
 
 use crate::{
     convert::{self, HeaderValues},
-    endpoint::{duration_from_wire, merge_spec, needs_new_test, normalise_spec, signing_scheme},
+    endpoint::{merge_spec, needs_new_test, normalise_spec, signing_scheme},
     error::{ApiError, ApiResult},
     names, paging,
     secrets::{endpoint_secret_context, random_bytes},
@@ -461,8 +461,7 @@ impl ConfigState {
             .tenant_endpoint(tenant_id, &request.endpoint_id)
             .await?;
         let overlap = match &request.overlap {
-            Some(overlap) => duration_from_wire(overlap)
-                .map_err(|reason| ApiError::invalid("overlap", reason))?,
+            Some(overlap) => duration_from_wire("overlap", overlap)?,
             None => self.settings.secret_overlap,
         };
         if overlap > Duration::from_secs(30 * 24 * 3600) {
@@ -512,8 +511,7 @@ impl ConfigState {
             .await?;
         let spec = convert::endpoint_spec(&record, self.key())?;
         let timeout = match &request.timeout {
-            Some(timeout) => duration_from_wire(timeout)
-                .map_err(|reason| ApiError::invalid("timeout", reason))?,
+            Some(timeout) => duration_from_wire("timeout", timeout)?,
             None => self.settings.test_timeout,
         };
         if timeout.is_zero() || timeout > MAX_TEST_TIMEOUT {
