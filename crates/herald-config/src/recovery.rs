@@ -22,7 +22,7 @@ use std::{collections::HashMap, time::Duration};
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use herald_bus::{
-    JobLane,
+    JobLane, JobPublish,
     async_nats::{
         HeaderMap,
         jetstream::{kv, message::StreamMessage},
@@ -687,22 +687,19 @@ impl ConfigState {
             schedule_position: 0,
             not_before: None,
         };
-        let mut job_headers = resend.trace.clone();
-        job_headers.insert(headers::TENANT, job.tenant_id.as_str());
-        job_headers.insert(headers::ENDPOINT, endpoint.id.as_str());
-        job_headers.insert(headers::EVENT_ID, resend.event.id.as_str());
-        job_headers.insert(headers::EVENT_TYPE, resend.event.r#type.as_str());
-        job_headers.insert(headers::MESSAGE_TYPE, "herald.v1.DeliveryJob");
-        self.bus
-            .publish(
-                self.bus.topology().job_subject(&endpoint_id, lane),
-                &format!("{}.{}", job.id, resend.delivery_id),
-                job_headers,
-                Bytes::from(delivery.encode_to_vec()),
+        let message = self
+            .bus
+            .topology()
+            .job_message(
+                &delivery,
+                &endpoint_id,
+                lane,
+                JobPublish::Resend {
+                    recovery_job: &job.id,
+                },
             )
-            .await?
-            .await
-            .map_err(bus_error)?;
+            .continuing(Some(&resend.trace));
+        self.bus.send(message).await?.await.map_err(bus_error)?;
         if let Some((subject, sequence)) = &resend.dead_letter {
             self.bus
                 .purge_subject(

@@ -11,11 +11,7 @@ use std::{
 use bytes::Bytes;
 use herald_bus::{
     Bus, Handbacks,
-    async_nats::{
-        HeaderMap,
-        jetstream::{AckKind, Message},
-    },
-    headers,
+    async_nats::jetstream::{AckKind, Message},
 };
 use herald_core::{
     circuit::Admission,
@@ -792,24 +788,10 @@ impl Job {
             );
             return Settlement::Redeliver;
         }
-        let mut record_headers = HeaderMap::new();
-        record_headers.insert(headers::TENANT, self.event.tenant_id.as_str());
-        record_headers.insert(headers::ENDPOINT, self.endpoint_id.as_str());
-        record_headers.insert(headers::EVENT_ID, self.event.id.as_str());
-        record_headers.insert(headers::EVENT_TYPE, self.event.event_type.as_str());
-        record_headers.insert(headers::MESSAGE_TYPE, "herald.v1.Attempt");
-        let subject = bus
-            .topology()
-            .attempt_subject(&self.event.tenant_id, &self.endpoint_id);
-        let stored = match bus
-            .publish(
-                subject,
-                &attempt.id,
-                record_headers,
-                Bytes::from(attempt.encode_to_vec()),
-            )
-            .await
-        {
+        let message =
+            bus.topology()
+                .attempt_message(&attempt, &self.event.tenant_id, &self.endpoint_id);
+        let stored = match bus.send(message).await {
             Ok(acknowledgement) => acknowledgement
                 .await
                 .map(drop)
@@ -854,28 +836,19 @@ impl Job {
             attempts: vec![last.clone()],
             reason: last.error.clone(),
         };
-        let mut dead_headers = HeaderMap::new();
-        dead_headers.insert(headers::TENANT, self.event.tenant_id.as_str());
-        dead_headers.insert(headers::ENDPOINT, self.endpoint_id.as_str());
-        dead_headers.insert(headers::EVENT_ID, self.event.id.as_str());
-        dead_headers.insert(headers::EVENT_TYPE, self.event.event_type.as_str());
-        dead_headers.insert(headers::MESSAGE_TYPE, "herald.v1.DeadLetter");
-        let subject = bus.topology().dead_letter_subject(
+        let message = bus.topology().dead_letter_message(
+            &dead_letter,
             &self.event.tenant_id,
             &self.endpoint_id,
             &self.delivery_id,
+            &last.id,
         );
-        bus.publish(
-            subject,
-            &format!("dead.{}", last.id),
-            dead_headers,
-            Bytes::from(dead_letter.encode_to_vec()),
-        )
-        .await
-        .map_err(|error| error.to_string())?
-        .await
-        .map(drop)
-        .map_err(|error| error.to_string())
+        bus.send(message)
+            .await
+            .map_err(|error| error.to_string())?
+            .await
+            .map(drop)
+            .map_err(|error| error.to_string())
     }
 }
 

@@ -2,9 +2,7 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use futures::StreamExt;
-use herald_bus::{async_nats::HeaderMap, headers};
 use herald_core::{
     catalog::EventType,
     channel::Channel,
@@ -410,18 +408,8 @@ impl ConfigState {
             data: parse_data(data.to_string().as_bytes())
                 .map_err(|error| corrupt("endpoint.disabled payload", error.to_string()))?,
         };
-        let mut event_headers = HeaderMap::new();
-        event_headers.insert(headers::TENANT, endpoint.tenant_id.as_str());
-        event_headers.insert(headers::EVENT_ID, event.id.as_str());
-        event_headers.insert(headers::EVENT_TYPE, event.event_type.as_str());
-        event_headers.insert(headers::MESSAGE_TYPE, "herald.v1.Event");
         self.bus
-            .publish(
-                self.bus.topology().event_subject(&event),
-                &event.idempotency_key,
-                event_headers,
-                Bytes::from(herald_proto::v1::Event::from(&event).encode_to_vec()),
-            )
+            .send(self.bus.topology().event_message(&event))
             .await?
             .await
             .map_err(|error| ApiError::Bus(herald_bus::BusError::Unavailable(error.to_string())))?;
@@ -581,18 +569,13 @@ impl ConfigState {
             .subscribe(topology.attempt_subject(&tenant, &endpoint))
             .await
             .map_err(|error| ApiError::Bus(herald_bus::BusError::Unavailable(error.to_string())))?;
-        let mut job_headers = HeaderMap::new();
-        job_headers.insert(headers::TENANT, tenant_id);
-        job_headers.insert(headers::ENDPOINT, record.id.as_str());
-        job_headers.insert(headers::EVENT_ID, event_id.as_str());
-        job_headers.insert(headers::MESSAGE_TYPE, "herald.v1.DeliveryJob");
         self.bus
-            .publish(
-                topology.job_subject(&endpoint, herald_bus::JobLane::Pool),
-                delivery_id.as_str(),
-                job_headers,
-                Bytes::from(job.encode_to_vec()),
-            )
+            .send(topology.job_message(
+                &job,
+                &endpoint,
+                herald_bus::JobLane::Pool,
+                herald_bus::JobPublish::Test,
+            ))
             .await?
             .await
             .map_err(|error| ApiError::Bus(herald_bus::BusError::Unavailable(error.to_string())))?;
