@@ -767,11 +767,7 @@ fn hmac_sha256_hex(key: &[u8], body: &[u8]) -> String {
         return String::new();
     };
     mac.update(body);
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    herald_core::digest::hex(&mac.finalize().into_bytes())
 }
 
 /// Calls `send` for indexes `0..count`, `per_second` of them a second:

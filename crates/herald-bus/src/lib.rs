@@ -14,6 +14,7 @@ mod counters;
 mod dedupe;
 mod error;
 pub mod headers;
+mod message;
 mod pull;
 mod topology;
 
@@ -37,6 +38,7 @@ pub use crate::config::BusConfig;
 pub use crate::counters::{ConfigRevision, Handbacks};
 pub use crate::dedupe::{Claim, DedupeKeys};
 pub use crate::error::BusError;
+pub use crate::message::JobPublish;
 pub use crate::pull::Pull;
 pub use crate::topology::{
     BACKLOG_MARK_TTL, ConsumerRole, FIFO_FANOUT_ACK_WAIT, FIFO_FANOUT_BATCH,
@@ -565,6 +567,18 @@ impl Bus {
             .publish_with_headers(subject.clone(), headers, payload)
             .await
             .map_err(|source| BusError::Publish { subject, source })
+    }
+
+    /// Publishes one message built by the topology (`event_message`,
+    /// `job_message`, `attempt_message`, `dead_letter_message`).
+    pub async fn send(&self, message: Outgoing) -> Result<PublishAckFuture, BusError> {
+        self.publish(
+            message.subject,
+            &message.message_id,
+            message.headers,
+            message.payload,
+        )
+        .await
     }
 
     /// How far a role's durable consumer is behind, from JetStream's

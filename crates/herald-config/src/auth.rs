@@ -18,15 +18,16 @@ use std::{
     time::Duration,
 };
 
+pub use herald_core::token::hash as hash_token;
 use herald_core::{
     id::TenantId,
     rate::Micros,
     throttle::{AuthThrottle, client_address, client_key},
+    token::Scope,
 };
 use herald_proto::v1::TokenScope;
 use herald_store::Store;
 use ipnet::IpNet;
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 use tonic::{metadata::MetadataMap, transport::server::TcpConnectInfo};
@@ -34,7 +35,7 @@ use tonic::{metadata::MetadataMap, transport::server::TcpConnectInfo};
 use crate::error::{ApiError, ApiResult};
 
 /// Lets the admin act on one tenant's configuration (support, tooling).
-pub const TENANT_METADATA_KEY: &str = "herald-tenant";
+pub const TENANT_METADATA_KEY: &str = herald_proto::metadata::TENANT;
 /// Every tenant token starts with this, so leaked tokens are recognisable by
 /// secret scanners.
 pub const TOKEN_PREFIX: &str = "hrld_";
@@ -192,7 +193,10 @@ impl Authenticator {
     /// credentials in what it reads: a read-only token may not.
     pub async fn tenant_reader(&self, metadata: &MetadataMap) -> ApiResult<(String, bool)> {
         let (tenant, scope) = self.tenant_access(metadata, Access::Read).await?;
-        Ok((tenant, scope != Some(TokenScope::Read)))
+        let sees_credentials = scope
+            .and_then(|scope| Scope::try_from(scope).ok())
+            .is_none_or(Scope::sees_credentials);
+        Ok((tenant, sees_credentials))
     }
 
     /// The tenant, and the scope of the token when a tenant token called.
@@ -204,10 +208,10 @@ impl Authenticator {
         let mut scope = None;
         let tenant = match self.caller(metadata).await? {
             Caller::Tenant(tenant) => {
-                let allowed = matches!(
-                    (tenant.scope, access),
-                    (TokenScope::Tenant, _) | (TokenScope::Read, Access::Read)
-                );
+                let allowed = Scope::try_from(tenant.scope).is_ok_and(|scope| match access {
+                    Access::Read => scope.may_read_config(),
+                    Access::Write => scope.may_change_config(),
+                });
                 scope = Some(tenant.scope);
                 if allowed {
                     Ok(tenant.tenant_id)
@@ -387,14 +391,6 @@ pub fn generate_token() -> ApiResult<String> {
     use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
     let bytes = crate::secrets::random_bytes::<32>()?;
     Ok(format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes)))
-}
-
-/// Lowercase hex SHA-256: what is stored and what ingest compares.
-pub fn hash_token(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
 }
 
 fn bearer_token(metadata: &MetadataMap) -> ApiResult<&str> {

@@ -282,7 +282,7 @@ pub fn attempt(record: AttemptRecord) -> Attempt {
         attempted_at: Some(timestamp_to_wire(record.attempted_at)),
         status: names::parse_attempt_status(&record.status).into(),
         response_code: u32::try_from(record.response_code).unwrap_or_default(),
-        duration: Some(crate::endpoint::duration_to_wire(
+        duration: Some(herald_proto::duration_to_wire(
             std::time::Duration::from_micros(
                 u64::try_from(record.duration_micros).unwrap_or_default(),
             ),
@@ -315,7 +315,7 @@ pub fn attempt_record(attempt: Attempt) -> Result<AttemptRecord, String> {
     let duration_micros = attempt
         .duration
         .as_ref()
-        .and_then(|duration| crate::endpoint::duration_from_wire(duration).ok())
+        .and_then(|duration| herald_proto::duration_from_wire("duration", duration).ok())
         .map(|duration| i64::try_from(duration.as_micros()).unwrap_or(i64::MAX))
         .unwrap_or_default();
     let mut body = attempt.response_body.to_vec();

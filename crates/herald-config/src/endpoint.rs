@@ -9,13 +9,16 @@ use std::{
 use herald_core::{
     address::{AllowList, validate_endpoint_url},
     catalog::EventType,
+    endpoint::DEFAULT_TIMEOUT,
     id::DeviceId,
-    retry::{Jitter, RetrySchedule},
-    signing::{SchemeError, SigningScheme, validate_custom_headers},
+    signing::{SigningScheme, validate_custom_headers},
     text::Permit,
 };
-use herald_proto::v1::{
-    EndpointSpec, EndpointStatus, Ordering, RateLimit, RetryPolicy, SigningScheme as WireScheme,
+use herald_proto::{
+    duration_to_wire, retry_schedule,
+    v1::{
+        EndpointSpec, EndpointStatus, Ordering, RateLimit, RetryPolicy, SigningScheme as WireScheme,
+    },
 };
 use prost::Message;
 
@@ -26,7 +29,6 @@ use crate::{
 
 pub const MAX_NAME_CHARS: usize = 200;
 pub const MAX_DESCRIPTION_CHARS: usize = 2_000;
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(60);
 pub const MAX_RATE_PER_SECOND: f64 = 10_000.0;
 pub const MAX_BURST: u32 = 10_000;
@@ -94,7 +96,7 @@ pub async fn normalise_spec(
     spec.url = url.to_string();
 
     let scheme = signing_scheme(&spec)?;
-    spec.signing_scheme = wire_scheme(&scheme).into();
+    spec.signing_scheme = WireScheme::from(&scheme).into();
     spec.signature_header = scheme.header_name().unwrap_or_default().to_owned();
     validate_custom_headers(
         spec.headers
@@ -122,25 +124,7 @@ pub async fn normalise_spec(
 
 /// The signing scheme a (normalised or raw) spec asks for.
 pub fn signing_scheme(spec: &EndpointSpec) -> ApiResult<SigningScheme> {
-    let header = Some(spec.signature_header.trim()).filter(|header| !header.is_empty());
-    let name = herald_proto::signing_scheme_name(spec.signing_scheme)
-        .ok_or_else(|| ApiError::invalid("spec.signing_scheme", "unknown value"))?;
-    SigningScheme::parse(name, header).map_err(|error| {
-        let field = match error {
-            SchemeError::UnknownScheme { .. } => "spec.signing_scheme",
-            // Every other refusal is about the header name.
-            _ => "spec.signature_header",
-        };
-        ApiError::invalid(field, error)
-    })
-}
-
-fn wire_scheme(scheme: &SigningScheme) -> WireScheme {
-    match scheme {
-        SigningScheme::Standard => WireScheme::Standard,
-        SigningScheme::Sha256Hex { .. } => WireScheme::Sha256Hex,
-        SigningScheme::SharedSecret => WireScheme::SharedSecret,
-    }
+    Ok(herald_proto::signing_scheme(spec)?)
 }
 
 async fn normalise_devices(
@@ -215,38 +199,21 @@ async fn normalise_event_types(
 }
 
 fn normalise_retry(retry: Option<RetryPolicy>) -> ApiResult<RetryPolicy> {
-    let Some(retry) = retry.filter(|retry| !retry.use_default) else {
-        let schedule = RetrySchedule::default();
-        return Ok(RetryPolicy {
-            delays: schedule
-                .delays()
-                .iter()
-                .map(|delay| duration_to_wire(*delay))
-                .collect(),
-            jitter: 0.0,
-            use_default: true,
-        });
-    };
-    let mut delays = Vec::with_capacity(retry.delays.len());
-    for (index, delay) in retry.delays.iter().enumerate() {
-        delays.push(
-            duration_from_wire(delay).map_err(|reason| {
-                ApiError::invalid(format!("spec.retry.delays[{index}]"), reason)
-            })?,
-        );
-    }
-    let jitter = Jitter::fraction(retry.jitter)
-        .map_err(|error| ApiError::invalid("spec.retry.jitter", error))?;
-    let schedule = RetrySchedule::new(delays, jitter)
-        .map_err(|error| ApiError::invalid("spec.retry.delays", error))?;
+    let use_default = retry.as_ref().is_none_or(|retry| retry.use_default);
+    let schedule = retry_schedule(retry.as_ref())?;
     Ok(RetryPolicy {
         delays: schedule
             .delays()
             .iter()
             .map(|delay| duration_to_wire(*delay))
             .collect(),
-        jitter: schedule.jitter().as_fraction(),
-        use_default: false,
+        // Herald's default is stored without jitter.
+        jitter: if use_default {
+            0.0
+        } else {
+            schedule.jitter().as_fraction()
+        },
+        use_default,
     })
 }
 
@@ -274,8 +241,7 @@ fn normalise_timeout(timeout: Option<prost_types::Duration>) -> ApiResult<prost_
     let Some(timeout) = timeout else {
         return Ok(duration_to_wire(DEFAULT_TIMEOUT));
     };
-    let timeout =
-        duration_from_wire(&timeout).map_err(|reason| ApiError::invalid("spec.timeout", reason))?;
+    let timeout = herald_proto::duration_from_wire("spec.timeout", &timeout)?;
     if timeout < Duration::from_secs(1) || timeout > MAX_TIMEOUT {
         return Err(ApiError::invalid(
             "spec.timeout",
@@ -285,21 +251,10 @@ fn normalise_timeout(timeout: Option<prost_types::Duration>) -> ApiResult<prost_
     Ok(duration_to_wire(timeout))
 }
 
-pub fn duration_to_wire(duration: Duration) -> prost_types::Duration {
-    prost_types::Duration {
-        seconds: i64::try_from(duration.as_secs()).unwrap_or(i64::MAX),
-        nanos: i32::try_from(duration.subsec_nanos()).unwrap_or_default(),
-    }
-}
-
+/// [`herald_proto::duration_from_wire`] for callers that name the field
+/// themselves (the token service, being reworked for tenant quotas).
 pub fn duration_from_wire(duration: &prost_types::Duration) -> Result<Duration, String> {
-    if duration.seconds < 0 || duration.nanos < 0 || duration.nanos >= 1_000_000_000 {
-        return Err("must be a non-negative duration".to_owned());
-    }
-    Ok(Duration::new(
-        u64::try_from(duration.seconds).unwrap_or_default(),
-        u32::try_from(duration.nanos).unwrap_or_default(),
-    ))
+    herald_proto::duration_from_wire("", duration).map_err(|error| error.reason)
 }
 
 /// Applies `paths` of an update mask: each copies one field of `update` into

@@ -7,7 +7,7 @@ use crate::secrets::SecretsError;
 
 /// Metadata key carrying the offending field of an InvalidArgument, for
 /// clients that want it without parsing the message.
-pub const FIELD_METADATA_KEY: &str = "herald-field";
+pub const FIELD_METADATA_KEY: &str = herald_proto::metadata::FIELD;
 /// Metadata key of a throttled call's answer: whole seconds to wait before
 /// trying again.
 pub const RETRY_AFTER_METADATA_KEY: &str = "retry-after";
@@ -45,6 +45,15 @@ pub enum ApiError {
     Bus(#[from] herald_bus::BusError),
     #[error("stored {what} is corrupt: {reason}")]
     Corrupt { what: &'static str, reason: String },
+}
+
+impl From<herald_proto::WireError> for ApiError {
+    fn from(error: herald_proto::WireError) -> ApiError {
+        ApiError::InvalidArgument {
+            field: error.field.into_owned(),
+            message: error.reason,
+        }
+    }
 }
 
 impl ApiError {

@@ -1,24 +1,21 @@
 //! The lowercase names enums are stored under: readable in the database,
 //! and the same words the API documentation uses.
 
+use herald_core::matching::EndpointStatus as CoreStatus;
 use herald_proto::v1::{AttemptStatus, Channel, DeliveryTrigger, EndpointStatus, TokenScope};
 
+/// A status's name as herald-core spells it; unspecified reads as pending.
 pub fn endpoint_status(status: EndpointStatus) -> &'static str {
-    match status {
-        EndpointStatus::Active => "active",
-        EndpointStatus::Disabled => "disabled",
-        EndpointStatus::Failing => "failing",
-        EndpointStatus::PendingTest | EndpointStatus::Unspecified => "pending_test",
-    }
+    CoreStatus::try_from(status)
+        .unwrap_or(CoreStatus::PendingTest)
+        .as_str()
 }
 
+/// Unknown names read as pending: such an endpoint waits for a test.
 pub fn parse_endpoint_status(name: &str) -> EndpointStatus {
-    match name {
-        "active" => EndpointStatus::Active,
-        "disabled" => EndpointStatus::Disabled,
-        "failing" => EndpointStatus::Failing,
-        _ => EndpointStatus::PendingTest,
-    }
+    name.parse::<CoreStatus>()
+        .unwrap_or(CoreStatus::PendingTest)
+        .into()
 }
 
 pub fn attempt_status(status: AttemptStatus) -> &'static str {

@@ -22,7 +22,7 @@ use std::{collections::HashMap, time::Duration};
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use herald_bus::{
-    JobLane,
+    JobLane, JobPublish,
     async_nats::{
         HeaderMap,
         jetstream::{kv, message::StreamMessage},
@@ -30,6 +30,7 @@ use herald_bus::{
     headers,
 };
 use herald_core::{
+    digest::hex,
     event::Event,
     id::{DeliveryId, EndpointId, EventId, TenantId},
     matching::{EndpointStatus as MatchStatus, subscription_matches},
@@ -167,8 +168,7 @@ fn request_key(tenant_id: &str, work: &Work) -> String {
     hash.update(tenant_id.as_bytes());
     hash.update(serde_json::to_vec(work).unwrap_or_default());
     let digest = hash.finalize();
-    let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
-    format!("request.{hex}")
+    format!("request.{}", hex(&digest))
 }
 
 fn now_micros() -> i64 {
@@ -185,8 +185,7 @@ fn new_job_id() -> ApiResult<String> {
         what: "random source",
         reason: error.to_string(),
     })?;
-    let hex: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
-    Ok(format!("rcv_{hex}"))
+    Ok(format!("rcv_{}", hex(&bytes)))
 }
 
 fn bus_error(error: impl ToString) -> ApiError {
@@ -688,22 +687,19 @@ impl ConfigState {
             schedule_position: 0,
             not_before: None,
         };
-        let mut job_headers = resend.trace.clone();
-        job_headers.insert(headers::TENANT, job.tenant_id.as_str());
-        job_headers.insert(headers::ENDPOINT, endpoint.id.as_str());
-        job_headers.insert(headers::EVENT_ID, resend.event.id.as_str());
-        job_headers.insert(headers::EVENT_TYPE, resend.event.r#type.as_str());
-        job_headers.insert(headers::MESSAGE_TYPE, "herald.v1.DeliveryJob");
-        self.bus
-            .publish(
-                self.bus.topology().job_subject(&endpoint_id, lane),
-                &format!("{}.{}", job.id, resend.delivery_id),
-                job_headers,
-                Bytes::from(delivery.encode_to_vec()),
+        let message = self
+            .bus
+            .topology()
+            .job_message(
+                &delivery,
+                &endpoint_id,
+                lane,
+                JobPublish::Resend {
+                    recovery_job: &job.id,
+                },
             )
-            .await?
-            .await
-            .map_err(bus_error)?;
+            .continuing(Some(&resend.trace));
+        self.bus.send(message).await?.await.map_err(bus_error)?;
         if let Some((subject, sequence)) = &resend.dead_letter {
             self.bus
                 .purge_subject(

@@ -20,6 +20,9 @@
 //!   Standard Webhooks verifier.
 //! - [`retry`]: retry schedules, jitter and `Retry-After` handling.
 //! - [`address`]: endpoint URL rules and the SSRF address classifier.
+//! - [`endpoint`]: an endpoint's delivery settings.
+//! - [`digest`]: lowercase hex and SHA-256 keys.
+//! - [`token`]: API token hashing and scope rules.
 //! - [`rate`]: endpoint rate limits (GCRA with reservations).
 //! - [`circuit`]: the per-endpoint circuit breaker.
 //! - [`text`]: which control characters a configured text field may hold.
@@ -29,6 +32,8 @@ pub mod address;
 pub mod catalog;
 pub mod channel;
 pub mod circuit;
+pub mod digest;
+pub mod endpoint;
 pub mod envelope;
 pub mod event;
 pub mod fairness;
@@ -40,5 +45,6 @@ pub mod retry;
 pub mod signing;
 pub mod text;
 pub mod throttle;
+pub mod token;
 
 mod excerpt;

@@ -416,19 +416,9 @@ fn endpoint_tenant(cache: &ConfigCache, endpoint: &EndpointId) -> String {
         .unwrap_or_default()
 }
 
-/// The endpoint's rate limit, when it has a valid one.
+/// The endpoint's rate limit, when it has one.
 pub(crate) fn rate_limit(cache: &ConfigCache, endpoint: &EndpointId) -> Option<RateLimit> {
     let snapshot = cache.snapshot();
-    let limit = snapshot
-        .endpoints
-        .get(endpoint.as_str())?
-        .endpoint
-        .as_ref()?
-        .spec
-        .as_ref()?
-        .rate_limit?;
-    if limit.per_second <= 0.0 {
-        return None;
-    }
-    RateLimit::new(limit.per_second, limit.burst).ok()
+    let settings = snapshot.endpoint_settings.get(endpoint.as_str())?;
+    settings.as_ref().as_ref().ok()?.rate_limit
 }

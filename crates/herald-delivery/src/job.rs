@@ -11,31 +11,25 @@ use std::{
 use bytes::Bytes;
 use herald_bus::{
     Bus, Handbacks,
-    async_nats::{
-        HeaderMap,
-        jetstream::{AckKind, Message},
-    },
-    headers,
+    async_nats::jetstream::{AckKind, Message},
 };
 use herald_core::{
     circuit::Admission,
+    endpoint::EndpointSettings,
     envelope::envelope_body,
     event::Event,
     id::{AttemptId, DeliveryId, EndpointId, IdError},
+    matching::EndpointStatus,
     rate::RateLimit,
-    retry::{Jitter, RetrySchedule},
-    signing::{EndpointSecret, SigningScheme, delivery_headers},
+    retry::RetrySchedule,
+    signing::delivery_headers,
 };
 use herald_proto::{
     WireError, timestamp_from_wire, timestamp_to_wire,
-    v1::{
-        Attempt, AttemptStatus, DeadLetter, DeliveryJob, Endpoint, EndpointSecrets, EndpointSpec,
-        EndpointStatus, RetryPolicy, WatchedEndpoint,
-    },
+    v1::{Attempt, AttemptStatus, DeadLetter, DeliveryJob},
 };
-use herald_watch::ConfigCache;
+use herald_watch::{ConfigCache, ConfigSnapshot};
 use prost::Message as _;
-use reqwest::Url;
 use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -53,19 +47,17 @@ use crate::{
     tenants::TenantLimits,
 };
 
-/// How long a fresh job waits for the cache to catch up with the endpoint
-/// revision it was made for (a test of an endpoint created a moment ago, a
-/// disable that fanout saw first). Usually the Watch stream is milliseconds
-/// behind; past this the job runs with what the cache has.
 /// How long an attempt record the bus refuses is offered again before the
 /// job is handed back (and the request repeated).
 const RECORD_PATIENCE: Duration = Duration::from_secs(15);
 const RECORD_RETRY_FIRST: Duration = Duration::from_millis(100);
 const RECORD_RETRY_LONGEST: Duration = Duration::from_secs(1);
+/// How long a fresh job waits for the cache to catch up with the endpoint
+/// revision it was made for (a test of an endpoint created a moment ago, a
+/// disable that fanout saw first). Usually the Watch stream is milliseconds
+/// behind; past this the job runs with what the cache has.
 const CONFIG_GRACE: Duration = Duration::from_secs(5);
 const CONFIG_POLL: Duration = Duration::from_millis(50);
-/// The request timeout when the spec has none (the config service always sets one).
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// What every job task shares.
 #[derive(Debug)]
@@ -371,10 +363,9 @@ impl Job {
 
         // Looked up after the wait, so a disable or rotation made meanwhile applies.
         let snapshot = context.cache.snapshot();
-        let watched = snapshot.endpoints.get(self.endpoint_id.as_str());
-        let decided = match self.sendable(watched) {
-            Ok((endpoint, secrets)) => {
-                let decided = self.deliver(context, endpoint, secrets).await;
+        let decided = match self.sendable(&snapshot) {
+            Ok(settings) => {
+                let decided = self.deliver(context, settings).await;
                 // A test's failure says nothing new about a receiver the
                 // circuit tracks; its success does.
                 if !self.test || decided.succeeded() {
@@ -391,6 +382,12 @@ impl Job {
             Err(Unsendable::Skip { reason, url }) => {
                 self.not_sent(AttemptStatus::Skipped, Outcome::Skipped, reason, url)
             }
+            Err(Unsendable::Unusable { reason }) => self.failed(
+                self.attempt_record(OffsetDateTime::now_utc()),
+                &RetrySchedule::default(),
+                None,
+                reason,
+            ),
             Err(Unsendable::ForeignEndpoint { tenant }) => {
                 tracing::error!(
                     delivery = %self.delivery_id,
@@ -535,32 +532,47 @@ impl Job {
         }
     }
 
-    /// The endpoint and its secrets, if this job may be sent to it now.
+    /// The endpoint's settings, if this job may be sent to it now.
     fn sendable<'a>(
         &self,
-        watched: Option<&'a WatchedEndpoint>,
-    ) -> Result<(&'a Endpoint, Option<&'a EndpointSecrets>), Unsendable> {
-        let Some(endpoint) = watched.and_then(|watched| watched.endpoint.as_ref()) else {
+        snapshot: &'a ConfigSnapshot,
+    ) -> Result<&'a EndpointSettings, Unsendable> {
+        let id = self.endpoint_id.as_str();
+        let Some(converted) = snapshot.endpoint_settings.get(id) else {
             return Err(Unsendable::Skip {
                 reason: format!("endpoint {} was deleted", self.endpoint_id),
                 url: String::new(),
             });
         };
-        if endpoint.tenant_id != self.event.tenant_id.as_str() {
+        let settings = match converted.as_ref() {
+            Ok(settings) => settings,
+            Err(error) => {
+                let tenant = snapshot
+                    .endpoints
+                    .get(id)
+                    .and_then(|watched| watched.endpoint.as_ref())
+                    .map(|endpoint| endpoint.tenant_id.clone())
+                    .unwrap_or_default();
+                if tenant != self.event.tenant_id.as_str() {
+                    return Err(Unsendable::ForeignEndpoint { tenant });
+                }
+                return Err(Unsendable::Unusable {
+                    reason: format!(
+                        "endpoint {} cannot be delivered to: {error}",
+                        self.endpoint_id
+                    ),
+                });
+            }
+        };
+        if settings.tenant_id != self.event.tenant_id {
             return Err(Unsendable::ForeignEndpoint {
-                tenant: endpoint.tenant_id.clone(),
+                tenant: settings.tenant_id.to_string(),
             });
         }
         // A test goes to any endpoint that exists: its owner tests a paused
         // or failing endpoint before turning it back on.
-        let url = || {
-            endpoint
-                .spec
-                .as_ref()
-                .map(|spec| record_url(&spec.url))
-                .unwrap_or_default()
-        };
-        let refusal = match endpoint.status() {
+        let url = || record_url(settings.url.as_str());
+        let refusal = match settings.status {
             EndpointStatus::Active => None,
             _ if self.test => None,
             // Paused, by its owner or after failing for too long: what is
@@ -584,13 +596,9 @@ impl Job {
             EndpointStatus::PendingTest => {
                 Some("is pending its test (only test deliveries go to it)")
             }
-            EndpointStatus::Unspecified => Some("has no status"),
         };
         match refusal {
-            None => Ok((
-                endpoint,
-                watched.and_then(|watched| watched.secrets.as_ref()),
-            )),
+            None => Ok(settings),
             Some(refusal) => Err(Unsendable::Skip {
                 reason: format!("endpoint {} {refusal}", self.endpoint_id),
                 url: url(),
@@ -598,25 +606,17 @@ impl Job {
         }
     }
 
-    async fn deliver(
-        &self,
-        context: &Context,
-        endpoint: &Endpoint,
-        secrets: Option<&EndpointSecrets>,
-    ) -> Decided {
+    async fn deliver(&self, context: &Context, settings: &EndpointSettings) -> Decided {
         let attempted_at = OffsetDateTime::now_utc();
-        let spec = endpoint.spec.clone().unwrap_or_default();
-        let schedule = retry_schedule(spec.retry.as_ref()).unwrap_or_else(|error| {
-            tracing::warn!(endpoint = %self.endpoint_id, %error, "invalid retry policy; using the default schedule");
-            RetrySchedule::default()
-        });
+        let schedule = &settings.retry;
         let mut attempt = self.attempt_record(attempted_at);
-        attempt.url = record_url(&spec.url);
-        let (request, scheme) = match self.prepare(&spec, secrets, attempted_at) {
-            Ok(prepared) => prepared,
-            Err(error) => return self.failed(attempt, &schedule, None, error),
+        attempt.url = record_url(settings.url.as_str());
+        let request = match self.prepare(settings, attempted_at) {
+            Ok(request) => request,
+            Err(error) => return self.failed(attempt, schedule, None, error),
         };
-        attempt.request_headers = redacted_headers(&request.headers, &scheme, &spec.headers);
+        attempt.request_headers =
+            redacted_headers(&request.headers, &settings.scheme, &settings.headers);
 
         let started = Instant::now();
         let response = {
@@ -648,29 +648,23 @@ impl Job {
                     } else {
                         format!("endpoint answered HTTP {status}")
                     };
-                    self.failed(attempt, &schedule, retry_after, error)
+                    self.failed(attempt, schedule, retry_after, error)
                 }
             }
-            Response::NoAnswer { error } => self.failed(attempt, &schedule, None, error),
+            Response::NoAnswer { error } => self.failed(attempt, schedule, None, error),
         }
     }
 
-    /// The request to send and the scheme it is signed with; an error says
-    /// why it cannot be sent.
+    /// The request to send; an error says why it cannot be sent.
     fn prepare(
         &self,
-        spec: &EndpointSpec,
-        secrets: Option<&EndpointSecrets>,
+        settings: &EndpointSettings,
         now: OffsetDateTime,
-    ) -> Result<(client::Request, SigningScheme), String> {
-        let url = Url::parse(&spec.url)
-            .map_err(|error| format!("endpoint url is not a valid URL: {error}"))?;
-        let scheme = signing_scheme(spec)?;
-        let secrets = signing_secrets(secrets, now)?;
+    ) -> Result<client::Request, String> {
         let body = envelope_body(&self.event, self.test);
         let mut headers = delivery_headers(
-            &scheme,
-            &secrets,
+            &settings.scheme,
+            &settings.secrets.signing(now),
             &self.delivery_id,
             &self.event,
             now.unix_timestamp(),
@@ -679,24 +673,17 @@ impl Job {
         )
         .map_err(|error| error.to_string())?;
         headers.extend(
-            spec.headers
+            settings
+                .headers
                 .iter()
                 .map(|(name, value)| (name.clone(), value.clone())),
         );
-        let timeout = spec
-            .timeout
-            .and_then(|timeout| Duration::try_from(timeout).ok())
-            .filter(|timeout| !timeout.is_zero())
-            .unwrap_or(DEFAULT_TIMEOUT);
-        Ok((
-            client::Request {
-                url,
-                headers,
-                body,
-                timeout,
-            },
-            scheme,
-        ))
+        Ok(client::Request {
+            url: settings.url.clone(),
+            headers,
+            body,
+            timeout: settings.timeout,
+        })
     }
 
     /// A failed attempt: retrying when the schedule has a next delay, else
@@ -808,31 +795,16 @@ impl Job {
             );
             return Settlement::Redeliver;
         }
-        let mut record_headers = HeaderMap::new();
-        record_headers.insert(headers::TENANT, self.event.tenant_id.as_str());
-        record_headers.insert(headers::ENDPOINT, self.endpoint_id.as_str());
-        record_headers.insert(headers::EVENT_ID, self.event.id.as_str());
-        record_headers.insert(headers::EVENT_TYPE, self.event.event_type.as_str());
-        record_headers.insert(headers::MESSAGE_TYPE, "herald.v1.Attempt");
-        let subject = bus
-            .topology()
-            .attempt_subject(&self.event.tenant_id, &self.endpoint_id);
-        let payload = Bytes::from(attempt.encode_to_vec());
+        let message =
+            bus.topology()
+                .attempt_message(&attempt, &self.event.tenant_id, &self.endpoint_id);
         // A record the bus cannot store now (its stream electing a leader)
         // is sent again for a while, under the same message id, rather than
         // the request: giving up means POSTing again.
         let patience = tokio::time::Instant::now() + RECORD_PATIENCE;
         let mut wait = RECORD_RETRY_FIRST;
         let stored = loop {
-            let stored = match bus
-                .publish(
-                    subject.clone(),
-                    &attempt.id,
-                    record_headers.clone(),
-                    payload.clone(),
-                )
-                .await
-            {
+            let stored = match bus.send(message.clone()).await {
                 Ok(acknowledgement) => acknowledgement
                     .await
                     .map(drop)
@@ -886,28 +858,19 @@ impl Job {
             attempts: vec![last.clone()],
             reason: last.error.clone(),
         };
-        let mut dead_headers = HeaderMap::new();
-        dead_headers.insert(headers::TENANT, self.event.tenant_id.as_str());
-        dead_headers.insert(headers::ENDPOINT, self.endpoint_id.as_str());
-        dead_headers.insert(headers::EVENT_ID, self.event.id.as_str());
-        dead_headers.insert(headers::EVENT_TYPE, self.event.event_type.as_str());
-        dead_headers.insert(headers::MESSAGE_TYPE, "herald.v1.DeadLetter");
-        let subject = bus.topology().dead_letter_subject(
+        let message = bus.topology().dead_letter_message(
+            &dead_letter,
             &self.event.tenant_id,
             &self.endpoint_id,
             &self.delivery_id,
+            &last.id,
         );
-        bus.publish(
-            subject,
-            &format!("dead.{}", last.id),
-            dead_headers,
-            Bytes::from(dead_letter.encode_to_vec()),
-        )
-        .await
-        .map_err(|error| error.to_string())?
-        .await
-        .map(drop)
-        .map_err(|error| error.to_string())
+        bus.send(message)
+            .await
+            .map_err(|error| error.to_string())?
+            .await
+            .map(drop)
+            .map_err(|error| error.to_string())
     }
 }
 
@@ -920,61 +883,9 @@ enum Unsendable {
     Skip { reason: String, url: String },
     /// The job names another tenant's endpoint: a bug or a forged job.
     ForeignEndpoint { tenant: String },
-}
-
-/// The signing scheme a spec asks for, mapped from the wire enum exactly as
-/// the config service does when it validates the spec.
-fn signing_scheme(spec: &EndpointSpec) -> Result<SigningScheme, String> {
-    let header = Some(spec.signature_header.trim()).filter(|header| !header.is_empty());
-    let name = herald_proto::signing_scheme_name(spec.signing_scheme)
-        .ok_or_else(|| format!("unknown signing scheme {}", spec.signing_scheme))?;
-    SigningScheme::parse(name, header).map_err(|error| error.to_string())
-}
-
-/// The current secret, then the previous one while its overlap lasts.
-fn signing_secrets(
-    secrets: Option<&EndpointSecrets>,
-    now: OffsetDateTime,
-) -> Result<Vec<EndpointSecret>, String> {
-    // Without a current secret there is nothing to sign with; signing then
-    // reports that the endpoint has no secret.
-    let Some(secrets) = secrets.filter(|secrets| !secrets.current.is_empty()) else {
-        return Ok(Vec::new());
-    };
-    let mut parsed = vec![
-        EndpointSecret::parse(&secrets.current)
-            .map_err(|error| format!("the endpoint's secret cannot be used: {error}"))?,
-    ];
-    let previous_valid = secrets
-        .previous_expires_at
-        .and_then(|expires_at| timestamp_from_wire("previous_expires_at", Some(expires_at)).ok())
-        .is_some_and(|expires_at| expires_at > now);
-    if !secrets.previous.is_empty() && previous_valid {
-        parsed.push(
-            EndpointSecret::parse(&secrets.previous).map_err(|error| {
-                format!("the endpoint's previous secret cannot be used: {error}")
-            })?,
-        );
-    }
-    Ok(parsed)
-}
-
-/// The endpoint's schedule: Herald's default, or its own delays and jitter.
-fn retry_schedule(policy: Option<&RetryPolicy>) -> Result<RetrySchedule, String> {
-    let Some(policy) = policy.filter(|policy| !policy.use_default) else {
-        return Ok(RetrySchedule::default());
-    };
-    let delays = policy
-        .delays
-        .iter()
-        .enumerate()
-        .map(|(index, delay)| {
-            Duration::try_from(*delay)
-                .map_err(|error| format!("retry delay {} is invalid: {error}", index + 1))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let jitter = Jitter::fraction(policy.jitter).map_err(|error| error.to_string())?;
-    RetrySchedule::new(delays, jitter).map_err(|error| error.to_string())
+    /// The endpoint's settings do not convert (the config service never
+    /// stores such an endpoint): a failed attempt on the default schedule.
+    Unusable { reason: String },
 }
 
 /// A uniform sample in `[0, 1)` for the schedule's jitter. Without
@@ -987,110 +898,6 @@ fn jitter_sample() -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn wire_duration(millis: i64) -> prost_types::Duration {
-        prost_types::Duration {
-            seconds: millis / 1000,
-            nanos: i32::try_from((millis % 1000) * 1_000_000).unwrap(),
-        }
-    }
-
-    #[test]
-    fn retry_policies_map_to_schedules() {
-        assert_eq!(retry_schedule(None).unwrap(), RetrySchedule::default());
-        let default = RetryPolicy {
-            delays: vec![wire_duration(1)],
-            jitter: 0.0,
-            use_default: true,
-        };
-        assert_eq!(
-            retry_schedule(Some(&default)).unwrap(),
-            RetrySchedule::default()
-        );
-        let custom = RetryPolicy {
-            delays: vec![wire_duration(200), wire_duration(1500)],
-            jitter: 0.1,
-            use_default: false,
-        };
-        let schedule = retry_schedule(Some(&custom)).unwrap();
-        assert_eq!(
-            schedule.delays(),
-            [Duration::from_millis(200), Duration::from_millis(1500)]
-        );
-        assert_eq!(schedule.jitter().as_fraction(), 0.1);
-        let none = RetryPolicy::default();
-        assert_eq!(retry_schedule(Some(&none)).unwrap().max_attempts(), 1);
-        let negative = RetryPolicy {
-            delays: vec![wire_duration(-5)],
-            ..RetryPolicy::default()
-        };
-        assert!(
-            retry_schedule(Some(&negative))
-                .unwrap_err()
-                .contains("retry delay 1")
-        );
-    }
-
-    #[test]
-    fn schemes_map_like_the_config_service() {
-        use herald_proto::v1::SigningScheme as WireScheme;
-        let spec = |scheme: WireScheme, header: &str| EndpointSpec {
-            signing_scheme: scheme.into(),
-            signature_header: header.into(),
-            ..EndpointSpec::default()
-        };
-        assert_eq!(
-            signing_scheme(&spec(WireScheme::Unspecified, "")).unwrap(),
-            SigningScheme::Standard
-        );
-        assert_eq!(
-            signing_scheme(&spec(WireScheme::Sha256Hex, "X-Sig")).unwrap(),
-            SigningScheme::Sha256Hex {
-                header: "X-Sig".into()
-            }
-        );
-        assert_eq!(
-            signing_scheme(&spec(WireScheme::SharedSecret, " ")).unwrap(),
-            SigningScheme::SharedSecret
-        );
-        assert!(
-            signing_scheme(&EndpointSpec {
-                signing_scheme: 42,
-                ..EndpointSpec::default()
-            })
-            .is_err()
-        );
-    }
-
-    #[test]
-    fn the_previous_secret_signs_only_during_its_overlap() {
-        let now = OffsetDateTime::now_utc();
-        let secrets = |expires_at: OffsetDateTime| EndpointSecrets {
-            current: "current-secret".into(),
-            previous: "previous-secret".into(),
-            previous_expires_at: Some(timestamp_to_wire(expires_at)),
-        };
-        let during = signing_secrets(Some(&secrets(now + time::Duration::hours(1))), now).unwrap();
-        assert_eq!(
-            during
-                .iter()
-                .map(EndpointSecret::expose)
-                .collect::<Vec<_>>(),
-            ["current-secret", "previous-secret"]
-        );
-        let after = signing_secrets(Some(&secrets(now - time::Duration::seconds(1))), now).unwrap();
-        assert_eq!(after.len(), 1);
-        assert!(signing_secrets(None, now).unwrap().is_empty());
-        let bad = EndpointSecrets {
-            current: "has space".into(),
-            ..EndpointSecrets::default()
-        };
-        assert!(
-            !signing_secrets(Some(&bad), now)
-                .unwrap_err()
-                .contains("has space")
-        );
-    }
 
     #[test]
     fn jitter_samples_are_in_range() {

@@ -9,8 +9,7 @@
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use futures::StreamExt;
-use herald_core::id::EndpointId;
-use herald_proto::v1::Ordering;
+use herald_core::{endpoint::Ordering, id::EndpointId};
 use herald_watch::ConfigCache;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -92,26 +91,24 @@ fn spawn_lane(
 fn is_fifo(cache: &ConfigCache, endpoint: &EndpointId) -> bool {
     cache
         .snapshot()
-        .endpoints
+        .endpoint_settings
         .get(endpoint.as_str())
-        .and_then(|watched| watched.endpoint.as_ref())
-        .and_then(|endpoint| endpoint.spec.as_ref())
-        .is_some_and(|spec| spec.ordering() == Ordering::Fifo)
+        .is_some_and(|settings| {
+            settings
+                .as_ref()
+                .as_ref()
+                .is_ok_and(|settings| settings.ordering == Ordering::Fifo)
+        })
 }
 
 fn fifo_endpoints(cache: &ConfigCache) -> Vec<EndpointId> {
     cache
         .snapshot()
-        .endpoints
+        .endpoint_settings
         .values()
-        .filter_map(|watched| watched.endpoint.as_ref())
-        .filter(|endpoint| {
-            endpoint
-                .spec
-                .as_ref()
-                .is_some_and(|spec| spec.ordering() == Ordering::Fifo)
-        })
-        .filter_map(|endpoint| EndpointId::parse(&endpoint.id).ok())
+        .filter_map(|settings| settings.as_ref().as_ref().ok())
+        .filter(|settings| settings.ordering == Ordering::Fifo)
+        .map(|settings| settings.id)
         .collect()
 }
 

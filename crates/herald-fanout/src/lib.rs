@@ -14,12 +14,10 @@ mod subscriptions;
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use futures::StreamExt;
 use herald_bus::{
-    Bus, ConfigRevision, ConsumerRole, JobLane, Outgoing,
-    async_nats::{HeaderMap, jetstream::AckKind},
-    headers,
+    Bus, ConfigRevision, ConsumerRole, JobLane, JobPublish, Outgoing,
+    async_nats::jetstream::AckKind, headers,
 };
 use herald_core::{event::Event, id::DeliveryId};
 use herald_proto::{
@@ -304,21 +302,12 @@ pub(crate) fn job_message(bus: &Bus, event: &Event, wire: &pb::Event, matched: M
         schedule_position: 0,
         not_before: None,
     };
-    let mut job_headers = HeaderMap::new();
-    job_headers.insert(headers::TENANT, event.tenant_id.as_str());
-    job_headers.insert(headers::EVENT_ID, event.id.as_str());
-    job_headers.insert(headers::EVENT_TYPE, event.event_type.as_str());
-    job_headers.insert(headers::ENDPOINT, matched.endpoint_id.as_str());
-    job_headers.insert(headers::MESSAGE_TYPE, "herald.v1.DeliveryJob");
-    headers::inject_current_trace(&mut job_headers);
-    Outgoing {
-        subject: bus
-            .topology()
-            .job_subject(&matched.endpoint_id, matched.lane),
-        message_id: format!("{}:{}", event.id, matched.endpoint_id),
-        headers: job_headers,
-        payload: Bytes::from(job.encode_to_vec()),
-    }
+    let mut message =
+        bus.topology()
+            .job_message(&job, &matched.endpoint_id, matched.lane, JobPublish::Live);
+    // Built in the event's span, published later with others.
+    headers::inject_current_trace(&mut message.headers);
+    message
 }
 
 /// An event that can never be fanned out must not block the stream.

@@ -70,15 +70,9 @@ impl Index {
     }
 }
 
+/// Unspecified matches like pending: nothing but tests.
 fn status(status: pb::EndpointStatus) -> EndpointStatus {
-    match status {
-        pb::EndpointStatus::Active => EndpointStatus::Active,
-        pb::EndpointStatus::Disabled => EndpointStatus::Disabled,
-        pb::EndpointStatus::Failing => EndpointStatus::Failing,
-        pb::EndpointStatus::PendingTest | pb::EndpointStatus::Unspecified => {
-            EndpointStatus::PendingTest
-        }
-    }
+    EndpointStatus::try_from(status).unwrap_or(EndpointStatus::PendingTest)
 }
 
 /// The index shared between the Watch task (writer) and the fanout loop.

@@ -15,19 +15,19 @@ use herald_core::{
     channel::Channel,
     event::{Event, EventError, parse_data},
     id::{DeviceId, EventId, TenantId},
+    token::{self, Scope},
 };
 use herald_proto::{
     timestamp_from_wire,
     v1::{
         self as pb, FieldError, PublishAccepted, PublishItem, PublishRequest, PublishResponse,
-        PublishResult, TokenScope, ingest_service_server::IngestService, publish_result::Outcome,
+        PublishResult, ingest_service_server::IngestService, publish_result::Outcome,
     },
 };
 use time::OffsetDateTime;
 use tonic::{Request, Response, Status, Streaming, metadata::MetadataMap};
 
 use crate::{
-    normalise::sha256_hex,
     publish::{publish_all, stored_event_id},
     receive::Shared,
 };
@@ -166,7 +166,7 @@ impl PublishApi {
         let snapshot = self.shared.cache.snapshot();
         let found = snapshot
             .tokens_by_hash
-            .get(&sha256_hex(token.as_bytes()))
+            .get(&token::hash(token))
             .ok_or(GrpcError::UnknownToken)?;
         if let Some(expires_at) = &found.expires_at {
             let expired = timestamp_from_wire("expires_at", Some(*expires_at))
@@ -175,10 +175,10 @@ impl PublishApi {
                 return Err(GrpcError::Expired);
             }
         }
-        match found.scope() {
-            TokenScope::Tenant | TokenScope::Publish => {}
-            TokenScope::Read => return Err(GrpcError::Scope("read")),
-            TokenScope::Unspecified => return Err(GrpcError::Scope("unscoped")),
+        match Scope::try_from(found.scope()) {
+            Ok(scope) if scope.may_publish() => {}
+            Ok(scope) => return Err(GrpcError::Scope(scope.as_str())),
+            Err(_) => return Err(GrpcError::Scope("unscoped")),
         }
         let tenant = TenantId::parse(&found.tenant_id).map_err(|_| GrpcError::Corrupt)?;
         tracing::Span::current().record("herald.tenant.id", tenant.as_str());

@@ -3,13 +3,13 @@
 //! Everything here is pure: bytes in, values out, no clock and no I/O, so the
 //! parsers can be tested on fixtures and fuzzed without a bus.
 
+pub(crate) use herald_core::digest::sha256_hex;
 use herald_core::{
     catalog::EventType,
     event::{MAX_IDEMPOTENCY_KEY_BYTES, MAX_SOURCE_REF_BYTES},
 };
 use serde::Serialize;
 use serde_json::{Value, value::RawValue};
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 /// One canonical event as a channel parser sees it: everything but what the
@@ -178,20 +178,6 @@ pub(crate) fn source_ref(value: Option<String>) -> Option<String> {
             && reference.len() <= MAX_SOURCE_REF_BYTES
             && !reference.chars().any(char::is_control)
     })
-}
-
-pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut text = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        text.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
-    }
-    text
 }
 
 /// The idempotency key (and `Nats-Msg-Id`) of a channel event:

@@ -4,10 +4,8 @@
 //! A request's events are published in one producer span, a child of the
 //! request's, and carry that span's trace context to fanout.
 
-use bytes::Bytes;
-use herald_bus::{Bus, Outgoing, async_nats::HeaderMap, headers};
+use herald_bus::{Bus, headers};
 use herald_core::event::Event;
-use prost::Message;
 use tracing::Instrument;
 
 /// What JetStream said about one publish.
@@ -26,19 +24,7 @@ pub(crate) async fn publish_all(bus: &Bus, events: &[Event]) -> Vec<Result<Acked
     async {
         let messages = events
             .iter()
-            .map(|event| {
-                let mut message_headers = HeaderMap::new();
-                message_headers.insert(headers::TENANT, event.tenant_id.as_str());
-                message_headers.insert(headers::EVENT_ID, event.id.as_str());
-                message_headers.insert(headers::EVENT_TYPE, event.event_type.as_str());
-                message_headers.insert(headers::MESSAGE_TYPE, "herald.v1.Event");
-                Outgoing {
-                    subject: bus.topology().event_subject(event),
-                    message_id: event.idempotency_key.clone(),
-                    headers: message_headers,
-                    payload: Bytes::from(herald_proto::v1::Event::from(event).encode_to_vec()),
-                }
-            })
+            .map(|event| bus.topology().event_message(event))
             .collect();
         let acked: Vec<Result<Acked, String>> = bus
             .publish_all(messages)

@@ -4,7 +4,7 @@
 //! error names the offending field, so a malformed message from another
 //! process is refused at the boundary instead of travelling further.
 
-use std::collections::BTreeSet;
+use std::{borrow::Cow, collections::BTreeSet};
 
 use herald_core::{
     catalog::EventType,
@@ -13,6 +13,7 @@ use herald_core::{
     id::{DeviceId, EventId, TenantId},
     matching::{DeviceFilter, EventTypeFilter, Subscription},
     quota::{TenantQuotaError, TenantQuotas},
+    token::Scope,
 };
 use time::OffsetDateTime;
 
@@ -23,7 +24,7 @@ use crate::v1;
 #[error("invalid {field}: {reason}")]
 pub struct WireError {
     /// The protobuf field, e.g. `event.tenant_id`.
-    pub field: &'static str,
+    pub field: Cow<'static, str>,
     pub reason: String,
 }
 
@@ -62,9 +63,9 @@ pub fn endpoint_subscription(endpoint: &v1::Endpoint) -> Result<Subscription, Wi
 }
 
 impl WireError {
-    fn new(field: &'static str, reason: impl ToString) -> WireError {
+    pub(crate) fn new(field: impl Into<Cow<'static, str>>, reason: impl ToString) -> WireError {
         WireError {
-            field,
+            field: field.into(),
             reason: reason.to_string(),
         }
     }
@@ -90,6 +91,19 @@ impl From<&TenantQuotas> for v1::TenantQuotas {
             events_burst: quotas.events_burst().unwrap_or_default(),
             max_in_flight_deliveries: quotas.max_in_flight_deliveries().unwrap_or_default(),
             max_dead_letters: quotas.max_dead_letters().unwrap_or_default(),
+        }
+    }
+}
+
+impl TryFrom<v1::TokenScope> for Scope {
+    type Error = WireError;
+
+    fn try_from(scope: v1::TokenScope) -> Result<Scope, WireError> {
+        match scope {
+            v1::TokenScope::Tenant => Ok(Scope::Tenant),
+            v1::TokenScope::Read => Ok(Scope::Read),
+            v1::TokenScope::Publish => Ok(Scope::Publish),
+            v1::TokenScope::Unspecified => Err(WireError::new("token.scope", "must be set")),
         }
     }
 }
@@ -127,17 +141,6 @@ impl TryFrom<v1::Channel> for Channel {
             v1::Channel::Internal => Ok(Channel::Internal),
             v1::Channel::Unspecified => Err(WireError::new("channel", "must be set")),
         }
-    }
-}
-
-/// The herald-core name (`SigningScheme::parse`) of a wire signing scheme;
-/// unspecified means Herald's default, `standard`. `None` for a value this
-/// build does not know.
-pub fn signing_scheme_name(scheme: i32) -> Option<&'static str> {
-    match v1::SigningScheme::try_from(scheme).ok()? {
-        v1::SigningScheme::Unspecified | v1::SigningScheme::Standard => Some("standard"),
-        v1::SigningScheme::Sha256Hex => Some("sha256-hex"),
-        v1::SigningScheme::SharedSecret => Some("shared-secret"),
     }
 }
 
@@ -337,21 +340,6 @@ mod tests {
             let error = Event::try_from(wire).unwrap_err();
             assert_eq!(error.field, field, "{error}");
         }
-    }
-
-    #[test]
-    fn every_wire_signing_scheme_has_a_core_name() {
-        use herald_core::signing::SigningScheme;
-        for (wire, name) in [
-            (v1::SigningScheme::Unspecified, "standard"),
-            (v1::SigningScheme::Standard, "standard"),
-            (v1::SigningScheme::Sha256Hex, "sha256-hex"),
-            (v1::SigningScheme::SharedSecret, "shared-secret"),
-        ] {
-            assert_eq!(signing_scheme_name(wire.into()), Some(name));
-            assert!(SigningScheme::parse(name, None).is_ok());
-        }
-        assert_eq!(signing_scheme_name(99), None);
     }
 
     #[test]

@@ -6,11 +6,17 @@
 
 pub mod codec;
 mod convert;
+mod endpoint;
 pub mod json;
+pub mod metadata;
 
-pub use crate::convert::{
-    WireError, endpoint_subscription, signing_scheme_name, tenant_quotas, timestamp_from_wire,
-    timestamp_to_wire,
+pub use crate::{
+    convert::{
+        WireError, endpoint_subscription, tenant_quotas, timestamp_from_wire, timestamp_to_wire,
+    },
+    endpoint::{
+        duration_from_wire, duration_to_wire, endpoint_settings, retry_schedule, signing_scheme,
+    },
 };
 
 /// Generated code for package `herald.v1`.

@@ -6,9 +6,13 @@ use std::{
     sync::{Arc, RwLock},
 };
 
-use herald_proto::v1::{
-    Device, EventTypeDefinition, Tenant, WatchedEndpoint, WatchedKind, WatchedObject, WatchedRef,
-    WatchedToken, watched_object::Object,
+use herald_core::endpoint::EndpointSettings;
+use herald_proto::{
+    WireError, endpoint_settings,
+    v1::{
+        Device, EventTypeDefinition, Tenant, WatchedEndpoint, WatchedKind, WatchedObject,
+        WatchedRef, WatchedToken, watched_object::Object,
+    },
 };
 
 use crate::WatchHandler;
@@ -21,6 +25,9 @@ pub struct ConfigSnapshot {
     pub tokens_by_hash: HashMap<String, WatchedToken>,
     pub devices: HashMap<String, Device>,
     pub endpoints: HashMap<String, WatchedEndpoint>,
+    /// Each endpoint's delivery settings, converted once when it arrives
+    /// (an endpoint that does not convert keeps the reason).
+    pub endpoint_settings: HashMap<String, Arc<Result<EndpointSettings, WireError>>>,
     /// By `(tenant id, type name)`.
     pub event_types: HashMap<(String, String), EventTypeDefinition>,
 }
@@ -46,6 +53,8 @@ impl ConfigSnapshot {
                     .as_ref()
                     .map(|endpoint| endpoint.id.clone())
                 {
+                    self.endpoint_settings
+                        .insert(id.clone(), Arc::new(endpoint_settings(&endpoint)));
                     self.endpoints.insert(id, endpoint);
                 }
             }
@@ -71,6 +80,7 @@ impl ConfigSnapshot {
             }
             WatchedKind::Endpoint => {
                 self.endpoints.remove(&reference.id);
+                self.endpoint_settings.remove(&reference.id);
             }
             WatchedKind::EventType => {
                 self.event_types
@@ -207,7 +217,9 @@ mod tests {
             tenant_id: String::new(),
         });
         assert!(before.endpoints.contains_key("ep_1"));
+        assert!(before.endpoint_settings.contains_key("ep_1"));
         assert!(cache.snapshot().endpoints.is_empty());
+        assert!(cache.snapshot().endpoint_settings.is_empty());
     }
 
     #[test]

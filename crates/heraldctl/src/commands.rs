@@ -4,6 +4,7 @@ use std::{io::IsTerminal, time::Duration};
 
 use clap::CommandFactory;
 use futures::StreamExt;
+use herald_proto::duration_to_wire as duration;
 use herald_proto::v1::{
     self as pb, admin_service_client::AdminServiceClient,
     attempt_service_client::AttemptServiceClient, config_service_client::ConfigServiceClient,
@@ -1367,11 +1368,4 @@ async fn check(addr: &str) -> Result<String, CtlError> {
         .await?
         .into_inner();
     Ok(response.status().as_str_name().to_lowercase())
-}
-
-fn duration(duration: Duration) -> prost_types::Duration {
-    prost_types::Duration {
-        seconds: i64::try_from(duration.as_secs()).unwrap_or(i64::MAX),
-        nanos: i32::try_from(duration.subsec_nanos()).unwrap_or_default(),
-    }
 }

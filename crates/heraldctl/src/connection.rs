@@ -93,7 +93,9 @@ impl Target {
             let tenant = tenant.parse().map_err(|_| {
                 CtlError::Usage("--tenant contains characters that cannot be sent".into())
             })?;
-            request.metadata_mut().insert("herald-tenant", tenant);
+            request
+                .metadata_mut()
+                .insert(herald_proto::metadata::TENANT, tenant);
         }
         Ok(request)
     }

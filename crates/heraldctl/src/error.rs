@@ -41,16 +41,16 @@ fn describe_status(status: &tonic::Status) -> String {
     let code = format!("{:?}", status.code());
     let field = status
         .metadata()
-        .get("herald-field")
+        .get(herald_proto::metadata::FIELD)
         .and_then(|value| value.to_str().ok())
         .map(|field| format!(" (field {field})"))
         .unwrap_or_default();
     // The admin token reached a tenant command: say how to act as a tenant.
     let hint = if status
         .metadata()
-        .get("herald-field")
+        .get(herald_proto::metadata::FIELD)
         .and_then(|value| value.to_str().ok())
-        == Some("herald-tenant")
+        == Some(herald_proto::metadata::TENANT)
     {
         "; pass --tenant org_… with the admin token, or use a tenant token (HERALD_TOKEN, which overrides `heraldctl login`; keep the admin token in HERALD_ADMIN_TOKEN)"
     } else {

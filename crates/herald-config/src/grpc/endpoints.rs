@@ -2,9 +2,7 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use futures::StreamExt;
-use herald_bus::{async_nats::HeaderMap, headers};
 use herald_core::{
     catalog::EventType,
     channel::Channel,
@@ -14,7 +12,7 @@ use herald_core::{
     text::Permit,
 };
 use herald_proto::{
-    timestamp_to_wire,
+    duration_from_wire, timestamp_to_wire,
     v1::{
         Attempt, AttemptStatus, CreateEndpointRequest, CreateEndpointResponse,
         DeleteEndpointRequest, DeleteEndpointResponse, DeliveryJob, DeliveryTrigger,
@@ -30,7 +28,7 @@ use time::OffsetDateTime;
 
 use crate::{
     convert::{self, HeaderValues},
-    endpoint::{duration_from_wire, merge_spec, needs_new_test, normalise_spec, signing_scheme},
+    endpoint::{merge_spec, needs_new_test, normalise_spec, signing_scheme},
     error::{ApiError, ApiResult},
     names, paging,
     secrets::{endpoint_secret_context, random_bytes},
@@ -410,18 +408,8 @@ impl ConfigState {
             data: parse_data(data.to_string().as_bytes())
                 .map_err(|error| corrupt("endpoint.disabled payload", error.to_string()))?,
         };
-        let mut event_headers = HeaderMap::new();
-        event_headers.insert(headers::TENANT, endpoint.tenant_id.as_str());
-        event_headers.insert(headers::EVENT_ID, event.id.as_str());
-        event_headers.insert(headers::EVENT_TYPE, event.event_type.as_str());
-        event_headers.insert(headers::MESSAGE_TYPE, "herald.v1.Event");
         self.bus
-            .publish(
-                self.bus.topology().event_subject(&event),
-                &event.idempotency_key,
-                event_headers,
-                Bytes::from(herald_proto::v1::Event::from(&event).encode_to_vec()),
-            )
+            .send(self.bus.topology().event_message(&event))
             .await?
             .await
             .map_err(|error| ApiError::Bus(herald_bus::BusError::Unavailable(error.to_string())))?;
@@ -461,8 +449,7 @@ impl ConfigState {
             .tenant_endpoint(tenant_id, &request.endpoint_id)
             .await?;
         let overlap = match &request.overlap {
-            Some(overlap) => duration_from_wire(overlap)
-                .map_err(|reason| ApiError::invalid("overlap", reason))?,
+            Some(overlap) => duration_from_wire("overlap", overlap)?,
             None => self.settings.secret_overlap,
         };
         if overlap > Duration::from_secs(30 * 24 * 3600) {
@@ -512,8 +499,7 @@ impl ConfigState {
             .await?;
         let spec = convert::endpoint_spec(&record, self.key())?;
         let timeout = match &request.timeout {
-            Some(timeout) => duration_from_wire(timeout)
-                .map_err(|reason| ApiError::invalid("timeout", reason))?,
+            Some(timeout) => duration_from_wire("timeout", timeout)?,
             None => self.settings.test_timeout,
         };
         if timeout.is_zero() || timeout > MAX_TEST_TIMEOUT {
@@ -583,18 +569,13 @@ impl ConfigState {
             .subscribe(topology.attempt_subject(&tenant, &endpoint))
             .await
             .map_err(|error| ApiError::Bus(herald_bus::BusError::Unavailable(error.to_string())))?;
-        let mut job_headers = HeaderMap::new();
-        job_headers.insert(headers::TENANT, tenant_id);
-        job_headers.insert(headers::ENDPOINT, record.id.as_str());
-        job_headers.insert(headers::EVENT_ID, event_id.as_str());
-        job_headers.insert(headers::MESSAGE_TYPE, "herald.v1.DeliveryJob");
         self.bus
-            .publish(
-                topology.job_subject(&endpoint, herald_bus::JobLane::Pool),
-                delivery_id.as_str(),
-                job_headers,
-                Bytes::from(job.encode_to_vec()),
-            )
+            .send(topology.job_message(
+                &job,
+                &endpoint,
+                herald_bus::JobLane::Pool,
+                herald_bus::JobPublish::Test,
+            ))
             .await?
             .await
             .map_err(|error| ApiError::Bus(herald_bus::BusError::Unavailable(error.to_string())))?;

@@ -191,10 +191,7 @@ impl Values {
                             format!("“{part}” is not a duration: write e.g. 30s, 5m, 1h"),
                         )
                     })?;
-                    delays.push(prost_types::Duration {
-                        seconds: i64::try_from(delay.as_secs()).unwrap_or(i64::MAX),
-                        nanos: i32::try_from(delay.subsec_nanos()).unwrap_or_default(),
-                    });
+                    delays.push(herald_proto::duration_to_wire(delay));
                 }
                 if delays.is_empty() {
                     return Err(Problem::field(
