@@ -5,7 +5,8 @@
 //! leader nodes of `HERALD_EVENTS`, `HERALD_JOBS` and `HERALD_ATTEMPTS` and
 //! one replica of every service are killed and restarted, and Herald's
 //! PostgreSQL connections are terminated. Nothing accepted may be lost and a
-//! FIFO endpoint must get every event in the order ingest accepted them.
+//! FIFO endpoint must first get every event in the order ingest accepted
+//! them (a repeat, which carries a webhook-id already seen, is counted apart).
 //! The longest pause each failure causes at an endpoint is printed, and with
 //! `HERALD_CLUSTER_ASSERT_PAUSES=1` (`make cluster-chaos`) asserted to be at
 //! most 10 s (issue 18's target). `make test` does not assert it: a FIFO
@@ -416,18 +417,32 @@ fn topology_failover_loses_nothing() {
                 // their order in the stream: a retried item of a Publish
                 // call is accepted after the items that succeeded the
                 // first time.
+                // Each event's first arrival is what the order is about;
+                // a repeat (at least once: a request whose job's ack wait
+                // ran out during a leader election is sent again) carries
+                // the webhook-id already seen, checked above, and is
+                // counted apart when it comes after a later event.
                 let rank = accepted_order(&bus, &tenant.id).await;
                 let mut highest: i64 = -1;
+                let mut seen = BTreeSet::new();
+                let mut late_repeats = 0_usize;
                 let out_of_order: Vec<i64> = arrivals
                     .iter()
                     .filter_map(|(index, _, _)| {
                         let position = rank[index];
+                        if !seen.insert(*index) {
+                            late_repeats += usize::from(position < highest);
+                            return None;
+                        }
                         let wrong = position > highest + 1 || position < highest;
                         highest = highest.max(position);
                         wrong.then_some(*index)
                     })
                     .collect();
-                println!("fifo: {} events out of order", out_of_order.len());
+                println!(
+                    "fifo: {} events out of order, {late_repeats} repeats after a later event",
+                    out_of_order.len()
+                );
                 if !out_of_order.is_empty() {
                     shortfalls.push(format!(
                         "fifo: {} events out of order: {:?}",
