@@ -542,6 +542,12 @@ const SHARED_CREDENTIALS: [(&str, &str); 3] = [
     ),
 ];
 
+/// Held by each test that starts a fresh cluster with every service, so two
+/// such starts never run at once: their dozens of processes and connections
+/// would take the free ports the other picked for its listeners before
+/// they bind (a port race of the test, not a start-up race of Herald).
+static FRESH_CLUSTER_STARTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A fresh 3-node cluster, and config ×2, ingest, fanout and delivery
 /// started at the same instant on it with stream replicas 3, as a fresh
 /// deploy does; returns once every process is ready, failing if one exits.
@@ -609,6 +615,9 @@ fn topology_04_every_service_started_at_once_on_a_fresh_cluster_comes_up() {
         .ok()
         .and_then(|rounds| rounds.parse().ok())
         .unwrap_or(10);
+    let _alone = FRESH_CLUSTER_STARTS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     for round in 1..=rounds {
         let (_cluster, processes) = start_all_at_once(round);
         let (_, body) = processes[3].1.get("/readyz").unwrap();
@@ -626,6 +635,9 @@ fn topology_04_every_service_started_at_once_on_a_fresh_cluster_comes_up() {
 
 #[test]
 fn topology_03_fresh_replicated_consumers_work_as_soon_as_ready() {
+    let _alone = FRESH_CLUSTER_STARTS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let (cluster, processes) = start_all_at_once(1);
     let config_url = format!("http://{}", processes[0].1.config_addr);
     let runtime = tokio::runtime::Runtime::new().unwrap();
