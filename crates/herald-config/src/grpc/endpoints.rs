@@ -41,6 +41,10 @@ pub const MIN_SEARCH_CHARS: usize = 3;
 const MAX_SEARCH_CHARS: usize = 200;
 const MAX_STATUS_REASON_CHARS: usize = 500;
 const MAX_TEST_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a test's answer waits for its attempt to reach the log (the
+/// attempt writer stores a batch within tens of milliseconds normally).
+const TEST_LOGGED_PATIENCE: Duration = Duration::from_secs(5);
+const TEST_LOGGED_POLL: Duration = Duration::from_millis(10);
 
 fn generate_secret() -> ApiResult<EndpointSecret> {
     let signing =
@@ -601,6 +605,8 @@ impl ConfigState {
                 ))
             })?;
 
+        self.await_logged(tenant_id, &attempt.id).await;
+
         let passed = herald_core::matching::test_delivery_passed(
             attempt.status() == AttemptStatus::Succeeded,
             attempt.response_code,
@@ -612,6 +618,34 @@ impl ConfigState {
             attempt: Some(attempt),
             endpoint: Some(endpoint),
         })
+    }
+
+    /// Waits, for a while, until the attempt writer has put the test's
+    /// attempt in the log: a caller reading it right after the answer (the
+    /// console's result page, a script calling `GetAttempt`) must find it.
+    /// The answer already carries the attempt, so a log that lags longer
+    /// only delays, never fails, the test.
+    async fn await_logged(&self, tenant_id: &str, attempt_id: &str) {
+        let deadline = tokio::time::Instant::now() + TEST_LOGGED_PATIENCE;
+        loop {
+            match self.store.get_attempt(tenant_id, attempt_id).await {
+                Ok(Some(_)) => return,
+                Ok(None) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(TEST_LOGGED_POLL).await;
+                }
+                Ok(None) => {
+                    tracing::warn!(
+                        attempt = attempt_id,
+                        "a test's attempt is not in the log yet; answering without waiting longer"
+                    );
+                    return;
+                }
+                Err(error) => {
+                    tracing::warn!(attempt = attempt_id, %error, "cannot read a test's attempt from the log; answering without it");
+                    return;
+                }
+            }
+        }
     }
 
     /// A passed test makes a pending (or failing) endpoint active; a paused
