@@ -50,6 +50,12 @@ use crate::{
 /// How long an attempt record the bus refuses is offered again before the
 /// job is handed back (and the request repeated).
 const RECORD_PATIENCE: Duration = Duration::from_secs(15);
+/// How long one offer of the record waits for the bus's confirmation. A
+/// publish sent to a stream leader that just died is never confirmed; the
+/// client would wait its whole request timeout, holding the endpoint's FIFO
+/// lane, before the record is offered again (same message id, so a record
+/// that did land is not stored twice).
+const RECORD_ACK_WAIT: Duration = Duration::from_secs(2);
 const RECORD_RETRY_FIRST: Duration = Duration::from_millis(100);
 const RECORD_RETRY_LONGEST: Duration = Duration::from_secs(1);
 /// How long a fresh job waits for the cache to catch up with the endpoint
@@ -805,10 +811,15 @@ impl Job {
         let mut wait = RECORD_RETRY_FIRST;
         let stored = loop {
             let stored = match bus.send(message.clone()).await {
-                Ok(acknowledgement) => acknowledgement
-                    .await
-                    .map(drop)
-                    .map_err(|error| error.to_string()),
+                Ok(acknowledgement) => {
+                    match tokio::time::timeout(RECORD_ACK_WAIT, acknowledgement).await {
+                        Ok(stored) => stored.map(drop).map_err(|error| error.to_string()),
+                        Err(_) => Err(format!(
+                            "the bus did not confirm within {} s",
+                            RECORD_ACK_WAIT.as_secs()
+                        )),
+                    }
+                }
                 Err(error) => Err(error.to_string()),
             };
             if stored.is_ok() || tokio::time::Instant::now() + wait >= patience {
