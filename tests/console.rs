@@ -657,9 +657,20 @@ async fn a_customer_sets_up_tests_and_follows_an_endpoint_in_the_browser() {
         .click()
         .await
         .unwrap();
+    // The sample comes from one of the endpoint's devices.
+    page.find("#device_id option[value^='dev_']")
+        .await
+        .click()
+        .await
+        .unwrap();
     page.follow("form[action$='/test'] button[type=submit]")
         .await;
     assert!(page.path().await.contains("/test?attempt="));
+    assert!(
+        page.text("#device_id option:checked")
+            .await
+            .contains("Returns line")
+    );
     assert!(page.text(".test-result h2").await.contains("succeeded"));
     assert_eq!(page.text("#response-code").await, "200");
     assert_eq!(page.text(".status-line .badge").await, "Active");
@@ -1196,6 +1207,20 @@ async fn a_customer_connects_devices_in_the_browser() {
     page.goto(&device_path).await;
     assert!(!page.source().await.contains(&token));
     assert_eq!(page.text("#setup-url").await, url);
+    // Its health shows both calls within seconds: the refused one with why.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !page.text("#health-refused").await.starts_with('1') {
+        assert!(Instant::now() < deadline, "the refused call never showed");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        page.goto(&device_path).await;
+    }
+    assert_eq!(page.text("#health-events").await, "1");
+    assert!(
+        page.text("#health-last-refusal")
+            .await
+            .contains("x-telegram-bot-api-secret-token header does not match")
+    );
+    page.screenshot("03b-telegram-health").await;
 
     // A WABA number: the app secret is required, the verify token generated.
     page.goto("/console/devices/new?channel=waba").await;

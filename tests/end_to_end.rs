@@ -554,3 +554,169 @@ fn a_secret_rotated_during_traffic_signs_with_both_secrets_until_the_overlap_end
     });
     drop(ingest);
 }
+
+/// What each device's channel sent shows on the device within seconds,
+/// counted across ingest replicas: the last call, the events of the last
+/// day and the calls refused for a wrong secret, with the reason.
+#[test]
+fn a_devices_health_shows_its_calls_events_and_refused_verifications() {
+    let stack = Stack::start(1, &[]);
+    let ingests = [stack.start_ingest(), stack.start_ingest()];
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let mut tenant = stack.tenant().await;
+        let devices = create_devices(&mut tenant).await;
+        let health = async |tenant: &mut TenantClient, device_id: &str| {
+            tenant
+                .config
+                .get_device(authed(
+                    &tenant.token,
+                    pb::GetDeviceRequest {
+                        device_id: device_id.to_owned(),
+                    },
+                ))
+                .await
+                .unwrap()
+                .into_inner()
+                .health
+        };
+        assert_eq!(health(&mut tenant, &devices.waba).await, None);
+
+        let post =
+            async |addr, path: String, header: &'static str, value: String, body: Vec<u8>| {
+                tokio::task::spawn_blocking(move || {
+                    http_post(
+                        addr,
+                        &path,
+                        &[("Content-Type", "application/json"), (header, &value)],
+                        &body,
+                    )
+                    .map(|(status, _)| status)
+                })
+                .await
+                .unwrap()
+            };
+        let waba_path = format!("/inbound/waba/{}", devices.waba);
+        let body = waba_webhook(0);
+        let good = format!("sha256={}", hmac_sha256_hex(APP_SECRET.as_bytes(), &body));
+        let bad = format!("sha256={}", hmac_sha256_hex(b"an old app secret", &body));
+        // Each replica sees part of the calls; the record is their sum.
+        for (ingest, signature) in ingests.iter().zip([&good, &bad]) {
+            let status = post(
+                ingest.ingest_addr,
+                waba_path.clone(),
+                "X-Hub-Signature-256",
+                signature.clone(),
+                body.clone(),
+            )
+            .await;
+            assert_eq!(status, Some(if signature == &good { 200 } else { 403 }));
+        }
+        let status = post(
+            ingests[0].ingest_addr,
+            waba_path.clone(),
+            "X-Hub-Signature-256",
+            bad.clone(),
+            body.clone(),
+        )
+        .await;
+        assert_eq!(status, Some(403));
+        let status = post(
+            ingests[1].ingest_addr,
+            format!("/inbound/telegram/{}", devices.telegram),
+            "X-Telegram-Bot-Api-Secret-Token",
+            "not-the-token".to_owned(),
+            telegram_webhook(0),
+        )
+        .await;
+        assert_eq!(status, Some(403));
+
+        let waba = eventually("the WABA line's health", Duration::from_secs(20), || {
+            let mut tenant = tenant.clone();
+            let device = devices.waba.clone();
+            async move {
+                health(&mut tenant, &device)
+                    .await
+                    .filter(|health| health.verification_failures_24h == 2)
+            }
+        })
+        .await;
+        // One message and one read receipt.
+        assert_eq!(waba.events_24h, 2, "{waba:?}");
+        assert!(waba.last_webhook_at.is_some(), "{waba:?}");
+        assert!(
+            waba.last_refusal_reason.contains("x-hub-signature-256"),
+            "{waba:?}"
+        );
+        let telegram = eventually("the Telegram bot's health", Duration::from_secs(20), || {
+            let mut tenant = tenant.clone();
+            let device = devices.telegram.clone();
+            async move {
+                health(&mut tenant, &device)
+                    .await
+                    .filter(|health| health.verification_failures_24h == 1)
+            }
+        })
+        .await;
+        assert_eq!(telegram.events_24h, 0, "{telegram:?}");
+        assert!(
+            telegram
+                .last_refusal_reason
+                .contains("x-telegram-bot-api-secret-token"),
+            "{telegram:?}"
+        );
+        assert_eq!(health(&mut tenant, &devices.whatsapp).await, None);
+
+        // The JSON API shows the same record.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let api = reqwest::Client::new()
+            .get(format!(
+                "{}/api/v1/devices/{}",
+                stack.config_url(),
+                devices.waba
+            ))
+            .bearer_auth(&tenant.token)
+            .send()
+            .await
+            .unwrap()
+            .json::<serde_json::Value>()
+            .await
+            .unwrap();
+        assert_eq!(api["health"]["events_24h"], 2, "{api}");
+        assert_eq!(api["health"]["verification_failures_24h"], 2, "{api}");
+
+        // A test can come from one of the devices: its id, its channel and
+        // the catalog's example data of the type.
+        let receiver = Receiver::start(Duration::ZERO).await;
+        let created = tenant.active_endpoint(spec(&receiver.url(), &[500])).await;
+        let endpoint_id = created.endpoint.unwrap().id;
+        let test = async |tenant: &mut TenantClient, device_id: &str| {
+            tenant
+                .config
+                .test_endpoint(authed(
+                    &tenant.token,
+                    pb::TestEndpointRequest {
+                        endpoint_id: endpoint_id.clone(),
+                        event_type: "message.received".into(),
+                        device_id: device_id.to_owned(),
+                        ..Default::default()
+                    },
+                ))
+                .await
+        };
+        let tested = test(&mut tenant, &devices.waba).await.unwrap().into_inner();
+        assert_eq!(tested.attempt.unwrap().device_id, devices.waba);
+        let body: serde_json::Value =
+            serde_json::from_slice(&receiver.received().last().unwrap().body).unwrap();
+        assert_eq!(body["deviceId"], devices.waba.as_str(), "{body}");
+        assert_eq!(body["channel"], "waba", "{body}");
+        assert_eq!(body["test"], true, "{body}");
+        assert!(body["data"]["message_id"].is_string(), "{body}");
+        for hostile in ["dev_01m93pb6wfen48fc4v7883rbmg", "not a device"] {
+            let refused = test(&mut tenant, hostile).await.unwrap_err();
+            assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+            assert!(refused.message().contains("device_id"), "{refused:?}");
+        }
+    });
+    drop(ingests);
+}

@@ -278,6 +278,7 @@ fn each_service_runs_as_its_own_process() {
                 "KV_HERALD_CIRCUITS",
                 "KV_HERALD_CONFIG",
                 "KV_HERALD_DEDUPE",
+                "KV_HERALD_DEVICE_HEALTH",
                 "KV_HERALD_HANDBACKS",
                 "KV_HERALD_RATE",
                 "KV_HERALD_RECOVERY"

@@ -549,6 +549,9 @@ pub struct TestEndpoint {
     pub event_type: Option<String>,
     /// How long to wait for the attempt; default 30.
     pub timeout_seconds: Option<f64>,
+    /// One of the tenant's devices: the sample then comes from it (its id
+    /// and channel). None by default.
+    pub device_id: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, ToSchema)]
@@ -614,6 +617,7 @@ impl TestEndpoint {
                 .timeout_seconds
                 .map(|timeout| duration("timeout_seconds", timeout))
                 .transpose()?,
+            device_id: self.device_id.clone().unwrap_or_default(),
         })
     }
 }
@@ -740,6 +744,40 @@ pub struct Device {
     #[schema(format = DateTime)]
     pub updated_at: Option<String>,
     pub etag: String,
+    /// What the device's channel sent lately; absent when it never called
+    /// (or the record cannot be read right now).
+    pub health: Option<DeviceHealth>,
+}
+
+/// A device's inbound calls, from every ingest replica (a call shows within
+/// a few seconds). `_24h` counts cover the current hour and the 23 whole
+/// hours before it.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct DeviceHealth {
+    /// The last call that reached the device's webhook URL, whatever its outcome.
+    #[schema(format = DateTime)]
+    pub last_webhook_at: Option<String>,
+    /// Events accepted from the channel.
+    pub events_24h: u64,
+    /// Calls refused because their signature, secret token or verify token
+    /// did not match the device's settings.
+    pub verification_failures_24h: u64,
+    #[schema(format = DateTime)]
+    pub last_refusal_at: Option<String>,
+    /// Why the last refused call was refused; empty when none was.
+    pub last_refusal_reason: String,
+}
+
+impl DeviceHealth {
+    fn from_wire(health: &pb::DeviceHealth) -> DeviceHealth {
+        DeviceHealth {
+            last_webhook_at: timestamp(health.last_webhook_at.as_ref()),
+            events_24h: health.events_24h,
+            verification_failures_24h: health.verification_failures_24h,
+            last_refusal_at: timestamp(health.last_refusal_at.as_ref()),
+            last_refusal_reason: health.last_refusal_reason.clone(),
+        }
+    }
 }
 
 impl Device {
@@ -756,6 +794,7 @@ impl Device {
             created_at: timestamp(device.created_at.as_ref()),
             updated_at: timestamp(device.updated_at.as_ref()),
             etag: device.etag.clone(),
+            health: device.health.as_ref().map(DeviceHealth::from_wire),
         }
     }
 }

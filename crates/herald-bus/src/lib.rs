@@ -12,6 +12,7 @@
 mod config;
 mod counters;
 mod dedupe;
+mod device_health;
 mod error;
 pub mod headers;
 mod message;
@@ -37,6 +38,7 @@ use std::future::Future;
 pub use crate::config::BusConfig;
 pub use crate::counters::{ConfigRevision, Handbacks};
 pub use crate::dedupe::{Claim, DedupeKeys};
+pub use crate::device_health::DeviceHealthBook;
 pub use crate::error::BusError;
 pub use crate::message::JobPublish;
 pub use crate::pull::Pull;
@@ -211,6 +213,13 @@ impl Bus {
         Ok(DedupeKeys {
             store: self.bucket(bucket.clone()).await?,
             bucket,
+        })
+    }
+
+    /// Devices' inbound health records (created by [`Bus::ensure_streams`]).
+    pub async fn device_health(&self) -> Result<DeviceHealthBook, BusError> {
+        Ok(DeviceHealthBook {
+            store: self.bucket(self.topology.device_health_bucket()).await?,
         })
     }
 

@@ -22,9 +22,11 @@ use crate::{BusConfig, BusError};
 /// endpoint), `HERALD_RECOVERY` (replay, recovery and redrive jobs),
 /// `HERALD_DEDUPE` (channel idempotency keys for their retry horizon),
 /// `HERALD_CONFIG` (the newest configuration revision fanout must have
-/// applied), `HERALD_HANDBACKS` (how often a job was handed back unsent) and
+/// applied), `HERALD_HANDBACKS` (how often a job was handed back unsent),
 /// `HERALD_BACKLOG` (endpoints whose jobs go to their held lane, one key per
-/// endpoint, expiring unless refreshed).
+/// endpoint, expiring unless refreshed) and `HERALD_DEVICE_HEALTH` (each
+/// device's inbound calls, events and verification failures, one key per
+/// device).
 #[derive(Clone, Debug)]
 pub struct Topology {
     namespace: String,
@@ -52,6 +54,8 @@ const HELD_CONSUMER_PREFIX: &str = "held-";
 /// How long an endpoint stays marked as backlogged unless delivery marks it
 /// again; delivery refreshes a mark well within it while the backlog lasts.
 pub const BACKLOG_MARK_TTL: Duration = Duration::from_secs(30);
+/// How long a device's health record outlives its last update.
+pub const DEVICE_HEALTH_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Jobs of one held lane handed out and not yet settled, waiting retries
 /// included: enough for any endpoint's concurrency, small enough that a
 /// lane never holds much in memory.
@@ -250,6 +254,10 @@ impl Topology {
         self.stream_name("BACKLOG")
     }
 
+    pub fn device_health_bucket(&self) -> String {
+        self.stream_name("DEVICE_HEALTH")
+    }
+
     pub fn attempt_subject(&self, tenant: &TenantId, endpoint: &EndpointId) -> String {
         format!("{}.attempts.{tenant}.{endpoint}", self.namespace)
     }
@@ -416,6 +424,18 @@ impl Topology {
                 description: "The newest configuration revision that fanout must have applied"
                     .to_owned(),
                 history: 1,
+                storage,
+                num_replicas: usize::from(config.replicas),
+                ..Default::default()
+            },
+            kv::Config {
+                bucket: self.device_health_bucket(),
+                description: "Each device's inbound calls, events and verification failures"
+                    .to_owned(),
+                history: 1,
+                // Long enough that a device whose channel went quiet still
+                // shows when it last called.
+                max_age: DEVICE_HEALTH_RETENTION,
                 storage,
                 num_replicas: usize::from(config.replicas),
                 ..Default::default()

@@ -48,6 +48,7 @@ async fn setup_creates_every_stream_and_is_idempotent() {
             "KV_HERALD_CIRCUITS",
             "KV_HERALD_CONFIG",
             "KV_HERALD_DEDUPE",
+            "KV_HERALD_DEVICE_HEALTH",
             "KV_HERALD_HANDBACKS",
             "KV_HERALD_RATE",
             "KV_HERALD_RECOVERY"

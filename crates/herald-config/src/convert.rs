@@ -126,6 +126,8 @@ pub fn device(record: DeviceRecord, key: &MasterKey, reveal: bool) -> ApiResult<
         created_at: Some(timestamp_to_wire(record.created_at)),
         updated_at: Some(timestamp_to_wire(record.updated_at)),
         etag: etag(record.version),
+        // Filled in by the tenant API's reads, from the bus.
+        health: None,
     })
 }
 

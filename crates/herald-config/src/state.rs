@@ -2,15 +2,20 @@
 
 use std::{sync::Arc, time::Duration};
 
-use herald_bus::Bus;
+use herald_bus::{Bus, DeviceHealthBook};
 use herald_core::address::AllowList;
+use herald_proto::v1::Device;
 use herald_store::Store;
-use tokio::sync::Notify;
+use time::OffsetDateTime;
+use tokio::sync::{Notify, OnceCell};
 
 use crate::{
     auth::Authenticator, endpoint::TenantCatalog, error::ApiResult, metrics::ConfigMetrics,
     secrets::MasterKey,
 };
+
+/// How long reading devices waits for their health records.
+const DEVICE_HEALTH_WAIT: Duration = Duration::from_secs(1);
 
 /// The config service's resolved settings.
 #[derive(Clone, Debug)]
@@ -55,6 +60,9 @@ pub struct ConfigState {
     /// Woken after every committed configuration change, so Watch streams
     /// served by this replica see it at once (others poll).
     pub changed: Arc<Notify>,
+    /// Opened on first use: reading devices must work while the bus is
+    /// still electing the bucket's leader.
+    device_health: Arc<OnceCell<DeviceHealthBook>>,
 }
 
 impl ConfigState {
@@ -71,6 +79,34 @@ impl ConfigState {
             auth,
             settings: Arc::new(settings),
             changed: Arc::new(Notify::new()),
+            device_health: Arc::new(OnceCell::new()),
+        }
+    }
+
+    /// Fills in each device's inbound health from the shared records. The
+    /// records are information beside the configuration: one that cannot be
+    /// read within [`DEVICE_HEALTH_WAIT`] is left out, and the devices are
+    /// answered without it.
+    pub async fn with_health(&self, devices: &mut [Device]) {
+        let read = async {
+            let book = self
+                .device_health
+                .get_or_try_init(|| self.bus.device_health())
+                .await?;
+            let now = OffsetDateTime::now_utc();
+            let records =
+                futures::future::join_all(devices.iter().map(|device| book.get(&device.id))).await;
+            for (device, record) in devices.iter_mut().zip(records) {
+                device.health = record?.map(|health| (&health.summary(now)).into());
+            }
+            Ok::<_, herald_bus::BusError>(())
+        };
+        match tokio::time::timeout(DEVICE_HEALTH_WAIT, read).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "cannot read device health; answering without it");
+            }
+            Err(_) => tracing::warn!("device health was not read in time; answering without it"),
         }
     }
 

@@ -20,7 +20,7 @@
 
 use time::{OffsetDateTime, UtcOffset};
 
-use crate::event::Event;
+use crate::{catalog::EventType, event::Event};
 
 /// The envelope bytes for `event`; `test` marks a test delivery sent from the
 /// dashboard.
@@ -54,6 +54,16 @@ pub fn envelope_body(event: &Event, test: bool) -> Vec<u8> {
     }
     body.push('}');
     body.into_bytes()
+}
+
+/// The `data` of a test delivery of `event_type`: the catalog's sample, so
+/// the receiver sees the shape live events have; a custom type gets a note.
+#[must_use]
+pub fn test_data(event_type: &EventType) -> &'static str {
+    event_type.catalog_entry().map_or(
+        r#"{"message":"This is a test delivery from Herald."}"#,
+        |entry| entry.sample_data,
+    )
 }
 
 /// `moment` in UTC as RFC 3339 with exactly three fractional digits and a `Z`,

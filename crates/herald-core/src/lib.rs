@@ -12,6 +12,8 @@
 //! - [`id`]: prefixed, time-sortable ids (`evt_…`, `org_…`, `dev_…`, `ep_…`,
 //!   `dlv_…`, `att_…`) and the deterministic per-endpoint delivery id.
 //! - [`channel`]: the messaging channels events come from.
+//! - [`device_health`]: a device's inbound calls, events and verification
+//!   failures of the last day, merged from every ingest replica.
 //! - [`catalog`]: validated event type names and the catalog of built-in types.
 //! - [`event`]: the canonical event and the rules it must satisfy.
 //! - [`envelope`]: the exact JSON body POSTed to customer endpoints.
@@ -32,6 +34,7 @@ pub mod address;
 pub mod catalog;
 pub mod channel;
 pub mod circuit;
+pub mod device_health;
 pub mod digest;
 pub mod endpoint;
 pub mod envelope;

@@ -283,6 +283,7 @@ impl Harness {
                         seconds: 10,
                         nanos: 0,
                     }),
+                    ..Default::default()
                 },
             ))
             .await

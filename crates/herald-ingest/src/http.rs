@@ -101,6 +101,7 @@ fn answer(
     device: &str,
     outcome: Result<Response, HttpError>,
 ) -> Response {
+    record_health(shared, device, &outcome);
     let response = match outcome {
         Ok(response) => response,
         Err(error) => {
@@ -136,6 +137,20 @@ fn answer(
         .metrics
         .request(channel.as_str(), response.status().as_str());
     response
+}
+
+/// Counts the call in its device's health: every call that reached a
+/// known device, and the reason of each one that failed verification.
+fn record_health(shared: &Shared, device: &str, outcome: &Result<Response, HttpError>) {
+    let now = OffsetDateTime::now_utc();
+    match outcome {
+        Err(HttpError::NotSynced | HttpError::UnknownDevice { .. }) => {}
+        Err(error @ (HttpError::Unauthenticated(_) | HttpError::Handshake)) => {
+            shared.health.webhook(device, now);
+            shared.health.refused(device, now, &error.to_string());
+        }
+        Ok(_) | Err(_) => shared.health.webhook(device, now),
+    }
 }
 
 /// The device, when the configuration has it on this channel.
@@ -190,9 +205,13 @@ async fn accept(
     shared
         .take_quota(&context.tenant, events.len())
         .map_err(HttpError::OverQuota)?;
+    let count = events.len();
     publish_request(shared, events)
         .await
         .map_err(HttpError::Bus)?;
+    shared
+        .health
+        .accepted(&device.id, OffsetDateTime::now_utc(), count);
     Ok(StatusCode::OK.into_response())
 }
 

@@ -47,6 +47,7 @@
 //! only within its chat); `field` names a WABA change that is not a message.
 //! Publish API events carry the caller's `data` unchanged.
 
+mod device_health;
 pub mod gateway;
 mod grpc;
 mod http;
@@ -152,6 +153,14 @@ pub async fn run(
     metrics: IngestMetrics,
     shutdown: CancellationToken,
 ) -> Result<(), IngestError> {
+    let health = Arc::new(device_health::HealthRecorder::default());
+    // Stopped after the listener, so the last calls' counts are flushed.
+    let stop_flushing = CancellationToken::new();
+    let flusher = tokio::spawn(device_health::run(
+        health.clone(),
+        bus.device_health().await?,
+        stop_flushing.clone(),
+    ));
     let shared = Arc::new(Shared {
         dedupe: bus.dedupe_keys().await?,
         bus,
@@ -165,6 +174,7 @@ pub async fn run(
             whatsapp: args.dedupe_horizon_whatsapp,
         },
         quotas: quota::EventQuotas::new(args.tenant_events_per_second, args.tenant_events_burst)?,
+        health,
     });
     let (reporter, health) = tonic_health::server::health_reporter();
     let grpc = herald_telemetry::ops::with_reflection(
@@ -186,10 +196,14 @@ pub async fn run(
         .layer(axum::middleware::map_response(
             herald_telemetry::server::no_sniff,
         ));
-    axum::serve(listener, routes)
+    let served = axum::serve(listener, routes)
         .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await?;
-    Ok(())
+        .await;
+    stop_flushing.cancel();
+    if let Err(error) = flusher.await {
+        tracing::warn!(%error, "the device health flusher failed");
+    }
+    Ok(served?)
 }
 
 /// gRPC health of `IngestService` follows whether a complete configuration

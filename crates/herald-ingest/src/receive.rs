@@ -16,6 +16,7 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 
 use crate::{
+    device_health::HealthRecorder,
     metrics::IngestMetrics,
     normalise::{NormalisedEvent, idempotency_key},
     publish::publish_all,
@@ -33,6 +34,7 @@ pub(crate) struct Shared {
     pub dedupe: DedupeKeys,
     pub horizons: DedupeHorizons,
     pub quotas: EventQuotas,
+    pub health: Arc<HealthRecorder>,
 }
 
 /// How long each channel's idempotency keys are remembered: as long as the

@@ -9,6 +9,7 @@ use std::{borrow::Cow, collections::BTreeSet};
 use herald_core::{
     catalog::EventType,
     channel::Channel,
+    device_health::HealthSummary,
     event::{Event, parse_data},
     id::{DeviceId, EventId, TenantId},
     matching::{DeviceFilter, EventTypeFilter, Subscription},
@@ -117,6 +118,25 @@ pub fn tenant_quotas(tenant: &v1::Tenant) -> TenantQuotas {
         .as_ref()
         .and_then(|quotas| TenantQuotas::try_from(quotas).ok())
         .unwrap_or_default()
+}
+
+impl From<&HealthSummary> for v1::DeviceHealth {
+    fn from(summary: &HealthSummary) -> v1::DeviceHealth {
+        v1::DeviceHealth {
+            last_webhook_at: summary.last_webhook_at.map(timestamp_to_wire),
+            events_24h: summary.events_24h,
+            verification_failures_24h: summary.verification_failures_24h,
+            last_refusal_at: summary
+                .last_refusal
+                .as_ref()
+                .map(|(at, _)| timestamp_to_wire(*at)),
+            last_refusal_reason: summary
+                .last_refusal
+                .as_ref()
+                .map(|(_, reason)| reason.clone())
+                .unwrap_or_default(),
+        }
+    }
 }
 
 impl From<Channel> for v1::Channel {

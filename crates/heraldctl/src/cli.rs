@@ -353,6 +353,9 @@ pub enum EndpointsCommand {
         endpoint_id: String,
         #[arg(long)]
         event_type: Option<String>,
+        /// The device the sample comes from (its id and channel); none by default.
+        #[arg(long)]
+        device: Option<String>,
     },
     RotateSecret {
         endpoint_id: String,

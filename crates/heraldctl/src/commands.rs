@@ -307,15 +307,33 @@ fn verification(channel: ChannelName, args: VerificationArgs) -> pb::DeviceVerif
     }
 }
 
-const DEVICE_COLUMNS: [&str; 5] = ["ID", "CHANNEL", "NAME", "EXTERNAL ID", "CREATED"];
+const DEVICE_COLUMNS: [&str; 8] = [
+    "ID",
+    "CHANNEL",
+    "NAME",
+    "EXTERNAL ID",
+    "CREATED",
+    "LAST WEBHOOK",
+    "EVENTS 24H",
+    "REFUSED 24H",
+];
 
 fn device_row(device: &pb::Device) -> Vec<String> {
+    let health = device.health.clone().unwrap_or_default();
+    let last_webhook = if health.last_webhook_at.is_some() {
+        relative(health.last_webhook_at.as_ref())
+    } else {
+        "never".to_owned()
+    };
     vec![
         device.id.clone(),
         enum_word("Channel", device.channel().as_str_name()),
         device.name.clone(),
         device.external_id.clone(),
         relative(device.created_at.as_ref()),
+        last_webhook,
+        health.events_24h.to_string(),
+        health.verification_failures_24h.to_string(),
     ]
 }
 
@@ -669,12 +687,14 @@ async fn endpoints(
         EndpointsCommand::Test {
             endpoint_id,
             event_type,
+            device,
         } => {
             let tested = config
                 .test_endpoint(target.request(pb::TestEndpointRequest {
                     endpoint_id,
                     event_type: event_type.unwrap_or_default(),
                     timeout: None,
+                    device_id: device.unwrap_or_default(),
                 })?)
                 .await?
                 .into_inner();

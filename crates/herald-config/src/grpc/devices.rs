@@ -169,11 +169,13 @@ impl ConfigState {
         tenant_id: &str,
         request: GetDeviceRequest,
     ) -> ApiResult<Device> {
-        convert::device(
+        let mut device = convert::device(
             self.tenant_device(tenant_id, &request.device_id).await?,
             self.key(),
             false,
-        )
+        )?;
+        self.with_health(std::slice::from_mut(&mut device)).await;
+        Ok(device)
     }
 
     pub async fn list_devices(
@@ -193,11 +195,13 @@ impl ConfigState {
             .list_devices(tenant_id, channel, size + 1, after.as_deref())
             .await?;
         let (page, next_page_token) = paging::split_page(fetched, size, |device| device.id.clone());
+        let mut devices = page
+            .into_iter()
+            .map(|record| convert::device(record, self.key(), false))
+            .collect::<ApiResult<Vec<_>>>()?;
+        self.with_health(&mut devices).await;
         Ok(ListDevicesResponse {
-            devices: page
-                .into_iter()
-                .map(|record| convert::device(record, self.key(), false))
-                .collect::<ApiResult<_>>()?,
+            devices,
             next_page_token,
         })
     }

@@ -6,8 +6,9 @@ use futures::StreamExt;
 use herald_core::{
     catalog::EventType,
     channel::Channel,
+    envelope::test_data,
     event::{Event, parse_data},
-    id::{DeliveryId, EndpointId, EventId, TenantId},
+    id::{DeliveryId, DeviceId, EndpointId, EventId, TenantId},
     signing::{EndpointSecret, SigningScheme, SigningSecret},
     text::Permit,
 };
@@ -531,24 +532,25 @@ impl ConfigState {
             what: "endpoint id",
             reason: error.to_string(),
         })?;
+        let (channel, device_id) = self.test_device(tenant_id, &request.device_id).await?;
         let now = OffsetDateTime::now_utc();
         let event_id = EventId::generate();
         let event = Event {
             id: event_id,
             tenant_id: tenant,
-            channel: Channel::Internal,
-            device_id: None,
+            channel,
+            device_id,
             event_type: event_type.clone(),
             occurred_at: now,
             received_at: now,
             source_ref: None,
             idempotency_key: format!("test:{event_id}"),
-            data: parse_data(br#"{"message":"This is a test delivery from Herald."}"#).map_err(
-                |error| ApiError::Corrupt {
+            data: parse_data(test_data(&event_type).as_bytes()).map_err(|error| {
+                ApiError::Corrupt {
                     what: "test payload",
                     reason: error.to_string(),
-                },
-            )?,
+                }
+            })?,
         };
         let delivery_id = DeliveryId::for_event_endpoint(&event_id, &endpoint);
         let job = DeliveryJob {
@@ -618,6 +620,34 @@ impl ConfigState {
             attempt: Some(attempt),
             endpoint: Some(endpoint),
         })
+    }
+
+    /// The channel and device a test's sample comes from: the named device
+    /// of the tenant, or none.
+    async fn test_device(
+        &self,
+        tenant_id: &str,
+        device_id: &str,
+    ) -> ApiResult<(Channel, Option<DeviceId>)> {
+        if device_id.is_empty() {
+            return Ok((Channel::Internal, None));
+        }
+        let parsed =
+            DeviceId::parse(device_id).map_err(|error| ApiError::invalid("device_id", error))?;
+        let Some(device) = self.store.get_device(tenant_id, device_id).await? else {
+            return Err(ApiError::invalid(
+                "device_id",
+                format!("the tenant has no device {device_id}"),
+            ));
+        };
+        let channel =
+            Channel::try_from(names::parse_channel(&device.channel)).map_err(|error| {
+                ApiError::Corrupt {
+                    what: "device channel",
+                    reason: error.to_string(),
+                }
+            })?;
+        Ok((channel, Some(parsed)))
     }
 
     /// Waits, for a while, until the attempt writer has put the test's

@@ -418,7 +418,7 @@ async fn send_hostile(
             .delete_event_type(authed(token, pb::DeleteEventTypeRequest { name: h() }))
             .await
             .map(drop),
-        "TestEndpoint.endpoint_id" | "TestEndpoint.event_type" => config
+        "TestEndpoint.endpoint_id" | "TestEndpoint.event_type" | "TestEndpoint.device_id" => config
             .test_endpoint(authed(
                 token,
                 pb::TestEndpointRequest {
@@ -433,6 +433,11 @@ async fn send_hostile(
                         String::new()
                     },
                     timeout: None,
+                    device_id: if case.ends_with("device_id") {
+                        h()
+                    } else {
+                        String::new()
+                    },
                 },
             ))
             .await
@@ -562,6 +567,7 @@ async fn hardening_04_control_characters_are_refused_in_every_text_field(backend
         ("DeleteEventType.name", "name"),
         ("TestEndpoint.endpoint_id", "endpoint_id"),
         ("TestEndpoint.event_type", "event_type"),
+        ("TestEndpoint.device_id", "device_id"),
         ("ListEndpoints.search", "search"),
         // Reads whose filters reach the database.
         ("ListAttempts.endpoint_id", "endpoint_id"),

@@ -428,6 +428,7 @@ async fn test_endpoint_activates_on_a_2xx_attempt(backend: Backend) {
                     seconds: timeout_seconds,
                     nanos: 0,
                 }),
+                ..Default::default()
             },
         );
         async move { config.test_endpoint(request).await }

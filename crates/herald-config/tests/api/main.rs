@@ -150,6 +150,7 @@ async fn activate(herald: &ConfigStack, tenant: &Tenant, endpoint_id: &str) {
                 seconds: 10,
                 nanos: 0,
             }),
+            ..Default::default()
         },
     );
     let (tested, ()) = tokio::join!(

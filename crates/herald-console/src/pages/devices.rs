@@ -234,6 +234,8 @@ pub async fn list(
                                 th scope="col" { "Name" }
                                 th scope="col" { (text.external_id) }
                                 th scope="col" { "Status" }
+                                th scope="col" { "Last webhook" }
+                                th scope="col" { "Events (24 h)" }
                                 th scope="col" { "Inbound URL" }
                                 th scope="col" { span class="visually-hidden" { "Actions" } }
                             } }
@@ -242,7 +244,9 @@ pub async fn list(
                                     tr {
                                         td class="name-cell" { a class="row-link" href={ "/console/devices/" (device.id) } { (device.name) } }
                                         td data-label=(text.external_id) { code { (device.external_id) } }
-                                        td data-label="Status" { (verification_badge(device)) }
+                                        td data-label="Status" { (verification_badge(device)) (health_badge(device)) }
+                                        td data-label="Last webhook" class="last-webhook" { (last_webhook(device)) }
+                                        td data-label="Events (24 h)" class="events-24h" { (device.health.as_ref().map_or(0, |health| health.events_24h)) }
                                         td data-label="Inbound URL" { span class="url truncate" title=(inbound_url(&base, device)) tabindex="0" { (inbound_url(&base, device)) } }
                                         td class="row-actions" data-label="Actions" {
                                             a class="button small" href={ "/console/devices/" (device.id) } { "Setup" span class="visually-hidden" { " " (device.name) } }
@@ -266,7 +270,6 @@ pub async fn list(
                 input id="ingest" name="ingest" type="url" value=(base) placeholder="https://hooks.example.com";
                 button class="button small" type="submit" { "Use this address" }
             }
-            p class="hint" { "Devices’ health (last webhook, events and refused verifications in the last 24 h) is not shown yet: ingest does not record it." }
         }
     };
     let actions = html! { a class="button primary" href="/console/devices/new" { "Add device" } };
@@ -305,6 +308,55 @@ fn verification_badge(device: &pb::Device) -> Markup {
         (_, true) => render::badge("green", "Verified webhooks"),
         (pb::Channel::Whatsapp, false) => render::badge("amber", "No HMAC: unverified"),
         (_, false) => render::badge("red", "No secret"),
+    }
+}
+
+/// A warning when calls were refused lately: most often the secret pasted
+/// on the channel's side is not the one Herald holds.
+fn health_badge(device: &pb::Device) -> Markup {
+    match &device.health {
+        Some(health) if health.verification_failures_24h > 0 => html! {
+            " " (render::badge("red", &format!("{} refused (24 h)", health.verification_failures_24h)))
+        },
+        _ => html! {},
+    }
+}
+
+fn last_webhook(device: &pb::Device) -> Markup {
+    match device
+        .health
+        .as_ref()
+        .and_then(|health| health.last_webhook_at.as_ref())
+    {
+        Some(at) => render::time_ago(Some(at)),
+        None => html! { span class="muted" { "Never" } },
+    }
+}
+
+/// The device's inbound calls of the last day, and why the last refused one
+/// was refused.
+fn health_card(device: &pb::Device) -> Markup {
+    let health = device.health.clone().unwrap_or_default();
+    html! {
+        section class="card health-card" aria-labelledby="health-title" {
+            h2 id="health-title" { "Health" }
+            @if health.last_webhook_at.is_none() {
+                p class="muted" { "No webhook has reached this device yet. Once the setup is done on the channel’s side, its first call shows here within seconds." }
+            }
+            dl class="details" {
+                dt { "Last webhook" } dd id="health-last-webhook" { (last_webhook(device)) }
+                dt { "Events in the last 24 h" } dd id="health-events" { (health.events_24h) }
+                dt { "Refused verifications in the last 24 h" } dd id="health-refused" {
+                    (health.verification_failures_24h)
+                    @if health.verification_failures_24h > 0 { " " (render::badge("red", "Check the secret")) }
+                }
+                @if !health.last_refusal_reason.is_empty() {
+                    dt { "Last refusal" } dd id="health-last-refusal" {
+                        (health.last_refusal_reason) " · " (render::time_ago(health.last_refusal_at.as_ref()))
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -916,6 +968,7 @@ fn setup_page(
                 }
                 p { a href="/console/endpoints/new" { "Add a webhook for its events" } }
             }
+            (health_card(device))
         }
     };
     let actions = html! {

@@ -88,6 +88,7 @@ pub async fn send(
         .test_endpoint(session.credentials.request(pb::TestEndpointRequest {
             endpoint_id: endpoint_id.clone(),
             event_type: form.get("event_type"),
+            device_id: form.get("device_id"),
             ..Default::default()
         }))
         .await?
@@ -150,6 +151,16 @@ pub async fn render_test_page(
         .map(|(attempt, _)| attempt.event_type.clone())
         .or_else(|| spec.event_types.first().cloned())
         .unwrap_or_else(|| "message.received".to_owned());
+    // The devices whose events the endpoint receives, by channel and name.
+    let mut devices: Vec<pb::Device> = super::devices(console, session)
+        .await?
+        .into_values()
+        .filter(|device| spec.all_devices || spec.device_ids.contains(&device.id))
+        .collect();
+    devices.sort_by(|a, b| (a.channel, &a.name).cmp(&(b.channel, &b.name)));
+    let chosen_device = result
+        .map(|(attempt, _)| attempt.device_id.clone())
+        .unwrap_or_default();
     let status = endpoint.status();
     let base = format!("/console/endpoints/{}", endpoint.id);
     let body = html! {
@@ -190,8 +201,22 @@ pub async fn render_test_page(
                     }
                     p class="hint" id="event-type-hint" {
                         "The sample is a real delivery to your URL, signed like live ones, with "
-                        code { "\"test\": true" } " in the body and no device ("
-                        code { "\"deviceId\": null" } ")."
+                        code { "\"test\": true" } " in the body and the catalog’s example " code { "data" } " of the type."
+                    }
+                }
+                div class="field" {
+                    label for="device_id" { "Device of the sample" }
+                    select id="device_id" name="device_id" aria-describedby="device-hint" {
+                        option value="" selected[chosen_device.is_empty()] { "No device" }
+                        @for device in &devices {
+                            option value=(device.id) selected[device.id == chosen_device] {
+                                (render::channel_label(device.channel())) " · " (device.name)
+                            }
+                        }
+                    }
+                    p class="hint" id="device-hint" {
+                        "With a device, the sample carries its id in " code { "deviceId" } " and its channel in "
+                        code { "channel" } "; with none, " code { "\"deviceId\": null" } " and " code { "\"channel\": \"internal\"" } "."
                     }
                 }
                 div class="button-row" {
@@ -283,7 +308,7 @@ fn test_result(attempt: &pb::Attempt, was_active: bool, now: pb::EndpointStatus)
                     p { "Body: Herald’s envelope (" code { "id" } ", " code { "event" } ", " code { "organizationId" } ", "
                         code { "deviceId" } ", " code { "channel" } ", " code { "timestamp" } ", " code { "data" } ") with "
                         code { "\"test\":true" } " and this " code { "data" } ":" }
-                    pre class="excerpt" { r#"{"message":"This is a test delivery from Herald."}"# }
+                    pre class="excerpt" { (test_data_of(&attempt.event_type)) }
                 }
                 div class="response-received" {
                     h3 { "Response" }
@@ -303,6 +328,13 @@ fn test_result(attempt: &pb::Attempt, was_active: bool, now: pb::EndpointStatus)
             }
         }
     }
+}
+
+/// The `data` a test of this type carried.
+fn test_data_of(event_type: &str) -> &'static str {
+    herald_core::catalog::EventType::parse(event_type).map_or("", |event_type| {
+        herald_core::envelope::test_data(&event_type)
+    })
 }
 
 #[cfg(test)]
