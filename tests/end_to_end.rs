@@ -720,3 +720,82 @@ fn a_devices_health_shows_its_calls_events_and_refused_verifications() {
     });
     drop(ingests);
 }
+
+/// The attempt log keeps exactly the bytes each attempt POSTed, and a
+/// tenant can forget them per endpoint while the attempts stay.
+#[test]
+fn attempts_keep_the_body_they_sent_until_the_tenant_purges_it() {
+    let stack = Stack::start(1, &[]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let mut tenant = stack.tenant().await;
+        let receiver = Receiver::start(Duration::ZERO).await;
+        let created = tenant.active_endpoint(spec(&receiver.url(), &[500])).await;
+        let endpoint_id = created.endpoint.unwrap().id;
+        let tested = tenant
+            .config
+            .test_endpoint(authed(
+                &tenant.token,
+                pb::TestEndpointRequest {
+                    endpoint_id: endpoint_id.clone(),
+                    event_type: "form.submitted".into(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        let attempt_id = tested.attempt.unwrap().id;
+        let sent = receiver.received().last().unwrap().body.clone();
+        let mut attempts = AttemptServiceClient::new(stack.channel().await);
+        let get = async |attempts: &mut AttemptServiceClient<_>| {
+            attempts
+                .get_attempt(authed(
+                    &tenant.token,
+                    pb::GetAttemptRequest {
+                        attempt_id: attempt_id.clone(),
+                    },
+                ))
+                .await
+                .unwrap()
+                .into_inner()
+        };
+        let stored = get(&mut attempts).await;
+        assert_eq!(stored.request_body, sent);
+        assert_eq!(stored.request_body_size, sent.len() as u64);
+
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::new();
+        let api = |path: String| format!("{}{path}", stack.config_url());
+        let shown = http
+            .get(api(format!("/api/v1/attempts/{attempt_id}")))
+            .bearer_auth(&tenant.token)
+            .send()
+            .await
+            .unwrap()
+            .json::<serde_json::Value>()
+            .await
+            .unwrap();
+        assert_eq!(
+            shown["request_body"].as_str().unwrap().as_bytes(),
+            &sent[..],
+            "{shown}"
+        );
+        let purged = http
+            .delete(api(format!(
+                "/api/v1/endpoints/{endpoint_id}/request-bodies"
+            )))
+            .bearer_auth(&tenant.token)
+            .send()
+            .await
+            .unwrap()
+            .json::<serde_json::Value>()
+            .await
+            .unwrap();
+        // The activation test's attempt and this one.
+        assert_eq!(purged["purged"], 2, "{purged}");
+        let stored = get(&mut attempts).await;
+        assert!(stored.request_body.is_empty());
+        assert_eq!(stored.request_body_size, sent.len() as u64);
+    });
+}

@@ -69,6 +69,7 @@ Errors are `{\"error\": {\"code\", \"message\", \"field\"}}` with the HTTP statu
         v1::devices::delete,
         v1::attempts::list,
         v1::attempts::get,
+        v1::attempts::purge_request_bodies,
         v1::catalog::list,
         v1::catalog::register,
         v1::catalog::sample,
@@ -156,6 +157,10 @@ pub fn router(backend: Backend) -> Router {
         )
         .route("/api/v1/attempts", get(attempts::list))
         .route("/api/v1/attempts/{attempt_id}", get(attempts::get))
+        .route(
+            "/api/v1/endpoints/{endpoint_id}/request-bodies",
+            axum::routing::delete(attempts::purge_request_bodies),
+        )
         .route(
             "/api/v1/event-types",
             get(catalog::list).post(catalog::register),

@@ -652,6 +652,17 @@ pub struct Attempt {
     /// As sent, with signatures and secrets redacted.
     pub request_headers: BTreeMap<String, String>,
     pub test: bool,
+    /// The body as sent: its first 64 KiB (invalid UTF-8 replaced); empty
+    /// when nothing was sent or the endpoint's stored bodies were purged.
+    pub request_body: String,
+    /// The whole body's size in bytes.
+    pub request_body_size: u64,
+}
+
+/// How many attempts' stored request bodies were removed.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct PurgedRequestBodies {
+    pub purged: u64,
 }
 
 impl Attempt {
@@ -675,6 +686,8 @@ impl Attempt {
             trigger: Trigger::from_wire(attempt.trigger()),
             request_headers: attempt.request_headers.clone().into_iter().collect(),
             test: attempt.test,
+            request_body: String::from_utf8_lossy(&attempt.request_body).into_owned(),
+            request_body_size: attempt.request_body_size,
         }
     }
 }

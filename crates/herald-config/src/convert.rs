@@ -296,6 +296,8 @@ pub fn attempt(record: AttemptRecord) -> Attempt {
         trigger: names::parse_trigger(&record.trigger).into(),
         request_headers,
         test: record.test,
+        request_body: record.request_body.into(),
+        request_body_size: record.request_body_size,
     }
 }
 
@@ -322,6 +324,7 @@ pub fn attempt_record(attempt: Attempt) -> Result<AttemptRecord, String> {
         .unwrap_or_default();
     let mut body = attempt.response_body.to_vec();
     body.truncate(4096);
+    let request_body = herald_core::envelope::stored_body(&attempt.request_body).to_vec();
     Ok(AttemptRecord {
         status: names::attempt_status(attempt.status()).to_owned(),
         trigger: names::trigger(attempt.trigger()).to_owned(),
@@ -343,5 +346,7 @@ pub fn attempt_record(attempt: Attempt) -> Result<AttemptRecord, String> {
         request_headers_json: serde_json::to_string(&attempt.request_headers)
             .unwrap_or_else(|_| "{}".to_owned()),
         test: attempt.test,
+        request_body,
+        request_body_size: attempt.request_body_size,
     })
 }

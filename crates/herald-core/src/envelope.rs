@@ -56,6 +56,16 @@ pub fn envelope_body(event: &Event, test: bool) -> Vec<u8> {
     body.into_bytes()
 }
 
+/// How much of a sent body the attempt log keeps: enough for any catalog
+/// event whole, bounded so one huge payload cannot swell the log.
+pub const STORED_BODY_BYTES: usize = 64 * 1024;
+
+/// The part of `body` the attempt log keeps.
+#[must_use]
+pub fn stored_body(body: &[u8]) -> &[u8] {
+    &body[..body.len().min(STORED_BODY_BYTES)]
+}
+
 /// The `data` of a test delivery of `event_type`: the catalog's sample, so
 /// the receiver sees the shape live events have; a custom type gets a note.
 #[must_use]

@@ -16,7 +16,7 @@ use herald_bus::{
 use herald_core::{
     circuit::Admission,
     endpoint::EndpointSettings,
-    envelope::envelope_body,
+    envelope::{envelope_body, stored_body},
     event::Event,
     id::{AttemptId, DeliveryId, EndpointId, IdError},
     matching::EndpointStatus,
@@ -623,6 +623,8 @@ impl Job {
         };
         attempt.request_headers =
             redacted_headers(&request.headers, &settings.scheme, &settings.headers);
+        attempt.request_body = Bytes::copy_from_slice(stored_body(&request.body));
+        attempt.request_body_size = u64::try_from(request.body.len()).unwrap_or(u64::MAX);
 
         let started = Instant::now();
         let response = {

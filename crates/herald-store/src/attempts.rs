@@ -22,7 +22,7 @@ use crate::{
 
 /// The attempts table's columns, in the order [`push_attempt_values`] binds
 /// them.
-const ATTEMPT_COLUMNS: [&str; 20] = [
+const ATTEMPT_COLUMNS: [&str; 22] = [
     "id",
     "delivery_id",
     "event_id",
@@ -43,9 +43,11 @@ const ATTEMPT_COLUMNS: [&str; 20] = [
     "trigger",
     "request_headers_json",
     "test",
+    "request_body",
+    "request_body_size",
 ];
 
-/// The most rows one INSERT carries: 20 columns × 256 rows = 5,120 bound
+/// The most rows one INSERT carries: 22 columns × 256 rows = 5,632 bound
 /// parameters, far under both backends' limits (PostgreSQL 65,535; SQLite
 /// 32,766).
 const MAX_ROWS_PER_INSERT: usize = 256;
@@ -408,6 +410,27 @@ impl Store {
             .map_err(db_error("deleting old attempts"))?;
         Ok(deleted.rows_affected)
     }
+
+    /// Forgets the bodies the tenant's endpoint was sent (the attempts
+    /// stay, with their sizes); returns how many attempts had one.
+    pub async fn purge_request_bodies(
+        &self,
+        tenant_id: &str,
+        endpoint_id: &str,
+    ) -> Result<u64, StoreError> {
+        let purged = attempt::Entity::update_many()
+            .col_expr(
+                attempt::Column::RequestBody,
+                Expr::value(Value::Bytes(None)),
+            )
+            .filter(attempt::Column::TenantId.eq(tenant_id))
+            .filter(attempt::Column::EndpointId.eq(endpoint_id))
+            .filter(attempt::Column::RequestBody.is_not_null())
+            .exec(&self.connection)
+            .await
+            .map_err(db_error("purging stored request bodies"))?;
+        Ok(purged.rows_affected)
+    }
 }
 
 /// The largest power of two of rows, at most [`MAX_ROWS_PER_INSERT`], that
@@ -473,6 +496,10 @@ fn push_attempt_values(values: &mut Vec<Value>, attempt: &AttemptRecord) {
         Value::from(attempt.trigger.as_str()),
         Value::from(attempt.request_headers_json.as_str()),
         Value::from(attempt.test),
+        Value::from(Some(attempt.request_body.clone())),
+        Value::from(Some(
+            i64::try_from(attempt.request_body_size).unwrap_or(i64::MAX),
+        )),
     ]);
 }
 

@@ -164,6 +164,8 @@ pub(crate) mod attempt {
         pub trigger: String,
         pub request_headers_json: String,
         pub test: bool,
+        pub request_body: Option<Vec<u8>>,
+        pub request_body_size: Option<i64>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -417,6 +419,11 @@ impl TryFrom<attempt::Model> for AttemptRecord {
             trigger: model.trigger,
             request_headers_json: model.request_headers_json,
             test: model.test,
+            request_body: model.request_body.unwrap_or_default(),
+            request_body_size: model
+                .request_body_size
+                .and_then(|size| u64::try_from(size).ok())
+                .unwrap_or_default(),
         })
     }
 }

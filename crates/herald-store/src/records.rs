@@ -111,6 +111,10 @@ pub struct AttemptRecord {
     pub trigger: String,
     pub request_headers_json: String,
     pub test: bool,
+    /// The first 64 KiB of the body sent; empty when none was stored.
+    pub request_body: Vec<u8>,
+    /// The whole body's size in bytes.
+    pub request_body_size: u64,
 }
 
 /// The kinds of watched objects the change log names.

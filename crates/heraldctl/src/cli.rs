@@ -390,6 +390,11 @@ pub enum LogsCommand {
         #[arg(long, default_value_t = 10)]
         backlog: u32,
     },
+    /// Forget the request bodies stored with an endpoint's attempts (the
+    /// attempts stay, with their sizes).
+    PurgeBodies {
+        endpoint_id: String,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -893,6 +893,17 @@ async fn logs(target: &Target, format: Format, command: LogsCommand) -> Result<(
                 attempt_row,
             )
         }
+        LogsCommand::PurgeBodies { endpoint_id } => {
+            let purged = attempts
+                .purge_request_bodies(target.request(pb::PurgeRequestBodiesRequest {
+                    endpoint_id: endpoint_id.clone(),
+                })?)
+                .await?
+                .into_inner()
+                .purged;
+            eprintln!("purged the stored request bodies of {purged} attempts of {endpoint_id}");
+            Ok(())
+        }
         LogsCommand::Get { attempt_id } => {
             let attempt = attempts
                 .get_attempt(target.request(pb::GetAttemptRequest { attempt_id })?)

@@ -7,7 +7,7 @@ use crate::{
     backend::{Backend, Credentials},
     error::{ErrorResponses, HttpError},
     extract::{Path, Query},
-    model::{Attempt, AttemptList, ListAttemptsQuery},
+    model::{Attempt, AttemptList, ListAttemptsQuery, PurgedRequestBodies},
 };
 
 #[utoipa::path(operation_id = "list_attempts", get, path = "/api/v1/attempts", tag = "attempts",
@@ -45,4 +45,24 @@ pub async fn get(
         .await?
         .into_inner();
     Ok(Json(Attempt::from_wire(&attempt)))
+}
+
+/// Forgets the request bodies stored with the endpoint's attempts (also a
+/// deleted endpoint's); the attempts stay, with their sizes.
+#[utoipa::path(operation_id = "purge_request_bodies", delete, path = "/api/v1/endpoints/{endpoint_id}/request-bodies", tag = "attempts",
+    params(("endpoint_id" = String, Path, description = "`ep_…`")),
+    responses((status = 200, body = PurgedRequestBodies), ErrorResponses))]
+pub async fn purge_request_bodies(
+    State(backend): State<Backend>,
+    credentials: Credentials,
+    Path(endpoint_id): Path<String>,
+) -> Result<Json<PurgedRequestBodies>, HttpError> {
+    let purged = backend
+        .attempts()
+        .purge_request_bodies(credentials.request(pb::PurgeRequestBodiesRequest { endpoint_id }))
+        .await?
+        .into_inner();
+    Ok(Json(PurgedRequestBodies {
+        purged: purged.purged,
+    }))
 }

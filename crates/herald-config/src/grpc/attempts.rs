@@ -5,7 +5,8 @@ use std::pin::Pin;
 use futures::{Stream, StreamExt};
 use herald_proto::v1::{
     Attempt, AttemptStatus, GetAttemptRequest, ListAttemptsRequest, ListAttemptsResponse,
-    TailAttemptsRequest, attempt_service_server::AttemptService,
+    PurgeRequestBodiesRequest, PurgeRequestBodiesResponse, TailAttemptsRequest,
+    attempt_service_server::AttemptService,
 };
 use herald_store::{AttemptCursor, AttemptFilter};
 use prost::Message;
@@ -101,6 +102,25 @@ impl ConfigState {
             .map(convert::attempt)
             .ok_or_else(|| ApiError::not_found("attempt", request.attempt_id))
     }
+
+    pub async fn purge_request_bodies(
+        &self,
+        tenant_id: &str,
+        request: PurgeRequestBodiesRequest,
+    ) -> ApiResult<PurgeRequestBodiesResponse> {
+        check_id("endpoint_id", &request.endpoint_id)?;
+        let purged = self
+            .store
+            .purge_request_bodies(tenant_id, &request.endpoint_id)
+            .await?;
+        tracing::info!(
+            tenant = tenant_id,
+            endpoint = request.endpoint_id,
+            purged,
+            "stored request bodies purged"
+        );
+        Ok(PurgeRequestBodiesResponse { purged })
+    }
 }
 
 type AttemptStream = Pin<Box<dyn Stream<Item = Result<Attempt, Status>> + Send>>;
@@ -135,6 +155,22 @@ impl AttemptService for AttemptApi {
         Ok(Response::new(
             self.state
                 .get_attempt(&tenant_id, request.into_inner())
+                .await?,
+        ))
+    }
+
+    async fn purge_request_bodies(
+        &self,
+        request: Request<PurgeRequestBodiesRequest>,
+    ) -> Result<Response<PurgeRequestBodiesResponse>, Status> {
+        let tenant_id = self
+            .state
+            .auth
+            .tenant(request.metadata(), Access::Write)
+            .await?;
+        Ok(Response::new(
+            self.state
+                .purge_request_bodies(&tenant_id, request.into_inner())
                 .await?,
         ))
     }

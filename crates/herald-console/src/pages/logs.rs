@@ -322,6 +322,24 @@ pub async fn show(
                 p class="hint" { "Signatures and secrets are redacted." }
             }
         }
+        section class="card" aria-labelledby="request-body-title" {
+            h2 id="request-body-title" { "Request body" }
+            @if attempt.request_body.is_empty() {
+                p class="muted" {
+                    @if attempt.request_body_size > 0 { "Not kept: this endpoint's stored bodies were purged (it was " (attempt.request_body_size) " bytes)." }
+                    @else { "Nothing was sent." }
+                }
+            } @else {
+                pre class="excerpt" id="request-body" { (String::from_utf8_lossy(&attempt.request_body)) }
+                p class="hint" {
+                    "Exactly the bytes POSTed (and signed)"
+                    @if u64::try_from(attempt.request_body.len()).is_ok_and(|kept| kept < attempt.request_body_size) {
+                        ": the first " (attempt.request_body.len()) " of " (attempt.request_body_size) " bytes"
+                    }
+                    "."
+                }
+            }
+        }
     };
     let actions = html! {
         a class="button ghost" href={ "/console/logs?endpoint=" (attempt.endpoint_id) } { "← Endpoint’s logs" }

@@ -11,6 +11,7 @@ on_both_backends!(
     endpoints_failing_without_success_are_found,
     retention_deletes_old_attempts,
     hardening_19_attempt_durations_keep_microseconds_and_old_rows_read,
+    request_bodies_are_kept_and_purged_by_endpoint,
 );
 on_both_backends_with_two_stores!(attempts_written_by_two_writers_at_once_are_stored_once);
 
@@ -72,6 +73,44 @@ async fn attempts_are_stored_once(store: &Store) {
     assert!(store.get_attempt("t2", "a9").await.unwrap().is_none());
     // Attempts are not watched state.
     assert_eq!(store.current_revision().await.unwrap(), 0);
+}
+
+async fn request_bodies_are_kept_and_purged_by_endpoint(store: &Store) {
+    let big = AttemptRecord {
+        request_body: vec![b'x'; 65_536],
+        request_body_size: 100_000,
+        ..attempt("big", "d1", "succeeded", 0)
+    };
+    let other_endpoint = AttemptRecord {
+        endpoint_id: "ep2".to_owned(),
+        ..attempt("other", "d2", "succeeded", 10)
+    };
+    let other_tenant = AttemptRecord {
+        tenant_id: "t2".to_owned(),
+        ..attempt("foreign", "d3", "succeeded", 20)
+    };
+    store
+        .insert_attempts(&[big.clone(), other_endpoint.clone(), other_tenant.clone()])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_attempt("t1", "big").await.unwrap(),
+        Some(big.clone())
+    );
+
+    assert_eq!(store.purge_request_bodies("t1", "ep1").await.unwrap(), 1);
+    assert_eq!(store.purge_request_bodies("t1", "ep1").await.unwrap(), 0);
+    let purged = store.get_attempt("t1", "big").await.unwrap().unwrap();
+    assert!(purged.request_body.is_empty());
+    assert_eq!(purged.request_body_size, 100_000);
+    assert_eq!(
+        store.get_attempt("t1", "other").await.unwrap(),
+        Some(other_endpoint)
+    );
+    assert_eq!(
+        store.get_attempt("t2", "foreign").await.unwrap(),
+        Some(other_tenant)
+    );
 }
 
 async fn hardening_19_attempt_durations_keep_microseconds_and_old_rows_read(store: &Store) {

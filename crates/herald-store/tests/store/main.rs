@@ -235,6 +235,8 @@ fn attempt(id: &str, delivery_id: &str, status: &str, offset: i64) -> AttemptRec
         trigger: "live".to_owned(),
         request_headers_json: r#"{"content-type":"application/json"}"#.to_owned(),
         test: false,
+        request_body: br#"{"event":"message.received"}"#.to_vec(),
+        request_body_size: 28,
     }
 }
 
