@@ -575,8 +575,20 @@ fn contact_name(data: &Json) -> Json {
         .cloned_or_null()
 }
 
+/// The source's `contact_id`, else the contact's WhatsApp id
+/// (`contacts[0].wa_id`), else the phone number the event names: receivers
+/// key contacts by id, and the number is the one id every channel has.
 fn contact_id(data: &Json) -> Json {
-    data.get("contact_id").cloned_or_null()
+    data.get("contact_id")
+        .or_else(|| {
+            data.get("contacts")
+                .and_then(|contacts| contacts.index(0))
+                .and_then(|contact| contact.get("wa_id"))
+        })
+        .or_else(|| data.get("from"))
+        .or_else(|| data.get("to"))
+        .or_else(|| data.get("phone"))
+        .cloned_or_null()
 }
 
 /// The message type the source reported (`original.type`, else `type`);
@@ -994,7 +1006,7 @@ mod tests {
                     "messageId": "wamid.HBgLMTY1MDU1NTEyMzQVAgASGBQzQTdCNUQ2RjI4QzE5RTBBNDk1MwA=",
                     "conversationId": null,
                     "contact": {
-                        "id": null,
+                        "id": "16505551234",
                         "phone": "+16505551234",
                         "name": "Maria Silva",
                         "tags": []
