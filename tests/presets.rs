@@ -446,3 +446,64 @@ fn conflicting_or_unknown_presets_are_refused_naming_the_field() {
         }
     });
 }
+
+/// The JSON API sets and shows the preset with the signing it fixes, and
+/// changing only the preset takes the new one's signing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_json_api_sets_a_preset_and_shows_its_signing() {
+    let stack = herald_tests::herald_all::HeraldAll::start();
+    let tenant = stack.tenant("Presets").await;
+    let api = stack.api(&tenant.token);
+    let (status, created) = api
+        .post(
+            "/api/v1/endpoints",
+            serde_json::json!({
+                "name": "Kapso bot",
+                "url": "https://bot.example.com/whatsapp",
+                "preset": "kapso"
+            }),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let endpoint = &created["endpoint"];
+    assert_eq!(endpoint["preset"], "kapso");
+    assert_eq!(endpoint["signing_scheme"], "hex");
+    assert_eq!(endpoint["signature_header"], "X-Webhook-Signature");
+
+    let id = endpoint["id"].as_str().unwrap();
+    let (status, updated) = api
+        .patch(
+            &format!("/api/v1/endpoints/{id}"),
+            serde_json::json!({"preset": "kaanha"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(updated["preset"], "kaanha");
+    assert_eq!(updated["signing_scheme"], "sha256_hex");
+    assert_eq!(updated["signature_header"], "X-Kaanha-Signature");
+
+    for (body, field) in [
+        (
+            serde_json::json!({"name": "x", "url": "https://x.example.com/", "preset": "acme"}),
+            "preset",
+        ),
+        (
+            serde_json::json!({
+                "name": "x",
+                "url": "https://x.example.com/",
+                "preset": "kirisan",
+                "signing_scheme": "standard"
+            }),
+            "signing_scheme",
+        ),
+    ] {
+        let (status, refused) = api.post("/api/v1/endpoints", body).await;
+        assert_eq!(status, 400, "{refused}");
+        assert!(
+            refused["error"]["field"]
+                .as_str()
+                .is_some_and(|named| named.contains(field)),
+            "{refused}"
+        );
+    }
+}
