@@ -848,6 +848,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_preset_leaves_the_signing_to_the_service() {
+        let values = Values {
+            name: "Kapso bot".into(),
+            url: "https://bot.example.com/whatsapp".into(),
+            preset: "kapso".into(),
+            signing_scheme: "sha256_hex".into(),
+            signature_header: "X-Other".into(),
+            ..Values::blank()
+        };
+        let spec = values.to_spec().unwrap();
+        assert_eq!(spec.preset, "kapso");
+        assert_eq!(spec.signing_scheme(), pb::SigningScheme::Unspecified);
+        assert_eq!(spec.signature_header, "");
+        let hex = Values {
+            preset: String::new(),
+            signing_scheme: "hex".into(),
+            ..values
+        };
+        let spec = hex.to_spec().unwrap();
+        assert_eq!(spec.signing_scheme(), pb::SigningScheme::Hex);
+        assert_eq!(spec.signature_header, "X-Other");
+        assert_eq!(form_field("spec.preset"), Some("preset"));
+    }
+
+    #[test]
     fn service_fields_land_on_form_fields() {
         assert_eq!(form_field("spec.url"), Some("url"));
         assert_eq!(form_field("spec.device_ids[1]"), Some("devices"));
