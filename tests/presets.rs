@@ -507,3 +507,68 @@ async fn the_json_api_sets_a_preset_and_shows_its_signing() {
         );
     }
 }
+
+/// Kapso's `X-Idempotency-Key` names the delivery of one event to one
+/// endpoint: a retry repeats it, with the same body and signature.
+#[test]
+fn a_kapso_retry_repeats_its_idempotency_key() {
+    let stack = Stack::start(1, &[]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let receiver = Receiver::start(Duration::ZERO).await;
+        let mut tenant = stack.tenant().await;
+        let created = tenant
+            .active_endpoint(pb::EndpointSpec {
+                preset: "kapso".into(),
+                ..herald_tests::stack::spec(&receiver.url(), &[300, 300])
+            })
+            .await;
+        receiver.answer(503);
+        let entry = CATALOG
+            .iter()
+            .find(|entry| entry.name == "message.received")
+            .unwrap();
+        let event = Event {
+            id: EventId::generate(),
+            tenant_id: TenantId::parse(&tenant.id).unwrap(),
+            channel: Channel::Whatsapp,
+            device_id: Some(DeviceId::generate()),
+            event_type: EventType::parse(entry.name).unwrap(),
+            occurred_at: OffsetDateTime::now_utc(),
+            received_at: OffsetDateTime::now_utc(),
+            source_ref: None,
+            idempotency_key: format!("presets-retry-{}", tenant.id),
+            data: parse_data(entry.sample_data.as_bytes()).unwrap(),
+        };
+        let bus = stack.bus().await;
+        publish_event(&bus, &event).await.await.unwrap();
+        let live =
+            |receiver: &Receiver| receiver.received().into_iter().skip(1).collect::<Vec<_>>();
+        for _ in 0..400 {
+            if !live(&receiver).is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        receiver.answer(200);
+        for _ in 0..400 {
+            if live(&receiver).iter().any(Received::succeeded) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        let tries = live(&receiver);
+        assert!(tries.len() >= 2, "no retry: {}", tries.len());
+        assert!(tries.last().unwrap().succeeded());
+        let key = tries[0].header("X-Idempotency-Key");
+        assert!(key.starts_with("dlv_"), "{key}");
+        for attempt in &tries {
+            assert_eq!(attempt.header("X-Idempotency-Key"), key);
+            assert_eq!(attempt.body, tries[0].body);
+            assert_eq!(
+                attempt.header("X-Webhook-Signature"),
+                hmac_sha256_hex(created.secret.as_bytes(), &attempt.body)
+            );
+        }
+    });
+}
