@@ -208,7 +208,6 @@ pub fn shape(preset: Option<Preset>, event: &Event, test: bool) -> Shaped {
     }
 }
 
-// ---------------------------------------------------------------------------
 // Kirisan
 
 /// Message status events: Kirisan's "Message status".
@@ -299,7 +298,6 @@ fn kirisan_body(event: &Event, event_name: &str, data: &Json, test: bool) -> Vec
     Json::object(fields).to_bytes()
 }
 
-// ---------------------------------------------------------------------------
 // Kaanha
 
 fn kaanha_body(event: &Event, event_name: &str, data: &Json) -> Vec<u8> {
@@ -458,7 +456,6 @@ fn opted_in(data: &Json) -> Json {
     }
 }
 
-// ---------------------------------------------------------------------------
 // Kapso
 
 /// Kapso's name for a WhatsApp event Herald knows, if Kapso has one.
@@ -561,7 +558,6 @@ fn kapso_body(event: &Event, event_name: &str, data: &Json, test: bool) -> Vec<u
     Json::object(fields).to_bytes()
 }
 
-// ---------------------------------------------------------------------------
 // Field lookups shared by the presets
 
 /// The contact's display name: WhatsApp's `contacts[0].profile.name`, else
@@ -684,7 +680,6 @@ fn iso_millis(value: Option<&Json>) -> Json {
     }
 }
 
-// ---------------------------------------------------------------------------
 // An ordered JSON tree that keeps numbers' text
 
 /// JSON as the source wrote it: object keys in their order, numbers as
