@@ -399,4 +399,45 @@ fn hardening_23_every_output_names_states_alike_and_shows_a_secret_once() {
         "{}",
         stdout(&device_table)
     );
+
+    // `--preset` sets the payload contract, which fixes the signing; the
+    // output names the scheme as `--scheme` takes it.
+    let kapso = ctl.json(
+        &token,
+        &[
+            "endpoints",
+            "create",
+            "--name",
+            "Kapso bot",
+            "--url",
+            url.as_str(),
+            "--preset",
+            "kapso",
+        ],
+    );
+    assert_eq!(kapso["endpoint"]["spec"]["preset"], "kapso", "{kapso}");
+    assert_eq!(
+        kapso["endpoint"]["spec"]["signing_scheme"], "hex",
+        "{kapso}"
+    );
+    let kapso_id = kapso["endpoint"]["id"].as_str().unwrap().to_owned();
+    let kaanha = ctl.json(
+        &token,
+        &["endpoints", "update", &kapso_id, "--preset", "kaanha"],
+    );
+    assert_eq!(kaanha["spec"]["signing_scheme"], "sha256_hex", "{kaanha}");
+    assert_eq!(
+        kaanha["spec"]["signature_header"], "X-Kaanha-Signature",
+        "{kaanha}"
+    );
+    let refused = ctl.run(
+        Some(&token),
+        &["endpoints", "update", &kapso_id, "--preset", "acme"],
+    );
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("spec.preset"),
+        "{}",
+        stderr(&refused)
+    );
 }

@@ -90,6 +90,9 @@ pub enum SigningScheme {
     Standard,
     /// `<signature_header>: sha256=<hex HMAC-SHA256 of the body>`.
     Sha256Hex,
+    /// `<signature_header>: <hex HMAC-SHA256 of the body>`, without a
+    /// prefix (Kapso's form).
+    Hex,
     /// The secret itself in `X-Webhook-Secret`.
     SharedSecret,
 }
@@ -98,6 +101,7 @@ impl SigningScheme {
     fn from_wire(scheme: pb::SigningScheme) -> SigningScheme {
         match scheme {
             pb::SigningScheme::Sha256Hex => SigningScheme::Sha256Hex,
+            pb::SigningScheme::Hex => SigningScheme::Hex,
             pb::SigningScheme::SharedSecret => SigningScheme::SharedSecret,
             pb::SigningScheme::Standard | pb::SigningScheme::Unspecified => SigningScheme::Standard,
         }
@@ -107,6 +111,7 @@ impl SigningScheme {
         match self {
             SigningScheme::Standard => pb::SigningScheme::Standard,
             SigningScheme::Sha256Hex => pb::SigningScheme::Sha256Hex,
+            SigningScheme::Hex => pb::SigningScheme::Hex,
             SigningScheme::SharedSecret => pb::SigningScheme::SharedSecret,
         }
     }
@@ -307,8 +312,13 @@ pub struct Endpoint {
     pub status: EndpointStatus,
     /// Why the endpoint is disabled, failing or pending a test.
     pub status_reason: String,
+    /// The payload contract: `kirisan`, `kaanha` or `kapso`; empty for
+    /// Herald's own envelope. A preset fixes `signing_scheme` and
+    /// `signature_header`.
+    #[schema(example = "kaanha")]
+    pub preset: String,
     pub signing_scheme: SigningScheme,
-    /// The signature header of `sha256_hex`.
+    /// The signature header of `sha256_hex` and `hex`.
     pub signature_header: String,
     /// Every device of the tenant (`device_ids` is then empty).
     pub all_devices: bool,
@@ -348,6 +358,7 @@ impl Endpoint {
             url: spec.url.clone(),
             status: EndpointStatus::from_wire(endpoint.status()),
             status_reason: endpoint.status_reason.clone(),
+            preset: spec.preset.clone(),
             signing_scheme: SigningScheme::from_wire(spec.signing_scheme()),
             signature_header: spec.signature_header.clone(),
             all_devices: spec.all_devices,
@@ -394,8 +405,15 @@ pub struct EndpointFields {
     pub description: Option<String>,
     /// HTTPS, publicly routable.
     pub url: Option<String>,
+    /// A payload contract so receivers written for another product work
+    /// unchanged: `kirisan`, `kaanha` or `kapso`; empty for Herald's own
+    /// envelope. It fixes the signing: leave `signing_scheme` and
+    /// `signature_header` out (they are filled in) or give the preset's own;
+    /// another is refused. Changing only the preset takes its scheme.
+    #[schema(example = "kaanha")]
+    pub preset: Option<String>,
     pub signing_scheme: Option<SigningScheme>,
-    /// For `sha256_hex`; default `X-Herald-Signature`. Not a header Herald
+    /// For `sha256_hex` and `hex`; default `X-Herald-Signature`. Not a header Herald
     /// or HTTP sets itself (`traceparent`, `tracestate`, `content-*`, `host`,
     /// `webhook-*`, `x-herald-*`, `x-idempotency-key`, hop-by-hop headers).
     pub signature_header: Option<String>,
@@ -435,6 +453,10 @@ impl EndpointFields {
         if let Some(url) = &self.url {
             spec.url = url.clone();
             present("url");
+        }
+        if let Some(preset) = &self.preset {
+            spec.preset = preset.clone();
+            present("preset");
         }
         if let Some(scheme) = self.signing_scheme {
             spec.signing_scheme = scheme.to_wire().into();

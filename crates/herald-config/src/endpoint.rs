@@ -95,6 +95,15 @@ pub async fn normalise_spec(
         .map_err(|error| ApiError::invalid("spec.url", error))?;
     spec.url = url.to_string();
 
+    // A preset fixes the scheme and its header: stored filled in, so every
+    // reader sees how deliveries are really signed. A preset also shapes the
+    // body, so an endpoint with a custom transformation as well is refused
+    // (InvalidArgument naming `spec.preset`): the two would fight over the
+    // body, and neither contract would be kept.
+    let preset = herald_proto::endpoint_preset(&spec)?;
+    spec.preset = preset
+        .map(|preset| preset.as_str().to_owned())
+        .unwrap_or_default();
     let scheme = signing_scheme(&spec)?;
     spec.signing_scheme = WireScheme::from(&scheme).into();
     spec.signature_header = scheme.header_name().unwrap_or_default().to_owned();
@@ -105,6 +114,19 @@ pub async fn normalise_spec(
         &scheme,
     )
     .map_err(|error| ApiError::invalid("spec.headers", error))?;
+    if let Some(preset) = preset
+        && let Some(taken) = spec.headers.keys().find(|name| {
+            preset
+                .header_names()
+                .iter()
+                .any(|own| own.eq_ignore_ascii_case(name))
+        })
+    {
+        return Err(ApiError::invalid(
+            "spec.headers",
+            format!("header {taken} is set by the {preset} preset"),
+        ));
+    }
 
     spec.device_ids = normalise_devices(&spec, catalog).await?;
     spec.all_devices = spec.device_ids.is_empty();
@@ -284,6 +306,7 @@ pub fn merge_spec(
             "rate_limit" => merged.rate_limit = update.rate_limit,
             "ordering" => merged.ordering = update.ordering,
             "timeout" => merged.timeout = update.timeout,
+            "preset" => merged.preset = update.preset.clone(),
             other => {
                 return Err(ApiError::invalid(
                     format!("update_mask.paths[{index}]"),
@@ -300,12 +323,20 @@ pub fn merge_spec(
     if paths.iter().any(|path| path.ends_with("event_types")) && !merged.event_types.is_empty() {
         merged.all_event_types = false;
     }
-    // Only sha256-hex has a signature header: switching away from it drops
-    // the stored one rather than refusing the switch for it.
     let names = |field: &str| paths.iter().any(|path| path.ends_with(field));
+    // The stored scheme is the old preset's: changing the preset alone
+    // takes the new one's (or Herald's default) rather than refusing the
+    // change for a scheme the caller never chose.
+    if names("preset") && !names("signing_scheme") && !names("signature_header") {
+        merged.signing_scheme = WireScheme::Unspecified.into();
+        merged.signature_header.clear();
+    }
+    // Only sha256-hex and hex have a signature header: switching away from
+    // them drops the stored one rather than refusing the switch for it.
     if names("signing_scheme")
         && !names("signature_header")
         && merged.signing_scheme != i32::from(WireScheme::Sha256Hex)
+        && merged.signing_scheme != i32::from(WireScheme::Hex)
     {
         merged.signature_header.clear();
     }
@@ -316,6 +347,7 @@ pub fn merge_spec(
 /// go, or how they are signed and dressed): such an edit needs a new test.
 pub fn needs_new_test(before: &EndpointSpec, after: &EndpointSpec) -> bool {
     before.url != after.url
+        || before.preset != after.preset
         || before.signing_scheme != after.signing_scheme
         || before.signature_header != after.signature_header
         || before.headers != after.headers
@@ -495,6 +527,74 @@ mod tests {
         assert_eq!(spec.event_types, ["message.read", "order.shipped"]);
         assert!(!spec.all_event_types);
         assert_eq!(spec.signature_header, "X-Kaanha-Signature");
+    }
+
+    #[tokio::test]
+    async fn a_preset_fills_its_scheme_and_keeps_its_headers() {
+        let normalise = |spec: EndpointSpec| async {
+            normalise_spec(spec, &AllowList::default(), &Catalog).await
+        };
+        let kaanha = normalise(EndpointSpec {
+            preset: " kaanha ".into(),
+            ..spec()
+        })
+        .await
+        .unwrap();
+        assert_eq!(kaanha.preset, "kaanha");
+        assert_eq!(kaanha.signing_scheme, i32::from(WireScheme::Sha256Hex));
+        assert_eq!(kaanha.signature_header, "X-Kaanha-Signature");
+        let kapso = normalise(EndpointSpec {
+            preset: "kapso".into(),
+            ..spec()
+        })
+        .await
+        .unwrap();
+        assert_eq!(kapso.signing_scheme, i32::from(WireScheme::Hex));
+        assert_eq!(kapso.signature_header, "X-Webhook-Signature");
+        // Normalising again is stable: the filled-in scheme is the preset's.
+        assert_eq!(normalise(kapso.clone()).await.unwrap(), kapso);
+
+        assert_eq!(
+            field_of(EndpointSpec {
+                preset: "zapier".into(),
+                ..spec()
+            })
+            .await,
+            "spec.preset"
+        );
+        assert_eq!(
+            field_of(EndpointSpec {
+                preset: "kirisan".into(),
+                signing_scheme: WireScheme::Standard.into(),
+                ..spec()
+            })
+            .await,
+            "spec.signing_scheme"
+        );
+        assert_eq!(
+            field_of(EndpointSpec {
+                preset: "kirisan".into(),
+                headers: [("x-kirisan-event".to_owned(), "x".to_owned())].into(),
+                ..spec()
+            })
+            .await,
+            "spec.headers"
+        );
+
+        // Changing only the preset takes the new preset's scheme.
+        let merged = merge_spec(
+            &kaanha,
+            EndpointSpec {
+                preset: "kirisan".into(),
+                ..Default::default()
+            },
+            &["preset".into()],
+        )
+        .unwrap();
+        let kirisan = normalise(merged).await.unwrap();
+        assert_eq!(kirisan.signing_scheme, i32::from(WireScheme::SharedSecret));
+        assert_eq!(kirisan.signature_header, "");
+        assert!(needs_new_test(&kaanha, &kirisan));
     }
 
     #[test]

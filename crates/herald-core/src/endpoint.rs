@@ -10,6 +10,7 @@ use url::Url;
 use crate::{
     id::{EndpointId, TenantId},
     matching::EndpointStatus,
+    preset::Preset,
     rate::RateLimit,
     retry::RetrySchedule,
     signing::{EndpointSecret, SigningScheme},
@@ -63,6 +64,9 @@ pub struct EndpointSettings {
     pub revision: u64,
     pub status: EndpointStatus,
     pub url: Url,
+    /// The payload contract; `None`: Herald's own envelope.
+    pub preset: Option<Preset>,
+    /// The preset's own scheme when there is a preset.
     pub scheme: SigningScheme,
     pub secrets: EndpointSecrets,
     /// Custom request headers, by name.

@@ -18,6 +18,8 @@
 //! - [`event`]: the canonical event and the rules it must satisfy.
 //! - [`envelope`]: the exact JSON body POSTed to customer endpoints.
 //! - [`matching`]: endpoint subscriptions and the in-memory subscription index.
+//! - [`preset`]: the payload contracts of the products customers come from
+//!   (Kirisan, Kaanha, Kapso): body, headers and signing together.
 //! - [`signing`]: endpoint secrets, signature schemes, delivery headers and the
 //!   Standard Webhooks verifier.
 //! - [`retry`]: retry schedules, jitter and `Retry-After` handling.
@@ -42,6 +44,7 @@ pub mod event;
 pub mod fairness;
 pub mod id;
 pub mod matching;
+pub mod preset;
 pub mod quota;
 pub mod rate;
 pub mod retry;

@@ -15,13 +15,14 @@
 //!   - `sha256-hex` (GitHub-style `sha256=<hex>`): the UTF-8 bytes of the whole
 //!     secret string. Receivers migrating from other platforms use the literal
 //!     string as the key, whether or not it looks like `whsec_…`.
+//!   - `hex`: as `sha256-hex` without the `sha256=` prefix (Kapso's form).
 //!   - `shared-secret`: no signature; the secret string itself is sent in
 //!     `X-Webhook-Secret`, for receivers that can only compare a header.
 //! - Secret rotation: `secrets` lists the current secret first, then any
 //!   previous secrets still inside their overlap window.
 //!   - `standard` sends one space-separated `v1,…` entry per secret, as the
 //!     specification allows, and verifiers accept any of them.
-//!   - `sha256-hex` sends only the current secret's signature in the configured
+//!   - `sha256-hex` and `hex` send only the current secret's signature in the configured
 //!     header, because most receivers compare that header's whole value with
 //!     one expected string; the previous secrets' signatures go in
 //!     `<header>-Previous` (comma-separated when there is more than one), so a
@@ -170,15 +171,16 @@ pub enum SecretError {
 /// Why a scheme configuration was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SchemeError {
-    /// Not one of `standard`, `sha256-hex`, `shared-secret`.
+    /// Not one of `standard`, `sha256-hex`, `hex`, `shared-secret`.
     #[error(
-        "unknown signing scheme {value:?}: expected one of standard, sha256-hex, shared-secret"
+        "unknown signing scheme {value:?}: expected one of standard, sha256-hex, hex, \
+         shared-secret"
     )]
     UnknownScheme {
         /// Excerpt of the refused name.
         value: String,
     },
-    /// Only `sha256-hex` takes a header name.
+    /// Only `sha256-hex` and `hex` take a header name.
     #[error("signing scheme {scheme} does not take a header name (got {header:?})")]
     UnexpectedHeader {
         /// The scheme name.
@@ -422,28 +424,40 @@ pub enum SigningScheme {
         /// The header carrying the signature, an HTTP token.
         header: String,
     },
+    /// `<header>: <hex HMAC-SHA256 of the body>`, without a prefix: what
+    /// receivers written for Kapso compare.
+    Hex {
+        /// The header carrying the signature, an HTTP token.
+        header: String,
+    },
     /// `X-Webhook-Secret: <secret>`.
     SharedSecret,
 }
 
 impl SigningScheme {
-    /// The configuration name: `standard`, `sha256-hex` or `shared-secret`.
+    /// The configuration name: `standard`, `sha256-hex`, `hex` or
+    /// `shared-secret`.
     #[must_use]
     pub fn as_str(&self) -> &'static str {
         match self {
             SigningScheme::Standard => "standard",
             SigningScheme::Sha256Hex { .. } => "sha256-hex",
+            SigningScheme::Hex { .. } => "hex",
             SigningScheme::SharedSecret => "shared-secret",
         }
     }
 
     /// Builds a scheme from its configuration name and optional header name;
-    /// `sha256-hex` without a header uses [`DEFAULT_SIGNATURE_HEADER`].
+    /// `sha256-hex` and `hex` without a header use
+    /// [`DEFAULT_SIGNATURE_HEADER`].
     pub fn parse(name: &str, header: Option<&str>) -> Result<Self, SchemeError> {
         let scheme = match name {
             "standard" => SigningScheme::Standard,
             "shared-secret" => SigningScheme::SharedSecret,
             "sha256-hex" => SigningScheme::Sha256Hex {
+                header: header.unwrap_or(DEFAULT_SIGNATURE_HEADER).to_owned(),
+            },
+            "hex" => SigningScheme::Hex {
                 header: header.unwrap_or(DEFAULT_SIGNATURE_HEADER).to_owned(),
             },
             _ => {
@@ -464,20 +478,23 @@ impl SigningScheme {
         Ok(scheme)
     }
 
-    /// The configured signature header, for `sha256-hex`.
+    /// The configured signature header, for `sha256-hex` and `hex`.
     #[must_use]
     pub fn header_name(&self) -> Option<&str> {
         match self {
-            SigningScheme::Sha256Hex { header } => Some(header),
+            SigningScheme::Sha256Hex { header } | SigningScheme::Hex { header } => Some(header),
             SigningScheme::Standard | SigningScheme::SharedSecret => None,
         }
     }
 
-    /// Checks the header name of `sha256-hex`: an HTTP token (RFC 9110) of at
-    /// most [`MAX_HEADER_NAME_LEN`] characters that Herald does not set itself.
+    /// Checks the header name of `sha256-hex` and `hex`: an HTTP token (RFC
+    /// 9110) of at most [`MAX_HEADER_NAME_LEN`] characters that Herald does
+    /// not set itself.
     pub fn validate(&self) -> Result<(), SchemeError> {
         match self {
-            SigningScheme::Sha256Hex { header } => validate_header_name(header),
+            SigningScheme::Sha256Hex { header } | SigningScheme::Hex { header } => {
+                validate_header_name(header)
+            }
             SigningScheme::Standard | SigningScheme::SharedSecret => Ok(()),
         }
     }
@@ -489,7 +506,9 @@ impl SigningScheme {
     pub fn check_secret(&self, secret: &EndpointSecret) -> Result<(), SecretError> {
         match self {
             SigningScheme::Standard => secret.standard_key().map(|_| ()),
-            SigningScheme::Sha256Hex { .. } | SigningScheme::SharedSecret => Ok(()),
+            SigningScheme::Sha256Hex { .. }
+            | SigningScheme::Hex { .. }
+            | SigningScheme::SharedSecret => Ok(()),
         }
     }
 }
@@ -699,10 +718,36 @@ fn lowercase_hex(bytes: &[u8]) -> String {
 
 /// `sha256=<hex>` keyed with the secret string's own bytes.
 fn sha256_hex_value(secret: &str, body: &[u8]) -> String {
-    format!(
-        "sha256={}",
-        lowercase_hex(&hmac_sha256(secret.as_bytes(), &[body]))
-    )
+    format!("sha256={}", hex_value(secret, body))
+}
+
+/// The lowercase hex HMAC-SHA256 of `body`, keyed with the secret string's
+/// own bytes.
+fn hex_value(secret: &str, body: &[u8]) -> String {
+    lowercase_hex(&hmac_sha256(secret.as_bytes(), &[body]))
+}
+
+/// The current secret's signature in `header`, and the previous secrets'
+/// (comma-separated) in `<header>-Previous` while they overlap.
+fn header_signatures(
+    header: &str,
+    current: &EndpointSecret,
+    previous: &[EndpointSecret],
+    body: &[u8],
+    value: fn(&str, &[u8]) -> String,
+) -> Vec<(String, String)> {
+    let mut headers = vec![(header.to_owned(), value(current.expose(), body))];
+    if !previous.is_empty() {
+        let values: Vec<String> = previous
+            .iter()
+            .map(|secret| value(secret.expose(), body))
+            .collect();
+        headers.push((
+            format!("{header}{PREVIOUS_SIGNATURE_HEADER_SUFFIX}"),
+            values.join(","),
+        ));
+    }
+    headers
 }
 
 /// The signature headers for one delivery attempt.
@@ -743,20 +788,16 @@ pub fn sign(
                 ("webhook-signature".to_owned(), entries.join(" ")),
             ])
         }
-        SigningScheme::Sha256Hex { header } => {
-            let mut headers = vec![(header.clone(), sha256_hex_value(current.expose(), body))];
-            if !previous.is_empty() {
-                let values: Vec<String> = previous
-                    .iter()
-                    .map(|secret| sha256_hex_value(secret.expose(), body))
-                    .collect();
-                headers.push((
-                    format!("{header}{PREVIOUS_SIGNATURE_HEADER_SUFFIX}"),
-                    values.join(","),
-                ));
-            }
-            Ok(headers)
-        }
+        SigningScheme::Sha256Hex { header } => Ok(header_signatures(
+            header,
+            current,
+            previous,
+            body,
+            sha256_hex_value,
+        )),
+        SigningScheme::Hex { header } => Ok(header_signatures(
+            header, current, previous, body, hex_value,
+        )),
         SigningScheme::SharedSecret => Ok(vec![(
             SHARED_SECRET_HEADER.to_owned(),
             current.expose().to_owned(),
@@ -1150,6 +1191,37 @@ mod tests {
     }
 
     #[test]
+    fn hex_is_sha256_hex_without_the_prefix_and_rotates_alike() {
+        let scheme = SigningScheme::parse("hex", Some("X-Webhook-Signature")).unwrap();
+        assert_eq!(scheme.as_str(), "hex");
+        let headers = sign(
+            &scheme,
+            &[secret("It's-a-Secret"), secret("old-secret")],
+            "dlv_x",
+            0,
+            b"Hello, World!",
+        )
+        .unwrap();
+        assert_eq!(
+            hex_value("It's a Secret to Everybody", b"Hello, World!"),
+            "757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+        );
+        assert_eq!(
+            headers,
+            vec![
+                (
+                    "X-Webhook-Signature".to_owned(),
+                    hex_value("It's-a-Secret", b"Hello, World!")
+                ),
+                (
+                    "X-Webhook-Signature-Previous".to_owned(),
+                    hex_value("old-secret", b"Hello, World!")
+                ),
+            ]
+        );
+    }
+
+    #[test]
     fn sha256_hex_header_uses_the_default_name() {
         let scheme = SigningScheme::parse("sha256-hex", None).unwrap();
         let headers = sign(
@@ -1425,7 +1497,8 @@ mod tests {
         assert_eq!(SigningScheme::Standard.header_name(), None);
         assert_eq!(
             SigningScheme::parse("hmac", None).unwrap_err().to_string(),
-            "unknown signing scheme \"hmac\": expected one of standard, sha256-hex, shared-secret"
+            "unknown signing scheme \"hmac\": expected one of standard, sha256-hex, hex, \
+             shared-secret"
         );
         assert!(matches!(
             SigningScheme::parse("standard", Some("X-Sig")),

@@ -16,10 +16,11 @@ use herald_bus::{
 use herald_core::{
     circuit::Admission,
     endpoint::EndpointSettings,
-    envelope::{envelope_body, stored_body},
+    envelope::stored_body,
     event::Event,
     id::{AttemptId, DeliveryId, EndpointId, IdError},
     matching::EndpointStatus,
+    preset::shape,
     rate::RateLimit,
     retry::RetrySchedule,
     signing::delivery_headers,
@@ -669,7 +670,9 @@ impl Job {
         settings: &EndpointSettings,
         now: OffsetDateTime,
     ) -> Result<client::Request, String> {
-        let body = envelope_body(&self.event, self.test);
+        // The preset's body is what is sent, so it is what gets signed.
+        let shaped = shape(settings.preset, &self.event, self.test);
+        let body = shaped.body;
         let mut headers = delivery_headers(
             &settings.scheme,
             &settings.secrets.signing(now),
@@ -680,6 +683,7 @@ impl Job {
             env!("CARGO_PKG_VERSION"),
         )
         .map_err(|error| error.to_string())?;
+        headers.extend(shaped.headers);
         headers.extend(
             settings
                 .headers

@@ -9,6 +9,7 @@ use herald_core::{
     endpoint::{DEFAULT_TIMEOUT, EndpointSecrets, EndpointSettings, Ordering},
     id::{EndpointId, TenantId},
     matching::EndpointStatus,
+    preset::Preset,
     rate::RateLimit,
     retry::{Jitter, RetrySchedule},
     signing::{EndpointSecret, SchemeError, SigningScheme},
@@ -44,6 +45,7 @@ pub fn endpoint_settings(watched: &v1::WatchedEndpoint) -> Result<EndpointSettin
         revision: endpoint.revision,
         status,
         url: Url::parse(&spec.url).map_err(|error| WireError::new("endpoint.spec.url", error))?,
+        preset: endpoint_preset(&spec).map_err(in_endpoint)?,
         scheme: signing_scheme(&spec).map_err(in_endpoint)?,
         secrets: endpoint_secrets(watched.secrets.as_ref())?,
         retry: retry_schedule(spec.retry.as_ref()).map_err(in_endpoint)?,
@@ -99,15 +101,51 @@ fn endpoint_secrets(secrets: Option<&v1::EndpointSecrets>) -> Result<EndpointSec
     })
 }
 
-/// The signing scheme a spec asks for; unspecified means Herald's default,
-/// `standard`. Errors name `spec.signing_scheme` or `spec.signature_header`.
+/// The spec's payload contract; errors name `spec.preset`.
+pub fn endpoint_preset(spec: &v1::EndpointSpec) -> Result<Option<Preset>, WireError> {
+    Preset::parse(spec.preset.trim()).map_err(|error| WireError::new("spec.preset", error))
+}
+
+/// The signing scheme a spec asks for; unspecified means the preset's
+/// scheme, or Herald's default, `standard`, without a preset. A preset owns
+/// its endpoint's signing: a spec naming another scheme or header with it
+/// is refused, because its receivers verify only the preset's. Errors name
+/// `spec.preset`, `spec.signing_scheme` or `spec.signature_header`.
 pub fn signing_scheme(spec: &v1::EndpointSpec) -> Result<SigningScheme, WireError> {
     let header = Some(spec.signature_header.trim()).filter(|header| !header.is_empty());
-    let name = match v1::SigningScheme::try_from(spec.signing_scheme) {
-        Ok(v1::SigningScheme::Unspecified | v1::SigningScheme::Standard) => "standard",
-        Ok(v1::SigningScheme::Sha256Hex) => "sha256-hex",
-        Ok(v1::SigningScheme::SharedSecret) => "shared-secret",
-        Err(_) => return Err(WireError::new("spec.signing_scheme", "unknown value")),
+    let wire = v1::SigningScheme::try_from(spec.signing_scheme)
+        .map_err(|_| WireError::new("spec.signing_scheme", "unknown value"))?;
+    if let Some(preset) = endpoint_preset(spec)? {
+        let own = preset.signing_scheme();
+        if wire != v1::SigningScheme::Unspecified && wire != v1::SigningScheme::from(&own) {
+            return Err(WireError::new(
+                "spec.signing_scheme",
+                format!(
+                    "the {preset} preset signs with {}; leave signing_scheme unset",
+                    own.as_str()
+                ),
+            ));
+        }
+        if let Some(header) = header
+            && !own
+                .header_name()
+                .is_some_and(|own| own.eq_ignore_ascii_case(header))
+        {
+            return Err(WireError::new(
+                "spec.signature_header",
+                format!(
+                    "the {preset} preset sends its signature in {}; leave signature_header unset",
+                    own.header_name().unwrap_or("no header")
+                ),
+            ));
+        }
+        return Ok(own);
+    }
+    let name = match wire {
+        v1::SigningScheme::Unspecified | v1::SigningScheme::Standard => "standard",
+        v1::SigningScheme::Sha256Hex => "sha256-hex",
+        v1::SigningScheme::Hex => "hex",
+        v1::SigningScheme::SharedSecret => "shared-secret",
     };
     SigningScheme::parse(name, header).map_err(|error| {
         let field = match error {
@@ -124,6 +162,7 @@ impl From<&SigningScheme> for v1::SigningScheme {
         match scheme {
             SigningScheme::Standard => v1::SigningScheme::Standard,
             SigningScheme::Sha256Hex { .. } => v1::SigningScheme::Sha256Hex,
+            SigningScheme::Hex { .. } => v1::SigningScheme::Hex,
             SigningScheme::SharedSecret => v1::SigningScheme::SharedSecret,
         }
     }
@@ -288,6 +327,7 @@ mod tests {
         for (wire, header) in [
             (v1::SigningScheme::Standard, ""),
             (v1::SigningScheme::Sha256Hex, "X-Sig"),
+            (v1::SigningScheme::Hex, "X-Sig"),
             (v1::SigningScheme::SharedSecret, " "),
         ] {
             let scheme = signing_scheme(&spec(wire, header)).unwrap();
@@ -310,11 +350,80 @@ mod tests {
     }
 
     #[test]
+    fn a_preset_fixes_the_scheme_and_refuses_another() {
+        let spec = |preset: &str, scheme: v1::SigningScheme, header: &str| v1::EndpointSpec {
+            preset: preset.into(),
+            signing_scheme: scheme.into(),
+            signature_header: header.into(),
+            ..v1::EndpointSpec::default()
+        };
+        assert_eq!(
+            signing_scheme(&spec("kaanha", v1::SigningScheme::Unspecified, "")).unwrap(),
+            SigningScheme::Sha256Hex {
+                header: "X-Kaanha-Signature".into()
+            }
+        );
+        assert_eq!(
+            signing_scheme(&spec(
+                "kaanha",
+                v1::SigningScheme::Sha256Hex,
+                "x-kaanha-signature"
+            ))
+            .unwrap(),
+            herald_core::preset::Preset::Kaanha.signing_scheme()
+        );
+        assert_eq!(
+            signing_scheme(&spec("kirisan", v1::SigningScheme::SharedSecret, "")).unwrap(),
+            SigningScheme::SharedSecret
+        );
+        assert_eq!(
+            signing_scheme(&spec("kapso", v1::SigningScheme::Unspecified, ""))
+                .unwrap()
+                .as_str(),
+            "hex"
+        );
+        for (preset, scheme, header, field) in [
+            (
+                "kirisan",
+                v1::SigningScheme::Standard,
+                "",
+                "spec.signing_scheme",
+            ),
+            (
+                "kaanha",
+                v1::SigningScheme::Sha256Hex,
+                "X-Other",
+                "spec.signature_header",
+            ),
+            (
+                "kapso",
+                v1::SigningScheme::Sha256Hex,
+                "",
+                "spec.signing_scheme",
+            ),
+            ("acme", v1::SigningScheme::Unspecified, "", "spec.preset"),
+        ] {
+            assert_eq!(
+                signing_scheme(&spec(preset, scheme, header))
+                    .unwrap_err()
+                    .field,
+                field,
+                "{preset}"
+            );
+        }
+        let settings =
+            endpoint_settings(&watched(spec("kapso", v1::SigningScheme::Unspecified, ""))).unwrap();
+        assert_eq!(settings.preset, Some(herald_core::preset::Preset::Kapso));
+        assert_eq!(settings.scheme.header_name(), Some("X-Webhook-Signature"));
+    }
+
+    #[test]
     fn a_watched_endpoint_converts_with_its_defaults() {
         let settings = endpoint_settings(&watched(v1::EndpointSpec::default())).unwrap();
         assert_eq!(settings.status, EndpointStatus::Active);
         assert_eq!(settings.revision, 7);
         assert_eq!(settings.scheme, SigningScheme::Standard);
+        assert_eq!(settings.preset, None);
         assert_eq!(settings.retry, RetrySchedule::default());
         assert_eq!(settings.timeout, DEFAULT_TIMEOUT);
         assert_eq!(settings.rate_limit, None);

@@ -15,7 +15,8 @@ pub use crate::{
         WireError, endpoint_subscription, tenant_quotas, timestamp_from_wire, timestamp_to_wire,
     },
     endpoint::{
-        duration_from_wire, duration_to_wire, endpoint_settings, retry_schedule, signing_scheme,
+        duration_from_wire, duration_to_wire, endpoint_preset, endpoint_settings, retry_schedule,
+        signing_scheme,
     },
 };
 

@@ -243,6 +243,8 @@ pub enum SchemeName {
     Standard,
     #[value(alias = "sha256-hex")]
     Sha256Hex,
+    /// `<header>: <hex>` without a prefix.
+    Hex,
     #[value(alias = "shared-secret")]
     SharedSecret,
 }
@@ -272,9 +274,13 @@ pub struct EndpointFields {
     /// Comma-separated device ids; none means all.
     #[arg(long, value_delimiter = ',')]
     pub devices: Option<Vec<String>>,
+    /// Payload contract: kirisan, kaanha or kapso; `""` for Herald's own
+    /// envelope. It fixes the signing scheme and header.
+    #[arg(long)]
+    pub preset: Option<String>,
     #[arg(long, value_enum)]
     pub scheme: Option<SchemeName>,
-    /// Signature header for sha256-hex.
+    /// Signature header for sha256-hex and hex.
     #[arg(long)]
     pub signature_header: Option<String>,
     /// Request timeout, e.g. `10s`.

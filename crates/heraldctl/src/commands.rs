@@ -460,10 +460,15 @@ fn endpoint_spec(fields: EndpointFields) -> (pb::EndpointSpec, Vec<String>) {
         spec.device_ids = devices;
         set("device_ids");
     }
+    if let Some(preset) = fields.preset {
+        spec.preset = preset;
+        set("preset");
+    }
     if let Some(scheme) = fields.scheme {
         spec.signing_scheme = match scheme {
             SchemeName::Standard => pb::SigningScheme::Standard,
             SchemeName::Sha256Hex => pb::SigningScheme::Sha256Hex,
+            SchemeName::Hex => pb::SigningScheme::Hex,
             SchemeName::SharedSecret => pb::SigningScheme::SharedSecret,
         }
         .into();

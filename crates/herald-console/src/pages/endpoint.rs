@@ -346,10 +346,16 @@ fn devices_list(
 }
 
 fn signing(spec: &pb::EndpointSpec) -> String {
-    match spec.signing_scheme() {
+    let scheme = match spec.signing_scheme() {
         pb::SigningScheme::Sha256Hex => format!("HMAC SHA-256 (hex) in {}", spec.signature_header),
+        pb::SigningScheme::Hex => format!("HMAC SHA-256 (bare hex) in {}", spec.signature_header),
         pb::SigningScheme::SharedSecret => "Shared secret in X-Webhook-Secret".to_owned(),
         _ => "Standard Webhooks".to_owned(),
+    };
+    if spec.preset.is_empty() {
+        scheme
+    } else {
+        format!("{scheme}, {} preset", spec.preset)
     }
 }
 

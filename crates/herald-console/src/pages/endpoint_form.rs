@@ -9,6 +9,7 @@ use axum::{
     response::Response,
 };
 use herald_config::FIELD_METADATA_KEY;
+use herald_core::preset::Preset;
 use herald_proto::v1::{self as pb, config_service_server::ConfigService};
 use maud::{Markup, html};
 
@@ -31,6 +32,7 @@ struct Values {
     url: String,
     description: String,
     secret: String,
+    preset: String,
     signing_scheme: String,
     signature_header: String,
     /// `all` (every device, including later ones) or `selected`.
@@ -51,6 +53,7 @@ struct Values {
 impl Values {
     fn blank() -> Values {
         Values {
+            preset: String::new(),
             signing_scheme: "standard".to_owned(),
             devices_mode: ALL.to_owned(),
             events_mode: ALL.to_owned(),
@@ -89,8 +92,10 @@ impl Values {
             url: spec.url.clone(),
             description: spec.description.clone(),
             secret: String::new(),
+            preset: spec.preset.clone(),
             signing_scheme: match spec.signing_scheme() {
                 pb::SigningScheme::Sha256Hex => "sha256_hex",
+                pb::SigningScheme::Hex => "hex",
                 pb::SigningScheme::SharedSecret => "shared_secret",
                 _ => "standard",
             }
@@ -151,6 +156,7 @@ impl Values {
             url: form.get("url"),
             description: form.get("description"),
             secret: form.get("secret"),
+            preset: form.get("preset"),
             signing_scheme: form.get("signing_scheme"),
             signature_header: form.get("signature_header"),
             devices_mode: form.get("devices_mode"),
@@ -170,8 +176,11 @@ impl Values {
     /// The spec to send; a value the form itself cannot read (a number, a
     /// duration) is refused here, naming its field like the service would.
     fn to_spec(&self) -> Result<pb::EndpointSpec, Problem> {
+        // A preset fixes the signing; the service fills it in.
         let scheme = match self.signing_scheme.as_str() {
+            _ if !self.preset.is_empty() => pb::SigningScheme::Unspecified,
             "sha256_hex" => pb::SigningScheme::Sha256Hex,
+            "hex" => pb::SigningScheme::Hex,
             "shared_secret" => pb::SigningScheme::SharedSecret,
             _ => pb::SigningScheme::Standard,
         };
@@ -259,8 +268,12 @@ impl Values {
             name: self.name.clone(),
             description: self.description.clone(),
             url: self.url.clone(),
+            preset: self.preset.clone(),
             signing_scheme: scheme.into(),
-            signature_header: if scheme == pb::SigningScheme::Sha256Hex {
+            signature_header: if matches!(
+                scheme,
+                pb::SigningScheme::Sha256Hex | pb::SigningScheme::Hex
+            ) {
                 self.signature_header.clone()
             } else {
                 String::new()
@@ -357,6 +370,7 @@ fn form_field(grpc_field: &str) -> Option<&'static str> {
         "url" => "url",
         "description" => "description",
         "secret" => "secret",
+        "preset" => "preset",
         "signing_scheme" => "signing",
         "signature_header" => "signature_header",
         "device_ids" | "all_devices" => "devices",
@@ -470,6 +484,7 @@ pub async fn update(
         "name",
         "description",
         "url",
+        "preset",
         "signing_scheme",
         "signature_header",
         "all_devices",
@@ -696,12 +711,30 @@ async fn render_form(
                 } @else {
                     p class="hint" { "The signing secret is kept; rotate it from the endpoint’s page." }
                 }
+                div class={ "field" @if error("preset").is_some() { " invalid" } } {
+                    label for="preset" { "Payload preset" }
+                    select id="preset" name="preset" aria-describedby="preset-hint" {
+                        option value="" selected[values.preset.is_empty()] {
+                            "Herald envelope: {id, event, organizationId, deviceId, channel, timestamp, data}"
+                        }
+                        @for preset in Preset::ALL {
+                            option value=(preset.as_str()) selected[values.preset == preset.as_str()] { (preset.summary()) }
+                        }
+                    }
+                    p class="hint" id="preset-hint" {
+                        "For receivers written for another product: the body, headers and signing they expect. "
+                        "A preset fixes the signing; the scheme below is then not used."
+                    }
+                    @if let Some(message) = error("preset") { p class="field-error" { (message) } }
+                }
                 fieldset class={ "field" @if error("signing").is_some() { " invalid" } } id="signing" {
                     legend { "Signing scheme" }
                     (radio("signing_scheme", "standard", &values.signing_scheme, "Standard Webhooks",
                         "webhook-id, webhook-timestamp and webhook-signature headers (recommended)"))
                     (radio("signing_scheme", "sha256_hex", &values.signing_scheme, "HMAC SHA-256 (hex)",
                         "sha256=<hex> in the header below"))
+                    (radio("signing_scheme", "hex", &values.signing_scheme, "HMAC SHA-256 (bare hex)",
+                        "<hex> without a prefix in the header below"))
                     (radio("signing_scheme", "shared_secret", &values.signing_scheme, "Shared secret",
                         "the secret itself in X-Webhook-Secret, as older webhook settings pages send it"))
                     @if let Some(message) = error("signing") { p class="field-error" { (message) } }
@@ -813,6 +846,31 @@ fn radio(name: &str, value: &str, current: &str, label: &str, description: &str)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_preset_leaves_the_signing_to_the_service() {
+        let values = Values {
+            name: "Kapso bot".into(),
+            url: "https://bot.example.com/whatsapp".into(),
+            preset: "kapso".into(),
+            signing_scheme: "sha256_hex".into(),
+            signature_header: "X-Other".into(),
+            ..Values::blank()
+        };
+        let spec = values.to_spec().unwrap();
+        assert_eq!(spec.preset, "kapso");
+        assert_eq!(spec.signing_scheme(), pb::SigningScheme::Unspecified);
+        assert_eq!(spec.signature_header, "");
+        let hex = Values {
+            preset: String::new(),
+            signing_scheme: "hex".into(),
+            ..values
+        };
+        let spec = hex.to_spec().unwrap();
+        assert_eq!(spec.signing_scheme(), pb::SigningScheme::Hex);
+        assert_eq!(spec.signature_header, "X-Other");
+        assert_eq!(form_field("spec.preset"), Some("preset"));
+    }
 
     #[test]
     fn service_fields_land_on_form_fields() {
