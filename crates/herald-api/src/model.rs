@@ -727,6 +727,11 @@ pub struct ListAttemptsQuery {
     pub event_type: Option<String>,
     pub status: Option<AttemptStatus>,
     pub event_id: Option<String>,
+    /// Attempts of events from this device.
+    pub device_id: Option<String>,
+    /// `whatsapp`, `telegram` or `waba`: attempts of events from the
+    /// tenant's devices of that channel; `internal`: from no device.
+    pub channel: Option<String>,
     /// RFC 3339; attempts at or after it.
     #[param(format = DateTime)]
     pub since: Option<String>,
@@ -749,6 +754,21 @@ impl ListAttemptsQuery {
                 .map_or(pb::AttemptStatus::Unspecified, AttemptStatus::to_wire)
                 .into(),
             event_id: self.event_id.clone().unwrap_or_default(),
+            device_id: self.device_id.clone().unwrap_or_default(),
+            channel: match self.channel.as_deref() {
+                None | Some("") => pb::Channel::Unspecified,
+                Some("whatsapp") => pb::Channel::Whatsapp,
+                Some("telegram") => pb::Channel::Telegram,
+                Some("waba") => pb::Channel::Waba,
+                Some("internal") => pb::Channel::Internal,
+                Some(_) => {
+                    return Err(HttpError::invalid(
+                        "channel",
+                        "must be whatsapp, telegram, waba or internal",
+                    ));
+                }
+            }
+            .into(),
             since: self
                 .since
                 .as_deref()

@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 
 use crate::{
     Store, StoreError, clamp_limit, db_error,
-    entity::{attempt, record, records},
+    entity::{attempt, device, record, records},
     records::{
         AttemptCursor, AttemptFilter, AttemptRecord, DeliveryCounts, FailedDelivery,
         FailingEndpoint,
@@ -46,6 +46,9 @@ const ATTEMPT_COLUMNS: [&str; 22] = [
     "request_body",
     "request_body_size",
 ];
+
+/// The channel name of events that came from no device.
+const INTERNAL_CHANNEL: &str = "internal";
 
 /// The most rows one INSERT carries: 22 columns × 256 rows = 5,632 bound
 /// parameters, far under both backends' limits (PostgreSQL 65,535; SQLite
@@ -136,6 +139,25 @@ impl Store {
         }
         if let Some(event_id) = &filter.event_id {
             query = query.filter(attempt::Column::EventId.eq(event_id));
+        }
+        if let Some(device_id) = &filter.device_id {
+            query = query.filter(attempt::Column::DeviceId.eq(device_id));
+        }
+        match filter.channel.as_deref() {
+            None => {}
+            Some(INTERNAL_CHANNEL) => query = query.filter(attempt::Column::DeviceId.eq("")),
+            Some(channel) => {
+                query = query.filter(
+                    attempt::Column::DeviceId.in_subquery(
+                        Query::select()
+                            .column(device::Column::Id)
+                            .from(device::Entity)
+                            .and_where(device::Column::TenantId.eq(tenant_id))
+                            .and_where(device::Column::Channel.eq(channel))
+                            .to_owned(),
+                    ),
+                );
+            }
         }
         if let Some(since) = filter.since {
             query = query.filter(attempt::Column::AttemptedAt.gte(to_micros(since)));

@@ -180,6 +180,11 @@ pub struct AttemptFilter {
     pub event_type: Option<String>,
     pub status: Option<String>,
     pub event_id: Option<String>,
+    pub device_id: Option<String>,
+    /// A channel name (`waba`, `telegram`, `whatsapp`): attempts of events
+    /// from the tenant's devices of that channel; `internal`: of events
+    /// from no device.
+    pub channel: Option<String>,
     /// Inclusive.
     pub since: Option<OffsetDateTime>,
     /// Exclusive.

@@ -4,7 +4,7 @@ use std::pin::Pin;
 
 use futures::{Stream, StreamExt};
 use herald_proto::v1::{
-    Attempt, AttemptStatus, GetAttemptRequest, ListAttemptsRequest, ListAttemptsResponse,
+    Attempt, AttemptStatus, Channel, GetAttemptRequest, ListAttemptsRequest, ListAttemptsResponse,
     PurgeRequestBodiesRequest, PurgeRequestBodiesResponse, TailAttemptsRequest,
     attempt_service_server::AttemptService,
 };
@@ -66,11 +66,19 @@ impl ConfigState {
         check_id("endpoint_id", &request.endpoint_id)?;
         check_id("event_type", &request.event_type)?;
         check_id("event_id", &request.event_id)?;
+        check_id("device_id", &request.device_id)?;
+        let channel = match Channel::try_from(request.channel) {
+            Ok(Channel::Unspecified) => None,
+            Ok(channel) => Some(names::channel(channel).to_owned()),
+            Err(_) => return Err(ApiError::invalid("channel", "unknown value")),
+        };
         let filter = AttemptFilter {
             endpoint_id: optional(&request.endpoint_id),
             event_type: optional(&request.event_type),
             status: attempt_status_filter(request.status)?,
             event_id: optional(&request.event_id),
+            device_id: optional(&request.device_id),
+            channel,
             since: timestamp("since", request.since)?,
             until: timestamp("until", request.until)?,
         };

@@ -442,7 +442,10 @@ async fn send_hostile(
             ))
             .await
             .map(drop),
-        "ListAttempts.endpoint_id" | "ListAttempts.event_type" | "ListAttempts.event_id" => {
+        "ListAttempts.endpoint_id"
+        | "ListAttempts.event_type"
+        | "ListAttempts.event_id"
+        | "ListAttempts.device_id" => {
             let field = |name: &str| {
                 if case.ends_with(name) {
                     h()
@@ -458,6 +461,7 @@ async fn send_hostile(
                         endpoint_id: field("endpoint_id"),
                         event_type: field("event_type"),
                         event_id: field("event_id"),
+                        device_id: field("device_id"),
                         ..Default::default()
                     },
                 ))
@@ -573,6 +577,7 @@ async fn hardening_04_control_characters_are_refused_in_every_text_field(backend
         ("ListAttempts.endpoint_id", "endpoint_id"),
         ("ListAttempts.event_type", "event_type"),
         ("ListAttempts.event_id", "event_id"),
+        ("ListAttempts.device_id", "device_id"),
         ("GetAttempt.attempt_id", "attempt_id"),
     ];
     for hostile in HOSTILE {

@@ -35,11 +35,24 @@ const STATUSES: [(pb::AttemptStatus, &str, &str); 5] = [
     (pb::AttemptStatus::Skipped, "skipped", "Skipped"),
 ];
 
+const CHANNELS: [(pb::Channel, &str, &str); 4] = [
+    (pb::Channel::Whatsapp, "whatsapp", "WhatsApp"),
+    (pb::Channel::Telegram, "telegram", "Telegram"),
+    (pb::Channel::Waba, "waba", "WABA"),
+    (
+        pb::Channel::Internal,
+        "internal",
+        "No device (published, tests)",
+    ),
+];
+
 #[derive(Debug, Default, Deserialize)]
 pub struct LogsQuery {
     endpoint: Option<String>,
     event_type: Option<String>,
     status: Option<String>,
+    channel: Option<String>,
+    device: Option<String>,
     since: Option<String>,
     until: Option<String>,
     page: Option<String>,
@@ -69,6 +82,11 @@ pub async fn list(
         text(&query.since),
         text(&query.until),
     );
+    let (channel, device) = (text(&query.channel), text(&query.device));
+    let channel_filter = CHANNELS
+        .iter()
+        .find(|(_, name, _)| *name == channel)
+        .map_or(pb::Channel::Unspecified, |(channel, _, _)| *channel);
     let pager = Pager::from_query(query.page.as_deref(), query.trail.as_deref());
     let status_filter = STATUSES
         .iter()
@@ -95,14 +113,29 @@ pub async fn list(
             event_id: String::new(),
             since: since_filter,
             until: until_filter,
+            device_id: device.clone(),
+            channel: channel_filter.into(),
         }))
         .await?
         .into_inner();
     let names = super::endpoint_names(&console, &session).await?;
     let event_types = super::event_types(&console, &session).await?;
-    let filtered = [&endpoint, &event_type, &status, &since, &until]
-        .iter()
-        .any(|value| !value.is_empty());
+    let mut devices: Vec<pb::Device> = super::devices(&console, &session)
+        .await?
+        .into_values()
+        .collect();
+    devices.sort_by(|a, b| (a.channel, &a.name).cmp(&(b.channel, &b.name)));
+    let filtered = [
+        &endpoint,
+        &event_type,
+        &status,
+        &channel,
+        &device,
+        &since,
+        &until,
+    ]
+    .iter()
+    .any(|value| !value.is_empty());
 
     let body = html! {
         form class="card filters" method="get" action="/console/logs" aria-label="Filter attempts" {
@@ -134,6 +167,26 @@ pub async fn list(
                 }
             }
             div class="field" {
+                label for="channel" { "Channel" }
+                select id="channel" name="channel" {
+                    option value="" { "Any channel" }
+                    @for (_, name, label) in CHANNELS {
+                        option value=(name) selected[name == channel] { (label) }
+                    }
+                }
+            }
+            div class="field" {
+                label for="device" { "Device" }
+                select id="device" name="device" {
+                    option value="" { "Any device" }
+                    @for option in &devices {
+                        option value=(option.id) selected[option.id == device] {
+                            (render::channel_label(option.channel())) " · " (option.name)
+                        }
+                    }
+                }
+            }
+            div class="field" {
                 label for="since" { "From (UTC)" }
                 input id="since" name="since" type="datetime-local" value=(since);
             }
@@ -160,6 +213,8 @@ pub async fn list(
                     ("endpoint", endpoint.clone()),
                     ("event_type", event_type.clone()),
                     ("status", status.clone()),
+                    ("channel", channel.clone()),
+                    ("device", device.clone()),
                     ("since", since.clone()),
                     ("until", until.clone()),
                 ];

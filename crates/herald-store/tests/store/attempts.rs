@@ -12,6 +12,7 @@ on_both_backends!(
     retention_deletes_old_attempts,
     hardening_19_attempt_durations_keep_microseconds_and_old_rows_read,
     request_bodies_are_kept_and_purged_by_endpoint,
+    attempts_filter_by_device_and_channel,
 );
 on_both_backends_with_two_stores!(attempts_written_by_two_writers_at_once_are_stored_once);
 
@@ -73,6 +74,59 @@ async fn attempts_are_stored_once(store: &Store) {
     assert!(store.get_attempt("t2", "a9").await.unwrap().is_none());
     // Attempts are not watched state.
     assert_eq!(store.current_revision().await.unwrap(), 0);
+}
+
+async fn attempts_filter_by_device_and_channel(store: &Store) {
+    store.insert_tenant(&tenant("t1")).await.unwrap();
+    store.insert_tenant(&tenant("t2")).await.unwrap();
+    for record in [
+        device("waba1", "t1", "waba"),
+        device("waba2", "t1", "waba"),
+        device("tg1", "t1", "telegram"),
+        // Another tenant's WABA line with a colliding attempt device id
+        // must not widen t1's channel filter.
+        device("waba9", "t2", "waba"),
+    ] {
+        store.insert_device(&record).await.unwrap();
+    }
+    let from = |id: &str, device: &str| AttemptRecord {
+        device_id: device.to_owned(),
+        ..attempt(id, &format!("d-{id}"), "succeeded", 0)
+    };
+    store
+        .insert_attempts(&[
+            from("a1", "waba1"),
+            from("a2", "waba2"),
+            from("a3", "tg1"),
+            from("a4", ""),
+            from("a5", "waba9"),
+        ])
+        .await
+        .unwrap();
+    let ids = async |filter: AttemptFilter| {
+        let mut ids: Vec<String> = store
+            .list_attempts("t1", &filter, 100, None)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|attempt| attempt.id)
+            .collect();
+        ids.sort();
+        ids
+    };
+    let channel = |name: &str| AttemptFilter {
+        channel: Some(name.to_owned()),
+        ..AttemptFilter::default()
+    };
+    assert_eq!(ids(channel("waba")).await, ["a1", "a2"]);
+    assert_eq!(ids(channel("telegram")).await, ["a3"]);
+    assert_eq!(ids(channel("internal")).await, ["a4"]);
+    assert!(ids(channel("whatsapp")).await.is_empty());
+    let by_device = AttemptFilter {
+        device_id: Some("waba2".to_owned()),
+        ..AttemptFilter::default()
+    };
+    assert_eq!(ids(by_device).await, ["a2"]);
 }
 
 async fn request_bodies_are_kept_and_purged_by_endpoint(store: &Store) {
