@@ -952,6 +952,8 @@ async fn a_customer_sets_up_tests_and_follows_an_endpoint_in_the_browser() {
         "the signature is redacted"
     );
     page.screenshot("13-attempt").await;
+    // Exactly the body that was POSTed.
+    assert!(page.text("#request-body").await.contains(&event_id));
 
     // Replay sends the same delivery again, with its webhook-id.
     let delivery_id = attempt["delivery_id"].as_str().unwrap().to_owned();
@@ -966,6 +968,21 @@ async fn a_customer_sets_up_tests_and_follows_an_endpoint_in_the_browser() {
     )
     .await;
     assert_eq!(receiver.counts_by_webhook_id()[&delivery_id], 2);
+
+    // Following live: a new attempt appears at the top without a reload.
+    page.goto(&format!("/console/logs?endpoint={endpoint_id}"))
+        .await;
+    let before = page.count("table.data tbody tr").await;
+    page.click("#live-toggle").await;
+    page.find("#live-toggle[data-connected=true]").await;
+    publish(&stack, &tenant, &devices[0], "message.received").await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while page.count("table.data tbody tr").await <= before {
+        assert!(Instant::now() < deadline, "no live row arrived");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(page.text("#live-status").await.contains("Following"));
+    page.screenshot("14b-logs-live").await;
 
     // A delivery that fails every retry is a dead letter; redriving it delivers it.
     let flaky_receiver = Receiver::start(Duration::ZERO).await;

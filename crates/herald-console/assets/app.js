@@ -266,6 +266,47 @@
     });
   });
 
+  // Logs: "Follow live" prepends each new attempt (server-sent events,
+  // rows rendered by the server) until it is pressed again.
+  var live = document.getElementById("live-toggle");
+  if (live && window.EventSource) {
+    var source = null;
+    var liveStatus = document.getElementById("live-status");
+    live.hidden = false;
+    live.addEventListener("click", function () {
+      if (source) {
+        source.close();
+        source = null;
+        live.removeAttribute("data-connected");
+        live.setAttribute("aria-pressed", "false");
+        live.textContent = "Follow live";
+        liveStatus.textContent = "Stopped following new attempts.";
+        return;
+      }
+      source = new EventSource(live.getAttribute("data-live-url"));
+      live.setAttribute("aria-pressed", "true");
+      live.textContent = "Stop following";
+      liveStatus.textContent = "Following new attempts as they happen.";
+      source.addEventListener("attempt", function (event) {
+        var table = document.getElementById("attempts-live");
+        var empty = document.querySelector(".logs-empty");
+        if (empty) empty.hidden = true;
+        table.hidden = false;
+        table.querySelector("tbody").insertAdjacentHTML("afterbegin", event.data);
+      });
+      source.addEventListener("error", function () {
+        // EventSource reconnects by itself; say so while it does.
+        if (source && source.readyState === EventSource.CONNECTING) {
+          liveStatus.textContent = "Reconnecting…";
+        }
+      });
+      source.addEventListener("open", function () {
+        live.setAttribute("data-connected", "true");
+        liveStatus.textContent = "Following new attempts as they happen.";
+      });
+    });
+  }
+
   // A refused form moves focus to what went wrong.
   var summary = document.getElementById("error-summary");
   if (summary) summary.focus();

@@ -123,6 +123,7 @@ pub fn router(backend: Backend, key: MasterKey, public_ingest_url: Option<String
             get(devices::confirm_delete).post(devices::delete),
         )
         .route("/console/logs", get(logs::list))
+        .route("/console/logs/live", get(logs::live))
         .route("/console/logs/{attempt_id}", get(logs::show))
         .route("/console/logs/{attempt_id}/replay", post(logs::replay))
         .route("/console/dead-letters", get(dead_letters::list))
@@ -157,7 +158,7 @@ pub(crate) fn with_page_headers(mut response: Response) -> Response {
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
             "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-             form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+             connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
     );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));

@@ -1,13 +1,20 @@
 //! The delivery logs: every attempt, filtered and paged, and one attempt's
 //! detail.
 
-use std::collections::BTreeMap;
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    convert::Infallible,
+};
 
 use axum::{
     extract::{Path, Query, State},
     http::HeaderMap,
-    response::Response,
+    response::{
+        IntoResponse, Response,
+        sse::{Event as SseEvent, KeepAlive, Sse},
+    },
 };
+use futures::{Stream, StreamExt};
 use herald_proto::v1::{
     self as pb, attempt_service_server::AttemptService, recovery_service_server::RecoveryService,
 };
@@ -137,6 +144,16 @@ pub async fn list(
     .iter()
     .any(|value| !value.is_empty());
 
+    let live_url = format!(
+        "/console/logs/live?{}",
+        url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("endpoint", &endpoint)
+            .append_pair("event_type", &event_type)
+            .append_pair("status", &status)
+            .append_pair("channel", &channel)
+            .append_pair("device", &device)
+            .finish()
+    );
     let body = html! {
         form class="card filters" method="get" action="/console/logs" aria-label="Filter attempts" {
             div class="field" {
@@ -201,14 +218,24 @@ pub async fn list(
         }
         @for problem in &problems { p class="field-error" role="alert" { (problem) } }
         section class="card table-card" aria-labelledby="attempts-title" {
-            div class="table-toolbar" { h2 id="attempts-title" { "Attempts" } span class="muted small" { "Newest first" } }
+            div class="table-toolbar" {
+                h2 id="attempts-title" { "Attempts" }
+                span class="muted small" { "Newest first" }
+                button class="button small" type="button" id="live-toggle" hidden aria-pressed="false" data-live-url=(live_url) { "Follow live" }
+            }
+            p class="muted small" id="live-status" role="status" aria-live="polite" {}
             @if listed.attempts.is_empty() {
-                (render::empty_state(
-                    if filtered { "No attempt matches" } else { "No attempts yet" },
-                    html! { "Every delivery try, test deliveries included, shows up here." },
-                ))
-            } @else {
+                div class="logs-empty" {
+                    (render::empty_state(
+                        if filtered { "No attempt matches" } else { "No attempts yet" },
+                        html! { "Every delivery try, test deliveries included, shows up here." },
+                    ))
+                }
+            }
+            div id="attempts-live" hidden[listed.attempts.is_empty()] {
                 (attempts_table(&listed.attempts, Some(&names)))
+            }
+            @if !listed.attempts.is_empty() {
                 @let other = [
                     ("endpoint", endpoint.clone()),
                     ("event_type", event_type.clone()),
@@ -251,30 +278,37 @@ pub fn attempts_table(
                 } }
                 tbody {
                     @for attempt in attempts {
-                        tr {
-                            td data-label="Time" { a class="row-link" href={ "/console/logs/" (attempt.id) } { (render::exact_time(attempt.attempted_at.as_ref())) } }
-                            td data-label="Event" {
-                                code { (attempt.event_type) }
-                                @if attempt.test { " " (render::badge("blue", "Test")) }
-                                @if attempt.attempt > 1 { " " span class="muted small" { "try " (attempt.attempt) } }
-                            }
-                            @if let Some(names) = names {
-                                td data-label="Endpoint" {
-                                    a href={ "/console/endpoints/" (attempt.endpoint_id) } {
-                                        (names.get(&attempt.endpoint_id).cloned().unwrap_or_else(|| attempt.endpoint_id.clone()))
-                                    }
-                                }
-                            }
-                            td data-label="Status" { (render::attempt_status_badge(attempt.status())) }
-                            td data-label="Response" {
-                                @if attempt.response_code != 0 { span class="code" { (attempt.response_code) } }
-                                @else { span class="muted" { "—" } }
-                            }
-                            td data-label="Duration" { (render::duration_ms(attempt.duration.as_ref())) }
-                        }
+                        (attempt_row(attempt, names))
                     }
                 }
             }
+        }
+    }
+}
+
+/// One attempt's row; the endpoint cell only when `names` is given.
+pub fn attempt_row(attempt: &pb::Attempt, names: Option<&BTreeMap<String, String>>) -> Markup {
+    html! {
+        tr {
+            td data-label="Time" { a class="row-link" href={ "/console/logs/" (attempt.id) } { (render::exact_time(attempt.attempted_at.as_ref())) } }
+            td data-label="Event" {
+                code { (attempt.event_type) }
+                @if attempt.test { " " (render::badge("blue", "Test")) }
+                @if attempt.attempt > 1 { " " span class="muted small" { "try " (attempt.attempt) } }
+            }
+            @if let Some(names) = names {
+                td data-label="Endpoint" {
+                    a href={ "/console/endpoints/" (attempt.endpoint_id) } {
+                        (names.get(&attempt.endpoint_id).cloned().unwrap_or_else(|| attempt.endpoint_id.clone()))
+                    }
+                }
+            }
+            td data-label="Status" { (render::attempt_status_badge(attempt.status())) }
+            td data-label="Response" {
+                @if attempt.response_code != 0 { span class="code" { (attempt.response_code) } }
+                @else { span class="muted" { "—" } }
+            }
+            td data-label="Duration" { (render::duration_ms(attempt.duration.as_ref())) }
         }
     }
 }
@@ -291,6 +325,77 @@ pub fn shown_header_value<'a>(name: &str, value: &'a str) -> &'a str {
     } else {
         value
     }
+}
+
+/// New attempts as server-sent events, one table row each, matching the
+/// page's filters; the Logs page's "Follow live" prepends them. Without
+/// JavaScript the paged view is all there is.
+pub async fn live(
+    State(console): State<Console>,
+    session: Session,
+    Query(query): Query<LogsQuery>,
+) -> Result<Response, PageError> {
+    let text = |value: &Option<String>| value.as_deref().unwrap_or_default().trim().to_owned();
+    let status = text(&query.status);
+    let status_filter = STATUSES
+        .iter()
+        .find(|(_, name, _)| *name == status)
+        .map_or(pb::AttemptStatus::Unspecified, |(status, _, _)| *status);
+    let (channel, device) = (text(&query.channel), text(&query.device));
+    let devices = super::devices(&console, &session).await?;
+    // Tails filter by endpoint, type and status; device and channel here.
+    let wanted_devices: Option<BTreeSet<String>> = if !device.is_empty() {
+        Some(BTreeSet::from([device]))
+    } else if channel == "internal" {
+        Some(BTreeSet::from([String::new()]))
+    } else if let Some((wire, _, _)) = CHANNELS.iter().find(|(_, name, _)| *name == channel) {
+        Some(
+            devices
+                .values()
+                .filter(|device| device.channel() == *wire)
+                .map(|device| device.id.clone())
+                .collect(),
+        )
+    } else {
+        None
+    };
+    let names = super::endpoint_names(&console, &session).await?;
+    let tail = console
+        .backend
+        .attempts()
+        .tail_attempts(session.credentials.request(pb::TailAttemptsRequest {
+            endpoint_id: text(&query.endpoint),
+            event_type: text(&query.event_type),
+            status: status_filter.into(),
+            backlog: 0,
+        }))
+        .await?
+        .into_inner();
+    let rows = live_rows(tail, wanted_devices, names);
+    Ok(Sse::new(rows)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+fn live_rows(
+    tail: impl Stream<Item = Result<pb::Attempt, tonic::Status>> + Send + 'static,
+    wanted_devices: Option<BTreeSet<String>>,
+    names: BTreeMap<String, String>,
+) -> impl Stream<Item = Result<SseEvent, Infallible>> + Send + 'static {
+    tail.take_while(|attempt| std::future::ready(attempt.is_ok()))
+        .filter_map(move |attempt| {
+            let row = attempt.ok().filter(|attempt| {
+                wanted_devices
+                    .as_ref()
+                    .is_none_or(|wanted| wanted.contains(&attempt.device_id))
+            });
+            let event = row.map(|attempt| {
+                Ok(SseEvent::default()
+                    .event("attempt")
+                    .data(attempt_row(&attempt, Some(&names)).into_string()))
+            });
+            std::future::ready(event)
+        })
 }
 
 pub async fn show(
