@@ -15,6 +15,7 @@
 //! - [`catalog`]: validated event type names and the catalog of built-in types.
 //! - [`event`]: the canonical event and the rules it must satisfy.
 //! - [`envelope`]: the exact JSON body POSTed to customer endpoints.
+//! - [`schema`]: JSON Schemas of event data and their validator.
 //! - [`matching`]: endpoint subscriptions and the in-memory subscription index.
 //! - [`signing`]: endpoint secrets, signature schemes, delivery headers and the
 //!   Standard Webhooks verifier.
@@ -42,6 +43,7 @@ pub mod matching;
 pub mod quota;
 pub mod rate;
 pub mod retry;
+pub mod schema;
 pub mod signing;
 pub mod text;
 pub mod throttle;
