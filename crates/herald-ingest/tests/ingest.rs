@@ -692,6 +692,7 @@ async fn publish_validates_each_item_and_deduplicates_keys() {
                 name: "order.shipped".into(),
                 description: "An order left the warehouse.".into(),
                 sample_data: Default::default(),
+                ..Default::default()
             },
         ))
         .await

@@ -16,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(InitialSchema),
             Box::new(AttemptDurationMicros),
             Box::new(TenantQuotas),
+            Box::new(EventTypeSchema),
         ]
     }
 }
@@ -104,6 +105,7 @@ enum EventTypes {
     Description,
     SampleData,
     CreatedAt,
+    Schema,
 }
 
 #[derive(DeriveIden)]
@@ -484,5 +486,31 @@ impl MigrationTrait for TenantQuotas {
                 .await?;
         }
         Ok(())
+    }
+}
+
+/// `m0004_event_type_schema`: a custom event type's JSON Schema of `data`,
+/// empty for the types registered before schemas existed (and for those
+/// registered without one), which then accept any data as before.
+#[derive(Debug)]
+struct EventTypeSchema;
+
+impl MigrationName for EventTypeSchema {
+    fn name(&self) -> &str {
+        "m0004_event_type_schema"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for EventTypeSchema {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(EventTypes::Table)
+                    .add_column(text(EventTypes::Schema).default("").to_owned())
+                    .to_owned(),
+            )
+            .await
     }
 }
