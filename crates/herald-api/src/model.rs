@@ -890,9 +890,18 @@ impl Summary {
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct EventType {
     pub name: String,
+    /// What people call it, e.g. "Incoming Message"; the name for custom types.
+    pub label: String,
     pub description: String,
     /// True for Herald's catalog, false for the tenant's custom types.
     pub catalog: bool,
+    /// The channels that can produce it (`whatsapp`, `telegram`, `waba`,
+    /// `internal`); empty for custom types.
+    pub channels: Vec<String>,
+    /// The JSON Schema of the event's `data`, which Publish enforces; null
+    /// for a custom type registered without one.
+    #[schema(value_type = Option<Object>)]
+    pub schema: Option<Box<serde_json::value::RawValue>>,
     /// A realistic example of the JSON body Herald POSTs for this type.
     #[schema(value_type = Object)]
     pub sample: Box<serde_json::value::RawValue>,
@@ -909,16 +918,27 @@ pub struct EventTypeList {
 #[schema(example = json!({
     "name": "orders.shipped",
     "description": "An order left the warehouse.",
-    "sample_data": { "order_id": "4521", "carrier": "DHL" }
+    "sample_data": { "order_id": "4521", "carrier": "DHL" },
+    "schema": {
+        "type": "object",
+        "required": ["order_id"],
+        "properties": { "order_id": { "type": "string" }, "carrier": { "type": "string" } }
+    }
 }))]
 pub struct RegisterEventType {
     /// Lowercase dot-separated segments, not a catalog name.
     pub name: String,
     #[serde(default)]
     pub description: String,
-    /// An example `data` object.
+    /// An example `data` object; it must satisfy `schema`.
     #[schema(value_type = Option<Object>)]
     pub sample_data: Option<Box<serde_json::value::RawValue>>,
+    /// Optional JSON Schema of `data`, enforced on Publish. Keywords: type,
+    /// properties, required, additionalProperties, items, enum, const,
+    /// minimum, maximum, minLength, maxLength, minItems, maxItems (others are
+    /// refused).
+    #[schema(value_type = Option<Object>)]
+    pub schema: Option<Box<serde_json::value::RawValue>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

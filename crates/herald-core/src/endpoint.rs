@@ -9,7 +9,7 @@ use url::Url;
 
 use crate::{
     id::{EndpointId, TenantId},
-    matching::EndpointStatus,
+    matching::{EndpointStatus, EventTypeFilter},
     rate::RateLimit,
     retry::RetrySchedule,
     signing::{EndpointSecret, SigningScheme},
@@ -72,6 +72,9 @@ pub struct EndpointSettings {
     pub rate_limit: Option<RateLimit>,
     pub timeout: Duration,
     pub ordering: Ordering,
+    /// The subscribed event types: an alias subscriber receives events
+    /// under the alias's name (see [`crate::matching::subscribed_name`]).
+    pub event_types: EventTypeFilter,
 }
 
 #[cfg(test)]

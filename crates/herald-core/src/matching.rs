@@ -187,6 +187,24 @@ pub fn subscription_matches(
     device_matches && type_matches
 }
 
+/// The name an endpoint receives `event` under: the alias it subscribed to
+/// when it matched only through one (Kapso's receivers dispatch on
+/// `whatsapp.message.received`), else `None` for the event's own type. An
+/// endpoint subscribed to the type itself, or to every type, gets the
+/// catalog name.
+#[must_use]
+pub fn subscribed_name(event_types: &EventTypeFilter, event: &Event) -> Option<EventType> {
+    let EventTypeFilter::Only(types) = event_types else {
+        return None;
+    };
+    if types.contains(&event.event_type) {
+        return None;
+    }
+    aliases_of(&event.event_type, event.channel)
+        .find_map(|alias| types.get(alias.name))
+        .cloned()
+}
+
 /// One bucket of the index; `None` stands for "any".
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct BucketKey {
@@ -749,6 +767,22 @@ mod tests {
                 "{channel} {type_name}"
             );
         }
+    }
+
+    #[test]
+    fn an_alias_subscriber_receives_the_event_under_the_alias() {
+        let mut event = event(0, Some(1), "message.received");
+        event.channel = Channel::Waba;
+        let alias = types(&["whatsapp.message.received"]);
+        assert_eq!(
+            subscribed_name(&alias, &event).unwrap().as_str(),
+            "whatsapp.message.received"
+        );
+        let both = types(&["whatsapp.message.received", "message.received"]);
+        assert_eq!(subscribed_name(&both, &event), None);
+        assert_eq!(subscribed_name(&EventTypeFilter::All, &event), None);
+        event.channel = Channel::Telegram;
+        assert_eq!(subscribed_name(&alias, &event), None);
     }
 
     proptest! {

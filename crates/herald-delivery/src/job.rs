@@ -19,7 +19,7 @@ use herald_core::{
     envelope::envelope_body,
     event::Event,
     id::{AttemptId, DeliveryId, EndpointId, IdError},
-    matching::EndpointStatus,
+    matching::{EndpointStatus, subscribed_name},
     rate::RateLimit,
     retry::RetrySchedule,
     signing::delivery_headers,
@@ -661,12 +661,18 @@ impl Job {
         settings: &EndpointSettings,
         now: OffsetDateTime,
     ) -> Result<client::Request, String> {
-        let body = envelope_body(&self.event, self.test);
+        // An alias subscriber gets the event under the name it subscribed to.
+        let renamed = subscribed_name(&settings.event_types, &self.event).map(|event_type| Event {
+            event_type,
+            ..self.event.clone()
+        });
+        let event = renamed.as_ref().unwrap_or(&self.event);
+        let body = envelope_body(event, self.test);
         let mut headers = delivery_headers(
             &settings.scheme,
             &settings.secrets.signing(now),
             &self.delivery_id,
-            &self.event,
+            event,
             now.unix_timestamp(),
             &body,
             env!("CARGO_PKG_VERSION"),
