@@ -330,6 +330,9 @@ pub struct Endpoint {
     /// The request timeout.
     pub timeout_seconds: f64,
     pub health: Option<EndpointHealth>,
+    /// A test delivery is sent on create and on a change of URL, signing or
+    /// headers.
+    pub test_on_save: bool,
     #[schema(format = DateTime)]
     pub created_at: Option<String>,
     #[schema(format = DateTime)]
@@ -379,6 +382,7 @@ impl Endpoint {
                 last_response_code: Some(health.last_response_code).filter(|code| *code != 0),
                 failing_since: timestamp(health.failing_since.as_ref()),
             }),
+            test_on_save: spec.test_on_save,
             created_at: timestamp(endpoint.created_at.as_ref()),
             updated_at: timestamp(endpoint.updated_at.as_ref()),
             etag: endpoint.etag.clone(),
@@ -416,6 +420,10 @@ pub struct EndpointFields {
     pub ordering: Option<Ordering>,
     /// Default 15, at most 60.
     pub timeout_seconds: Option<f64>,
+    /// Send a test delivery on create, and when an update changes the URL,
+    /// signing or headers: the create answer carries its result (`test`),
+    /// an update's endpoint shows the status it left.
+    pub test_on_save: Option<bool>,
 }
 
 impl EndpointFields {
@@ -483,6 +491,10 @@ impl EndpointFields {
             spec.timeout = Some(duration("timeout_seconds", timeout)?);
             present("timeout");
         }
+        if let Some(test_on_save) = self.test_on_save {
+            spec.test_on_save = test_on_save;
+            present("test_on_save");
+        }
         Ok((spec, paths))
     }
 }
@@ -515,6 +527,8 @@ pub struct CreatedEndpoint {
     pub endpoint: Endpoint,
     /// The signing secret, shown once here (`GET …/secret` shows it later).
     pub secret: String,
+    /// With `test_on_save`: the test delivery's result.
+    pub test: Option<TestResult>,
 }
 
 #[derive(Clone, Debug, Serialize, ToSchema)]
@@ -557,6 +571,15 @@ pub struct TestResult {
     pub attempt: Option<Attempt>,
     /// The endpoint afterwards: a 200 or 201 makes it active.
     pub endpoint: Option<Endpoint>,
+}
+
+impl TestResult {
+    pub fn from_wire(tested: &pb::TestEndpointResponse) -> TestResult {
+        TestResult {
+            attempt: tested.attempt.as_ref().map(Attempt::from_wire),
+            endpoint: tested.endpoint.as_ref().map(Endpoint::from_wire),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, Deserialize, ToSchema)]

@@ -285,6 +285,7 @@ pub fn merge_spec(
             "rate_limit" => merged.rate_limit = update.rate_limit,
             "ordering" => merged.ordering = update.ordering,
             "timeout" => merged.timeout = update.timeout,
+            "test_on_save" => merged.test_on_save = update.test_on_save,
             other => {
                 return Err(ApiError::invalid(
                     format!("update_mask.paths[{index}]"),

@@ -273,7 +273,7 @@ impl PublishApi {
     }
 }
 
-const BUS_FAILURE: &str = "the event bus did not acknowledge; retry this item";
+pub(crate) const BUS_FAILURE: &str = "the event bus did not acknowledge; retry this item";
 
 /// An item refused because its tenant is over its events-per-second quota.
 fn over_quota(index: usize, wait: std::time::Duration) -> Outcome {

@@ -47,6 +47,7 @@
 //! only within its chat); `field` names a WABA change that is not a message.
 //! Publish API events carry the caller's `data` unchanged.
 
+mod events_api;
 pub mod gateway;
 mod grpc;
 mod http;
