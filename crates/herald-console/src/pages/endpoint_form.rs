@@ -287,6 +287,9 @@ impl Values {
             }
             .into(),
             timeout,
+            // Set through the API; the form leaves it as stored (its update
+            // names only the fields above).
+            ..pb::EndpointSpec::default()
         })
     }
 }
