@@ -313,7 +313,7 @@ async fn event_types_show_labels_channels_and_schemas_and_store_custom_schemas()
         .find(|event_type| event_type["name"] == "message.delivered")
         .unwrap()
         .clone();
-    assert_eq!(status_type["label"], "Message status");
+    assert_eq!(status_type["label"], "Message status: delivered");
     assert_eq!(status_type["channels"], json!(["whatsapp", "waba"]));
     assert_eq!(status_type["schema"]["type"], "object");
 

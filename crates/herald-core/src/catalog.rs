@@ -36,7 +36,8 @@ pub struct CatalogEntry {
     /// The event type name.
     pub name: &'static str,
     /// What people call it: the name the dashboard and automation platforms
-    /// show beside the type name (seed products' names where they had one).
+    /// show beside the type name. Seed 000's names where it had one; its
+    /// "Message status" covers four types, told apart by the status.
     pub label: &'static str,
     /// The channels whose events can be of this type, so a form offers only
     /// the types the selected devices can produce.
@@ -63,7 +64,7 @@ pub const CATALOG: &[CatalogEntry] = &[
     },
     CatalogEntry {
         name: "message.sent",
-        label: "Message status",
+        label: "Message status: sent",
         channels: &[Channel::Whatsapp, Channel::Waba],
         data_schema: MESSAGE_STATUS_SCHEMA,
         description: "A message from one of your devices was accepted by the channel.",
@@ -71,7 +72,7 @@ pub const CATALOG: &[CatalogEntry] = &[
     },
     CatalogEntry {
         name: "message.delivered",
-        label: "Message status",
+        label: "Message status: delivered",
         channels: &[Channel::Whatsapp, Channel::Waba],
         data_schema: MESSAGE_STATUS_SCHEMA,
         description: "A message you sent reached the contact's phone.",
@@ -79,7 +80,7 @@ pub const CATALOG: &[CatalogEntry] = &[
     },
     CatalogEntry {
         name: "message.read",
-        label: "Message status",
+        label: "Message status: read",
         channels: &[Channel::Whatsapp, Channel::Waba],
         data_schema: MESSAGE_STATUS_SCHEMA,
         description: "The contact opened a message you sent.",
@@ -87,7 +88,7 @@ pub const CATALOG: &[CatalogEntry] = &[
     },
     CatalogEntry {
         name: "message.failed",
-        label: "Message status",
+        label: "Message status: failed",
         channels: &[Channel::Whatsapp, Channel::Waba],
         data_schema: MESSAGE_STATUS_SCHEMA,
         description: "A message you sent could not be delivered to the contact.",
