@@ -721,7 +721,7 @@ mod tests {
             "message.read",
             "message.failed",
         ] {
-            assert_eq!(label(status), "Message status");
+            assert!(label(status).starts_with("Message status: "), "{status}");
             let entry = EventType::catalog(status).unwrap().catalog_entry().unwrap();
             assert!(!entry.channels.contains(&Channel::Telegram), "{status}");
             assert!(entry.channels.contains(&Channel::Waba), "{status}");

@@ -410,6 +410,7 @@ async fn send_hostile(
                         String::new()
                     },
                     sample_data: Default::default(),
+                    ..Default::default()
                 },
             ))
             .await
