@@ -291,6 +291,17 @@ async fn an_alias_subscriber_gets_whatsapp_events_under_the_alias() {
     .await;
     assert_eq!(delivered["event"], "whatsapp.message.received");
     assert_eq!(delivered["data"]["text"], "from whatsapp");
+    let headers: Vec<String> = receiver
+        .received()
+        .iter()
+        .map(|received| received.header("x-herald-event").to_owned())
+        .collect();
+    assert!(
+        headers
+            .iter()
+            .any(|header| header == "whatsapp.message.received"),
+        "{headers:?}"
+    );
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(
         live(&receiver).len(),
