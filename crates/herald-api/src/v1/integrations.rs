@@ -26,16 +26,16 @@ use crate::{
 /// Everything an automation platform needs to offer Herald's triggers and
 /// actions.
 #[derive(Clone, Debug, Serialize, ToSchema)]
-pub struct Description {
+pub struct IntegrationDescription {
     pub service: String,
     /// How every action authenticates.
-    pub authentication: Authentication,
-    pub triggers: Vec<Trigger>,
-    pub actions: Vec<Action>,
+    pub authentication: IntegrationAuthentication,
+    pub triggers: Vec<IntegrationTrigger>,
+    pub actions: Vec<IntegrationAction>,
 }
 
 #[derive(Clone, Debug, Serialize, ToSchema)]
-pub struct Authentication {
+pub struct IntegrationAuthentication {
     /// `bearer`.
     pub r#type: String,
     /// `Authorization`.
@@ -46,7 +46,7 @@ pub struct Authentication {
 
 /// An event type a REST hook can subscribe to.
 #[derive(Clone, Debug, Serialize, ToSchema)]
-pub struct Trigger {
+pub struct IntegrationTrigger {
     /// The event type name: what `event_types` of the subscribe action takes
     /// and what deliveries carry as `type`.
     pub key: String,
@@ -69,7 +69,7 @@ pub struct Trigger {
 
 /// One HTTP call.
 #[derive(Clone, Debug, Serialize, ToSchema)]
-pub struct Action {
+pub struct IntegrationAction {
     /// `subscribe`, `unsubscribe`, `publish_event`, `replay_event`.
     pub key: String,
     pub label: String,
@@ -82,7 +82,7 @@ pub struct Action {
     /// description was read); the ingest service's public URL for
     /// `publish_event`.
     pub base_url: Option<String>,
-    pub input_fields: Vec<InputField>,
+    pub input_fields: Vec<IntegrationInputField>,
     /// Values of the answer worth keeping, by name, as JSON Pointers into
     /// the response body (`id` of subscribe is what unsubscribe takes).
     pub output: std::collections::BTreeMap<String, String>,
@@ -90,7 +90,7 @@ pub struct Action {
 
 /// One input of an action.
 #[derive(Clone, Debug, Serialize, ToSchema)]
-pub struct InputField {
+pub struct IntegrationInputField {
     pub key: String,
     pub label: String,
     /// `path` (a placeholder in the path) or `body` (a member of the JSON
@@ -99,8 +99,8 @@ pub struct InputField {
     /// JSON type: `string`, `boolean`, `object`, `array`.
     pub r#type: String,
     pub required: bool,
-    /// Sent when the user gives nothing.
-    #[schema(value_type = Option<Object>)]
+    /// Sent when the user gives nothing; any JSON value.
+    #[schema(value_type = Value)]
     pub default: Option<serde_json::Value>,
     pub help: String,
 }
@@ -113,8 +113,8 @@ fn field(
     required: bool,
     default: Option<serde_json::Value>,
     help: &str,
-) -> InputField {
-    InputField {
+) -> IntegrationInputField {
+    IntegrationInputField {
         key: key.to_owned(),
         label: label.to_owned(),
         location: location.to_owned(),
@@ -132,9 +132,9 @@ fn output(pairs: &[(&str, &str)]) -> std::collections::BTreeMap<String, String> 
         .collect()
 }
 
-fn actions(ingest_url: Option<&str>) -> Vec<Action> {
+fn actions(ingest_url: Option<&str>) -> Vec<IntegrationAction> {
     vec![
-        Action {
+        IntegrationAction {
             key: "subscribe".to_owned(),
             label: "Subscribe (REST hook)".to_owned(),
             description: "Creates an endpoint delivering the chosen event types to the target \
@@ -162,7 +162,7 @@ fn actions(ingest_url: Option<&str>) -> Vec<Action> {
                     "array",
                     false,
                     None,
-                    "Trigger keys; empty or absent subscribes to every type.",
+                    "IntegrationTrigger keys; empty or absent subscribes to every type.",
                 ),
                 field(
                     "name",
@@ -189,7 +189,7 @@ fn actions(ingest_url: Option<&str>) -> Vec<Action> {
                 ("secret", "/secret"),
             ]),
         },
-        Action {
+        IntegrationAction {
             key: "unsubscribe".to_owned(),
             label: "Unsubscribe (REST hook)".to_owned(),
             description: "Deletes the endpoint a subscribe created; deliveries stop.".to_owned(),
@@ -207,7 +207,7 @@ fn actions(ingest_url: Option<&str>) -> Vec<Action> {
             )],
             output: output(&[]),
         },
-        Action {
+        IntegrationAction {
             key: "publish_event".to_owned(),
             label: "Publish an event".to_owned(),
             description: "Publishes one event to every endpoint subscribed to its type. Its data \
@@ -257,7 +257,7 @@ fn actions(ingest_url: Option<&str>) -> Vec<Action> {
             ],
             output: output(&[("event_id", "/event_id"), ("duplicate", "/duplicate")]),
         },
-        Action {
+        IntegrationAction {
             key: "replay_event".to_owned(),
             label: "Replay an event".to_owned(),
             description: "Sends a stored event again with its original delivery ids, to one \
@@ -291,8 +291,8 @@ fn actions(ingest_url: Option<&str>) -> Vec<Action> {
     ]
 }
 
-fn trigger(definition: &pb::EventTypeDefinition, alias_of: Option<String>) -> Trigger {
-    Trigger {
+fn trigger(definition: &pb::EventTypeDefinition, alias_of: Option<String>) -> IntegrationTrigger {
+    IntegrationTrigger {
         key: definition.name.clone(),
         label: definition.label.clone(),
         description: definition.description.clone(),
@@ -306,11 +306,11 @@ fn trigger(definition: &pb::EventTypeDefinition, alias_of: Option<String>) -> Tr
 /// The tenant's triggers (event types, with the catalog's aliases) and the
 /// actions an automation platform performs.
 #[utoipa::path(operation_id = "describe_integration", get, path = "/api/v1/integrations/describe", tag = "integrations",
-    responses((status = 200, body = Description), ErrorResponses))]
+    responses((status = 200, body = IntegrationDescription), ErrorResponses))]
 pub async fn describe(
     State(backend): State<Backend>,
     credentials: Credentials,
-) -> Result<Json<Description>, HttpError> {
+) -> Result<Json<IntegrationDescription>, HttpError> {
     let mut definitions = Vec::new();
     let mut page_token = String::new();
     loop {
@@ -328,7 +328,7 @@ pub async fn describe(
         }
         page_token = listed.next_page_token;
     }
-    let mut triggers: Vec<Trigger> = definitions
+    let mut triggers: Vec<IntegrationTrigger> = definitions
         .iter()
         .map(|definition| trigger(definition, None))
         .collect();
@@ -359,9 +359,9 @@ pub async fn describe(
         };
         triggers.push(trigger(&definition, Some(alias.target.to_owned())));
     }
-    Ok(Json(Description {
+    Ok(Json(IntegrationDescription {
         service: "Herald".to_owned(),
-        authentication: Authentication {
+        authentication: IntegrationAuthentication {
             r#type: "bearer".to_owned(),
             header: "Authorization".to_owned(),
             format: "Bearer {token}".to_owned(),
@@ -373,10 +373,10 @@ pub async fn describe(
 
 /// The same answer at the path seed 003's customers configured.
 #[utoipa::path(operation_id = "describe_integration_unversioned", get, path = "/api/integrations/describe", tag = "integrations",
-    responses((status = 200, body = Description), ErrorResponses))]
+    responses((status = 200, body = IntegrationDescription), ErrorResponses))]
 pub async fn describe_unversioned(
     backend: State<Backend>,
     credentials: Credentials,
-) -> Result<Json<Description>, HttpError> {
+) -> Result<Json<IntegrationDescription>, HttpError> {
     describe(backend, credentials).await
 }
