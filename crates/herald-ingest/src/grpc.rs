@@ -429,16 +429,15 @@ fn schema_violation(
     snapshot: &herald_watch::ConfigSnapshot,
     event: &Event,
 ) -> Option<(String, String)> {
-    let custom;
     let schema = match event.event_type.catalog_entry() {
         Some(entry) => entry.schema()?,
-        None => {
-            custom = snapshot.event_type_schemas.get(&(
+        None => snapshot
+            .event_type_schemas
+            .get(&(
                 event.tenant_id.to_string(),
                 event.event_type.as_str().to_owned(),
-            ))?;
-            custom.as_ref()
-        }
+            ))?
+            .as_ref(),
     };
     let violation = schema.validate_text(event.data.get()).err()?;
     let below = violation.path.strip_prefix('$').unwrap_or_default();
