@@ -488,7 +488,11 @@ async fn publish_steadily(
 fn item(index: usize) -> pb::PublishItem {
     pb::PublishItem {
         r#type: type_of(index).into(),
-        data: format!(r#"{{"index":{index}}}"#).into(),
+        // Every type's required fields (its schema), whatever the type.
+        data: format!(
+            r#"{{"index":{index},"contact_id":"ct_{index}","form_id":"frm_chaos","answers":{{}}}}"#
+        )
+        .into(),
         idempotency_key: format!("chaos-{index}"),
         ..Default::default()
     }

@@ -237,7 +237,11 @@ fn every_channel_and_catalog_type_reaches_exactly_its_tenants_matching_endpoints
                 .iter()
                 .map(|name| pb::PublishItem {
                     r#type: (*name).into(),
-                    data: format!(r#"{{"type":"{name}"}}"#).into(),
+                    data: CATALOG
+                        .iter()
+                        .find(|entry| entry.name == *name)
+                        .map_or("{}", |entry| entry.sample_data)
+                        .into(),
                     idempotency_key: format!("e2e-{name}"),
                     ..Default::default()
                 })

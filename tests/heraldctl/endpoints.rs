@@ -441,3 +441,64 @@ fn hardening_23_every_output_names_states_alike_and_shows_a_secret_once() {
         stderr(&refused)
     );
 }
+
+#[test]
+fn event_types_list_shows_labels_channels_and_schemas() {
+    let running = Running::start(&[]);
+    let ctl = &running.ctl;
+    let token = tenant_token(&running, "Acme");
+    let table = ctl.run(Some(&token), &["event-types", "list", "--all"]);
+    assert!(table.status.success(), "{}", stderr(&table));
+    let table = stdout(&table);
+    let header = table.lines().next().unwrap();
+    for column in ["NAME", "LABEL", "CHANNELS", "KIND", "SCHEMA"] {
+        assert!(header.contains(column), "{header}");
+    }
+    let incoming = table
+        .lines()
+        .find(|line| line.starts_with("message.received"))
+        .unwrap();
+    assert!(incoming.contains("Incoming Message"), "{incoming}");
+    assert!(incoming.contains("whatsapp,telegram,waba"), "{incoming}");
+    let status = table
+        .lines()
+        .find(|line| line.starts_with("message.read"))
+        .unwrap();
+    assert!(status.contains("Message status"), "{status}");
+    assert!(!status.contains("telegram"), "{status}");
+
+    let refused = ctl.run(
+        Some(&token),
+        &[
+            "event-types",
+            "register",
+            "order.packed",
+            "--schema",
+            r#"{"type":"object","oneOf":[]}"#,
+        ],
+    );
+    assert!(!refused.status.success());
+    assert!(stderr(&refused).contains("schema"), "{}", stderr(&refused));
+    let registered = ctl.json(
+        &token,
+        &[
+            "event-types",
+            "register",
+            "order.packed",
+            "--description",
+            "An order was packed.",
+            "--schema",
+            r#"{"type":"object","required":["sku"]}"#,
+        ],
+    );
+    assert_eq!(
+        registered["schema"],
+        r#"{"type":"object","required":["sku"]}"#
+    );
+    let listed = ctl.json(&token, &["event-types", "list", "--all"]);
+    let custom = array(listed)
+        .into_iter()
+        .find(|definition| definition["name"] == "order.packed")
+        .unwrap();
+    assert_eq!(custom["label"], "order.packed");
+}

@@ -22,6 +22,9 @@ pub struct Backend {
     config: Arc<ConfigApi>,
     attempts: Arc<AttemptApi>,
     recovery: Arc<RecoveryApi>,
+    /// The ingest service's address as callers reach it, for the actions
+    /// that discovery describes there.
+    public_ingest_url: Option<Arc<str>>,
 }
 
 impl Backend {
@@ -31,7 +34,20 @@ impl Backend {
             config: Arc::new(ConfigApi::new(state.clone())),
             attempts: Arc::new(AttemptApi::new(state.clone(), shutdown.clone())),
             recovery: Arc::new(RecoveryApi::new(state, shutdown)),
+            public_ingest_url: None,
         }
+    }
+
+    /// Names the ingest service's public URL (`--public-ingest-url`).
+    #[must_use]
+    pub fn with_public_ingest_url(mut self, url: Option<&str>) -> Backend {
+        self.public_ingest_url = url.map(Arc::from);
+        self
+    }
+
+    /// The ingest service's public URL, when configured.
+    pub fn public_ingest_url(&self) -> Option<&str> {
+        self.public_ingest_url.as_deref()
     }
 
     /// `herald.v1.AdminService`: tenants (their quotas), for the admin token.

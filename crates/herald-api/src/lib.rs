@@ -83,6 +83,8 @@ Errors are `{\"error\": {\"code\", \"message\", \"field\"}}` with the HTTP statu
         v1::recovery::get_recovery_job,
         v1::tenants::get,
         v1::tenants::set_quotas,
+        v1::integrations::describe,
+        v1::integrations::describe_unversioned,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail)),
     modifiers(&BearerAuth),
@@ -95,6 +97,7 @@ Errors are `{\"error\": {\"code\", \"message\", \"field\"}}` with the HTTP statu
         (name = "summary", description = "The overview's counts"),
         (name = "recovery", description = "Dead letters, redrive, replay and recovery jobs"),
         (name = "tenants", description = "A tenant and its quotas; the admin token only"),
+        (name = "integrations", description = "Discovery for automation platforms (Zapier, Make, n8n): triggers and actions. Also served at /api/integrations/describe"),
     )
 )]
 pub struct ApiDoc;
@@ -115,9 +118,14 @@ impl Modify for BearerAuth {
 /// shares a listener with them), a JSON 404 under `/api/`, plain text
 /// elsewhere.
 pub fn router(backend: Backend) -> Router {
-    use v1::{attempts, catalog, devices, endpoints, recovery, tenants};
+    use v1::{attempts, catalog, devices, endpoints, integrations, recovery, tenants};
     Router::new()
         .route(OPENAPI_PATH, get(openapi))
+        .route("/api/v1/integrations/describe", get(integrations::describe))
+        .route(
+            "/api/integrations/describe",
+            get(integrations::describe_unversioned),
+        )
         .route(
             "/api/v1/endpoints",
             get(endpoints::list).post(endpoints::create),

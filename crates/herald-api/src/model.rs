@@ -340,6 +340,9 @@ pub struct Endpoint {
     /// The request timeout.
     pub timeout_seconds: f64,
     pub health: Option<EndpointHealth>,
+    /// A test delivery is sent on create and on a change of URL, signing or
+    /// headers.
+    pub test_on_save: bool,
     #[schema(format = DateTime)]
     pub created_at: Option<String>,
     #[schema(format = DateTime)]
@@ -390,6 +393,7 @@ impl Endpoint {
                 last_response_code: Some(health.last_response_code).filter(|code| *code != 0),
                 failing_since: timestamp(health.failing_since.as_ref()),
             }),
+            test_on_save: spec.test_on_save,
             created_at: timestamp(endpoint.created_at.as_ref()),
             updated_at: timestamp(endpoint.updated_at.as_ref()),
             etag: endpoint.etag.clone(),
@@ -434,6 +438,10 @@ pub struct EndpointFields {
     pub ordering: Option<Ordering>,
     /// Default 15, at most 60.
     pub timeout_seconds: Option<f64>,
+    /// Send a test delivery on create, and when an update changes the URL,
+    /// signing or headers: the create answer carries its result (`test`),
+    /// an update's endpoint shows the status it left.
+    pub test_on_save: Option<bool>,
 }
 
 impl EndpointFields {
@@ -505,6 +513,10 @@ impl EndpointFields {
             spec.timeout = Some(duration("timeout_seconds", timeout)?);
             present("timeout");
         }
+        if let Some(test_on_save) = self.test_on_save {
+            spec.test_on_save = test_on_save;
+            present("test_on_save");
+        }
         Ok((spec, paths))
     }
 }
@@ -537,6 +549,8 @@ pub struct CreatedEndpoint {
     pub endpoint: Endpoint,
     /// The signing secret, shown once here (`GET …/secret` shows it later).
     pub secret: String,
+    /// With `test_on_save`: the test delivery's result.
+    pub test: Option<TestResult>,
 }
 
 #[derive(Clone, Debug, Serialize, ToSchema)]
@@ -582,6 +596,15 @@ pub struct TestResult {
     pub attempt: Option<Attempt>,
     /// The endpoint afterwards: a 200 or 201 makes it active.
     pub endpoint: Option<Endpoint>,
+}
+
+impl TestResult {
+    pub fn from_wire(tested: &pb::TestEndpointResponse) -> TestResult {
+        TestResult {
+            attempt: tested.attempt.as_ref().map(Attempt::from_wire),
+            endpoint: tested.endpoint.as_ref().map(Endpoint::from_wire),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, Deserialize, ToSchema)]
@@ -984,9 +1007,18 @@ impl Summary {
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct EventType {
     pub name: String,
+    /// What people call it, e.g. "Incoming Message"; the name for custom types.
+    pub label: String,
     pub description: String,
     /// True for Herald's catalog, false for the tenant's custom types.
     pub catalog: bool,
+    /// The channels that can produce it (`whatsapp`, `telegram`, `waba`,
+    /// `internal`); empty for custom types.
+    pub channels: Vec<String>,
+    /// The JSON Schema of the event's `data`, which Publish enforces; null
+    /// for a custom type registered without one.
+    #[schema(value_type = Option<Object>)]
+    pub schema: Option<Box<serde_json::value::RawValue>>,
     /// A realistic example of the JSON body Herald POSTs for this type.
     #[schema(value_type = Object)]
     pub sample: Box<serde_json::value::RawValue>,
@@ -1003,16 +1035,27 @@ pub struct EventTypeList {
 #[schema(example = json!({
     "name": "orders.shipped",
     "description": "An order left the warehouse.",
-    "sample_data": { "order_id": "4521", "carrier": "DHL" }
+    "sample_data": { "order_id": "4521", "carrier": "DHL" },
+    "schema": {
+        "type": "object",
+        "required": ["order_id"],
+        "properties": { "order_id": { "type": "string" }, "carrier": { "type": "string" } }
+    }
 }))]
 pub struct RegisterEventType {
     /// Lowercase dot-separated segments, not a catalog name.
     pub name: String,
     #[serde(default)]
     pub description: String,
-    /// An example `data` object.
+    /// An example `data` object; it must satisfy `schema`.
     #[schema(value_type = Option<Object>)]
     pub sample_data: Option<Box<serde_json::value::RawValue>>,
+    /// Optional JSON Schema of `data`, enforced on Publish. Keywords: type,
+    /// properties, required, additionalProperties, items, enum, const,
+    /// minimum, maximum, minLength, maxLength, minItems, maxItems (others are
+    /// refused).
+    #[schema(value_type = Option<Object>)]
+    pub schema: Option<Box<serde_json::value::RawValue>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -261,12 +261,15 @@ pub fn endpoint_secrets(record: &EndpointRecord, key: &MasterKey) -> ApiResult<E
 
 pub fn event_type(record: EventTypeRecord) -> EventTypeDefinition {
     EventTypeDefinition {
+        label: record.name.clone(),
         name: record.name,
         description: record.description,
         catalog: false,
         sample_data: record.sample_data.into(),
         created_at: Some(timestamp_to_wire(record.created_at)),
+        channels: Vec::new(),
         tenant_id: record.tenant_id,
+        schema: record.schema,
     }
 }
 

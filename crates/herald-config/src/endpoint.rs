@@ -8,7 +8,7 @@ use std::{
 
 use herald_core::{
     address::{AllowList, validate_endpoint_url},
-    catalog::EventType,
+    catalog::{EventType, alias},
     endpoint::DEFAULT_TIMEOUT,
     id::DeviceId,
     signing::{SigningScheme, validate_custom_headers},
@@ -207,11 +207,12 @@ async fn normalise_event_types(
         let field = || format!("spec.event_types[{index}]");
         let event_type =
             EventType::parse(name).map_err(|error| ApiError::invalid(field(), error))?;
-        if !event_type.is_catalog() && !catalog.is_registered_type(event_type.as_str()).await? {
+        let known = event_type.is_catalog() || alias(event_type.as_str()).is_some();
+        if !known && !catalog.is_registered_type(event_type.as_str()).await? {
             return Err(ApiError::invalid(
                 field(),
                 format!(
-                    "unknown event type {name:?}: not in the catalog and not registered with RegisterEventType"
+                    "unknown event type {name:?}: not in the catalog, not an alias of a catalog type and not registered with RegisterEventType"
                 ),
             ));
         }
@@ -307,6 +308,7 @@ pub fn merge_spec(
             "ordering" => merged.ordering = update.ordering,
             "timeout" => merged.timeout = update.timeout,
             "preset" => merged.preset = update.preset.clone(),
+            "test_on_save" => merged.test_on_save = update.test_on_save,
             other => {
                 return Err(ApiError::invalid(
                     format!("update_mask.paths[{index}]"),

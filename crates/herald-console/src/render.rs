@@ -1,6 +1,7 @@
 //! The page frame and the small pieces every page uses: status badges,
 //! times, pagination, flash messages.
 
+use herald_core::catalog::{EventType, alias};
 use maud::{DOCTYPE, Markup, html};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339, macros::format_description};
 
@@ -354,40 +355,51 @@ pub fn channel_slug(channel: herald_proto::v1::Channel) -> &'static str {
 }
 
 /// The name people know an event type by, shown beside its catalog name:
-/// the seed's three (Incoming Message, Submission, Message status), then the
-/// catalog name in words.
+/// the catalog's label (see `herald_core::catalog`), an alias's target's
+/// label for the WhatsApp channels, else the name in words.
 pub fn event_label(name: &str) -> String {
-    let status = |what: &str| format!("Message status: {what}");
-    match name {
-        "message.received" => "Incoming Message".to_owned(),
-        "form.submitted" => "Submission".to_owned(),
-        "message.sent" => status("sent"),
-        "message.delivered" => status("delivered"),
-        "message.read" => status("read"),
-        "message.failed" => status("failed"),
-        other => {
-            let words = other.replace(['.', '_'], " ");
-            let mut chars = words.chars();
-            match chars.next() {
-                Some(first) => first.to_uppercase().chain(chars).collect(),
-                None => String::new(),
-            }
-        }
+    if let Some(entry) = EventType::catalog(name).and_then(|event_type| event_type.catalog_entry())
+    {
+        return entry.label.to_owned();
+    }
+    if let Some(target) = alias(name)
+        .and_then(|alias| EventType::catalog(alias.target))
+        .and_then(|event_type| event_type.catalog_entry())
+    {
+        return format!("WhatsApp: {}", target.label);
+    }
+    let words = name.replace(['.', '_'], " ");
+    let mut chars = words.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
     }
 }
 
-/// The channels whose devices produce `name`, when only some do: receipts
-/// come from the WhatsApp gateway's acks and WABA's statuses, never from
-/// Telegram. `None`: any channel (or an event published through the API).
-pub fn event_channels(name: &str) -> Option<&'static [herald_proto::v1::Channel]> {
-    use herald_proto::v1::Channel;
-    const RECEIPTS: &[Channel] = &[Channel::Whatsapp, Channel::Waba];
-    const GATEWAY: &[Channel] = &[Channel::Whatsapp];
-    match name {
-        "message.sent" | "message.delivered" | "message.read" | "message.failed" => Some(RECEIPTS),
-        other if other.starts_with("whatsapp.") => Some(GATEWAY),
-        _ => None,
+/// The channels whose devices produce `name`, when only some of the
+/// messaging channels do (receipts: the WhatsApp gateway's acks and WABA's
+/// statuses, never Telegram), as the core catalog says. `None`: any channel
+/// (or an event published through the API, or Herald's own).
+pub fn event_channels(name: &str) -> Option<Vec<herald_proto::v1::Channel>> {
+    use herald_core::channel::Channel;
+    const MESSAGING: [Channel; 3] = [Channel::Whatsapp, Channel::Telegram, Channel::Waba];
+    let channels = EventType::catalog(name)
+        .and_then(|event_type| event_type.catalog_entry())
+        .map(|entry| entry.channels)
+        .or_else(|| alias(name).map(|alias| alias.channels))?;
+    let produced: Vec<Channel> = MESSAGING
+        .into_iter()
+        .filter(|channel| channels.contains(channel))
+        .collect();
+    if produced.is_empty() || produced.len() == MESSAGING.len() {
+        return None;
     }
+    Some(
+        produced
+            .into_iter()
+            .map(herald_proto::v1::Channel::from)
+            .collect(),
+    )
 }
 
 pub fn empty_state(title: &str, text: Markup) -> Markup {
@@ -409,8 +421,25 @@ mod tests {
         assert_eq!(event_label("form.submitted"), "Submission");
         assert_eq!(event_label("message.read"), "Message status: read");
         assert_eq!(event_label("contact.opted_out"), "Contact opted out");
+        assert_eq!(
+            event_label("whatsapp.message.received"),
+            "WhatsApp: Incoming Message"
+        );
+        assert_eq!(event_label("order.shipped"), "Order shipped");
         assert!(event_channels("message.received").is_none());
-        assert_eq!(event_channels("message.delivered").map(<[_]>::len), Some(2));
+        assert!(event_channels("order.shipped").is_none());
+        assert!(event_channels("endpoint.disabled").is_none());
+        assert_eq!(
+            event_channels("message.delivered").map(|channels| channels.len()),
+            Some(2)
+        );
+        assert_eq!(
+            event_channels("whatsapp.message.read"),
+            Some(vec![
+                herald_proto::v1::Channel::Whatsapp,
+                herald_proto::v1::Channel::Waba
+            ])
+        );
     }
 
     #[test]

@@ -19,7 +19,9 @@ use std::sync::Arc;
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::channel::Channel;
 use crate::excerpt::excerpt;
+use crate::schema::DataSchema;
 
 /// Longest event type name accepted, in bytes (names are ASCII).
 pub const MAX_EVENT_TYPE_LEN: usize = 100;
@@ -33,82 +35,134 @@ pub const MAX_EVENT_TYPE_SEGMENTS: usize = 8;
 pub struct CatalogEntry {
     /// The event type name.
     pub name: &'static str,
+    /// What people call it: the name the dashboard and automation platforms
+    /// show beside the type name. Seed 000's names where it had one; its
+    /// "Message status" covers four types, told apart by the status.
+    pub label: &'static str,
+    /// The channels whose events can be of this type, so a form offers only
+    /// the types the selected devices can produce.
+    pub channels: &'static [Channel],
     /// One sentence saying when the event is emitted, shown to customers.
     pub description: &'static str,
     /// A realistic example of the event's `data` (a JSON object), for
     /// documentation and automation platforms that show what a trigger sends.
     pub sample_data: &'static str,
+    /// The JSON Schema of `data` (see [`crate::schema`]): what Publish
+    /// enforces, and what every channel parser's output satisfies.
+    pub data_schema: &'static str,
 }
 
 /// The built-in event types, in the order the dashboard lists them.
 pub const CATALOG: &[CatalogEntry] = &[
     CatalogEntry {
         name: "message.received",
+        label: "Incoming Message",
+        channels: &[Channel::Whatsapp, Channel::Telegram, Channel::Waba],
+        data_schema: MESSAGE_RECEIVED_SCHEMA,
         description: "A contact sent a message to one of your devices.",
         sample_data: r#"{"message_id":"wamid.HBgLMTY1MDU1NTEyMzQVAgASGBQzQTdCNUQ2RjI4QzE5RTBBNDk1MwA=","from":"16505551234","to":"15550783881","text":"Hi! Is my order #4521 on its way?","original":{"from":"16505551234","id":"wamid.HBgLMTY1MDU1NTEyMzQVAgASGBQzQTdCNUQ2RjI4QzE5RTBBNDk1MwA=","timestamp":"1764072000","text":{"body":"Hi! Is my order #4521 on its way?"},"type":"text"},"contacts":[{"profile":{"name":"Maria Silva"},"wa_id":"16505551234"}]}"#,
     },
     CatalogEntry {
         name: "message.sent",
+        label: "Message status: sent",
+        channels: &[Channel::Whatsapp, Channel::Waba],
+        data_schema: MESSAGE_STATUS_SCHEMA,
         description: "A message from one of your devices was accepted by the channel.",
         sample_data: r#"{"message_id":"wamid.HBgLMTY1MDU1NTEyMzQVAgARGBI5QTNDRDc2QTJFRjFCMkM4RDMA","to":"16505551234","status":"sent","original":{"id":"wamid.HBgLMTY1MDU1NTEyMzQVAgARGBI5QTNDRDc2QTJFRjFCMkM4RDMA","status":"sent","timestamp":"1764072005","recipient_id":"16505551234"}}"#,
     },
     CatalogEntry {
         name: "message.delivered",
+        label: "Message status: delivered",
+        channels: &[Channel::Whatsapp, Channel::Waba],
+        data_schema: MESSAGE_STATUS_SCHEMA,
         description: "A message you sent reached the contact's phone.",
         sample_data: r#"{"message_id":"wamid.HBgLMTY1MDU1NTEyMzQVAgARGBI5QTNDRDc2QTJFRjFCMkM4RDMA","to":"16505551234","status":"delivered","original":{"id":"wamid.HBgLMTY1MDU1NTEyMzQVAgARGBI5QTNDRDc2QTJFRjFCMkM4RDMA","status":"delivered","timestamp":"1764072007","recipient_id":"16505551234"}}"#,
     },
     CatalogEntry {
         name: "message.read",
+        label: "Message status: read",
+        channels: &[Channel::Whatsapp, Channel::Waba],
+        data_schema: MESSAGE_STATUS_SCHEMA,
         description: "The contact opened a message you sent.",
         sample_data: r#"{"message_id":"wamid.HBgLMTY1MDU1NTEyMzQVAgARGBI5QTNDRDc2QTJFRjFCMkM4RDMA","to":"16505551234","status":"read","original":{"id":"wamid.HBgLMTY1MDU1NTEyMzQVAgARGBI5QTNDRDc2QTJFRjFCMkM4RDMA","status":"read","timestamp":"1764072042","recipient_id":"16505551234"}}"#,
     },
     CatalogEntry {
         name: "message.failed",
+        label: "Message status: failed",
+        channels: &[Channel::Whatsapp, Channel::Waba],
+        data_schema: MESSAGE_STATUS_SCHEMA,
         description: "A message you sent could not be delivered to the contact.",
         sample_data: r#"{"message_id":"wamid.HBgLMTY1MDU1NTEyMzQVAgARGBI5QTNDRDc2QTJFRjFCMkM4RDMA","to":"16505551234","status":"failed","original":{"id":"wamid.HBgLMTY1MDU1NTEyMzQVAgARGBI5QTNDRDc2QTJFRjFCMkM4RDMA","status":"failed","timestamp":"1764072009","recipient_id":"16505551234","errors":[{"code":131026,"title":"Message undeliverable"}]}}"#,
     },
     CatalogEntry {
         name: "form.submitted",
+        label: "Submission",
+        channels: &[Channel::Whatsapp, Channel::Telegram, Channel::Waba],
+        data_schema: FORM_SUBMITTED_SCHEMA,
         description: "A contact completed and submitted a form.",
         sample_data: r#"{"form_id":"frm_delivery_feedback","from":"16505551234","answers":{"rating":"5","comment":"Fast and friendly, thank you!"},"submitted_at":"2026-11-25T12:00:00Z"}"#,
     },
     CatalogEntry {
         name: "conversation.opened",
+        label: "Conversation opened",
+        channels: &[Channel::Whatsapp, Channel::Telegram, Channel::Waba],
+        data_schema: CONVERSATION_OPENED_SCHEMA,
         description: "A new conversation with a contact was opened.",
         sample_data: r#"{"conversation_id":"conv_8f2k1m","from":"16505551234","origin":"user_initiated","opened_at":"2026-11-25T12:00:00Z"}"#,
     },
     CatalogEntry {
         name: "conversation.resolved",
+        label: "Conversation resolved",
+        channels: &[Channel::Whatsapp, Channel::Telegram, Channel::Waba],
+        data_schema: CONVERSATION_RESOLVED_SCHEMA,
         description: "A conversation with a contact was marked as resolved.",
         sample_data: r#"{"conversation_id":"conv_8f2k1m","resolved_by":"agent@example.com","resolved_at":"2026-11-25T12:20:00Z"}"#,
     },
     CatalogEntry {
         name: "contact.created",
+        label: "Contact created",
+        channels: &[Channel::Whatsapp, Channel::Telegram, Channel::Waba],
+        data_schema: CONTACT_CREATED_SCHEMA,
         description: "A new contact was added to your organization.",
         sample_data: r#"{"contact_id":"ct_5v8q2w","phone":"16505551234","name":"Maria Silva","created_at":"2026-11-25T12:00:00Z"}"#,
     },
     CatalogEntry {
         name: "contact.updated",
+        label: "Contact updated",
+        channels: &[Channel::Whatsapp, Channel::Telegram, Channel::Waba],
+        data_schema: CONTACT_UPDATED_SCHEMA,
         description: "A contact's details were changed.",
         sample_data: r#"{"contact_id":"ct_5v8q2w","phone":"16505551234","name":"Maria Silva-Costa","changed":["name"]}"#,
     },
     CatalogEntry {
         name: "contact.opted_out",
+        label: "Contact opted out",
+        channels: &[Channel::Whatsapp, Channel::Telegram, Channel::Waba],
+        data_schema: CONTACT_OPTED_OUT_SCHEMA,
         description: "A contact asked to stop receiving messages from you.",
         sample_data: r#"{"contact_id":"ct_5v8q2w","phone":"16505551234","reason":"STOP","opted_out_at":"2026-11-25T12:00:00Z"}"#,
     },
     CatalogEntry {
         name: "broadcast.completed",
+        label: "Broadcast completed",
+        channels: &[Channel::Whatsapp, Channel::Telegram, Channel::Waba],
+        data_schema: BROADCAST_COMPLETED_SCHEMA,
         description: "A broadcast finished sending to all of its recipients.",
         sample_data: r#"{"broadcast_id":"bc_spring_sale","name":"Spring sale","recipients":1250,"sent":1243,"failed":7,"completed_at":"2026-11-25T12:00:00Z"}"#,
     },
     CatalogEntry {
         name: "payment.completed",
+        label: "Payment completed",
+        channels: &[Channel::Whatsapp, Channel::Telegram, Channel::Waba],
+        data_schema: PAYMENT_COMPLETED_SCHEMA,
         description: "A contact completed a payment.",
         sample_data: r#"{"payment_id":"pay_3k9d7x","from":"16505551234","amount":"49.90","currency":"EUR","order_ref":"4521"}"#,
     },
     CatalogEntry {
         name: ENDPOINT_DISABLED,
+        label: "Endpoint disabled",
+        channels: &[Channel::Internal],
+        data_schema: ENDPOINT_DISABLED_SCHEMA,
         description: "Herald disabled one of your webhook endpoints after repeated failures.",
         sample_data: r#"{"endpoint_id":"ep_01jd3m6b8q2w4e6r8t0y2u4i6o","name":"Orders","url":"https://hooks.example.com/herald","reason":"no successful delivery for 5 days","failing_since":"2026-11-20T12:00:00Z"}"#,
     },
@@ -117,6 +171,260 @@ pub const CATALOG: &[CatalogEntry] = &[
 /// The operational event type Herald itself emits when it auto-disables an
 /// endpoint.
 const ENDPOINT_DISABLED: &str = "endpoint.disabled";
+
+// The schemas describe what Herald actually produces: the channel parsers
+// leave out any normalised field the source does not carry, so the types a
+// channel emits require no property, and a publisher may add properties of
+// its own. `original`, `metadata` and `contacts` are the channel's own
+// objects, unchanged, and so are not constrained.
+
+const MESSAGE_RECEIVED_SCHEMA: &str = r#"{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "title": "message.received data",
+  "type": "object",
+  "properties": {
+    "message_id": {"type": "string", "description": "The channel's message id: a wamid, a Telegram message_id or callback id, a gateway message id."},
+    "chat_id": {"type": "string", "description": "Telegram: the chat the message is in."},
+    "from": {"type": "string", "description": "The sender: a phone number on WhatsApp, a user id on Telegram."},
+    "to": {"type": "string", "description": "The receiving number, when the channel says it."},
+    "text": {"type": "string", "description": "The text, caption or button title, when the message has one."},
+    "edited": {"type": "boolean", "description": "Telegram: true for an edited message."},
+    "original": {"description": "The channel's own message object, unchanged."},
+    "metadata": {"description": "WABA: the notification's metadata."},
+    "contacts": {"description": "WABA: the notification's contacts."}
+  }
+}"#;
+
+const MESSAGE_STATUS_SCHEMA: &str = r#"{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "title": "message status data",
+  "type": "object",
+  "properties": {
+    "message_id": {"type": "string", "description": "The id of the message you sent."},
+    "from": {"type": "string", "description": "The sending number, when the channel says it."},
+    "to": {"type": "string", "description": "The recipient."},
+    "status": {"type": "string", "description": "The channel's own status name (sent, delivered, read, played, failed, or the gateway's ack name)."},
+    "original": {"description": "The channel's own status object, unchanged."},
+    "metadata": {"description": "WABA: the notification's metadata."},
+    "contacts": {"description": "WABA: the notification's contacts."}
+  }
+}"#;
+
+const FORM_SUBMITTED_SCHEMA: &str = r#"{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "title": "form.submitted data",
+  "type": "object",
+  "required": ["form_id", "answers"],
+  "properties": {
+    "form_id": {"type": "string", "minLength": 1},
+    "from": {"type": "string"},
+    "answers": {"type": "object", "description": "The answers by question key."},
+    "submitted_at": {"type": "string", "description": "RFC 3339."}
+  }
+}"#;
+
+const CONVERSATION_OPENED_SCHEMA: &str = r#"{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "title": "conversation.opened data",
+  "type": "object",
+  "required": ["conversation_id"],
+  "properties": {
+    "conversation_id": {"type": "string", "minLength": 1},
+    "from": {"type": "string"},
+    "origin": {"type": "string"},
+    "opened_at": {"type": "string", "description": "RFC 3339."}
+  }
+}"#;
+
+const CONVERSATION_RESOLVED_SCHEMA: &str = r#"{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "title": "conversation.resolved data",
+  "type": "object",
+  "required": ["conversation_id"],
+  "properties": {
+    "conversation_id": {"type": "string", "minLength": 1},
+    "resolved_by": {"type": "string"},
+    "resolved_at": {"type": "string", "description": "RFC 3339."}
+  }
+}"#;
+
+const CONTACT_CREATED_SCHEMA: &str = r#"{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "title": "contact.created data",
+  "type": "object",
+  "required": ["contact_id"],
+  "properties": {
+    "contact_id": {"type": "string", "minLength": 1},
+    "phone": {"type": "string"},
+    "name": {"type": "string"},
+    "created_at": {"type": "string", "description": "RFC 3339."}
+  }
+}"#;
+
+const CONTACT_UPDATED_SCHEMA: &str = r#"{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "title": "contact.updated data",
+  "type": "object",
+  "properties": {
+    "contact_id": {"type": "string"},
+    "phone": {"type": "string"},
+    "name": {"type": "string"},
+    "changed": {"type": "array", "items": {"type": "string"}, "description": "The names of the changed fields."},
+    "message_id": {"type": "string", "description": "WABA: the system message that reported the change."},
+    "chat_id": {"type": "string", "description": "Telegram: the chat of the bot's membership change."},
+    "from": {"type": "string"},
+    "to": {"type": "string"},
+    "text": {"type": "string"},
+    "status": {"type": "string", "description": "Telegram: the bot's new membership status."},
+    "original": {"description": "The channel's own object, unchanged."},
+    "metadata": {"description": "WABA: the notification's metadata."},
+    "contacts": {"description": "WABA: the notification's contacts."}
+  }
+}"#;
+
+const CONTACT_OPTED_OUT_SCHEMA: &str = r#"{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "title": "contact.opted_out data",
+  "type": "object",
+  "properties": {
+    "contact_id": {"type": "string"},
+    "phone": {"type": "string"},
+    "reason": {"type": "string"},
+    "opted_out_at": {"type": "string", "description": "RFC 3339."},
+    "chat_id": {"type": "string", "description": "Telegram: the private chat with the bot."},
+    "from": {"type": "string"},
+    "status": {"type": "string", "description": "Telegram: the bot's new membership status (kicked)."},
+    "original": {"description": "The channel's own object, unchanged."}
+  }
+}"#;
+
+const BROADCAST_COMPLETED_SCHEMA: &str = r#"{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "title": "broadcast.completed data",
+  "type": "object",
+  "required": ["broadcast_id"],
+  "properties": {
+    "broadcast_id": {"type": "string", "minLength": 1},
+    "name": {"type": "string"},
+    "recipients": {"type": "integer", "minimum": 0},
+    "sent": {"type": "integer", "minimum": 0},
+    "failed": {"type": "integer", "minimum": 0},
+    "completed_at": {"type": "string", "description": "RFC 3339."}
+  }
+}"#;
+
+const PAYMENT_COMPLETED_SCHEMA: &str = r#"{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "title": "payment.completed data",
+  "type": "object",
+  "properties": {
+    "payment_id": {"type": "string"},
+    "from": {"type": "string"},
+    "amount": {"type": ["string", "number"], "description": "A decimal amount; a string keeps its exact digits."},
+    "currency": {"type": "string"},
+    "order_ref": {"type": "string"},
+    "message_id": {"type": "string", "description": "Telegram: the message carrying the successful payment."},
+    "chat_id": {"type": "string"},
+    "text": {"type": "string"},
+    "edited": {"type": "boolean"},
+    "original": {"description": "The channel's own object, unchanged."}
+  }
+}"#;
+
+const ENDPOINT_DISABLED_SCHEMA: &str = r#"{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "title": "endpoint.disabled data",
+  "type": "object",
+  "required": ["endpoint_id", "url", "reason"],
+  "properties": {
+    "endpoint_id": {"type": "string"},
+    "name": {"type": "string"},
+    "url": {"type": "string"},
+    "status": {"type": "string"},
+    "reason": {"type": "string"},
+    "failing_since": {"type": "string", "description": "RFC 3339."}
+  }
+}"#;
+
+/// The parsed schemas of [`CATALOG`], in its order. Parsed on first use;
+/// every one is checked by the `catalog_schemas_are_valid_and_admit_the_samples`
+/// test, and an entry whose schema did not parse would enforce nothing
+/// rather than refuse every event.
+static CATALOG_SCHEMAS: std::sync::LazyLock<Vec<Option<DataSchema>>> =
+    std::sync::LazyLock::new(|| {
+        CATALOG
+            .iter()
+            .map(|entry| DataSchema::parse(entry.data_schema).ok())
+            .collect()
+    });
+
+impl CatalogEntry {
+    /// The parsed [`CatalogEntry::data_schema`].
+    #[must_use]
+    pub fn schema(&self) -> Option<&'static DataSchema> {
+        let index = CATALOG.iter().position(|entry| entry.name == self.name)?;
+        CATALOG_SCHEMAS.get(index)?.as_ref()
+    }
+}
+
+/// Another product's name for a catalog type, restricted to some channels:
+/// an endpoint subscribed to the alias receives the catalog type's events
+/// from those channels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Alias {
+    /// The subscribable name.
+    pub name: &'static str,
+    /// The catalog type it stands for.
+    pub target: &'static str,
+    /// The channels whose events it covers.
+    pub channels: &'static [Channel],
+}
+
+/// Kapso's WhatsApp event names (seed 004). Both WhatsApp channels, the
+/// gateway and the Business API, are WhatsApp to a Kapso receiver.
+pub const ALIASES: &[Alias] = &[
+    Alias {
+        name: "whatsapp.message.received",
+        target: "message.received",
+        channels: &[Channel::Whatsapp, Channel::Waba],
+    },
+    Alias {
+        name: "whatsapp.conversation.created",
+        target: "conversation.opened",
+        channels: &[Channel::Whatsapp, Channel::Waba],
+    },
+    Alias {
+        name: "whatsapp.message.delivered",
+        target: "message.delivered",
+        channels: &[Channel::Whatsapp, Channel::Waba],
+    },
+    Alias {
+        name: "whatsapp.message.read",
+        target: "message.read",
+        channels: &[Channel::Whatsapp, Channel::Waba],
+    },
+    Alias {
+        name: "whatsapp.message.failed",
+        target: "message.failed",
+        channels: &[Channel::Whatsapp, Channel::Waba],
+    },
+];
+
+/// The alias called `name`, if any.
+#[must_use]
+pub fn alias(name: &str) -> Option<&'static Alias> {
+    ALIASES.iter().find(|alias| alias.name == name)
+}
+
+/// The aliases an event of `event_type` from `channel` is also known by.
+pub fn aliases_of(
+    event_type: &EventType,
+    channel: Channel,
+) -> impl Iterator<Item = &'static Alias> + '_ {
+    ALIASES.iter().filter(move |alias| {
+        alias.target == event_type.as_str() && alias.channels.contains(&channel)
+    })
+}
 
 /// Why an event type name was refused. Every message quotes (an excerpt of) the
 /// name.
@@ -174,7 +482,8 @@ pub enum EventTypeError {
     },
     /// A custom type may not reuse a catalog name.
     #[error(
-        "event type {value:?} is a built-in catalog type and cannot be registered as a custom type"
+        "event type {value:?} is a built-in catalog type or alias and cannot be registered as a \
+         custom type"
     )]
     CatalogName {
         /// The refused name.
@@ -285,7 +594,7 @@ impl EventType {
 /// type, so custom events can never be mistaken for built-in ones.
 pub fn validate_custom_type(value: &str) -> Result<EventType, EventTypeError> {
     let event_type = EventType::parse(value)?;
-    if event_type.is_catalog() {
+    if event_type.is_catalog() || alias(value).is_some() {
         return Err(EventTypeError::CatalogName {
             value: value.to_owned(),
         });
@@ -376,6 +685,77 @@ mod tests {
                 .unwrap_or_else(|error| panic!("{}: {error}", entry.name));
             assert!(data.get().starts_with('{'), "{}", entry.name);
         }
+    }
+
+    #[test]
+    fn catalog_schemas_are_valid_and_admit_the_samples() {
+        for entry in CATALOG {
+            let schema = crate::schema::DataSchema::parse(entry.data_schema)
+                .unwrap_or_else(|error| panic!("{}: {error}", entry.name));
+            assert_eq!(entry.schema(), Some(&schema), "{}", entry.name);
+            schema
+                .validate_text(entry.sample_data)
+                .unwrap_or_else(|violation| panic!("{}: {violation}", entry.name));
+            assert!(
+                schema.validate_text("[]").is_err(),
+                "{}: data must be an object",
+                entry.name
+            );
+        }
+    }
+
+    #[test]
+    fn labels_and_channels_follow_the_seed() {
+        let label = |name: &str| {
+            EventType::catalog(name)
+                .unwrap()
+                .catalog_entry()
+                .unwrap()
+                .label
+        };
+        assert_eq!(label("message.received"), "Incoming Message");
+        assert_eq!(label("form.submitted"), "Submission");
+        for status in [
+            "message.sent",
+            "message.delivered",
+            "message.read",
+            "message.failed",
+        ] {
+            assert!(label(status).starts_with("Message status: "), "{status}");
+            let entry = EventType::catalog(status).unwrap().catalog_entry().unwrap();
+            assert!(!entry.channels.contains(&Channel::Telegram), "{status}");
+            assert!(entry.channels.contains(&Channel::Waba), "{status}");
+        }
+        for entry in CATALOG {
+            assert!(
+                !entry.label.is_empty() && !entry.channels.is_empty(),
+                "{}",
+                entry.name
+            );
+        }
+    }
+
+    #[test]
+    fn aliases_name_catalog_types_on_whatsapp_channels() {
+        for alias in ALIASES {
+            assert!(EventType::parse(alias.name).is_ok(), "{}", alias.name);
+            assert!(EventType::catalog(alias.target).is_some(), "{}", alias.name);
+            assert!(EventType::catalog(alias.name).is_none(), "{}", alias.name);
+            assert!(validate_custom_type(alias.name).is_err(), "{}", alias.name);
+        }
+        let received = EventType::catalog("message.received").unwrap();
+        let names = |channel| {
+            aliases_of(&received, channel)
+                .map(|alias| alias.name)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(Channel::Whatsapp), ["whatsapp.message.received"]);
+        assert_eq!(names(Channel::Waba), ["whatsapp.message.received"]);
+        assert!(names(Channel::Telegram).is_empty());
+        assert_eq!(
+            alias("whatsapp.conversation.created").unwrap().target,
+            "conversation.opened"
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use url::Url;
 
 use crate::{
     id::{EndpointId, TenantId},
-    matching::EndpointStatus,
+    matching::{EndpointStatus, EventTypeFilter},
     preset::Preset,
     rate::RateLimit,
     retry::RetrySchedule,
@@ -76,6 +76,9 @@ pub struct EndpointSettings {
     pub rate_limit: Option<RateLimit>,
     pub timeout: Duration,
     pub ordering: Ordering,
+    /// The subscribed event types: an alias subscriber receives events
+    /// under the alias's name (see [`crate::matching::subscribed_name`]).
+    pub event_types: EventTypeFilter,
 }
 
 #[cfg(test)]

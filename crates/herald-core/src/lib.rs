@@ -17,6 +17,7 @@
 //! - [`catalog`]: validated event type names and the catalog of built-in types.
 //! - [`event`]: the canonical event and the rules it must satisfy.
 //! - [`envelope`]: the exact JSON body POSTed to customer endpoints.
+//! - [`schema`]: JSON Schemas of event data and their validator.
 //! - [`matching`]: endpoint subscriptions and the in-memory subscription index.
 //! - [`preset`]: the payload contracts of the products customers come from
 //!   (Kirisan, Kaanha, Kapso): body, headers and signing together.
@@ -48,6 +49,7 @@ pub mod preset;
 pub mod quota;
 pub mod rate;
 pub mod retry;
+pub mod schema;
 pub mod signing;
 pub mod text;
 pub mod throttle;

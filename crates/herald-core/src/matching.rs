@@ -19,6 +19,11 @@
 //! - `Only` with an empty set matches nothing, rather than being treated as
 //!   `All`: an empty selection in the dashboard means "nothing", and widening
 //!   it silently would deliver data the customer did not ask for.
+//! - An endpoint may subscribe to an alias of a catalog type (Kapso's
+//!   `whatsapp.message.received`, see [`crate::catalog::ALIASES`]): it then
+//!   receives that type's events from the alias's channels only. The index
+//!   stores it under the alias's name, and an event also looks up the
+//!   buckets of its aliases.
 //! - The index stores each active endpoint under every (device or any, event
 //!   type or any) pair its subscription names, keyed by tenant. An event then
 //!   looks up at most four buckets — (device, type), (device, any),
@@ -32,7 +37,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::EventType;
+use crate::catalog::{EventType, aliases_of};
 use crate::channel::Channel;
 use crate::event::Event;
 use crate::excerpt::excerpt;
@@ -173,9 +178,31 @@ pub fn subscription_matches(
     };
     let type_matches = match &subscription.event_types {
         EventTypeFilter::All => true,
-        EventTypeFilter::Only(types) => types.contains(&event.event_type),
+        EventTypeFilter::Only(types) => {
+            types.contains(&event.event_type)
+                || aliases_of(&event.event_type, event.channel)
+                    .any(|alias| types.contains(alias.name))
+        }
     };
     device_matches && type_matches
+}
+
+/// The name an endpoint receives `event` under: the alias it subscribed to
+/// when it matched only through one (Kapso's receivers dispatch on
+/// `whatsapp.message.received`), else `None` for the event's own type. An
+/// endpoint subscribed to the type itself, or to every type, gets the
+/// catalog name.
+#[must_use]
+pub fn subscribed_name(event_types: &EventTypeFilter, event: &Event) -> Option<EventType> {
+    let EventTypeFilter::Only(types) = event_types else {
+        return None;
+    };
+    if types.contains(&event.event_type) {
+        return None;
+    }
+    aliases_of(&event.event_type, event.channel)
+        .find_map(|alias| types.get(alias.name))
+        .cloned()
 }
 
 /// One bucket of the index; `None` stands for "any".
@@ -249,9 +276,18 @@ impl SubscriptionIndex {
         } else {
             &device_choices[..1]
         };
+        // An alias subscription is stored under the alias's name.
+        let type_choices: Vec<Option<EventType>> = [event_type, None]
+            .into_iter()
+            .chain(
+                aliases_of(&event.event_type, event.channel)
+                    .filter_map(|alias| EventType::parse(alias.name).ok())
+                    .map(Some),
+            )
+            .collect();
         let mut matched = Vec::new();
         for &device_id in device_choices {
-            for event_type in [event_type.clone(), None] {
+            for event_type in type_choices.iter().cloned() {
                 let key = BucketKey {
                     tenant_id: event.tenant_id,
                     device_id,
@@ -666,7 +702,12 @@ mod tests {
         Remove(u128),
     }
 
-    const TYPE_NAMES: [&str; 3] = ["message.received", "message.read", "order.shipped"];
+    const TYPE_NAMES: [&str; 4] = [
+        "message.received",
+        "message.read",
+        "order.shipped",
+        "whatsapp.message.received",
+    ];
 
     fn device_filter_strategy() -> impl Strategy<Value = DeviceFilter> {
         prop_oneof![
@@ -702,6 +743,48 @@ mod tests {
         ]
     }
 
+    #[test]
+    fn an_alias_subscription_gets_its_channels_events_of_the_target_type() {
+        let mut index = SubscriptionIndex::new();
+        let alias = subscription(0, DeviceFilter::All, types(&["whatsapp.message.received"]));
+        index.upsert(endpoint(1), alias.clone(), EndpointStatus::Active);
+        for (channel, type_name, expected) in [
+            (Channel::Whatsapp, "message.received", true),
+            (Channel::Waba, "message.received", true),
+            (Channel::Telegram, "message.received", false),
+            (Channel::Whatsapp, "message.read", false),
+        ] {
+            let mut event = event(0, Some(1), type_name);
+            event.channel = channel;
+            assert_eq!(
+                subscription_matches(&endpoint(1), &alias, EndpointStatus::Active, &event),
+                expected,
+                "{channel} {type_name}"
+            );
+            assert_eq!(
+                index.matches(&event) == [endpoint(1)],
+                expected,
+                "{channel} {type_name}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_alias_subscriber_receives_the_event_under_the_alias() {
+        let mut event = event(0, Some(1), "message.received");
+        event.channel = Channel::Waba;
+        let alias = types(&["whatsapp.message.received"]);
+        assert_eq!(
+            subscribed_name(&alias, &event).unwrap().as_str(),
+            "whatsapp.message.received"
+        );
+        let both = types(&["whatsapp.message.received", "message.received"]);
+        assert_eq!(subscribed_name(&both, &event), None);
+        assert_eq!(subscribed_name(&EventTypeFilter::All, &event), None);
+        event.channel = Channel::Telegram;
+        assert_eq!(subscribed_name(&alias, &event), None);
+    }
+
     proptest! {
         #[test]
         fn index_agrees_with_brute_force(
@@ -727,8 +810,12 @@ mod tests {
                 prop_assert_eq!(index.len(), active);
                 for tenant_n in 0..3 {
                     for device_n in [None, Some(0), Some(1), Some(2), Some(3)] {
-                        for type_name in TYPE_NAMES {
-                            let event = event(tenant_n, device_n, type_name);
+                        for (type_name, channel) in TYPE_NAMES
+                            .into_iter()
+                            .flat_map(|name| [(name, Channel::Whatsapp), (name, Channel::Telegram)])
+                        {
+                            let mut event = event(tenant_n, device_n, type_name);
+                            event.channel = channel;
                             let mut expected: Vec<EndpointId> = all
                                 .iter()
                                 .filter(|(endpoint_id, (subscription, status))| {

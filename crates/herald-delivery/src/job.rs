@@ -19,7 +19,7 @@ use herald_core::{
     envelope::stored_body,
     event::Event,
     id::{AttemptId, DeliveryId, EndpointId, IdError},
-    matching::EndpointStatus,
+    matching::{EndpointStatus, subscribed_name},
     preset::shape,
     rate::RateLimit,
     retry::RetrySchedule,
@@ -670,14 +670,24 @@ impl Job {
         settings: &EndpointSettings,
         now: OffsetDateTime,
     ) -> Result<client::Request, String> {
+        // An alias subscriber gets the event under the name it subscribed
+        // to; a preset names events its own way, from Herald's name.
+        let renamed = subscribed_name(&settings.event_types, &self.event).map(|event_type| Event {
+            event_type,
+            ..self.event.clone()
+        });
+        let event = match (settings.preset, &renamed) {
+            (None, Some(renamed)) => renamed,
+            _ => &self.event,
+        };
         // The preset's body is what is sent, so it is what gets signed.
-        let shaped = shape(settings.preset, &self.event, self.test);
+        let shaped = shape(settings.preset, event, self.test);
         let body = shaped.body;
         let mut headers = delivery_headers(
             &settings.scheme,
             &settings.secrets.signing(now),
             &self.delivery_id,
-            &self.event,
+            event,
             now.unix_timestamp(),
             &body,
             env!("CARGO_PKG_VERSION"),

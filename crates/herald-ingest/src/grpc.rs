@@ -200,10 +200,22 @@ impl PublishApi {
             let snapshot = self.shared.cache.snapshot();
             for (index, item) in items.into_iter().enumerate() {
                 match item_event(&snapshot, tenant, item, now) {
-                    Ok(event) => {
-                        valid.push((index, event));
-                        results.push(None);
-                    }
+                    Ok(event) => match schema_violation(&snapshot, &event) {
+                        None => {
+                            valid.push((index, event));
+                            results.push(None);
+                        }
+                        Some((field, message)) => {
+                            self.shared
+                                .metrics
+                                .event_refused("schema", &event.event_type);
+                            results.push(Some(Outcome::Error(FieldError {
+                                field: format!("items[{}]{field}", offset + index),
+                                message,
+                                ..FieldError::default()
+                            })));
+                        }
+                    },
                     Err((field, message)) => results.push(Some(Outcome::Error(FieldError {
                         field: format!("items[{}]{field}", offset + index),
                         message,
@@ -261,7 +273,7 @@ impl PublishApi {
     }
 }
 
-const BUS_FAILURE: &str = "the event bus did not acknowledge; retry this item";
+pub(crate) const BUS_FAILURE: &str = "the event bus did not acknowledge; retry this item";
 
 /// An item refused because its tenant is over its events-per-second quota.
 fn over_quota(index: usize, wait: std::time::Duration) -> Outcome {
@@ -407,4 +419,33 @@ fn item_event(
         (field, error.to_string())
     })?;
     Ok(event)
+}
+
+/// `(".data<path>", message)` when the event's data violates its type's
+/// schema: the catalog's for a built-in type, the registered one for a
+/// custom type (none registered: anything goes). The field is the JSON path
+/// of the first violation below `data`, and the message starts with it.
+fn schema_violation(
+    snapshot: &herald_watch::ConfigSnapshot,
+    event: &Event,
+) -> Option<(String, String)> {
+    let schema = match event.event_type.catalog_entry() {
+        Some(entry) => entry.schema()?,
+        None => snapshot
+            .event_type_schemas
+            .get(&(
+                event.tenant_id.to_string(),
+                event.event_type.as_str().to_owned(),
+            ))?
+            .as_ref(),
+    };
+    let violation = schema.validate_text(event.data.get()).err()?;
+    let below = violation.path.strip_prefix('$').unwrap_or_default();
+    Some((
+        format!(".data{below}"),
+        format!(
+            "{violation} (the schema of {} data; GET /api/v1/event-types shows it)",
+            event.event_type
+        ),
+    ))
 }

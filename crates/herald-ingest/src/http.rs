@@ -89,6 +89,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         )
         .route("/inbound/telegram/{device_id}", post(telegram_post))
         .route("/inbound/whatsapp/{device_id}", post(gateway_post))
+        .route(
+            crate::events_api::EVENTS_PATH,
+            post(crate::events_api::publish),
+        )
         .layer(DefaultBodyLimit::max(limit))
         .layer(requests)
         .with_state(shared)

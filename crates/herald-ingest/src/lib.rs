@@ -48,6 +48,7 @@
 //! Publish API events carry the caller's `data` unchanged.
 
 mod device_health;
+mod events_api;
 pub mod gateway;
 mod grpc;
 mod http;

@@ -16,6 +16,12 @@ struct EventLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefusedLabels {
+    reason: &'static str,
+    r#type: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     route: &'static str,
     status: String,
@@ -25,6 +31,7 @@ struct RequestLabels {
 #[derive(Clone, Debug)]
 pub struct IngestMetrics {
     events: Family<EventLabels, Counter>,
+    refused: Family<RefusedLabels, Counter>,
     requests_by_channel: Family<RequestLabels, Counter>,
     /// The process's HTTP and gRPC request metrics, which the listener's
     /// layers keep.
@@ -37,6 +44,7 @@ impl IngestMetrics {
     pub fn register(registry: &mut Registry, requests: RequestMetrics) -> IngestMetrics {
         let metrics = IngestMetrics {
             events: Family::default(),
+            refused: Family::default(),
             requests_by_channel: Family::default(),
             requests,
         };
@@ -44,6 +52,12 @@ impl IngestMetrics {
             "herald_ingest_events",
             "Events accepted onto the bus (duplicates excluded), by channel and type (catalog name, or custom)",
             metrics.events.clone(),
+        );
+        registry.register(
+            "herald_ingest_events_refused",
+            "Published events refused for their content, by reason (schema: the data violates \
+             its type's schema) and type (catalog name, or custom)",
+            metrics.refused.clone(),
         );
         registry.register(
             "herald_ingest_requests",
@@ -54,14 +68,20 @@ impl IngestMetrics {
     }
 
     pub(crate) fn event_accepted(&self, channel: Channel, event_type: &EventType) {
-        let r#type = match event_type.catalog_entry() {
-            Some(entry) => entry.name.to_owned(),
-            None => "custom".to_owned(),
-        };
+        let r#type = type_label(event_type);
         self.events
             .get_or_create(&EventLabels {
                 channel: channel.as_str(),
                 r#type,
+            })
+            .inc();
+    }
+
+    pub(crate) fn event_refused(&self, reason: &'static str, event_type: &EventType) {
+        self.refused
+            .get_or_create(&RefusedLabels {
+                reason,
+                r#type: type_label(event_type),
             })
             .inc();
     }
@@ -73,5 +93,14 @@ impl IngestMetrics {
                 status: status.to_owned(),
             })
             .inc();
+    }
+}
+
+/// A catalog type's name, or `custom`: tenants' own names would make the
+/// label set unbounded.
+fn type_label(event_type: &EventType) -> String {
+    match event_type.catalog_entry() {
+        Some(entry) => entry.name.to_owned(),
+        None => "custom".to_owned(),
     }
 }

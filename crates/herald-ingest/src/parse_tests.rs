@@ -403,6 +403,48 @@ fn mutated(fixtures: &'static [&'static [u8]]) -> impl Strategy<Value = Vec<u8>>
         })
 }
 
+/// Whether a parser's event satisfies its catalog type's schema (custom
+/// channel types such as `waba.message_template_status_update` have none):
+/// Publish enforces these schemas, so the channels' own events must meet
+/// them too.
+fn satisfies_schema(event: &NormalisedEvent) -> Result<(), String> {
+    let Some(schema) = event
+        .event_type
+        .catalog_entry()
+        .and_then(|entry| entry.schema())
+    else {
+        return Ok(());
+    };
+    schema
+        .validate_text(event.data.get())
+        .map_err(|violation| format!("{}: {violation}", event.event_type))
+}
+
+#[test]
+fn every_fixture_satisfies_its_catalog_schema() {
+    let mut checked = std::collections::BTreeSet::new();
+    let mut events = Vec::new();
+    for body in WABA_FIXTURES {
+        events.extend(waba::parse(body).unwrap());
+    }
+    for body in TELEGRAM {
+        events.push(telegram::parse(body).unwrap());
+    }
+    for body in GATEWAY {
+        events.push(gateway::parse(body).unwrap());
+    }
+    for event in &events {
+        satisfies_schema(event).unwrap();
+        if event.event_type.is_catalog() {
+            checked.insert(event.event_type.to_string());
+        }
+    }
+    // The fixtures reach the types the channels produce.
+    for name in ["message.received", "message.read", "contact.opted_out"] {
+        assert!(checked.contains(name), "{name} not covered: {checked:?}");
+    }
+}
+
 const WABA_FIXTURES: &[&[u8]] = &[
     WABA_BATCH,
     fixture!("waba_template_update.json"),
@@ -424,6 +466,7 @@ proptest! {
         if let Ok(events) = waba::parse(&body) {
             for event in events {
                 prop_assert!(herald_core::event::parse_data(event.data.get().as_bytes()).is_ok());
+                prop_assert_eq!(satisfies_schema(&event), Ok(()));
             }
         }
     }
@@ -432,6 +475,7 @@ proptest! {
     fn telegram_never_panics_on_mutated_fixtures(body in mutated(TELEGRAM)) {
         if let Ok(event) = telegram::parse(&body) {
             prop_assert!(herald_core::event::parse_data(event.data.get().as_bytes()).is_ok());
+            prop_assert_eq!(satisfies_schema(&event), Ok(()));
         }
     }
 
@@ -439,15 +483,19 @@ proptest! {
     fn gateway_never_panics_on_mutated_fixtures(body in mutated(GATEWAY)) {
         if let Ok(event) = gateway::parse(&body) {
             prop_assert!(herald_core::event::parse_data(event.data.get().as_bytes()).is_ok());
+            prop_assert_eq!(satisfies_schema(&event), Ok(()));
         }
     }
 
     #[test]
     fn json_shaped_values_never_panic(value in json_value()) {
         let body = serde_json::to_vec(&value).unwrap();
-        let _ = waba::parse(&body);
-        let _ = telegram::parse(&body);
-        let _ = gateway::parse(&body);
+        for event in waba::parse(&body).into_iter().flatten() {
+            prop_assert_eq!(satisfies_schema(&event), Ok(()));
+        }
+        for event in [telegram::parse(&body), gateway::parse(&body)].into_iter().flatten() {
+            prop_assert_eq!(satisfies_schema(&event), Ok(()));
+        }
     }
 }
 

@@ -680,6 +680,125 @@ fn item(kind: &str, data: &str) -> pb::PublishItem {
 }
 
 #[tokio::test]
+async fn publish_refuses_data_violating_its_types_schema_with_the_json_path() {
+    let harness = start().await;
+    let tenant = harness.tenant().await;
+    let mut config = ConfigServiceClient::new(harness.config.clone());
+    // A schema Herald cannot enforce is refused naming the field.
+    let refused = config
+        .register_event_type(authed(
+            &tenant.token,
+            pb::RegisterEventTypeRequest {
+                name: "order.packed".into(),
+                schema: r#"{"type":"object","properties":{"sku":{"pattern":"^A"}}}"#.into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    assert!(refused.message().contains("schema"), "{refused:?}");
+    assert!(refused.message().contains("pattern"), "{refused:?}");
+    config
+        .register_event_type(authed(
+            &tenant.token,
+            pb::RegisterEventTypeRequest {
+                name: "order.shipped".into(),
+                description: "An order left the warehouse.".into(),
+                sample_data: br#"{"order":"A1","lines":[{"qty":1}]}"#.to_vec().into(),
+                schema: r#"{"type":"object","required":["order"],"properties":{
+                    "order":{"type":"string"},
+                    "lines":{"type":"array","items":{"type":"object","properties":{"qty":{"type":"integer","minimum":1}}}}
+                }}"#
+                .into(),
+            },
+        ))
+        .await
+        .unwrap();
+    let tenant_id = tenant.id.clone();
+    harness
+        .wait_until("the custom type's schema reaches the cache", |cache| {
+            cache
+                .snapshot()
+                .event_type_schemas
+                .contains_key(&(tenant_id.clone(), "order.shipped".to_owned()))
+        })
+        .await;
+    let items = vec![
+        item("order.shipped", r#"{"order":"A1","lines":[{"qty":2}]}"#),
+        item(
+            "order.shipped",
+            r#"{"order":"A1","lines":[{"qty":2},{"qty":0}]}"#,
+        ),
+        item("order.shipped", r#"{"lines":[]}"#),
+        item("message.received", r#"{"from":"16505551234","text":7}"#),
+        item(
+            "broadcast.completed",
+            r#"{"broadcast_id":"bc_1","sent":-1}"#,
+        ),
+        item("form.submitted", "[]"),
+        item("contact.created", r#"{"contact_id":"ct_1","name":"Maria"}"#),
+    ];
+    let response = harness
+        .ingest_client()
+        .publish(authed(&tenant.token, pb::PublishRequest { items }))
+        .await
+        .unwrap()
+        .into_inner();
+    let outcomes: Vec<Outcome> = response
+        .results
+        .into_iter()
+        .map(|r| r.outcome.unwrap())
+        .collect();
+    assert!(matches!(&outcomes[0], Outcome::Accepted(_)), "{outcomes:?}");
+    assert!(matches!(&outcomes[6], Outcome::Accepted(_)), "{outcomes:?}");
+    let refusals: Vec<(String, String)> = outcomes[1..6]
+        .iter()
+        .map(|outcome| match outcome {
+            Outcome::Error(error) => {
+                assert_eq!(error.code, "", "content refusals are InvalidArgument");
+                (error.field.clone(), error.message.clone())
+            }
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let expected = [
+        (
+            "items[1].data.lines[1].qty",
+            "$.lines[1].qty: must be at least 1",
+        ),
+        ("items[2].data.order", "$.order: is required"),
+        (
+            "items[3].data.text",
+            "$.text: expected string, found number",
+        ),
+        ("items[4].data.sent", "$.sent: must be at least 0"),
+        ("items[5].data", "$: expected object, found array"),
+    ];
+    for ((field, message), (expected_field, expected_message)) in refusals.iter().zip(expected) {
+        assert_eq!(field, expected_field);
+        assert!(
+            message.starts_with(expected_message),
+            "{message:?} does not start with {expected_message:?}"
+        );
+    }
+    assert_eq!(
+        harness.events().await.len(),
+        2,
+        "only the valid items are on the bus"
+    );
+    let metrics = harness.metrics_text();
+    for line in [
+        r#"herald_ingest_events_refused_total{reason="schema",type="custom"} 2"#,
+        r#"herald_ingest_events_refused_total{reason="schema",type="message.received"} 1"#,
+        r#"herald_ingest_events_refused_total{reason="schema",type="broadcast.completed"} 1"#,
+        r#"herald_ingest_events_refused_total{reason="schema",type="form.submitted"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "{line} missing from {metrics}");
+    }
+}
+
+#[tokio::test]
 async fn publish_validates_each_item_and_deduplicates_keys() {
     let harness = start().await;
     let tenant = harness.tenant().await;
@@ -692,6 +811,7 @@ async fn publish_validates_each_item_and_deduplicates_keys() {
                 name: "order.shipped".into(),
                 description: "An order left the warehouse.".into(),
                 sample_data: Default::default(),
+                ..Default::default()
             },
         ))
         .await
@@ -812,8 +932,12 @@ async fn publish_validates_each_item_and_deduplicates_keys() {
     assert!(
         matches!(&outcomes[2], Outcome::Accepted(a) if a.duplicate && a.event_id == first.event_id)
     );
-    assert!(matches!(&outcomes[3], Outcome::Accepted(a) if !a.duplicate));
-    assert_eq!(harness.events().await.len(), 4);
+    // A catalog type's data is an object (its schema), on a stream too.
+    assert!(
+        matches!(&outcomes[3], Outcome::Error(e) if e.field == "items[3].data" && e.message.starts_with("$: expected object")),
+        "{outcomes:?}"
+    );
+    assert_eq!(harness.events().await.len(), 3);
 }
 
 #[tokio::test]

@@ -45,22 +45,25 @@ pub fn endpoint_subscription(endpoint: &v1::Endpoint) -> Result<Subscription, Wi
                 .map_err(|error| WireError::new("endpoint.spec.device_ids", error))?,
         )
     };
-    let event_types = if spec.all_event_types || spec.event_types.is_empty() {
-        EventTypeFilter::All
-    } else {
-        EventTypeFilter::Only(
-            spec.event_types
-                .iter()
-                .map(|name| EventType::parse(name))
-                .collect::<Result<BTreeSet<_>, _>>()
-                .map_err(|error| WireError::new("endpoint.spec.event_types", error))?,
-        )
-    };
     Ok(Subscription {
         tenant_id,
         devices,
-        event_types,
+        event_types: event_type_filter(&spec)?,
     })
+}
+
+/// The event types an endpoint's spec subscribes to.
+pub(crate) fn event_type_filter(spec: &v1::EndpointSpec) -> Result<EventTypeFilter, WireError> {
+    if spec.all_event_types || spec.event_types.is_empty() {
+        return Ok(EventTypeFilter::All);
+    }
+    Ok(EventTypeFilter::Only(
+        spec.event_types
+            .iter()
+            .map(|name| EventType::parse(name))
+            .collect::<Result<BTreeSet<_>, _>>()
+            .map_err(|error| WireError::new("endpoint.spec.event_types", error))?,
+    ))
 }
 
 impl WireError {

@@ -64,6 +64,7 @@ pub fn endpoint_settings(watched: &v1::WatchedEndpoint) -> Result<EndpointSettin
                 ));
             }
         },
+        event_types: crate::convert::event_type_filter(&spec)?,
         headers: spec.headers,
     })
     .map(|mut settings| {

@@ -202,6 +202,7 @@ mod tests {
                 ..Default::default()
             }),
             secret: "whsec_x".into(),
+            test: None,
         };
         let json = to_readable_json("herald.v1.CreateEndpointResponse", &created).unwrap();
         assert_eq!(json["endpoint"]["status"], "pending_test");

@@ -559,9 +559,9 @@ mod tests {
     fn placeholders_follow_the_backend() {
         let postgres = insert_attempts_sql(DatabaseBackend::Postgres, 2);
         assert!(postgres.contains("($1, $2,"), "{postgres}");
-        assert!(postgres.contains("$40)"), "{postgres}");
+        assert!(postgres.contains("$44)"), "{postgres}");
         assert!(postgres.ends_with(" ON CONFLICT (id) DO NOTHING"));
         let sqlite = insert_attempts_sql(DatabaseBackend::Sqlite, 2);
-        assert_eq!(sqlite.matches('?').count(), 40);
+        assert_eq!(sqlite.matches('?').count(), 44);
     }
 }

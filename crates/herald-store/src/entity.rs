@@ -129,6 +129,7 @@ pub(crate) mod event_type {
         pub description: String,
         pub sample_data: Vec<u8>,
         pub created_at: i64,
+        pub schema: String,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -369,6 +370,7 @@ impl From<&EventTypeRecord> for event_type::Model {
             description: record.description.clone(),
             sample_data: record.sample_data.clone(),
             created_at: to_micros(record.created_at),
+            schema: record.schema.clone(),
         }
     }
 }
@@ -383,6 +385,7 @@ impl TryFrom<event_type::Model> for EventTypeRecord {
             name: model.name,
             description: model.description,
             sample_data: model.sample_data,
+            schema: model.schema,
         })
     }
 }

@@ -16,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(InitialSchema),
             Box::new(AttemptDurationMicros),
             Box::new(TenantQuotas),
+            Box::new(EventTypeSchema),
             Box::new(AttemptRequestBody),
         ]
     }
@@ -105,6 +106,7 @@ enum EventTypes {
     Description,
     SampleData,
     CreatedAt,
+    Schema,
 }
 
 #[derive(DeriveIden)]
@@ -490,9 +492,34 @@ impl MigrationTrait for TenantQuotas {
     }
 }
 
+/// `m0004_event_type_schema`: a custom event type's JSON Schema of `data`,
+/// empty for the types registered before schemas existed (and for those
+/// registered without one), which then accept any data as before.
+#[derive(Debug)]
+struct EventTypeSchema;
+
+impl MigrationName for EventTypeSchema {
+    fn name(&self) -> &str {
+        "m0004_event_type_schema"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for EventTypeSchema {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(EventTypes::Table)
+                    .add_column(text(EventTypes::Schema).default("").to_owned())
+                    .to_owned(),
+            )
+            .await
+    }
+}
+
 /// `m0005_attempt_request_body`: the body each attempt sent (its first
-/// 64 KiB) and its whole size, NULL in older rows. (`m0004` is left to the
-/// event types' schemas.)
+/// 64 KiB) and its whole size, NULL in older rows.
 #[derive(Debug)]
 struct AttemptRequestBody;
 

@@ -87,6 +87,8 @@ pub struct EventTypeRecord {
     pub description: String,
     pub sample_data: Vec<u8>,
     pub created_at: OffsetDateTime,
+    /// The JSON Schema of `data` as JSON text; empty for none.
+    pub schema: String,
 }
 
 /// One try of one delivery.

@@ -6,7 +6,7 @@ use std::{
     sync::{Arc, RwLock},
 };
 
-use herald_core::endpoint::EndpointSettings;
+use herald_core::{endpoint::EndpointSettings, schema::DataSchema};
 use herald_proto::{
     WireError, endpoint_settings,
     v1::{
@@ -30,6 +30,9 @@ pub struct ConfigSnapshot {
     pub endpoint_settings: HashMap<String, Arc<Result<EndpointSettings, WireError>>>,
     /// By `(tenant id, type name)`.
     pub event_types: HashMap<(String, String), EventTypeDefinition>,
+    /// The custom types' schemas of `data`, parsed once when they arrive,
+    /// by `(tenant id, type name)`; types without one are absent.
+    pub event_type_schemas: HashMap<(String, String), Arc<DataSchema>>,
 }
 
 impl ConfigSnapshot {
@@ -59,10 +62,26 @@ impl ConfigSnapshot {
                 }
             }
             Object::EventType(event_type) => {
-                self.event_types.insert(
-                    (event_type.tenant_id.clone(), event_type.name.clone()),
-                    event_type,
-                );
+                let key = (event_type.tenant_id.clone(), event_type.name.clone());
+                self.event_type_schemas.remove(&key);
+                if !event_type.schema.is_empty() {
+                    match DataSchema::parse(&event_type.schema) {
+                        Ok(schema) => {
+                            self.event_type_schemas
+                                .insert(key.clone(), Arc::new(schema));
+                        }
+                        // The config service checked it at registration; a
+                        // schema this build cannot read is not enforced
+                        // rather than refusing every event of the type.
+                        Err(error) => tracing::warn!(
+                            tenant = %event_type.tenant_id,
+                            event_type = %event_type.name,
+                            %error,
+                            "an event type's schema does not parse; it is not enforced"
+                        ),
+                    }
+                }
+                self.event_types.insert(key, event_type);
             }
         }
     }
@@ -83,8 +102,9 @@ impl ConfigSnapshot {
                 self.endpoint_settings.remove(&reference.id);
             }
             WatchedKind::EventType => {
-                self.event_types
-                    .remove(&(reference.tenant_id.clone(), reference.id.clone()));
+                let key = (reference.tenant_id.clone(), reference.id.clone());
+                self.event_types.remove(&key);
+                self.event_type_schemas.remove(&key);
             }
             WatchedKind::Unspecified => {}
         }

@@ -428,7 +428,8 @@ async fn start_config(
     );
     let state = ConfigState::new(store, context.bus.clone(), settings);
     let (requests, shutdown) = (context.requests.clone(), context.shutdown.clone());
-    let backend = herald_api::Backend::new(state.clone(), shutdown.clone());
+    let backend = herald_api::Backend::new(state.clone(), shutdown.clone())
+        .with_public_ingest_url(public_ingest_url.as_deref());
     let http = herald_api::router(backend.clone())
         .merge(herald_console::router(
             backend,

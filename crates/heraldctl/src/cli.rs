@@ -62,6 +62,10 @@ pub enum Command {
     /// Endpoints: where Herald delivers.
     #[command(subcommand)]
     Endpoints(EndpointsCommand),
+    /// Event types: the catalog (with labels, channels and data schemas)
+    /// and the tenant's custom types.
+    #[command(subcommand, name = "event-types")]
+    EventTypes(EventTypesCommand),
     /// Endpoints by status and deliveries in the last 24 hours.
     Summary,
     /// The attempt log.
@@ -87,6 +91,27 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventTypesCommand {
+    /// Every type: name, label, the channels that produce it, whether it
+    /// has a schema.
+    List(PageArgs),
+    /// Register a custom event type.
+    Register {
+        name: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        /// An example `data` (JSON, or @file).
+        #[arg(long)]
+        sample: Option<String>,
+        /// The JSON Schema of `data` (JSON, or @file), enforced on publish.
+        #[arg(long)]
+        schema: Option<String>,
+    },
+    /// Delete a custom event type.
+    Delete { name: String },
 }
 
 #[derive(Debug, Subcommand)]

@@ -17,10 +17,10 @@ use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 use crate::{
     cli::{
         AttemptStatusName, ChannelName, Cli, Command, DeadLetterSelection, DevicesCommand,
-        DlqCommand, EndpointFields, EndpointsCommand, EventsCommand, Format, JobsCommand,
-        LogFilter, LogsCommand, Moment, PageArgs, QuotasCommand, RecoverArgs, Retry, SchemeName,
-        Scope, StatusName, TenantsCommand, TokensCommand, VerificationArgs, VerifyArgs, WaitArgs,
-        read_argument,
+        DlqCommand, EndpointFields, EndpointsCommand, EventTypesCommand, EventsCommand, Format,
+        JobsCommand, LogFilter, LogsCommand, Moment, PageArgs, QuotasCommand, RecoverArgs, Retry,
+        SchemeName, Scope, StatusName, TenantsCommand, TokensCommand, VerificationArgs, VerifyArgs,
+        WaitArgs, read_argument,
     },
     connection::Target,
     error::CtlError,
@@ -40,6 +40,7 @@ pub async fn run(cli: Cli) -> Result<(), CtlError> {
         Command::Tokens(command) => tokens(&target, format, command).await,
         Command::Devices(command) => devices(&target, format, command).await,
         Command::Endpoints(command) => endpoints(&target, format, command).await,
+        Command::EventTypes(command) => event_types(&target, format, command).await,
         Command::Summary => summary(&target, format).await,
         Command::Logs(command) => logs(&target, format, command).await,
         Command::Events(command) => events(&target, format, command).await,
@@ -335,6 +336,99 @@ fn device_row(device: &pb::Device) -> Vec<String> {
         health.events_24h.to_string(),
         health.verification_failures_24h.to_string(),
     ]
+}
+
+const EVENT_TYPE_COLUMNS: [&str; 5] = ["NAME", "LABEL", "CHANNELS", "KIND", "SCHEMA"];
+
+fn event_type_row(definition: &pb::EventTypeDefinition) -> Vec<String> {
+    vec![
+        definition.name.clone(),
+        definition.label.clone(),
+        if definition.channels.is_empty() {
+            "-".to_owned()
+        } else {
+            definition.channels.join(",")
+        },
+        if definition.catalog {
+            "catalog"
+        } else {
+            "custom"
+        }
+        .to_owned(),
+        if definition.schema.is_empty() {
+            "no"
+        } else {
+            "yes"
+        }
+        .to_owned(),
+    ]
+}
+
+async fn event_types(
+    target: &Target,
+    format: Format,
+    command: EventTypesCommand,
+) -> Result<(), CtlError> {
+    let mut config = ConfigServiceClient::new(target.config_channel().await?);
+    let definition = match command {
+        EventTypesCommand::List(page) => {
+            let definitions = pages(&page, |page_size, page_token| {
+                let mut config = config.clone();
+                let request = target.request(pb::ListEventTypesRequest {
+                    page_size,
+                    page_token,
+                });
+                async move {
+                    let response = config.list_event_types(request?).await?.into_inner();
+                    Ok((response.event_types, response.next_page_token))
+                }
+            })
+            .await?;
+            return print_list(
+                format,
+                "herald.v1.EventTypeDefinition",
+                &EVENT_TYPE_COLUMNS,
+                &definitions,
+                event_type_row,
+            );
+        }
+        EventTypesCommand::Register {
+            name,
+            description,
+            sample,
+            schema,
+        } => {
+            let sample_data = sample.map(|sample| read_argument(&sample)).transpose()?;
+            let schema = schema.map(|schema| read_argument(&schema)).transpose()?;
+            let schema = String::from_utf8(schema.unwrap_or_default())
+                .map_err(|_| CtlError::Usage("--schema is not UTF-8 text".into()))?;
+            config
+                .register_event_type(target.request(pb::RegisterEventTypeRequest {
+                    name,
+                    description,
+                    sample_data: sample_data.unwrap_or_default().into(),
+                    schema,
+                })?)
+                .await?
+                .into_inner()
+        }
+        EventTypesCommand::Delete { name } => {
+            config
+                .delete_event_type(
+                    target.request(pb::DeleteEventTypeRequest { name: name.clone() })?,
+                )
+                .await?;
+            eprintln!("deleted {name}");
+            return Ok(());
+        }
+    };
+    print_single(
+        format,
+        "herald.v1.EventTypeDefinition",
+        &EVENT_TYPE_COLUMNS,
+        &definition,
+        event_type_row,
+    )
 }
 
 async fn devices(target: &Target, format: Format, command: DevicesCommand) -> Result<(), CtlError> {

@@ -13,11 +13,15 @@ use crate::{
     samples::sample_envelope,
 };
 
-fn event_type(definition: &pb::EventTypeDefinition) -> EventType {
+pub(crate) fn event_type(definition: &pb::EventTypeDefinition) -> EventType {
     EventType {
         name: definition.name.clone(),
+        label: definition.label.clone(),
         description: definition.description.clone(),
         catalog: definition.catalog,
+        channels: definition.channels.clone(),
+        // Checked as a schema when stored, so it is JSON.
+        schema: RawValue::from_string(definition.schema.clone()).ok(),
         sample: sample_envelope(definition),
     }
 }
@@ -98,6 +102,10 @@ pub async fn register(
                 sample_data: body
                     .sample_data
                     .map(|data| data.get().as_bytes().to_vec().into())
+                    .unwrap_or_default(),
+                schema: body
+                    .schema
+                    .map(|schema| schema.get().to_owned())
                     .unwrap_or_default(),
             }),
         )

@@ -9,9 +9,8 @@ use crate::{
     error::{ErrorResponses, HttpError},
     extract::{Body, Path, Query},
     model::{
-        Attempt, CreateEndpoint, CreatedEndpoint, DisableEndpoint, Endpoint, EndpointList,
-        EndpointSecrets, EndpointStatus, ListEndpointsQuery, RotateSecret, TestEndpoint,
-        TestResult, UpdateEndpoint,
+        CreateEndpoint, CreatedEndpoint, DisableEndpoint, Endpoint, EndpointList, EndpointSecrets,
+        EndpointStatus, ListEndpointsQuery, RotateSecret, TestEndpoint, TestResult, UpdateEndpoint,
     },
 };
 
@@ -74,6 +73,7 @@ pub async fn create(
         Json(CreatedEndpoint {
             endpoint,
             secret: created.secret,
+            test: created.test.as_ref().map(TestResult::from_wire),
         }),
     ))
 }
@@ -195,10 +195,7 @@ pub async fn test(
         .test_endpoint(credentials.request(body.to_wire(endpoint_id)?))
         .await?
         .into_inner();
-    Ok(Json(TestResult {
-        attempt: tested.attempt.as_ref().map(Attempt::from_wire),
-        endpoint: tested.endpoint.as_ref().map(Endpoint::from_wire),
-    }))
+    Ok(Json(TestResult::from_wire(&tested)))
 }
 
 /// Generates (or sets) a new signing secret; the previous one stays valid

@@ -4,5 +4,6 @@ pub mod attempts;
 pub mod catalog;
 pub mod devices;
 pub mod endpoints;
+pub mod integrations;
 pub mod recovery;
 pub mod tenants;

@@ -2,7 +2,10 @@
 
 use std::time::Duration;
 
-use herald_core::catalog::{CATALOG, EventType, validate_custom_type};
+use herald_core::{
+    catalog::{CATALOG, EventType, validate_custom_type},
+    schema::DataSchema,
+};
 use herald_proto::{
     timestamp_to_wire,
     v1::{
@@ -33,6 +36,13 @@ fn catalog_definitions() -> impl Iterator<Item = EventTypeDefinition> {
         sample_data: bytes::Bytes::from_static(entry.sample_data.as_bytes()),
         created_at: None,
         tenant_id: String::new(),
+        label: entry.label.to_owned(),
+        channels: entry
+            .channels
+            .iter()
+            .map(|channel| channel.as_str().to_owned())
+            .collect(),
+        schema: entry.data_schema.to_owned(),
     })
 }
 
@@ -104,9 +114,23 @@ impl ConfigState {
                 format!("must be at most {MAX_SAMPLE_BYTES} bytes"),
             ));
         }
+        let schema = request.schema.trim();
+        let parsed = if schema.is_empty() {
+            None
+        } else {
+            Some(DataSchema::parse(schema).map_err(|error| ApiError::invalid("schema", error))?)
+        };
         if !request.sample_data.is_empty() {
-            herald_core::event::parse_data(&request.sample_data)
+            let sample = herald_core::event::parse_data(&request.sample_data)
                 .map_err(|error| ApiError::invalid("sample_data", error))?;
+            if let Some(parsed) = &parsed {
+                parsed.validate_text(sample.get()).map_err(|violation| {
+                    ApiError::invalid(
+                        "sample_data",
+                        format!("does not satisfy the schema: {violation}"),
+                    )
+                })?;
+            }
         }
         let record = EventTypeRecord {
             tenant_id: tenant_id.to_owned(),
@@ -114,6 +138,7 @@ impl ConfigState {
             description: description.to_owned(),
             sample_data: request.sample_data.to_vec(),
             created_at: OffsetDateTime::now_utc(),
+            schema: schema.to_owned(),
         };
         self.store.insert_event_type(&record).await?;
         self.notify_changed();

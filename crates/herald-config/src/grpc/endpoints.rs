@@ -153,10 +153,37 @@ impl ConfigState {
         };
         let record = self.store.insert_endpoint(&record).await?;
         self.notify_changed();
+        let test = if spec.test_on_save {
+            Some(self.test_on_save(tenant_id, &record.id).await?)
+        } else {
+            None
+        };
+        let endpoint = match test.as_ref().and_then(|test| test.endpoint.clone()) {
+            Some(tested) => tested,
+            None => convert::endpoint(&record, self.key(), HeaderValues::Shown)?,
+        };
         Ok(CreateEndpointResponse {
-            endpoint: Some(convert::endpoint(&record, self.key(), HeaderValues::Shown)?),
+            endpoint: Some(endpoint),
             secret: secret.expose().to_owned(),
+            test,
         })
+    }
+
+    /// The test a save with `test_on_save` sends: the same as TestEndpoint
+    /// with its defaults.
+    async fn test_on_save(
+        &self,
+        tenant_id: &str,
+        endpoint_id: &str,
+    ) -> ApiResult<TestEndpointResponse> {
+        self.test_endpoint(
+            tenant_id,
+            TestEndpointRequest {
+                endpoint_id: endpoint_id.to_owned(),
+                ..TestEndpointRequest::default()
+            },
+        )
+        .await
     }
 
     pub async fn get_endpoint(
@@ -246,6 +273,7 @@ impl ConfigState {
         if spec.signing_scheme != current.signing_scheme {
             self.check_secrets_suit(&record, &signing_scheme(&spec)?)?;
         }
+        let test_now = spec.test_on_save && needs_new_test(&current, &spec);
         if needs_new_test(&current, &spec) {
             // A paused endpoint stays paused; it resumes into a new test.
             if names::parse_endpoint_status(&record.status) == EndpointStatus::Disabled {
@@ -263,6 +291,10 @@ impl ConfigState {
         let updated = self.store.update_endpoint(&record, expected).await?;
         self.notify_changed();
         self.endpoint_changed(updated.revision).await?;
+        if test_now && let Some(tested) = self.test_on_save(tenant_id, &updated.id).await?.endpoint
+        {
+            return Ok(tested);
+        }
         convert::endpoint(&updated, self.key(), HeaderValues::Shown)
     }
 

@@ -410,6 +410,7 @@ async fn send_hostile(
                         String::new()
                     },
                     sample_data: Default::default(),
+                    ..Default::default()
                 },
             ))
             .await
@@ -627,6 +628,7 @@ async fn hardening_04_control_characters_are_refused_in_every_text_field(backend
                 name: "order.shipped".into(),
                 description: "Shipped.\r\nSee\tthe docs.".into(),
                 sample_data: Default::default(),
+                ..Default::default()
             },
         ))
         .await

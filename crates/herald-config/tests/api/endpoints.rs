@@ -16,6 +16,7 @@ on_both_databases!(
     search_needs_three_characters,
     paging_is_stable_under_concurrent_inserts,
     test_endpoint_activates_on_a_2xx_attempt,
+    test_on_save_tests_creates_and_delivery_affecting_updates,
 );
 
 async fn endpoint_lifecycle(backend: Backend) {
@@ -487,4 +488,75 @@ async fn test_endpoint_activates_on_a_2xx_attempt(backend: Backend) {
         .unwrap()
         .into_inner();
     assert_eq!(edited.status(), pb::EndpointStatus::PendingTest);
+}
+
+async fn test_on_save_tests_creates_and_delivery_affecting_updates(backend: Backend) {
+    let herald = ConfigStack::start(backend).await;
+    let tenant = herald.tenant("Acme").await;
+    let spec = pb::EndpointSpec {
+        test_on_save: true,
+        ..endpoint_spec("Orders", "https://hooks.example.com/x")
+    };
+    let mut config = herald.config();
+    let (created, ()) = tokio::join!(
+        config.create_endpoint(authed(
+            &tenant.token,
+            pb::CreateEndpointRequest {
+                spec: Some(spec),
+                secret: String::new(),
+            },
+        )),
+        answer_test_job(&herald.bus, pb::AttemptStatus::Succeeded, 200)
+    );
+    let created = created.unwrap().into_inner();
+    let test = created.test.expect("the create answer carries the test");
+    assert_eq!(test.attempt.unwrap().response_code, 200);
+    let endpoint = created.endpoint.unwrap();
+    assert_eq!(endpoint.status(), pb::EndpointStatus::Active);
+    assert!(endpoint.spec.as_ref().unwrap().test_on_save);
+
+    let update = |url: &str, name: &str, paths: &[&str]| {
+        let mut config = herald.config();
+        let request = authed(
+            &tenant.token,
+            pb::UpdateEndpointRequest {
+                endpoint_id: endpoint.id.clone(),
+                spec: Some(pb::EndpointSpec {
+                    url: url.into(),
+                    name: name.into(),
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: paths.iter().map(|path| (*path).to_owned()).collect(),
+                }),
+                etag: String::new(),
+            },
+        );
+        async move { config.update_endpoint(request).await }
+    };
+    // A new URL is tested at once: the receiver's 201 keeps it active.
+    let (moved, ()) = tokio::join!(
+        update("https://hooks.example.com/moved", "", &["url"]),
+        answer_test_job(&herald.bus, pb::AttemptStatus::Succeeded, 201)
+    );
+    assert_eq!(
+        moved.unwrap().into_inner().status(),
+        pb::EndpointStatus::Active
+    );
+    // A failing test leaves it pending, as any edit of the URL does.
+    let (failed, ()) = tokio::join!(
+        update("https://hooks.example.com/again", "", &["url"]),
+        answer_test_job(&herald.bus, pb::AttemptStatus::Retrying, 500)
+    );
+    assert_eq!(
+        failed.unwrap().into_inner().status(),
+        pb::EndpointStatus::PendingTest
+    );
+    // A rename changes nothing the receiver sees: no test (none is
+    // answered here, so one would time out).
+    let renamed = update("", "Orders v2", &["name"])
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(renamed.spec.unwrap().name, "Orders v2");
 }

@@ -300,6 +300,9 @@ impl Values {
             }
             .into(),
             timeout,
+            // Set through the API; the form leaves it as stored (its update
+            // names only the fields above).
+            ..pb::EndpointSpec::default()
         })
     }
 }
@@ -675,14 +678,14 @@ async fn render_form(
                         @for definition in &event_types {
                             @let produced_by = render::event_channels(&definition.name);
                             label class="check described event-option"
-                                data-channels=[produced_by.map(|channels| channels.iter().map(|channel| render::channel_slug(*channel)).collect::<Vec<_>>().join(" "))] {
+                                data-channels=[produced_by.as_ref().map(|channels| channels.iter().map(|channel| render::channel_slug(*channel)).collect::<Vec<_>>().join(" "))] {
                                 input type="checkbox" name="event_type" value=(definition.name) checked[values.events.contains(&definition.name)];
                                 span {
                                     strong class="event-label" { (render::event_label(&definition.name)) }
                                     " " code { (definition.name) }
                                     span class="description" {
                                         (definition.description)
-                                        @if let Some(channels) = produced_by {
+                                        @if let Some(channels) = &produced_by {
                                             " (" (channels.iter().map(|channel| render::channel_label(*channel)).collect::<Vec<_>>().join(" and ")) " only)"
                                         }
                                     }

@@ -5,7 +5,7 @@ use crate::*;
 on_both_backends!(migrating_again_changes_nothing, corrupt_rows_are_errors,);
 
 /// How many migrations the store has, each applied once.
-const MIGRATIONS: i64 = 3;
+const MIGRATIONS: i64 = 5;
 
 async fn migrating_again_changes_nothing(store: &Store) {
     store.insert_tenant(&tenant("t1")).await.unwrap();

@@ -2,7 +2,28 @@
 
 use crate::*;
 
-on_both_backends!(event_types_round_trip,);
+on_both_backends!(event_types_round_trip, a_schema_is_optional,);
+
+/// The schema column (m0004) stores the text as given, and empty stays
+/// empty: a type without a schema accepts any data.
+async fn a_schema_is_optional(store: &Store) {
+    store.insert_tenant(&tenant("t1")).await.unwrap();
+    let mut without = event_type("t1", "order.paid");
+    without.schema = String::new();
+    store.insert_event_type(&without).await.unwrap();
+    let with = event_type("t1", "order.sent");
+    store.insert_event_type(&with).await.unwrap();
+    assert_eq!(
+        store.get_event_type("t1", "order.paid").await.unwrap(),
+        Some(without)
+    );
+    let stored = store
+        .get_event_type("t1", "order.sent")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.schema, r#"{"type":"object","required":["a"]}"#);
+}
 
 async fn event_types_round_trip(store: &Store) {
     store.insert_tenant(&tenant("t1")).await.unwrap();

@@ -211,6 +211,7 @@ fn event_type(tenant_id: &str, name: &str) -> EventTypeRecord {
         description: format!("{name} happened"),
         sample_data: br#"{"a":1}"#.to_vec(),
         created_at: at(4),
+        schema: r#"{"type":"object","required":["a"]}"#.to_owned(),
     }
 }
 
