@@ -13,6 +13,7 @@ use crate::{
     rate::RateLimit,
     retry::RetrySchedule,
     signing::{EndpointSecret, SigningScheme},
+    transform::Transformation,
 };
 
 /// How long a request may take when the endpoint names no timeout.
@@ -72,6 +73,8 @@ pub struct EndpointSettings {
     pub rate_limit: Option<RateLimit>,
     pub timeout: Duration,
     pub ordering: Ordering,
+    /// The program that reshapes each delivery; `None`: the envelope as is.
+    pub transformation: Option<Transformation>,
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ pub use crate::{
     },
     endpoint::{
         duration_from_wire, duration_to_wire, endpoint_settings, retry_schedule, signing_scheme,
+        transformation,
     },
 };
 
