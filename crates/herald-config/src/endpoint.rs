@@ -13,11 +13,13 @@ use herald_core::{
     id::DeviceId,
     signing::{SigningScheme, validate_custom_headers},
     text::Permit,
+    transform::Limits,
 };
 use herald_proto::{
     duration_to_wire, retry_schedule,
     v1::{
-        EndpointSpec, EndpointStatus, Ordering, RateLimit, RetryPolicy, SigningScheme as WireScheme,
+        EndpointSpec, EndpointStatus, Ordering, RateLimit, RetryPolicy,
+        SigningScheme as WireScheme, Transformation as WireTransformation,
     },
 };
 use prost::Message;
@@ -119,7 +121,25 @@ pub async fn normalise_spec(
         Err(_) => return Err(ApiError::invalid("spec.ordering", "unknown value")),
     };
     spec.timeout = Some(normalise_timeout(spec.timeout.take())?);
+    spec.transformation = normalise_transformation(spec.transformation.take()).await?;
     Ok(spec)
+}
+
+/// The endpoint's program, compiled and checked for a `handler` now, so a
+/// broken program is refused when saved rather than failing every delivery.
+/// Blank code is no transformation. Errors name `spec.transformation.code`
+/// and the line.
+async fn normalise_transformation(
+    wire: Option<WireTransformation>,
+) -> ApiResult<Option<WireTransformation>> {
+    let Some(program) = herald_proto::transformation(wire.as_ref())? else {
+        return Ok(None);
+    };
+    // Bounded by the time limit (top-level code runs once) and parsing at
+    // most MAX_CODE_BYTES: short enough to run in place.
+    herald_transform::check(program.code(), Limits::default())
+        .map_err(|error| ApiError::invalid("spec.transformation.code", error))?;
+    Ok(wire)
 }
 
 /// The signing scheme a (normalised or raw) spec asks for.
@@ -284,6 +304,9 @@ pub fn merge_spec(
             "rate_limit" => merged.rate_limit = update.rate_limit,
             "ordering" => merged.ordering = update.ordering,
             "timeout" => merged.timeout = update.timeout,
+            "transformation" | "transformation.code" => {
+                merged.transformation = update.transformation.clone();
+            }
             other => {
                 return Err(ApiError::invalid(
                     format!("update_mask.paths[{index}]"),
