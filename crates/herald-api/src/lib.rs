@@ -47,7 +47,7 @@ pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
     info(
         title = "Herald API",
         version = "1",
-        description = "Endpoints, devices, test deliveries, the attempt log, dead letters and replays, and the event-type catalog of a Herald tenant. \
+        description = "Endpoints, devices, test deliveries, the attempt log, dead letters and replays, transformation simulations, and the event-type catalog of a Herald tenant. \
 Authenticate with a tenant token: `Authorization: Bearer hrld_…` (the `tenants` operations take the admin token). \
 Errors are `{\"error\": {\"code\", \"message\", \"field\"}}` with the HTTP status of the gRPC code."
     ),
@@ -82,6 +82,7 @@ Errors are `{\"error\": {\"code\", \"message\", \"field\"}}` with the HTTP statu
         v1::recovery::get_recovery_job,
         v1::tenants::get,
         v1::tenants::set_quotas,
+        v1::transformations::simulate,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail)),
     modifiers(&BearerAuth),
@@ -94,6 +95,7 @@ Errors are `{\"error\": {\"code\", \"message\", \"field\"}}` with the HTTP statu
         (name = "summary", description = "The overview's counts"),
         (name = "recovery", description = "Dead letters, redrive, replay and recovery jobs"),
         (name = "tenants", description = "A tenant and its quotas; the admin token only"),
+        (name = "transformations", description = "Programs that reshape an endpoint's deliveries"),
     )
 )]
 pub struct ApiDoc;
@@ -114,7 +116,7 @@ impl Modify for BearerAuth {
 /// shares a listener with them), a JSON 404 under `/api/`, plain text
 /// elsewhere.
 pub fn router(backend: Backend) -> Router {
-    use v1::{attempts, catalog, devices, endpoints, recovery, tenants};
+    use v1::{attempts, catalog, devices, endpoints, recovery, tenants, transformations};
     Router::new()
         .route(OPENAPI_PATH, get(openapi))
         .route(
@@ -194,6 +196,10 @@ pub fn router(backend: Backend) -> Router {
         .route(
             "/api/v1/tenants/{tenant_id}/quotas",
             axum::routing::put(tenants::set_quotas),
+        )
+        .route(
+            "/api/v1/transformations/simulate",
+            post(transformations::simulate),
         )
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

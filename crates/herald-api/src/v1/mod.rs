@@ -6,3 +6,4 @@ pub mod devices;
 pub mod endpoints;
 pub mod recovery;
 pub mod tenants;
+pub mod transformations;
