@@ -38,8 +38,9 @@ const PROGRAM_FILE: &str = "transformation.js";
 /// Deep recursion fails with a RangeError well before the thread's stack.
 const MAX_JS_STACK_BYTES: usize = 512 * 1024;
 const WORKER_STACK_BYTES: usize = 4 * 1024 * 1024;
-/// Compiled programs each engine thread keeps; the oldest goes first.
-const PROGRAMS_PER_THREAD: usize = 256;
+/// Compiled programs each engine thread keeps (a few hundred KiB each); the
+/// oldest goes first.
+const PROGRAMS_PER_THREAD: usize = 64;
 
 /// Runs before a program: fixes `Date` to the event's time and removes
 /// randomness. Evaluates to the function that sets the time for a call.
