@@ -390,6 +390,45 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn transformations_are_compiled_when_saved() {
+        let with_code = |code: String| EndpointSpec {
+            transformation: Some(WireTransformation { code }),
+            ..spec()
+        };
+        let valid = "function handler(w) { return w; }".to_owned();
+        let saved = normalise_spec(with_code(valid.clone()), &AllowList::default(), &Catalog)
+            .await
+            .unwrap();
+        assert_eq!(saved.transformation.unwrap().code, valid);
+        let blank = normalise_spec(with_code(" \n".into()), &AllowList::default(), &Catalog)
+            .await
+            .unwrap();
+        assert_eq!(blank.transformation, None);
+        for broken in [
+            "function handler(w) {\n  return w\n  let = ;\n}".to_owned(),
+            "function other(w) { return w; }".to_owned(),
+            "x".repeat(herald_core::transform::MAX_CODE_BYTES + 1),
+        ] {
+            assert_eq!(
+                field_of(with_code(broken)).await,
+                "spec.transformation.code"
+            );
+        }
+        match normalise_spec(
+            with_code("function handler(w) {\n  return w\n  let = ;\n}".into()),
+            &AllowList::default(),
+            &Catalog,
+        )
+        .await
+        {
+            Err(ApiError::InvalidArgument { message, .. }) => {
+                assert!(message.contains("line 3"), "{message}");
+            }
+            other => panic!("expected InvalidArgument, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
     async fn bad_fields_are_named() {
         assert_eq!(
             field_of(EndpointSpec {
@@ -539,6 +578,18 @@ mod tests {
         );
         assert_eq!(merge_spec(&current, update.clone(), &[]).unwrap(), update);
         assert!(merge_spec(&current, update, &["secret".into()]).is_err());
+
+        let program = EndpointSpec {
+            transformation: Some(WireTransformation {
+                code: "function handler(w) { return w; }".into(),
+            }),
+            ..Default::default()
+        };
+        for path in ["transformation", "spec.transformation.code"] {
+            let merged = merge_spec(&current, program.clone(), &[path.into()]).unwrap();
+            assert_eq!(merged.transformation, program.transformation);
+            assert_eq!(merged.name, "a");
+        }
 
         let hex = EndpointSpec {
             signing_scheme: WireScheme::Sha256Hex.into(),
