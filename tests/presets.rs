@@ -420,9 +420,22 @@ fn conflicting_or_unknown_presets_are_refused_naming_the_field() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let mut tenant = stack.tenant().await;
-        for (preset, scheme, field) in [
-            ("acme", pb::SigningScheme::Unspecified, "spec.preset"),
-            ("kaanha", pb::SigningScheme::Standard, "spec.signing_scheme"),
+        let identity = "function handler(webhook) { return webhook; }";
+        for (preset, scheme, code, field) in [
+            ("acme", pb::SigningScheme::Unspecified, "", "spec.preset"),
+            (
+                "kaanha",
+                pb::SigningScheme::Standard,
+                "",
+                "spec.signing_scheme",
+            ),
+            // Both would shape the body.
+            (
+                "kapso",
+                pb::SigningScheme::Unspecified,
+                identity,
+                "spec.preset",
+            ),
         ] {
             let refused = tenant
                 .config
@@ -434,6 +447,7 @@ fn conflicting_or_unknown_presets_are_refused_naming_the_field() {
                             url: "https://hooks.example.com/x".into(),
                             preset: preset.into(),
                             signing_scheme: scheme.into(),
+                            transformation: Some(pb::Transformation { code: code.into() }),
                             ..Default::default()
                         }),
                         secret: String::new(),

@@ -16,6 +16,7 @@ mod exits;
 mod quotas;
 mod recovery;
 mod secrets;
+mod transformations;
 
 struct Ctl {
     addr: String,

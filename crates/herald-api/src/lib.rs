@@ -47,7 +47,7 @@ pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
     info(
         title = "Herald API",
         version = "1",
-        description = "Endpoints, devices, test deliveries, the attempt log, dead letters and replays, and the event-type catalog of a Herald tenant. \
+        description = "Endpoints, devices, test deliveries, the attempt log, dead letters and replays, transformation simulations, and the event-type catalog of a Herald tenant. \
 Authenticate with a tenant token: `Authorization: Bearer hrld_…` (the `tenants` operations take the admin token). \
 Errors are `{\"error\": {\"code\", \"message\", \"field\"}}` with the HTTP status of the gRPC code."
     ),
@@ -85,6 +85,7 @@ Errors are `{\"error\": {\"code\", \"message\", \"field\"}}` with the HTTP statu
         v1::tenants::set_quotas,
         v1::integrations::describe,
         v1::integrations::describe_unversioned,
+        v1::transformations::simulate,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail)),
     modifiers(&BearerAuth),
@@ -98,6 +99,7 @@ Errors are `{\"error\": {\"code\", \"message\", \"field\"}}` with the HTTP statu
         (name = "recovery", description = "Dead letters, redrive, replay and recovery jobs"),
         (name = "tenants", description = "A tenant and its quotas; the admin token only"),
         (name = "integrations", description = "Discovery for automation platforms (Zapier, Make, n8n): triggers and actions. Also served at /api/integrations/describe"),
+        (name = "transformations", description = "Programs that reshape an endpoint's deliveries"),
     )
 )]
 pub struct ApiDoc;
@@ -118,7 +120,9 @@ impl Modify for BearerAuth {
 /// shares a listener with them), a JSON 404 under `/api/`, plain text
 /// elsewhere.
 pub fn router(backend: Backend) -> Router {
-    use v1::{attempts, catalog, devices, endpoints, integrations, recovery, tenants};
+    use v1::{
+        attempts, catalog, devices, endpoints, integrations, recovery, tenants, transformations,
+    };
     Router::new()
         .route(OPENAPI_PATH, get(openapi))
         .route("/api/v1/integrations/describe", get(integrations::describe))
@@ -207,6 +211,10 @@ pub fn router(backend: Backend) -> Router {
         .route(
             "/api/v1/tenants/{tenant_id}/quotas",
             axum::routing::put(tenants::set_quotas),
+        )
+        .route(
+            "/api/v1/transformations/simulate",
+            post(transformations::simulate),
         )
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -339,6 +339,8 @@ pub struct Endpoint {
     pub ordering: Ordering,
     /// The request timeout.
     pub timeout_seconds: f64,
+    /// The JavaScript program that reshapes each delivery; empty: none.
+    pub transformation: String,
     pub health: Option<EndpointHealth>,
     /// A test delivery is sent on create and on a change of URL, signing or
     /// headers.
@@ -379,6 +381,11 @@ impl Endpoint {
                 .unwrap_or_default(),
             ordering: Ordering::from_wire(spec.ordering()),
             timeout_seconds: seconds(spec.timeout.as_ref()),
+            transformation: spec
+                .transformation
+                .as_ref()
+                .map(|program| program.code.clone())
+                .unwrap_or_default(),
             health: endpoint.health.as_ref().map(|health| EndpointHealth {
                 circuit: match health.circuit() {
                     pb::CircuitState::Open => "open",
@@ -442,6 +449,12 @@ pub struct EndpointFields {
     /// signing or headers: the create answer carries its result (`test`),
     /// an update's endpoint shows the status it left.
     pub test_on_save: Option<bool>,
+    /// A JavaScript program, `function handler(webhook) { ...; return
+    /// webhook; }`, that reshapes each delivery (see the README's
+    /// Transformations); empty removes it. At most 64 KiB; checked when
+    /// saved.
+    #[schema(max_length = 65536)]
+    pub transformation: Option<String>,
 }
 
 impl EndpointFields {
@@ -516,6 +529,10 @@ impl EndpointFields {
         if let Some(test_on_save) = self.test_on_save {
             spec.test_on_save = test_on_save;
             present("test_on_save");
+        }
+        if let Some(code) = &self.transformation {
+            spec.transformation = Some(pb::Transformation { code: code.clone() });
+            present("transformation");
         }
         Ok((spec, paths))
     }
@@ -1323,5 +1340,77 @@ impl SetTenantQuotas {
             max_dead_letters: self.max_dead_letters,
         }
         .to_wire()
+    }
+}
+
+/// A program to run once, on either an envelope of your own or an event
+/// type's catalog sample.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "code": "function handler(webhook) { webhook.event = { text: webhook.event.data.text }; return webhook; }",
+    "event_type": "message.received"
+}))]
+pub struct SimulateTransformation {
+    /// The program, as an endpoint's `transformation`.
+    #[schema(max_length = 65536)]
+    pub code: String,
+    /// The envelope Herald would send (its `event` and `timestamp` give the
+    /// event type and the time `Date` is fixed to).
+    pub event: Option<serde_json::Value>,
+    /// A catalog event type, whose sample is used instead of `event`.
+    pub event_type: Option<String>,
+    /// The endpoint URL the program sees; default
+    /// `https://example.com/webhook`.
+    pub url: Option<String>,
+}
+
+/// Where and why a program failed.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct TransformationError {
+    /// `syntax`, `thrown`, `time_limit`, `memory_limit` or
+    /// `malformed_result`.
+    pub kind: String,
+    pub message: String,
+    /// 1-based; absent when unknown.
+    pub line: Option<u32>,
+    pub column: Option<u32>,
+}
+
+/// What a delivery would be after the program: sent (`body`, `headers`,
+/// `event_type`), cancelled, or failed (`error`; nothing would be sent).
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct SimulationResult {
+    /// The program's argument: `{event, headers, url, eventType}`.
+    pub input: serde_json::Value,
+    /// The body that would be sent.
+    pub body: Option<serde_json::Value>,
+    /// Headers the program adds.
+    pub headers: BTreeMap<String, String>,
+    /// The event type the headers would carry.
+    pub event_type: String,
+    pub cancel: bool,
+    pub cancel_reason: String,
+    pub error: Option<TransformationError>,
+}
+
+impl SimulationResult {
+    pub fn from_wire(simulated: pb::SimulateTransformationResponse) -> SimulationResult {
+        let json = |text: &str| serde_json::from_str(text).ok();
+        SimulationResult {
+            input: json(&simulated.input_json).unwrap_or_default(),
+            body: Some(simulated.body_json.as_str())
+                .filter(|body| !body.is_empty())
+                .and_then(json),
+            headers: simulated.headers.into_iter().collect(),
+            event_type: simulated.event_type,
+            cancel: simulated.cancel,
+            cancel_reason: simulated.cancel_reason,
+            error: simulated.error.map(|error| TransformationError {
+                kind: error.kind,
+                message: error.message,
+                line: Some(error.line).filter(|line| *line != 0),
+                column: Some(error.column).filter(|column| *column != 0),
+            }),
+        }
     }
 }

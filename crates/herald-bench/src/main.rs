@@ -57,6 +57,20 @@ const BACKLOG_JOBS: usize = 200_000;
 const BACKLOG_RECEIVER_DELAY: Duration = Duration::from_millis(200);
 /// How long delivery works on the backlog after fanout queued it all.
 const BACKLOG_HOLD: Duration = Duration::from_secs(5);
+/// The transformation of the `transform` case: ten lines that rename,
+/// reformat and add a header, as a receiver migrating from another product
+/// would; `data` stays, so latencies can still be read.
+const BENCH_TRANSFORMATION: &str = r#"function handler(webhook) {
+  const event = webhook.event;
+  webhook.event = {
+    type: event.event,
+    organization: event.organizationId,
+    occurredAt: new Date(event.timestamp).toISOString(),
+    data: event.data,
+  };
+  webhook.headers = { "X-Bench-Kind": event.event.split(".")[0] };
+  return webhook;
+}"#;
 
 #[derive(Debug, Parser)]
 #[command(about = "Herald's throughput and latency beside this machine's raw ceilings")]
@@ -75,7 +89,7 @@ struct Args {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "ingest,fanout,postgres,client,failing,backlog,durable,replicated"
+        default_value = "ingest,fanout,transform,postgres,client,failing,backlog,durable,replicated"
     )]
     cases: Vec<Case>,
     /// The fan-outs of the `fanout` case.
@@ -97,6 +111,9 @@ enum Case {
     Ingest,
     /// Bus accept -> receiver 2xx at each fan-out, latency, memory.
     Fanout,
+    /// Fan-out 1 with a 10-line transformation on every delivery, beside
+    /// the plain fan-out 1.
+    Transform,
     /// Fan-out 1 with the config service on PostgreSQL.
     Postgres,
     /// Client call -> receiver 2xx: gRPC Publish and WABA webhooks.
@@ -306,6 +323,59 @@ async fn main() -> anyhow::Result<()> {
             }
             report.track_memory(&format!("fan-out {fanout}"), &stack);
         }
+    }
+
+    if runs(Case::Transform) {
+        report.section("Transformations, fan-out 1 (bus accept -> receiver 2xx)");
+        let plain = match default_throughput {
+            Some(rate) => rate,
+            None => {
+                let stack = Stack::start(
+                    &herald_binary,
+                    &[receiver.url()],
+                    Durability::Default,
+                    &Database::Sqlite,
+                )
+                .await?;
+                throughput(
+                    &mut report,
+                    &stack,
+                    &receiver,
+                    args.deliveries,
+                    "herald.fanout_1",
+                    "fan-out 1, no transformation",
+                    default_ceilings.bare,
+                    None,
+                )
+                .await?
+            }
+        };
+        let stack = Stack::start_transformed(
+            &herald_binary,
+            &[receiver.url()],
+            Durability::Default,
+            &Database::Sqlite,
+            Some(BENCH_TRANSFORMATION),
+        )
+        .await?;
+        let transformed = throughput(
+            &mut report,
+            &stack,
+            &receiver,
+            args.deliveries,
+            "transform.fanout_1",
+            "fan-out 1, a 10-line transformation on every delivery",
+            default_ceilings.bare,
+            None,
+        )
+        .await?;
+        report.ratio(
+            "transform.fanout_1.ratio_of_plain",
+            "of fan-out 1 without a transformation",
+            transformed / plain,
+            Some(Target::AtLeast(0.7)),
+        );
+        report.track_memory("fan-out 1, transformed", &stack);
     }
 
     if runs(Case::Postgres) {

@@ -152,6 +152,18 @@ impl Stack {
         durability: Durability,
         database: &Database,
     ) -> anyhow::Result<Stack> {
+        Stack::start_transformed(binary, endpoints, durability, database, None).await
+    }
+
+    /// [`Stack::start`] with every endpoint running `transformation` on
+    /// each delivery.
+    pub async fn start_transformed(
+        binary: &Path,
+        endpoints: &[String],
+        durability: Durability,
+        database: &Database,
+        transformation: Option<&str>,
+    ) -> anyhow::Result<Stack> {
         let nats = durability.nats_server();
         let state = tempfile::tempdir()?;
         let config_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
@@ -259,6 +271,9 @@ impl Stack {
                             url: url.clone(),
                             all_devices: true,
                             all_event_types: true,
+                            transformation: transformation.map(|code| pb::Transformation {
+                                code: code.to_owned(),
+                            }),
                             ..Default::default()
                         }),
                         secret: String::new(),

@@ -13,11 +13,13 @@ use herald_core::{
     id::DeviceId,
     signing::{SigningScheme, validate_custom_headers},
     text::Permit,
+    transform::Limits,
 };
 use herald_proto::{
     duration_to_wire, retry_schedule,
     v1::{
-        EndpointSpec, EndpointStatus, Ordering, RateLimit, RetryPolicy, SigningScheme as WireScheme,
+        EndpointSpec, EndpointStatus, Ordering, RateLimit, RetryPolicy,
+        SigningScheme as WireScheme, Transformation as WireTransformation,
     },
 };
 use prost::Message;
@@ -141,7 +143,31 @@ pub async fn normalise_spec(
         Err(_) => return Err(ApiError::invalid("spec.ordering", "unknown value")),
     };
     spec.timeout = Some(normalise_timeout(spec.timeout.take())?);
+    spec.transformation = normalise_transformation(spec.transformation.take()).await?;
+    if preset.is_some() && spec.transformation.is_some() {
+        return Err(ApiError::invalid(
+            "spec.preset",
+            "a preset and a transformation would both shape the body: keep one of them",
+        ));
+    }
     Ok(spec)
+}
+
+/// The endpoint's program, compiled and checked for a `handler` now, so a
+/// broken program is refused when saved rather than failing every delivery.
+/// Blank code is no transformation. Errors name `spec.transformation.code`
+/// and the line.
+async fn normalise_transformation(
+    wire: Option<WireTransformation>,
+) -> ApiResult<Option<WireTransformation>> {
+    let Some(program) = herald_proto::transformation(wire.as_ref())? else {
+        return Ok(None);
+    };
+    // Bounded by the time limit (top-level code runs once) and parsing at
+    // most MAX_CODE_BYTES: short enough to run in place.
+    herald_transform::check(program.code(), Limits::default())
+        .map_err(|error| ApiError::invalid("spec.transformation.code", error))?;
+    Ok(wire)
 }
 
 /// The signing scheme a (normalised or raw) spec asks for.
@@ -309,6 +335,9 @@ pub fn merge_spec(
             "timeout" => merged.timeout = update.timeout,
             "preset" => merged.preset = update.preset.clone(),
             "test_on_save" => merged.test_on_save = update.test_on_save,
+            "transformation" | "transformation.code" => {
+                merged.transformation = update.transformation.clone();
+            }
             other => {
                 return Err(ApiError::invalid(
                     format!("update_mask.paths[{index}]"),
@@ -398,6 +427,45 @@ mod tests {
         let retry = spec.retry.unwrap();
         assert!(retry.use_default);
         assert_eq!(retry.delays.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn transformations_are_compiled_when_saved() {
+        let with_code = |code: String| EndpointSpec {
+            transformation: Some(WireTransformation { code }),
+            ..spec()
+        };
+        let valid = "function handler(w) { return w; }".to_owned();
+        let saved = normalise_spec(with_code(valid.clone()), &AllowList::default(), &Catalog)
+            .await
+            .unwrap();
+        assert_eq!(saved.transformation.unwrap().code, valid);
+        let blank = normalise_spec(with_code(" \n".into()), &AllowList::default(), &Catalog)
+            .await
+            .unwrap();
+        assert_eq!(blank.transformation, None);
+        for broken in [
+            "function handler(w) {\n  return w\n  let = ;\n}".to_owned(),
+            "function other(w) { return w; }".to_owned(),
+            "x".repeat(herald_core::transform::MAX_CODE_BYTES + 1),
+        ] {
+            assert_eq!(
+                field_of(with_code(broken)).await,
+                "spec.transformation.code"
+            );
+        }
+        match normalise_spec(
+            with_code("function handler(w) {\n  return w\n  let = ;\n}".into()),
+            &AllowList::default(),
+            &Catalog,
+        )
+        .await
+        {
+            Err(ApiError::InvalidArgument { message, .. }) => {
+                assert!(message.contains("line 3"), "{message}");
+            }
+            other => panic!("expected InvalidArgument, got {other:?}"),
+        }
     }
 
     #[tokio::test]
@@ -618,6 +686,18 @@ mod tests {
         );
         assert_eq!(merge_spec(&current, update.clone(), &[]).unwrap(), update);
         assert!(merge_spec(&current, update, &["secret".into()]).is_err());
+
+        let program = EndpointSpec {
+            transformation: Some(WireTransformation {
+                code: "function handler(w) { return w; }".into(),
+            }),
+            ..Default::default()
+        };
+        for path in ["transformation", "spec.transformation.code"] {
+            let merged = merge_spec(&current, program.clone(), &[path.into()]).unwrap();
+            assert_eq!(merged.transformation, program.transformation);
+            assert_eq!(merged.name, "a");
+        }
 
         let hex = EndpointSpec {
             signing_scheme: WireScheme::Sha256Hex.into(),

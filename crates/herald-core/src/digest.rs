@@ -14,6 +14,12 @@ pub fn hex(bytes: &[u8]) -> String {
     text
 }
 
+/// The SHA-256 of `bytes`.
+#[must_use]
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
 /// The SHA-256 of `bytes`, in lowercase hex.
 #[must_use]
 pub fn sha256_hex(bytes: &[u8]) -> String {

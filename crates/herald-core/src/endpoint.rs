@@ -14,6 +14,7 @@ use crate::{
     rate::RateLimit,
     retry::RetrySchedule,
     signing::{EndpointSecret, SigningScheme},
+    transform::Transformation,
 };
 
 /// How long a request may take when the endpoint names no timeout.
@@ -79,6 +80,8 @@ pub struct EndpointSettings {
     /// The subscribed event types: an alias subscriber receives events
     /// under the alias's name (see [`crate::matching::subscribed_name`]).
     pub event_types: EventTypeFilter,
+    /// The program that reshapes each delivery; `None`: the envelope as is.
+    pub transformation: Option<Transformation>,
 }
 
 #[cfg(test)]

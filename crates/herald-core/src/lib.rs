@@ -32,6 +32,7 @@
 //! - [`circuit`]: the per-endpoint circuit breaker.
 //! - [`text`]: which control characters a configured text field may hold.
 //! - [`throttle`]: the budget of failed authentications per client address.
+//! - [`transform`]: endpoint transformations' limits, input and result rules.
 
 pub mod address;
 pub mod catalog;
@@ -54,5 +55,6 @@ pub mod signing;
 pub mod text;
 pub mod throttle;
 pub mod token;
+pub mod transform;
 
 mod excerpt;

@@ -46,6 +46,7 @@ use crate::{
     rate::RateLimiter,
     spans,
     tenants::TenantLimits,
+    transform::{self, Unshaped},
 };
 
 /// How long an attempt record the bus refuses is offered again before the
@@ -82,6 +83,8 @@ pub(crate) struct Context {
     /// How often each job was handed back without an attempt.
     pub handbacks: Handbacks,
     pub held: HeldLanes,
+    /// Runs endpoints' transformations.
+    pub transforms: herald_transform::Engine,
     /// Cancelled at shutdown: jobs that have not started hand themselves back.
     pub stop: CancellationToken,
 }
@@ -371,18 +374,21 @@ impl Job {
         // Looked up after the wait, so a disable or rotation made meanwhile applies.
         let snapshot = context.cache.snapshot();
         let decided = match self.sendable(&snapshot) {
-            Ok(settings) => {
-                let decided = self.deliver(context, settings).await;
-                // A test's failure says nothing new about a receiver the
-                // circuit tracks; its success does.
-                if !self.test || decided.succeeded() {
-                    context
-                        .circuits
-                        .record(self.endpoint_id.as_str(), decided.succeeded())
-                        .await;
+            Ok(settings) => match self.deliver(context, settings).await {
+                Ok(decided) => {
+                    // A test's failure says nothing new about a receiver the
+                    // circuit tracks; its success does.
+                    if !self.test || decided.succeeded() {
+                        context
+                            .circuits
+                            .record(self.endpoint_id.as_str(), decided.succeeded())
+                            .await;
+                    }
+                    decided
                 }
-                decided
-            }
+                // Never sent: it says nothing about the receiver.
+                Err(unsent) => unsent,
+            },
             Err(Unsendable::DeadLetter { reason, url }) => {
                 self.not_sent(AttemptStatus::Dead, Outcome::Dead, reason, url)
             }
@@ -613,14 +619,23 @@ impl Job {
         }
     }
 
-    async fn deliver(&self, context: &Context, settings: &EndpointSettings) -> Decided {
+    /// The attempt's record once sent, or `Err` with the record of a
+    /// delivery its endpoint's transformation stopped before sending.
+    async fn deliver(
+        &self,
+        context: &Context,
+        settings: &EndpointSettings,
+    ) -> Result<Decided, Decided> {
         let attempted_at = OffsetDateTime::now_utc();
         let schedule = &settings.retry;
         let mut attempt = self.attempt_record(attempted_at);
         attempt.url = record_url(settings.url.as_str());
-        let request = match self.prepare(settings, attempted_at) {
+        let request = match self.prepare(context, settings, attempted_at).await {
             Ok(request) => request,
-            Err(error) => return self.failed(attempt, schedule, None, error),
+            Err(Unprepared::Unsigned(error)) => {
+                return Ok(self.failed(attempt, schedule, None, error));
+            }
+            Err(Unprepared::Shaping(unshaped)) => return Err(self.unshaped(attempt, unshaped)),
         };
         attempt.request_headers =
             redacted_headers(&request.headers, &settings.scheme, &settings.headers);
@@ -636,7 +651,7 @@ impl Job {
         context.metrics.attempt_took(duration);
         attempt.duration = prost_types::Duration::try_from(duration).ok();
 
-        match response {
+        Ok(match response {
             Response::Answered {
                 status,
                 retry_after,
@@ -661,15 +676,16 @@ impl Job {
                 }
             }
             Response::NoAnswer { error } => self.failed(attempt, schedule, None, error),
-        }
+        })
     }
 
     /// The request to send; an error says why it cannot be sent.
-    fn prepare(
+    async fn prepare(
         &self,
+        context: &Context,
         settings: &EndpointSettings,
         now: OffsetDateTime,
-    ) -> Result<client::Request, String> {
+    ) -> Result<client::Request, Unprepared> {
         // An alias subscriber gets the event under the name it subscribed
         // to; a preset names events its own way, from Herald's name.
         let renamed = subscribed_name(&settings.event_types, &self.event).map(|event_type| Event {
@@ -680,20 +696,31 @@ impl Job {
             (None, Some(renamed)) => renamed,
             _ => &self.event,
         };
-        // The preset's body is what is sent, so it is what gets signed.
-        let shaped = shape(settings.preset, event, self.test);
-        let body = shaped.body;
+        // The preset's body (Herald's envelope without one), reshaped by the
+        // endpoint's transformation if it has one (never with a preset): what
+        // is sent is what gets signed.
+        let preset = shape(settings.preset, event, self.test);
+        let shaped = transform::shape(
+            &context.transforms,
+            settings,
+            event,
+            &self.delivery_id,
+            preset.body,
+        )
+        .await
+        .map_err(Unprepared::Shaping)?;
         let mut headers = delivery_headers(
             &settings.scheme,
             &settings.secrets.signing(now),
             &self.delivery_id,
             event,
             now.unix_timestamp(),
-            &body,
+            &shaped.body,
             env!("CARGO_PKG_VERSION"),
         )
-        .map_err(|error| error.to_string())?;
-        headers.extend(shaped.headers);
+        .map_err(|error| Unprepared::Unsigned(error.to_string()))?;
+        headers.extend(preset.headers);
+        let body = shaped.apply(&mut headers);
         headers.extend(
             settings
                 .headers
@@ -706,6 +733,27 @@ impl Job {
             body,
             timeout: settings.timeout,
         })
+    }
+
+    /// The record of a delivery its endpoint's transformation stopped: a
+    /// cancel is skipped; a failure is dead at once (the program would fail
+    /// the same way again), so it can be redriven once the program is
+    /// fixed. A test is only failed.
+    fn unshaped(&self, mut attempt: Attempt, unshaped: Unshaped) -> Decided {
+        let (status, outcome, error) = match unshaped {
+            Unshaped::Cancelled(reason) => (AttemptStatus::Skipped, Outcome::Skipped, reason),
+            Unshaped::Failed(error) if self.test => {
+                (AttemptStatus::Failed, Outcome::Failed, error.to_string())
+            }
+            Unshaped::Failed(error) => (AttemptStatus::Dead, Outcome::Dead, error.to_string()),
+        };
+        attempt.status = status.into();
+        attempt.error = error;
+        Decided {
+            attempt,
+            outcome,
+            retry_in: None,
+        }
     }
 
     /// A failed attempt: retrying when the schedule has a next delay, else
@@ -899,6 +947,15 @@ impl Job {
             .map(drop)
             .map_err(|error| error.to_string())
     }
+}
+
+/// Why a request could not be made.
+#[derive(Debug)]
+enum Unprepared {
+    /// It cannot be signed (the endpoint has no usable secret).
+    Unsigned(String),
+    /// The endpoint's transformation cancelled it or failed.
+    Shaping(Unshaped),
 }
 
 /// Why a job is not sent.

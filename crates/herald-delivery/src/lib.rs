@@ -40,11 +40,12 @@ mod pool;
 mod rate;
 mod spans;
 mod tenants;
+mod transform;
 
 use std::{sync::Arc, time::Duration};
 
 use herald_bus::{Bus, ConsumerRole};
-use herald_core::{address::AllowList, circuit::CircuitPolicy};
+use herald_core::{address::AllowList, circuit::CircuitPolicy, transform::Limits};
 use herald_watch::ConfigCache;
 use tokio::{
     sync::{Semaphore, watch},
@@ -91,6 +92,10 @@ pub struct DeliveryArgs {
     /// The longest cooldown.
     #[arg(long, env = "HERALD_CIRCUIT_MAX_COOLDOWN", default_value = "10m", value_parser = humantime::parse_duration)]
     pub circuit_max_cooldown: Duration,
+    /// Threads that run endpoints' transformations (each keeps the
+    /// programs it ran compiled).
+    #[arg(long, env = "HERALD_DELIVERY_TRANSFORM_THREADS", default_value_t = 2)]
+    pub transform_threads: usize,
 }
 
 /// Everything [`run`] needs besides its connections.
@@ -107,6 +112,8 @@ pub enum DeliveryError {
     InvalidSetting { flag: &'static str, reason: String },
     #[error("cannot build the HTTP client: {0}")]
     Client(#[from] client::ClientError),
+    #[error(transparent)]
+    Transform(#[from] herald_transform::StartError),
     #[error(transparent)]
     Bus(#[from] herald_bus::BusError),
     #[error("cannot consume delivery jobs: {0}")]
@@ -143,6 +150,12 @@ impl DeliverySettings {
                 reason: "must be longer than zero and at most --circuit-max-cooldown".to_owned(),
             });
         }
+        if !(1..=64).contains(&self.args.transform_threads) {
+            return Err(DeliveryError::InvalidSetting {
+                flag: "--transform-threads",
+                reason: format!("{} is not between 1 and 64", self.args.transform_threads),
+            });
+        }
         if self.args.connect_timeout.is_zero() {
             return Err(DeliveryError::InvalidSetting {
                 flag: "--connect-timeout",
@@ -169,6 +182,8 @@ pub async fn run(
 ) -> Result<(), DeliveryError> {
     settings.validate()?;
     let sender = Sender::new(&settings.args, settings.allow_list.clone())?;
+    let transforms =
+        herald_transform::Engine::start(settings.args.transform_threads, Limits::default())?;
     tokio::select! {
         _ = shutdown.cancelled() => return Ok(()),
         result = synced.wait_for(|synced| *synced) => {
@@ -218,6 +233,7 @@ pub async fn run(
         rate_limiter: RateLimiter::new(rate_limits),
         handbacks,
         held: held_lanes,
+        transforms,
         stop: stop.clone(),
     });
     let circuits = tokio::spawn({

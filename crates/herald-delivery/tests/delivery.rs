@@ -85,6 +85,7 @@ fn delivery_args() -> DeliveryArgs {
         circuit_failures: 10,
         circuit_cooldown: Duration::from_secs(30),
         circuit_max_cooldown: Duration::from_secs(600),
+        transform_threads: 1,
     }
 }
 

@@ -13,6 +13,7 @@ use herald_core::{
     rate::RateLimit,
     retry::{Jitter, RetrySchedule},
     signing::{EndpointSecret, SchemeError, SigningScheme},
+    transform::Transformation,
 };
 use url::Url;
 
@@ -65,6 +66,7 @@ pub fn endpoint_settings(watched: &v1::WatchedEndpoint) -> Result<EndpointSettin
             }
         },
         event_types: crate::convert::event_type_filter(&spec)?,
+        transformation: transformation(spec.transformation.as_ref()).map_err(in_endpoint)?,
         headers: spec.headers,
     })
     .map(|mut settings| {
@@ -185,6 +187,18 @@ pub fn retry_schedule(policy: Option<&v1::RetryPolicy>) -> Result<RetrySchedule,
     let jitter = Jitter::fraction(policy.jitter)
         .map_err(|error| WireError::new("spec.retry.jitter", error))?;
     RetrySchedule::new(delays, jitter).map_err(|error| WireError::new("spec.retry.delays", error))
+}
+
+/// The endpoint's program; none when unset or blank. Errors name
+/// `spec.transformation.code`. Whether it compiles is the config service's
+/// check at save time (it needs the engine).
+pub fn transformation(
+    wire: Option<&v1::Transformation>,
+) -> Result<Option<Transformation>, WireError> {
+    wire.map_or(Ok(None), |wire| {
+        Transformation::new(&wire.code)
+            .map_err(|error| WireError::new("spec.transformation.code", error))
+    })
 }
 
 /// The endpoint's rate limit; none when unset or zero (unlimited).
@@ -429,7 +443,23 @@ mod tests {
         assert_eq!(settings.timeout, DEFAULT_TIMEOUT);
         assert_eq!(settings.rate_limit, None);
         assert_eq!(settings.ordering, Ordering::Unordered);
+        assert_eq!(settings.transformation, None);
         assert_eq!(settings.secrets.signing(OffsetDateTime::now_utc()).len(), 1);
+    }
+
+    #[test]
+    fn a_transformation_converts_and_blank_code_is_none() {
+        let with_code = |code: &str| {
+            endpoint_settings(&watched(v1::EndpointSpec {
+                transformation: Some(v1::Transformation { code: code.into() }),
+                ..v1::EndpointSpec::default()
+            }))
+            .unwrap()
+            .transformation
+        };
+        assert_eq!(with_code(" "), None);
+        let code = "function handler(w) { return w; }";
+        assert_eq!(with_code(code).unwrap().code(), code);
     }
 
     #[test]
@@ -488,6 +518,15 @@ mod tests {
                     rate_limit: Some(v1::RateLimit {
                         per_second: 2_000_000.0,
                         burst: 0,
+                    }),
+                    ..v1::EndpointSpec::default()
+                }),
+            ),
+            (
+                "endpoint.spec.transformation.code",
+                watched(v1::EndpointSpec {
+                    transformation: Some(v1::Transformation {
+                        code: "x".repeat(herald_core::transform::MAX_CODE_BYTES + 1),
                     }),
                     ..v1::EndpointSpec::default()
                 }),

@@ -16,7 +16,7 @@ pub use crate::{
     },
     endpoint::{
         duration_from_wire, duration_to_wire, endpoint_preset, endpoint_settings, retry_schedule,
-        signing_scheme,
+        signing_scheme, transformation,
     },
 };
 

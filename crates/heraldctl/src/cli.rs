@@ -68,6 +68,9 @@ pub enum Command {
     EventTypes(EventTypesCommand),
     /// Endpoints by status and deliveries in the last 24 hours.
     Summary,
+    /// Transformations: programs that reshape an endpoint's deliveries.
+    #[command(subcommand)]
+    Transformations(TransformationsCommand),
     /// The attempt log.
     #[command(subcommand)]
     Logs(LogsCommand),
@@ -315,6 +318,34 @@ pub struct EndpointFields {
     /// single try, `default` for Herald's schedule.
     #[arg(long, value_parser = parse_retry)]
     pub retry: Option<Retry>,
+    /// A file holding the endpoint's transformation (JavaScript); an empty
+    /// file removes it.
+    #[arg(long)]
+    pub transformation_file: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TransformationsCommand {
+    /// Run a program once against an event, with nothing sent: prints the
+    /// body, headers and event type it would send, its cancel, or its error.
+    Simulate {
+        /// The program (JavaScript, `function handler(webhook) {...}`).
+        #[arg(long)]
+        code_file: std::path::PathBuf,
+        /// A catalog event type whose sample is the event.
+        #[arg(
+            long,
+            conflicts_with = "event_file",
+            required_unless_present = "event_file"
+        )]
+        event_type: Option<String>,
+        /// A file holding the envelope Herald would send, as JSON.
+        #[arg(long)]
+        event_file: Option<std::path::PathBuf>,
+        /// The endpoint URL the program sees.
+        #[arg(long)]
+        url: Option<String>,
+    },
 }
 
 /// An endpoint's retry schedule as `--retry` gives it.

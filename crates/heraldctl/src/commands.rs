@@ -9,6 +9,7 @@ use herald_proto::v1::{
     self as pb, admin_service_client::AdminServiceClient,
     attempt_service_client::AttemptServiceClient, config_service_client::ConfigServiceClient,
     ingest_service_client::IngestServiceClient, recovery_service_client::RecoveryServiceClient,
+    simulate_transformation_request::Input as SimulateInput,
 };
 use time::OffsetDateTime;
 use tonic::transport::Channel;
@@ -19,8 +20,8 @@ use crate::{
         AttemptStatusName, ChannelName, Cli, Command, DeadLetterSelection, DevicesCommand,
         DlqCommand, EndpointFields, EndpointsCommand, EventTypesCommand, EventsCommand, Format,
         JobsCommand, LogFilter, LogsCommand, Moment, PageArgs, QuotasCommand, RecoverArgs, Retry,
-        SchemeName, Scope, StatusName, TenantsCommand, TokensCommand, VerificationArgs, VerifyArgs,
-        WaitArgs, read_argument,
+        SchemeName, Scope, StatusName, TenantsCommand, TokensCommand, TransformationsCommand,
+        VerificationArgs, VerifyArgs, WaitArgs, read_argument,
     },
     connection::Target,
     error::CtlError,
@@ -42,6 +43,7 @@ pub async fn run(cli: Cli) -> Result<(), CtlError> {
         Command::Endpoints(command) => endpoints(&target, format, command).await,
         Command::EventTypes(command) => event_types(&target, format, command).await,
         Command::Summary => summary(&target, format).await,
+        Command::Transformations(command) => transformations(&target, format, command).await,
         Command::Logs(command) => logs(&target, format, command).await,
         Command::Events(command) => events(&target, format, command).await,
         Command::Recover(args) => recover(&target, format, args).await,
@@ -530,10 +532,16 @@ async fn devices(target: &Target, format: Format, command: DevicesCommand) -> Re
 }
 
 /// The spec the flags describe, and the update mask naming what they set.
-fn endpoint_spec(fields: EndpointFields) -> (pb::EndpointSpec, Vec<String>) {
+fn endpoint_spec(fields: EndpointFields) -> Result<(pb::EndpointSpec, Vec<String>), CtlError> {
     let mut spec = pb::EndpointSpec::default();
     let mut paths = Vec::new();
     let mut set = |path: &str| paths.push(path.to_owned());
+    if let Some(file) = &fields.transformation_file {
+        spec.transformation = Some(pb::Transformation {
+            code: read_file(file)?,
+        });
+        set("transformation");
+    }
     if let Some(name) = fields.name {
         spec.name = name;
         set("name");
@@ -590,7 +598,7 @@ fn endpoint_spec(fields: EndpointFields) -> (pb::EndpointSpec, Vec<String>) {
         });
         set("retry");
     }
-    (spec, paths)
+    Ok((spec, paths))
 }
 
 const ENDPOINT_COLUMNS: [&str; 7] = [
@@ -675,7 +683,7 @@ async fn endpoints(
     let mut config = ConfigServiceClient::new(target.config_channel().await?);
     let endpoint = match command {
         EndpointsCommand::Create { fields, secret } => {
-            let (spec, _) = endpoint_spec(fields);
+            let (spec, _) = endpoint_spec(fields)?;
             let created = config
                 .create_endpoint(target.request(pb::CreateEndpointRequest {
                     spec: Some(spec),
@@ -744,7 +752,7 @@ async fn endpoints(
             endpoint_id,
             fields,
         } => {
-            let (spec, paths) = endpoint_spec(fields);
+            let (spec, paths) = endpoint_spec(fields)?;
             if paths.is_empty() {
                 return Err(CtlError::Usage(
                     "nothing to update: pass at least one field flag".into(),
@@ -862,6 +870,69 @@ async fn endpoints(
         &endpoint,
         endpoint_row,
     )
+}
+
+fn read_file(path: &std::path::Path) -> Result<String, CtlError> {
+    std::fs::read_to_string(path).map_err(|source| CtlError::Io {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+async fn transformations(
+    target: &Target,
+    format: Format,
+    command: TransformationsCommand,
+) -> Result<(), CtlError> {
+    let TransformationsCommand::Simulate {
+        code_file,
+        event_type,
+        event_file,
+        url,
+    } = command;
+    let input = match (event_type, event_file) {
+        (Some(event_type), _) => SimulateInput::EventType(event_type),
+        (None, Some(file)) => SimulateInput::EventJson(read_file(&file)?),
+        (None, None) => {
+            return Err(CtlError::Usage("pass --event-type or --event-file".into()));
+        }
+    };
+    let mut config = ConfigServiceClient::new(target.config_channel().await?);
+    let simulated = config
+        .simulate_transformation(target.request(pb::SimulateTransformationRequest {
+            code: read_file(&code_file)?,
+            input: Some(input),
+            url: url.unwrap_or_default(),
+        })?)
+        .await?
+        .into_inner();
+    match format {
+        Format::Table => {
+            if let Some(error) = &simulated.error {
+                let at = match (error.line, error.column) {
+                    (0, _) => String::new(),
+                    (line, 0) => format!(" at line {line}"),
+                    (line, column) => format!(" at line {line}, column {column}"),
+                };
+                println!("error ({}): {}{at}", error.kind, error.message);
+            } else if simulated.cancel {
+                println!("cancelled: {}", simulated.cancel_reason);
+            } else {
+                println!("event type: {}", simulated.event_type);
+                for (name, value) in &simulated.headers {
+                    println!("{name}: {value}");
+                }
+                println!();
+                println!("{}", simulated.body_json);
+            }
+            Ok(())
+        }
+        _ => print_one(
+            format,
+            "herald.v1.SimulateTransformationResponse",
+            &simulated,
+        ),
+    }
 }
 
 async fn summary(target: &Target, format: Format) -> Result<(), CtlError> {

@@ -7,3 +7,4 @@ pub mod endpoints;
 pub mod integrations;
 pub mod recovery;
 pub mod tenants;
+pub mod transformations;

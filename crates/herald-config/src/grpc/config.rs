@@ -7,9 +7,9 @@ use herald_proto::v1::{
     EndpointSecrets, EventTypeDefinition, GetDeviceRequest, GetEndpointRequest,
     GetEndpointSecretRequest, GetSummaryRequest, ListDevicesRequest, ListDevicesResponse,
     ListEndpointsRequest, ListEndpointsResponse, ListEventTypesRequest, ListEventTypesResponse,
-    RegisterEventTypeRequest, RotateEndpointSecretRequest, Summary, TestEndpointRequest,
-    TestEndpointResponse, UpdateDeviceRequest, UpdateEndpointRequest,
-    config_service_server::ConfigService,
+    RegisterEventTypeRequest, RotateEndpointSecretRequest, SimulateTransformationRequest,
+    SimulateTransformationResponse, Summary, TestEndpointRequest, TestEndpointResponse,
+    UpdateDeviceRequest, UpdateEndpointRequest, config_service_server::ConfigService,
 };
 use tonic::{Request, Response, Status};
 
@@ -201,5 +201,12 @@ impl ConfigService for ConfigApi {
         request: Request<GetSummaryRequest>,
     ) -> Result<Response<Summary>, Status> {
         tenant_call!(self, request, Access::Read, summary)
+    }
+
+    async fn simulate_transformation(
+        &self,
+        request: Request<SimulateTransformationRequest>,
+    ) -> Result<Response<SimulateTransformationResponse>, Status> {
+        tenant_call!(self, request, Access::Read, simulate_transformation)
     }
 }

@@ -8,6 +8,7 @@ mod config;
 mod devices;
 mod endpoints;
 mod recovery;
+mod transformations;
 mod watch;
 
 pub use admin::AdminApi;
