@@ -624,6 +624,29 @@ async fn a_customer_sets_up_tests_and_follows_an_endpoint_in_the_browser() {
     assert!(page.checked(&returns_line).await);
     page.screenshot("03-endpoint-form-error").await;
 
+    // The transformation is tried on a catalog sample before anything is
+    // saved; the form keeps its values.
+    page.click("details.delivery-options summary").await;
+    page.fill(
+        "#transformation",
+        "function handler(webhook) { webhook.event = { greeting: webhook.event.data.text }; return webhook; }",
+    )
+    .await;
+    page.follow("#try-transformation").await;
+    let preview = page.text("#preview-body").await;
+    assert!(preview.contains("greeting"), "{preview}");
+    assert_eq!(
+        page.find("#name")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .unwrap(),
+        "Storefront"
+    );
+    page.screenshot("03b-transformation-preview").await;
+    page.fill("#transformation", "").await;
+
     // Save → test: the Test page opens, with the secret shown once.
     page.fill("#url", &receiver.url()).await;
     page.follow("form.stack button[type=submit]").await;

@@ -49,6 +49,8 @@ struct Values {
     timeout: String,
     /// The transformation's JavaScript; empty: none.
     transformation: String,
+    /// The catalog type whose sample "Try it" runs the program on.
+    try_event_type: String,
     etag: String,
 }
 
@@ -153,6 +155,7 @@ impl Values {
                 .as_ref()
                 .map(|program| program.code.clone())
                 .unwrap_or_default(),
+            try_event_type: String::new(),
             etag: endpoint.etag.clone(),
         }
     }
@@ -177,6 +180,7 @@ impl Values {
             ordering: form.get("ordering"),
             timeout: form.get("timeout"),
             transformation: form.get("transformation"),
+            try_event_type: form.get("try_event_type"),
             etag: form.get("etag"),
         }
     }
@@ -399,7 +403,7 @@ fn form_field(grpc_field: &str) -> Option<&'static str> {
 }
 
 pub async fn new(State(console): State<Console>, session: Session) -> Result<Response, PageError> {
-    render_form(&console, &session, None, &Values::blank(), None).await
+    render_form(&console, &session, None, &Values::blank(), None, None).await
 }
 
 pub async fn edit(
@@ -423,6 +427,7 @@ pub async fn edit(
         Some(&endpoint),
         &Values::from_endpoint(&endpoint),
         None,
+        None,
     )
     .await
 }
@@ -434,9 +439,15 @@ pub async fn create(
 ) -> Result<Response, PageError> {
     session.check_csrf(&form.get("csrf"))?;
     let values = Values::from_form(&form);
+    if form.get("intent") == TRY_INTENT {
+        let preview = try_transformation(&console, &session, &values).await?;
+        return render_form(&console, &session, None, &values, None, Some(preview)).await;
+    }
     let spec = match values.to_spec() {
         Ok(spec) => spec,
-        Err(problem) => return render_form(&console, &session, None, &values, Some(problem)).await,
+        Err(problem) => {
+            return render_form(&console, &session, None, &values, Some(problem), None).await;
+        }
     };
     let created = console
         .backend
@@ -467,7 +478,7 @@ pub async fn create(
         }
         Err(status) => {
             let problem = Problem::from_status(status)?;
-            render_form(&console, &session, None, &values, Some(problem)).await
+            render_form(&console, &session, None, &values, Some(problem), None).await
         }
     }
 }
@@ -488,10 +499,30 @@ pub async fn update(
         .await?
         .into_inner();
     let values = Values::from_form(&form);
+    if form.get("intent") == TRY_INTENT {
+        let preview = try_transformation(&console, &session, &values).await?;
+        return render_form(
+            &console,
+            &session,
+            Some(&before),
+            &values,
+            None,
+            Some(preview),
+        )
+        .await;
+    }
     let spec = match values.to_spec() {
         Ok(spec) => spec,
         Err(problem) => {
-            return render_form(&console, &session, Some(&before), &values, Some(problem)).await;
+            return render_form(
+                &console,
+                &session,
+                Some(&before),
+                &values,
+                Some(problem),
+                None,
+            )
+            .await;
         }
     };
     // Custom headers are not edited here, so they are left out of the mask.
@@ -544,9 +575,89 @@ pub async fn update(
         }
         Err(status) => {
             let problem = Problem::from_status(status)?;
-            render_form(&console, &session, Some(&before), &values, Some(problem)).await
+            render_form(
+                &console,
+                &session,
+                Some(&before),
+                &values,
+                Some(problem),
+                None,
+            )
+            .await
         }
     }
+}
+
+/// The button that runs the transformation instead of saving.
+const TRY_INTENT: &str = "try";
+
+/// What the form's program makes of the chosen catalog sample, shown under
+/// the program: the body and headers it would send, that it cancels, or
+/// where it fails. Nothing is saved or sent.
+async fn try_transformation(
+    console: &Console,
+    session: &Session,
+    values: &Values,
+) -> Result<Markup, PageError> {
+    let event_type = if values.try_event_type.is_empty() {
+        "message.received".to_owned()
+    } else {
+        values.try_event_type.clone()
+    };
+    let simulated =
+        console
+            .backend
+            .config()
+            .simulate_transformation(session.credentials.request(
+                pb::SimulateTransformationRequest {
+                    code: values.transformation.clone(),
+                    input: Some(pb::simulate_transformation_request::Input::EventType(
+                        event_type.clone(),
+                    )),
+                    // The form's URL may not be valid yet; the program sees the
+                    // simulation's default.
+                    url: String::new(),
+                },
+            ))
+            .await;
+    let outcome = match simulated {
+        Ok(simulated) => simulated.into_inner(),
+        Err(status) if status.code() == tonic::Code::InvalidArgument => {
+            return Ok(html! {
+                section class="transform-preview" id="transform-preview" role="status" aria-labelledby="preview-title" {
+                    h3 id="preview-title" { "Preview" }
+                    p class="field-error" { (status.message()) }
+                }
+            });
+        }
+        Err(status) => return Err(status.into()),
+    };
+    Ok(html! {
+        section class="transform-preview" id="transform-preview" role="status" aria-labelledby="preview-title" {
+            h3 id="preview-title" { "Preview on the " (event_type) " sample" }
+            @if let Some(error) = &outcome.error {
+                p class="field-error" id="preview-error" {
+                    (error.kind) ": " (error.message)
+                    @if error.line > 0 { " (line " (error.line) ", column " (error.column) ")" }
+                }
+                p class="hint" { "Nothing would be sent: the delivery would be recorded as failed and kept in the dead letters." }
+            } @else if outcome.cancel {
+                p id="preview-cancel" { "Cancelled: the delivery would be skipped"
+                    @if !outcome.cancel_reason.is_empty() { " (" (outcome.cancel_reason) ")" } "." }
+            } @else {
+                dl class="details compact" {
+                    dt { "Event type" } dd { code { (outcome.event_type) } }
+                    dt { "Headers added" } dd {
+                        @if outcome.headers.is_empty() { span class="muted" { "none" } }
+                        @for (name, value) in outcome.headers.iter().collect::<std::collections::BTreeMap<_, _>>() {
+                            code { (name) ": " (value) } " "
+                        }
+                    }
+                }
+                pre class="excerpt" id="preview-body" { (outcome.body_json) }
+            }
+        }
+    })
 }
 
 async fn render_form(
@@ -555,6 +666,7 @@ async fn render_form(
     endpoint: Option<&pb::Endpoint>,
     values: &Values,
     problem: Option<Problem>,
+    preview: Option<Markup>,
 ) -> Result<Response, PageError> {
     let devices = super::devices(console, session).await?;
     let event_types = super::event_types(console, session).await?;
@@ -583,7 +695,8 @@ async fn render_form(
         "transformation",
     ]
     .iter()
-    .any(|field| error(field).is_some());
+    .any(|field| error(field).is_some())
+        || preview.is_some();
     let channels = [
         pb::Channel::Whatsapp,
         pb::Channel::Telegram,
@@ -815,10 +928,24 @@ async fn render_form(
                         ". 10 ms and 16 MiB per call; no network. Empty: the event is sent as is."
                     }
                     @if let Some(message) = error("transformation") { p class="field-error" { (message) } }
+                    div class="try-row" {
+                        label for="try_event_type" { "Try it on the sample of" }
+                        select id="try_event_type" name="try_event_type" {
+                            @for entry in herald_core::catalog::CATALOG {
+                                option value=(entry.name) selected[entry.name == values.try_event_type] {
+                                    (render::event_label(entry.name)) " (" (entry.name) ")"
+                                }
+                            }
+                        }
+                    }
+                    p class="hint" { "“Try the transformation” below runs it on that sample and shows the result here; nothing is saved or sent." }
+                    @if let Some(preview) = &preview { (preview) }
                 }
             }
             div class="form-actions" {
                 button class="button primary" type="submit" { (submit) }
+                // After the save button, so Enter in a field still saves.
+                button class="button" type="submit" name="intent" value="try" formnovalidate id="try-transformation" { "Try the transformation" }
                 a class="button ghost" href=(cancel) { "Cancel" }
             }
         }
