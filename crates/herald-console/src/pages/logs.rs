@@ -53,6 +53,22 @@ const CHANNELS: [(pb::Channel, &str, &str); 4] = [
     ),
 ];
 
+/// The status a filter's value names; any other value filters nothing.
+fn status_named(value: &str) -> pb::AttemptStatus {
+    STATUSES
+        .iter()
+        .find(|(_, name, _)| *name == value)
+        .map_or(pb::AttemptStatus::Unspecified, |(status, _, _)| *status)
+}
+
+/// The channel a filter's value names; any other value filters nothing.
+fn channel_named(value: &str) -> pb::Channel {
+    CHANNELS
+        .iter()
+        .find(|(_, name, _)| *name == value)
+        .map_or(pb::Channel::Unspecified, |(channel, _, _)| *channel)
+}
+
 #[derive(Debug, Default, Deserialize)]
 pub struct LogsQuery {
     endpoint: Option<String>,
@@ -90,15 +106,9 @@ pub async fn list(
         text(&query.until),
     );
     let (channel, device) = (text(&query.channel), text(&query.device));
-    let channel_filter = CHANNELS
-        .iter()
-        .find(|(_, name, _)| *name == channel)
-        .map_or(pb::Channel::Unspecified, |(channel, _, _)| *channel);
+    let channel_filter = channel_named(&channel);
     let pager = Pager::from_query(query.page.as_deref(), query.trail.as_deref());
-    let status_filter = STATUSES
-        .iter()
-        .find(|(_, name, _)| *name == status)
-        .map_or(pb::AttemptStatus::Unspecified, |(status, _, _)| *status);
+    let status_filter = status_named(&status);
     let mut problems = Vec::new();
     let since_filter = parse_local(&since);
     if !since.is_empty() && since_filter.is_none() {
@@ -337,10 +347,7 @@ pub async fn live(
 ) -> Result<Response, PageError> {
     let text = |value: &Option<String>| value.as_deref().unwrap_or_default().trim().to_owned();
     let status = text(&query.status);
-    let status_filter = STATUSES
-        .iter()
-        .find(|(_, name, _)| *name == status)
-        .map_or(pb::AttemptStatus::Unspecified, |(status, _, _)| *status);
+    let status_filter = status_named(&status);
     let (channel, device) = (text(&query.channel), text(&query.device));
     let devices = super::devices(&console, &session).await?;
     // Tails filter by endpoint, type and status; device and channel here.
@@ -348,11 +355,13 @@ pub async fn live(
         Some(BTreeSet::from([device]))
     } else if channel == "internal" {
         Some(BTreeSet::from([String::new()]))
-    } else if let Some((wire, _, _)) = CHANNELS.iter().find(|(_, name, _)| *name == channel) {
+    } else if let wire @ (pb::Channel::Whatsapp | pb::Channel::Telegram | pb::Channel::Waba) =
+        channel_named(&channel)
+    {
         Some(
             devices
                 .values()
-                .filter(|device| device.channel() == *wire)
+                .filter(|device| device.channel() == wire)
                 .map(|device| device.id.clone())
                 .collect(),
         )
