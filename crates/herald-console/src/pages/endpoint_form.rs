@@ -945,7 +945,8 @@ async fn render_form(
             div class="form-actions" {
                 button class="button primary" type="submit" { (submit) }
                 // After the save button, so Enter in a field still saves.
-                button class="button" type="submit" name="intent" value="try" formnovalidate id="try-transformation" { "Try the transformation" }
+                button class="button" type="submit" name="intent" value="try" formnovalidate id="try-transformation"
+                    formaction={ (action) "#transform-preview" } { "Try the transformation" }
                 a class="button ghost" href=(cancel) { "Cancel" }
             }
         }
