@@ -801,5 +801,25 @@ fn attempts_keep_the_body_they_sent_until_the_tenant_purges_it() {
         let stored = get(&mut attempts).await;
         assert!(stored.request_body.is_empty());
         assert_eq!(stored.request_body_size, sent.len() as u64);
+
+        // The endpoint's health comes with it, from the same log.
+        let endpoint = tenant
+            .config
+            .get_endpoint(authed(
+                &tenant.token,
+                pb::GetEndpointRequest {
+                    endpoint_id: endpoint_id.clone(),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        let health = endpoint.health.unwrap();
+        assert_eq!(health.last_attempt_status(), pb::AttemptStatus::Succeeded);
+        assert_eq!(health.last_response_code, 200);
+        assert_eq!((health.attempts_24h, health.succeeded_24h), (2, 2));
+        assert_eq!(health.consecutive_failures, 0);
+        assert_eq!(health.circuit(), pb::CircuitState::Closed);
+        assert!(health.last_success_at.is_some());
     });
 }

@@ -299,6 +299,12 @@ pub struct EndpointHealth {
     /// Set while the endpoint fails without a single success.
     #[schema(format = DateTime)]
     pub failing_since: Option<String>,
+    /// Attempts in the last 24 hours (of the newest 1,000) and how many of
+    /// them succeeded: the success rate.
+    #[serde(default)]
+    pub attempts_24h: u64,
+    #[serde(default)]
+    pub succeeded_24h: u64,
 }
 
 /// A webhook endpoint: where Herald POSTs which events, and how.
@@ -399,6 +405,8 @@ impl Endpoint {
                 last_attempt_status: AttemptStatus::from_wire(health.last_attempt_status()),
                 last_response_code: Some(health.last_response_code).filter(|code| *code != 0),
                 failing_since: timestamp(health.failing_since.as_ref()),
+                attempts_24h: health.attempts_24h,
+                succeeded_24h: health.succeeded_24h,
             }),
             test_on_save: spec.test_on_save,
             created_at: timestamp(endpoint.created_at.as_ref()),

@@ -1,17 +1,19 @@
 //! Stored records to API messages. Secrets are decrypted only where a
 //! caller is entitled to them; every other read gets them redacted.
 
+use herald_core::circuit::CircuitState;
 use herald_proto::{
     timestamp_to_wire,
     v1::{
-        ApiToken, Attempt, Device, DeviceVerification, Endpoint, EndpointSecrets, EndpointSpec,
+        ApiToken, Attempt, AttemptStatus, CircuitState as WireCircuitState, Device,
+        DeviceVerification, Endpoint, EndpointHealth, EndpointSecrets, EndpointSpec,
         EventTypeDefinition, Tenant, TenantQuotas, WatchedToken,
         device_verification::Channel as VerificationChannel,
     },
 };
 use herald_store::{
-    AttemptRecord, DeviceRecord, EndpointRecord, EventTypeRecord, TenantQuotasRecord, TenantRecord,
-    TokenRecord,
+    AttemptRecord, DeviceRecord, EndpointActivity, EndpointRecord, EventTypeRecord,
+    TenantQuotasRecord, TenantRecord, TokenRecord,
 };
 use prost::Message;
 
@@ -352,4 +354,35 @@ pub fn attempt_record(attempt: Attempt) -> Result<AttemptRecord, String> {
         request_body,
         request_body_size: attempt.request_body_size,
     })
+}
+
+/// An endpoint's health as its attempts tell it (the circuit is read apart).
+pub fn endpoint_health(activity: &EndpointActivity) -> EndpointHealth {
+    let (last_attempt_at, last_attempt_status, last_response_code) = match &activity.last_attempt {
+        Some((at, status, code)) => (
+            Some(timestamp_to_wire(*at)),
+            names::parse_attempt_status(status),
+            u32::try_from(*code).unwrap_or_default(),
+        ),
+        None => (None, AttemptStatus::Unspecified, 0),
+    };
+    EndpointHealth {
+        circuit: WireCircuitState::Closed.into(),
+        consecutive_failures: u32::try_from(activity.consecutive_failures).unwrap_or(u32::MAX),
+        last_success_at: activity.last_success_at.map(timestamp_to_wire),
+        last_attempt_at,
+        last_attempt_status: last_attempt_status.into(),
+        last_response_code,
+        failing_since: None,
+        attempts_24h: activity.window_attempts,
+        succeeded_24h: activity.window_succeeded,
+    }
+}
+
+pub fn circuit_state(state: CircuitState) -> WireCircuitState {
+    match state {
+        CircuitState::Closed => WireCircuitState::Closed,
+        CircuitState::Open => WireCircuitState::Open,
+        CircuitState::HalfOpen => WireCircuitState::HalfOpen,
+    }
 }

@@ -2,20 +2,25 @@
 
 use std::{sync::Arc, time::Duration};
 
-use herald_bus::{Bus, DeviceHealthBook};
-use herald_core::address::AllowList;
-use herald_proto::v1::Device;
+use herald_bus::{Bus, DeviceHealthBook, async_nats::jetstream::kv};
+use herald_core::{
+    address::AllowList,
+    circuit::{Circuit, CircuitState},
+};
+use herald_proto::v1::{Device, Endpoint};
 use herald_store::Store;
 use time::OffsetDateTime;
 use tokio::sync::{Notify, OnceCell};
 
 use crate::{
-    auth::Authenticator, endpoint::TenantCatalog, error::ApiResult, metrics::ConfigMetrics,
-    secrets::MasterKey,
+    auth::Authenticator, convert, endpoint::TenantCatalog, error::ApiResult,
+    metrics::ConfigMetrics, secrets::MasterKey,
 };
 
 /// How long reading devices waits for their health records.
 const DEVICE_HEALTH_WAIT: Duration = Duration::from_secs(1);
+/// How long reading endpoints waits for each part of their health.
+const ENDPOINT_HEALTH_WAIT: Duration = Duration::from_secs(1);
 
 /// The config service's resolved settings.
 #[derive(Clone, Debug)]
@@ -63,6 +68,8 @@ pub struct ConfigState {
     /// Opened on first use: reading devices must work while the bus is
     /// still electing the bucket's leader.
     device_health: Arc<OnceCell<DeviceHealthBook>>,
+    /// Delivery's shared circuits, read for endpoints' health.
+    circuits: Arc<OnceCell<kv::Store>>,
 }
 
 impl ConfigState {
@@ -80,6 +87,81 @@ impl ConfigState {
             settings: Arc::new(settings),
             changed: Arc::new(Notify::new()),
             device_health: Arc::new(OnceCell::new()),
+            circuits: Arc::new(OnceCell::new()),
+        }
+    }
+
+    /// Fills in each endpoint's health: its attempts' figures from the log
+    /// in one query, and the circuit of each endpoint that failed lately
+    /// (a closed circuit is not stored). Health is information beside the
+    /// configuration: what cannot be read within [`ENDPOINT_HEALTH_WAIT`] is
+    /// left out, and the endpoints are answered without it.
+    pub async fn with_endpoint_health(&self, tenant_id: &str, endpoints: &mut [Endpoint]) {
+        let ids: Vec<String> = endpoints
+            .iter()
+            .map(|endpoint| endpoint.id.clone())
+            .collect();
+        let now = OffsetDateTime::now_utc();
+        let read = async {
+            let activity = self
+                .store
+                .endpoint_activity(tenant_id, &ids, now - time::Duration::DAY)
+                .await?;
+            for endpoint in endpoints.iter_mut() {
+                if let Some(activity) = activity.get(&endpoint.id) {
+                    endpoint.health = Some(convert::endpoint_health(activity));
+                }
+            }
+            Ok::<_, herald_store::StoreError>(())
+        };
+        match tokio::time::timeout(ENDPOINT_HEALTH_WAIT, read).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "cannot read endpoints' activity; answering without it");
+                return;
+            }
+            Err(_) => {
+                tracing::warn!("endpoints' activity was not read in time; answering without it");
+                return;
+            }
+        }
+        let circuits = async {
+            let bucket = self
+                .circuits
+                .get_or_try_init(|| self.bus.circuits())
+                .await?;
+            let failing: Vec<&mut Endpoint> = endpoints
+                .iter_mut()
+                .filter(|endpoint| {
+                    endpoint
+                        .health
+                        .as_ref()
+                        .is_some_and(|health| health.consecutive_failures > 0)
+                })
+                .collect();
+            let states = futures::future::join_all(
+                failing
+                    .iter()
+                    .map(|endpoint| bucket.get(endpoint.id.as_str())),
+            )
+            .await;
+            for (endpoint, state) in failing.into_iter().zip(states) {
+                let state = state
+                    .map_err(|error| herald_bus::BusError::Unavailable(error.to_string()))?
+                    .and_then(|value| Circuit::decode(&value))
+                    .map_or(CircuitState::Closed, |circuit| circuit.state());
+                if let Some(health) = endpoint.health.as_mut() {
+                    health.set_circuit(convert::circuit_state(state));
+                }
+            }
+            Ok::<_, herald_bus::BusError>(())
+        };
+        match tokio::time::timeout(ENDPOINT_HEALTH_WAIT, circuits).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "cannot read circuits; answering without them")
+            }
+            Err(_) => tracing::warn!("circuits were not read in time; answering without them"),
         }
     }
 

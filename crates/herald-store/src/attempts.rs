@@ -1,7 +1,7 @@
 //! The attempt log: written idempotently by the attempt writer, read newest
 //! first with keyset paging. Not watched state: no change rows.
 
-use std::fmt::Write as _;
+use std::{collections::HashMap, fmt::Write as _};
 
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, QueryOrder,
@@ -14,10 +14,10 @@ use crate::{
     Store, StoreError, clamp_limit, db_error,
     entity::{attempt, device, record, records},
     records::{
-        AttemptCursor, AttemptFilter, AttemptRecord, DeliveryCounts, FailedDelivery,
-        FailingEndpoint,
+        AttemptCursor, AttemptFilter, AttemptRecord, DeliveryCounts, EndpointActivity,
+        FailedDelivery, FailingEndpoint,
     },
-    timestamp::{to_micros, to_micros_opt},
+    timestamp::{from_micros, to_micros, to_micros_opt},
 };
 
 /// The attempts table's columns, in the order [`push_attempt_values`] binds
@@ -46,6 +46,28 @@ const ATTEMPT_COLUMNS: [&str; 22] = [
     "request_body",
     "request_body_size",
 ];
+
+/// Numbered placeholders (`$n` on PostgreSQL, `?n` on SQLite), so a value
+/// bound once can stand in several places of a statement.
+struct Binder {
+    backend: DatabaseBackend,
+    values: Vec<Value>,
+}
+
+impl Binder {
+    fn bind(&mut self, value: Value) -> String {
+        self.values.push(value);
+        match self.backend {
+            DatabaseBackend::Postgres => format!("${}", self.values.len()),
+            _ => format!("?{}", self.values.len()),
+        }
+    }
+}
+
+/// Failed attempts since the last success are counted up to this many.
+pub const MAX_COUNTED_FAILURES: u64 = 10_000;
+/// The success rate is read over at most this many of the newest attempts.
+pub const MAX_WINDOW_ATTEMPTS: u64 = 1_000;
 
 /// The channel name of events that came from no device.
 const INTERNAL_CHANNEL: &str = "internal";
@@ -431,6 +453,130 @@ impl Store {
             .await
             .map_err(db_error("deleting old attempts"))?;
         Ok(deleted.rows_affected)
+    }
+
+    /// How each of the tenant's `endpoint_ids` has been doing, in one
+    /// query: every figure is read through the (tenant, endpoint, time)
+    /// index, and the counts are bounded (the newest attempts only), so a
+    /// busy or long-failing endpoint costs no more than a quiet one. An
+    /// endpoint without attempts is left out.
+    pub async fn endpoint_activity(
+        &self,
+        tenant_id: &str,
+        endpoint_ids: &[String],
+        window_start: OffsetDateTime,
+    ) -> Result<HashMap<String, EndpointActivity>, StoreError> {
+        let operation = "reading endpoints' activity";
+        if endpoint_ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let backend = self.connection.get_database_backend();
+        let mut binder = Binder {
+            backend,
+            values: Vec::new(),
+        };
+        let listed = endpoint_ids
+            .iter()
+            .map(|id| format!("({})", binder.bind(Value::from(id.as_str()))))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let tenant = binder.bind(Value::from(tenant_id));
+        let start = binder.bind(Value::from(to_micros(window_start)));
+        let of_endpoint = |column: &str| {
+            format!("FROM attempts a WHERE a.tenant_id = {tenant} AND a.endpoint_id = {column}")
+        };
+        let newest = |select: &str| {
+            format!(
+                "(SELECT {select} {} ORDER BY a.attempted_at DESC, a.id DESC LIMIT 1)",
+                of_endpoint("listed.endpoint_id")
+            )
+        };
+        let (last_attempt_at, last_status, last_code) = (
+            newest("a.attempted_at"),
+            newest("a.status"),
+            newest("CAST(a.response_code AS BIGINT)"),
+        );
+        let last_success_at = format!(
+            "(SELECT MAX(a.attempted_at) {} AND a.status = 'succeeded')",
+            of_endpoint("listed.endpoint_id")
+        );
+        let failures = format!(
+            "(SELECT COUNT(*) FROM (SELECT 1 AS one {} AND a.attempted_at > COALESCE(r.last_success_at, 0) \
+             AND a.status IN ('failed', 'retrying', 'dead') LIMIT {MAX_COUNTED_FAILURES}) f)",
+            of_endpoint("r.endpoint_id")
+        );
+        let window = |only_succeeded: bool| {
+            format!(
+                "(SELECT COUNT(*) FROM (SELECT a.status {} AND a.attempted_at >= {start} \
+                 ORDER BY a.attempted_at DESC LIMIT {MAX_WINDOW_ATTEMPTS}) w{})",
+                of_endpoint("r.endpoint_id"),
+                if only_succeeded {
+                    " WHERE w.status = 'succeeded'"
+                } else {
+                    ""
+                }
+            )
+        };
+        let (window_attempts, window_succeeded) = (window(false), window(true));
+        let sql = format!(
+            "WITH listed(endpoint_id) AS (VALUES {listed}), \
+             r AS (SELECT listed.endpoint_id AS endpoint_id, {last_attempt_at} AS last_attempt_at, \
+             {last_status} AS last_status, {last_code} AS last_code, \
+             {last_success_at} AS last_success_at FROM listed) \
+             SELECT r.endpoint_id, r.last_attempt_at, r.last_status, r.last_code, r.last_success_at, \
+             {failures} AS failures, {window_attempts} AS window_attempts, \
+             {window_succeeded} AS window_succeeded \
+             FROM r WHERE r.last_attempt_at IS NOT NULL"
+        );
+        let values = binder.values;
+        let rows = self
+            .connection
+            .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await
+            .map_err(db_error(operation))?;
+        let mut activity = HashMap::with_capacity(rows.len());
+        for row in rows {
+            let get_i64 = |column: &str| -> Result<Option<i64>, StoreError> {
+                row.try_get::<Option<i64>>("", column)
+                    .map_err(db_error(operation))
+            };
+            let endpoint_id: String = row
+                .try_get("", "endpoint_id")
+                .map_err(db_error(operation))?;
+            let at = |column: &str| -> Result<Option<OffsetDateTime>, StoreError> {
+                get_i64(column)?
+                    .map(|micros| from_micros("endpoint", &endpoint_id, column, micros))
+                    .transpose()
+            };
+            let last_attempt = match at("last_attempt_at")? {
+                Some(moment) => {
+                    let status: Option<String> = row
+                        .try_get("", "last_status")
+                        .map_err(db_error(operation))?;
+                    let code = get_i64("last_code")?.unwrap_or_default();
+                    Some((
+                        moment,
+                        status.unwrap_or_default(),
+                        i32::try_from(code).unwrap_or_default(),
+                    ))
+                }
+                None => None,
+            };
+            let count = |column: &str| -> Result<u64, StoreError> {
+                Ok(get_i64(column)?
+                    .and_then(|count| u64::try_from(count).ok())
+                    .unwrap_or_default())
+            };
+            let record = EndpointActivity {
+                last_attempt,
+                last_success_at: at("last_success_at")?,
+                consecutive_failures: count("failures")?,
+                window_attempts: count("window_attempts")?,
+                window_succeeded: count("window_succeeded")?,
+            };
+            activity.insert(endpoint_id, record);
+        }
+        Ok(activity)
     }
 
     /// Forgets the bodies the tenant's endpoint was sent (the attempts

@@ -33,6 +33,7 @@
 //!   different schemas of one database do not serialise each other.
 
 mod attempts;
+pub use attempts::{MAX_COUNTED_FAILURES, MAX_WINDOW_ATTEMPTS};
 mod changes;
 mod devices;
 mod endpoints;
@@ -54,8 +55,8 @@ use sea_orm_migration::MigratorTrait;
 
 pub use records::{
     AttemptCursor, AttemptFilter, AttemptRecord, ChangeRecord, DeliveryCounts, DeviceRecord,
-    EndpointFilter, EndpointRecord, EventTypeRecord, FailedDelivery, FailingEndpoint, ObjectKind,
-    Snapshot, TenantQuotasRecord, TenantRecord, TokenRecord,
+    EndpointActivity, EndpointFilter, EndpointRecord, EventTypeRecord, FailedDelivery,
+    FailingEndpoint, ObjectKind, Snapshot, TenantQuotasRecord, TenantRecord, TokenRecord,
 };
 
 /// The PostgreSQL advisory lock every transaction that appends to the change

@@ -240,6 +240,22 @@ pub struct FailingEndpoint {
     pub failing_since: OffsetDateTime,
 }
 
+/// How an endpoint has been doing, from its attempts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EndpointActivity {
+    /// The newest attempt: when, its status and response code.
+    pub last_attempt: Option<(OffsetDateTime, String, i32)>,
+    pub last_success_at: Option<OffsetDateTime>,
+    /// Failed, retrying and dead attempts since the last success (or ever),
+    /// counted up to [`MAX_COUNTED_FAILURES`](crate::MAX_COUNTED_FAILURES).
+    pub consecutive_failures: u64,
+    /// Of the newest attempts since the window's start (at most
+    /// [`MAX_WINDOW_ATTEMPTS`](crate::MAX_WINDOW_ATTEMPTS)): how many, and
+    /// how many succeeded.
+    pub window_attempts: u64,
+    pub window_succeeded: u64,
+}
+
 /// Deliveries (distinct `delivery_id`s) by outcome.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DeliveryCounts {

@@ -192,13 +192,16 @@ impl ConfigState {
         request: GetEndpointRequest,
         header_values: HeaderValues,
     ) -> ApiResult<Endpoint> {
-        convert::endpoint(
+        let mut endpoint = convert::endpoint(
             &self
                 .tenant_endpoint(tenant_id, &request.endpoint_id)
                 .await?,
             self.key(),
             header_values,
-        )
+        )?;
+        self.with_endpoint_health(tenant_id, std::slice::from_mut(&mut endpoint))
+            .await;
+        Ok(endpoint)
     }
 
     pub async fn list_endpoints(
@@ -239,11 +242,13 @@ impl ConfigState {
             .await?;
         let (page, next_page_token) =
             paging::split_page(fetched, size, |endpoint| endpoint.id.clone());
+        let mut endpoints = page
+            .iter()
+            .map(|endpoint| convert::endpoint(endpoint, self.key(), header_values))
+            .collect::<ApiResult<Vec<_>>>()?;
+        self.with_endpoint_health(tenant_id, &mut endpoints).await;
         Ok(ListEndpointsResponse {
-            endpoints: page
-                .iter()
-                .map(|endpoint| convert::endpoint(endpoint, self.key(), header_values))
-                .collect::<ApiResult<_>>()?,
+            endpoints,
             next_page_token,
         })
     }

@@ -10,9 +10,7 @@ use axum::{
     response::Response,
 };
 use herald_config::MIN_SEARCH_CHARS;
-use herald_proto::v1::{
-    self as pb, attempt_service_server::AttemptService, config_service_server::ConfigService,
-};
+use herald_proto::v1::{self as pb, config_service_server::ConfigService};
 use maud::{Markup, html};
 use serde::Deserialize;
 
@@ -181,22 +179,6 @@ pub async fn show(
         .cloned()
         .collect();
     let has_next = endpoints.len() > start.saturating_add(PAGE_SIZE);
-    let last_attempts = futures::future::join_all(shown.iter().map(|endpoint| {
-        let request = session.credentials.request(pb::ListAttemptsRequest {
-            page_size: 1,
-            endpoint_id: endpoint.id.clone(),
-            ..Default::default()
-        });
-        let attempts = console.backend.attempts();
-        async move {
-            attempts
-                .list_attempts(request)
-                .await
-                .ok()
-                .and_then(|listed| listed.into_inner().attempts.into_iter().next())
-        }
-    }))
-    .await;
 
     let link = |sort: Sort, page: usize| {
         let mut serializer = url::form_urlencoded::Serializer::new(String::new());
@@ -294,8 +276,8 @@ pub async fn show(
                             th scope="col" { span class="visually-hidden" { "Actions" } }
                         } }
                         tbody {
-                            @for (endpoint, last) in shown.iter().zip(&last_attempts) {
-                                (row(endpoint, last.as_ref(), &devices))
+                            @for endpoint in &shown {
+                                (row(endpoint, &devices))
                             }
                         }
                     }
@@ -406,11 +388,17 @@ fn channel_cell(linked: &[&pb::Device], every: bool) -> String {
     }
 }
 
-fn row(
-    endpoint: &pb::Endpoint,
-    last: Option<&pb::Attempt>,
-    devices: &BTreeMap<String, pb::Device>,
-) -> Markup {
+/// The share of the last day's attempts that succeeded, e.g. `97 %`.
+fn success_rate(health: &pb::EndpointHealth) -> String {
+    let percent = health
+        .succeeded_24h
+        .saturating_mul(100)
+        .checked_div(health.attempts_24h)
+        .unwrap_or_default();
+    format!("{percent} %")
+}
+
+fn row(endpoint: &pb::Endpoint, devices: &BTreeMap<String, pb::Device>) -> Markup {
     let spec = endpoint.spec.clone().unwrap_or_default();
     let href = format!("/console/endpoints/{}", endpoint.id);
     let every = spec.all_devices || spec.device_ids.is_empty();
@@ -457,14 +445,24 @@ fn row(
             }
             td data-label="Status" { (render::endpoint_status_badge(endpoint.status())) }
             td data-label="Last delivery" {
-                @match last {
-                    Some(attempt) => {
+                @match endpoint.health.as_ref().filter(|health| health.last_attempt_at.is_some()) {
+                    Some(health) => {
                         div {
                             div class="last-delivery" {
-                                (render::attempt_status_badge(attempt.status()))
-                                @if attempt.response_code != 0 { span class="code" { (attempt.response_code) } }
+                                (render::attempt_status_badge(health.last_attempt_status()))
+                                @if health.last_response_code != 0 { span class="code" { (health.last_response_code) } }
                             }
-                            span class="muted small" { (render::time_ago(attempt.attempted_at.as_ref())) }
+                            span class="muted small" { (render::time_ago(health.last_attempt_at.as_ref())) }
+                            @if health.attempts_24h > 0 {
+                                span class="muted small success-rate" {
+                                    " · " (success_rate(health)) " ok in 24 h"
+                                }
+                            }
+                            @if health.circuit() == pb::CircuitState::Open {
+                                " " (render::badge("red", "Circuit open"))
+                            } @else if health.consecutive_failures > 0 {
+                                " " span class="muted small" { (health.consecutive_failures) " failed in a row" }
+                            }
                         }
                     }
                     None => span class="muted" { "No deliveries yet" }

@@ -13,6 +13,7 @@ on_both_backends!(
     hardening_19_attempt_durations_keep_microseconds_and_old_rows_read,
     request_bodies_are_kept_and_purged_by_endpoint,
     attempts_filter_by_device_and_channel,
+    endpoint_activity_is_read_for_a_page_of_endpoints_at_once,
 );
 on_both_backends_with_two_stores!(attempts_written_by_two_writers_at_once_are_stored_once);
 
@@ -74,6 +75,59 @@ async fn attempts_are_stored_once(store: &Store) {
     assert!(store.get_attempt("t2", "a9").await.unwrap().is_none());
     // Attempts are not watched state.
     assert_eq!(store.current_revision().await.unwrap(), 0);
+}
+
+async fn endpoint_activity_is_read_for_a_page_of_endpoints_at_once(store: &Store) {
+    let on = |endpoint: &str, tenant: &str, id: &str, status: &str, offset: i64, code: i32| {
+        AttemptRecord {
+            endpoint_id: endpoint.to_owned(),
+            tenant_id: tenant.to_owned(),
+            response_code: code,
+            ..attempt(id, &format!("d-{id}"), status, offset)
+        }
+    };
+    store
+        .insert_attempts(&[
+            on("ep1", "t1", "a1", "succeeded", 0, 200),
+            on("ep1", "t1", "a2", "failed", 10, 500),
+            on("ep1", "t1", "a3", "retrying", 20, 503),
+            on("ep2", "t1", "b1", "dead", 0, 0),
+            on("ep2", "t1", "b2", "failed", 30, 404),
+            // Another tenant's attempts on an endpoint of the same id.
+            on("ep1", "t2", "c1", "succeeded", 40, 200),
+        ])
+        .await
+        .unwrap();
+    let ids = ["ep1", "ep2", "ep3"].map(str::to_owned);
+    let activity = store.endpoint_activity("t1", &ids, at(5)).await.unwrap();
+    assert_eq!(
+        activity.get("ep1"),
+        Some(&EndpointActivity {
+            last_attempt: Some((at(20), "retrying".to_owned(), 503)),
+            last_success_at: Some(at(0)),
+            consecutive_failures: 2,
+            window_attempts: 2,
+            window_succeeded: 0,
+        })
+    );
+    assert_eq!(
+        activity.get("ep2"),
+        Some(&EndpointActivity {
+            last_attempt: Some((at(30), "failed".to_owned(), 404)),
+            last_success_at: None,
+            consecutive_failures: 2,
+            window_attempts: 1,
+            window_succeeded: 0,
+        })
+    );
+    assert!(!activity.contains_key("ep3"));
+    assert!(
+        store
+            .endpoint_activity("t1", &[], at(0))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn attempts_filter_by_device_and_channel(store: &Store) {

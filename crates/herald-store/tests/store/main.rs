@@ -9,8 +9,8 @@ use std::collections::HashSet;
 
 use herald_store::{
     AttemptCursor, AttemptFilter, AttemptRecord, ChangeRecord, DeliveryCounts, DeviceRecord,
-    EndpointFilter, EndpointRecord, EventTypeRecord, ObjectKind, Store, StoreError, StoreOptions,
-    TenantQuotasRecord, TenantRecord, TokenRecord,
+    EndpointActivity, EndpointFilter, EndpointRecord, EventTypeRecord, ObjectKind, Store,
+    StoreError, StoreOptions, TenantQuotasRecord, TenantRecord, TokenRecord,
 };
 use sea_orm::{ConnectionTrait, Statement};
 use time::{Duration, OffsetDateTime};
