@@ -382,6 +382,8 @@ pub fn needs_new_test(before: &EndpointSpec, after: &EndpointSpec) -> bool {
         || before.signing_scheme != after.signing_scheme
         || before.signature_header != after.signature_header
         || before.headers != after.headers
+        // A new program sends other bodies: the receiver must accept them.
+        || before.transformation != after.transformation
 }
 
 #[cfg(test)]
@@ -743,6 +745,15 @@ mod tests {
             &before,
             &EndpointSpec {
                 headers: [("X-A".to_owned(), "1".to_owned())].into(),
+                ..before.clone()
+            }
+        ));
+        assert!(needs_new_test(
+            &before,
+            &EndpointSpec {
+                transformation: Some(WireTransformation {
+                    code: "function handler(webhook) { return webhook; }".into(),
+                }),
                 ..before.clone()
             }
         ));

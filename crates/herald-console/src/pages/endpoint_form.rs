@@ -179,7 +179,9 @@ impl Values {
             rate_burst: form.get("rate_burst"),
             ordering: form.get("ordering"),
             timeout: form.get("timeout"),
-            transformation: form.get("transformation"),
+            // Browsers send a textarea's lines with CRLF; the program as
+            // stored (and compared to tell whether it changed) has LF.
+            transformation: form.get("transformation").replace("\r\n", "\n"),
             try_event_type: form.get("try_event_type"),
             etag: form.get("etag"),
         }
