@@ -17,10 +17,29 @@ use crate::{
     metrics::ConfigMetrics, secrets::MasterKey,
 };
 
-/// How long reading devices waits for their health records.
-const DEVICE_HEALTH_WAIT: Duration = Duration::from_secs(1);
-/// How long reading endpoints waits for each part of their health.
-const ENDPOINT_HEALTH_WAIT: Duration = Duration::from_secs(1);
+/// How long a read of devices or endpoints waits for each part of their
+/// health.
+const HEALTH_WAIT: Duration = Duration::from_secs(1);
+
+/// Runs `read`, of information beside the configuration (health), for at
+/// most [`HEALTH_WAIT`]; whether it completed. A failure or a timeout is
+/// logged naming `what`, and the caller answers without it.
+async fn read_beside<E: std::fmt::Display>(
+    what: &str,
+    read: impl Future<Output = Result<(), E>>,
+) -> bool {
+    match tokio::time::timeout(HEALTH_WAIT, read).await {
+        Ok(Ok(())) => true,
+        Ok(Err(error)) => {
+            tracing::warn!(%error, what, "cannot read it; answering without it");
+            false
+        }
+        Err(_) => {
+            tracing::warn!(what, "not read in time; answering without it");
+            false
+        }
+    }
+}
 
 /// The config service's resolved settings.
 #[derive(Clone, Debug)]
@@ -94,7 +113,7 @@ impl ConfigState {
     /// Fills in each endpoint's health: its attempts' figures from the log
     /// in one query, and the circuit of each endpoint that failed lately
     /// (a closed circuit is not stored). Health is information beside the
-    /// configuration: what cannot be read within [`ENDPOINT_HEALTH_WAIT`] is
+    /// configuration: what cannot be read within [`HEALTH_WAIT`] is
     /// left out, and the endpoints are answered without it.
     pub async fn with_endpoint_health(&self, tenant_id: &str, endpoints: &mut [Endpoint]) {
         let ids: Vec<String> = endpoints
@@ -114,16 +133,8 @@ impl ConfigState {
             }
             Ok::<_, herald_store::StoreError>(())
         };
-        match tokio::time::timeout(ENDPOINT_HEALTH_WAIT, read).await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => {
-                tracing::warn!(%error, "cannot read endpoints' activity; answering without it");
-                return;
-            }
-            Err(_) => {
-                tracing::warn!("endpoints' activity was not read in time; answering without it");
-                return;
-            }
+        if !read_beside("endpoints' activity", read).await {
+            return;
         }
         let circuits = async {
             let bucket = self
@@ -156,18 +167,12 @@ impl ConfigState {
             }
             Ok::<_, herald_bus::BusError>(())
         };
-        match tokio::time::timeout(ENDPOINT_HEALTH_WAIT, circuits).await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => {
-                tracing::warn!(%error, "cannot read circuits; answering without them")
-            }
-            Err(_) => tracing::warn!("circuits were not read in time; answering without them"),
-        }
+        read_beside("circuits", circuits).await;
     }
 
     /// Fills in each device's inbound health from the shared records. The
     /// records are information beside the configuration: one that cannot be
-    /// read within [`DEVICE_HEALTH_WAIT`] is left out, and the devices are
+    /// read within [`HEALTH_WAIT`] is left out, and the devices are
     /// answered without it.
     pub async fn with_health(&self, devices: &mut [Device]) {
         let read = async {
@@ -183,13 +188,7 @@ impl ConfigState {
             }
             Ok::<_, herald_bus::BusError>(())
         };
-        match tokio::time::timeout(DEVICE_HEALTH_WAIT, read).await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => {
-                tracing::warn!(%error, "cannot read device health; answering without it");
-            }
-            Err(_) => tracing::warn!("device health was not read in time; answering without it"),
-        }
+        read_beside("device health", read).await;
     }
 
     pub fn key(&self) -> &MasterKey {

@@ -53,6 +53,27 @@ const CHANNELS: [(pb::Channel, &str, &str); 4] = [
     ),
 ];
 
+/// A filter's select of named values, after an "any" choice.
+fn named_select<'a>(
+    id: &str,
+    label: &str,
+    any: &str,
+    options: impl Iterator<Item = (&'a str, &'a str)>,
+    current: &str,
+) -> Markup {
+    html! {
+        div class="field" {
+            label for=(id) { (label) }
+            select id=(id) name=(id) {
+                option value="" { (any) }
+                @for (name, text) in options {
+                    option value=(name) selected[name == current] { (text) }
+                }
+            }
+        }
+    }
+}
+
 /// The status a filter's value names; any other value filters nothing.
 fn status_named(value: &str) -> pb::AttemptStatus {
     STATUSES
@@ -184,24 +205,8 @@ pub async fn list(
                     }
                 }
             }
-            div class="field" {
-                label for="status" { "Status" }
-                select id="status" name="status" {
-                    option value="" { "Any status" }
-                    @for (_, name, label) in STATUSES {
-                        option value=(name) selected[name == status] { (label) }
-                    }
-                }
-            }
-            div class="field" {
-                label for="channel" { "Channel" }
-                select id="channel" name="channel" {
-                    option value="" { "Any channel" }
-                    @for (_, name, label) in CHANNELS {
-                        option value=(name) selected[name == channel] { (label) }
-                    }
-                }
-            }
+            (named_select("status", "Status", "Any status", STATUSES.iter().map(|(_, name, label)| (*name, *label)), &status))
+            (named_select("channel", "Channel", "Any channel", CHANNELS.iter().map(|(_, name, label)| (*name, *label)), &channel))
             div class="field" {
                 label for="device" { "Device" }
                 select id="device" name="device" {
